@@ -1,0 +1,73 @@
+/** Elementwise ops: add, sub, mul, affine (scale), relu, in-place accumulate. Forward and backward. */
+import { Tensor, formatShape, sameShape, ELEMENTWISE_GROUP as GROUP } from '../tensor.js';
+import { setAccumulate } from '../autograd/tape.js';
+
+const enum BinaryOp {
+  Add = 0,
+  Sub = 1,
+  Mul = 2,
+  ReluBackward = 3,
+}
+
+export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
+  if (!sameShape(a.shape, b.shape)) throw new Error(`${op}: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} differ`);
+  if (a.gpu !== b.gpu) throw new Error(`${op}: tensors live on different devices`);
+}
+
+function binaryLaunch(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+  const out = Tensor.empty(a.gpu, a.shape);
+  a.gpu.kernels.dispatch('elementwise.binary', {
+    uniforms: { n: a.size },
+    buffers: { out, a, b },
+    groups: Math.ceil(a.size / GROUP),
+    constants: { OP: op },
+  });
+  return out;
+}
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  assertSameShape('add', a, b);
+  return a.gpu.tape.record('add', [a, b], binaryLaunch(BinaryOp.Add, a, b), (g) => [g, g]);
+}
+
+export function sub(a: Tensor, b: Tensor): Tensor {
+  assertSameShape('sub', a, b);
+  return a.gpu.tape.record('sub', [a, b], binaryLaunch(BinaryOp.Sub, a, b), (g, needs) => [g, needs[1] ? affine(g, -1, 0) : null]);
+}
+
+export function mul(a: Tensor, b: Tensor): Tensor {
+  assertSameShape('mul', a, b);
+  return a.gpu.tape.record('mul', [a, b], binaryLaunch(BinaryOp.Mul, a, b), (g, needs) => [needs[0] ? mul(g, b) : null, needs[1] ? mul(g, a) : null], [a, b]);
+}
+
+/** `alpha * x + beta`. */
+export function affine(x: Tensor, alpha: number, beta: number): Tensor {
+  const out = Tensor.empty(x.gpu, x.shape);
+  x.gpu.kernels.dispatch('elementwise.affine', { uniforms: { n: x.size, alpha, beta }, buffers: { out, x }, groups: Math.ceil(x.size / GROUP) });
+  return x.gpu.tape.record('affine', [x], out, (g) => [alpha === 1 ? g : affine(g, alpha, 0)]);
+}
+
+export function scale(x: Tensor, s: number): Tensor {
+  return affine(x, s, 0);
+}
+
+/** `g * (x > 0)`: the gradient of relu at input `x`. */
+export function reluBackward(g: Tensor, x: Tensor): Tensor {
+  assertSameShape('reluBackward', g, x);
+  return binaryLaunch(BinaryOp.ReluBackward, g, x);
+}
+
+export function relu(x: Tensor): Tensor {
+  const out = Tensor.empty(x.gpu, x.shape);
+  x.gpu.kernels.dispatch('elementwise.relu', { uniforms: { n: x.size }, buffers: { out, x }, groups: Math.ceil(x.size / GROUP) });
+  // PyTorch's relu passes no gradient at 0; the output is saved (it is > 0 exactly where x is).
+  return x.gpu.tape.record('relu', [x], out, (g) => [reluBackward(g, out)], [out]);
+}
+
+/** In place: `dst += src` (not recorded on the tape). */
+export function accumulate(dst: Tensor, src: Tensor): void {
+  assertSameShape('accumulate', dst, src);
+  dst.gpu.kernels.dispatch('elementwise.accumulate', { uniforms: { n: dst.size }, buffers: { out: dst, x: src }, groups: Math.ceil(dst.size / GROUP) });
+}
+
+setAccumulate(accumulate);

@@ -1,0 +1,1 @@
+export { add, sub, mul, affine, scale, relu, reluBackward, accumulate } from './elementwise.js';

@@ -1,0 +1,195 @@
+/**
+ * Tensor: f32, contiguous, row-major (NCHW for images), stored in a pooled GPU buffer.
+ *
+ * Lifetime is explicit, because GPU memory must come back long before the JS garbage collector
+ * would notice: every tensor starts with one reference (its creator's), `dispose()` drops it, the
+ * autograd tape holds its own references to what a backward rule saved, and `gpu.scope(fn)`
+ * disposes every tensor made inside `fn` except the ones it returns. Views made by `reshape`
+ * share their storage, which goes back to the pool when the last view is gone.
+ */
+import type { Gpu } from './gpu/device.js';
+import type { BufferRange } from './kernels/registry.js';
+import type { TapeNode } from './autograd/tape.js';
+
+export type Shape = readonly number[];
+
+/** Invocations per workgroup of the flat elementwise kernels (shaders/elementwise.wgsl). */
+export const ELEMENTWISE_GROUP = 64;
+
+export function shapeSize(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`invalid shape [${shape.join(', ')}]`);
+    n *= d;
+  }
+  return n;
+}
+
+export function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export function formatShape(shape: Shape): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/** GPU memory behind one or more tensor views. */
+export class Storage {
+  private refs = 1;
+  constructor(
+    readonly gpu: Gpu,
+    readonly buffer: GPUBuffer,
+    readonly offset: number,
+    readonly bytes: number,
+    /** Called when the last view is gone (returns the buffer to the pool, or nothing for arenas). */
+    private readonly onFree: (() => void) | null,
+  ) {}
+
+  static pooled(gpu: Gpu, bytes: number): Storage {
+    const buffer = gpu.pool.acquire(Math.max(bytes, 4));
+    return new Storage(gpu, buffer, 0, bytes, () => gpu.pool.release(buffer));
+  }
+
+  retain(): void {
+    if (this.refs <= 0) throw new Error('use of freed tensor storage');
+    this.refs++;
+  }
+
+  release(): void {
+    if (--this.refs === 0) this.onFree?.();
+  }
+
+  get alive(): boolean {
+    return this.refs > 0;
+  }
+}
+
+let nextId = 1;
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly size: number;
+  /** Gradient accumulated by `backward()` (leaves that require grad only). */
+  grad: Tensor | null = null;
+  /** The tape node that produced this tensor, if it was recorded. */
+  node: TapeNode | null = null;
+  requiresGrad = false;
+  private refs = 1;
+  private userReleased = false;
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly shape: Shape,
+    readonly storage: Storage,
+    public name = '',
+  ) {
+    this.size = shapeSize(shape);
+    if (this.size * 4 > storage.bytes) throw new Error(`tensor ${formatShape(shape)} does not fit its storage`);
+    gpu.tape.track(this);
+  }
+
+  /** An uninitialised tensor (its contents are whatever the pool's buffer held). */
+  static empty(gpu: Gpu, shape: Shape): Tensor {
+    return new Tensor(gpu, shape, Storage.pooled(gpu, shapeSize(shape) * 4));
+  }
+
+  static full(gpu: Gpu, shape: Shape, value: number): Tensor {
+    const t = Tensor.empty(gpu, shape);
+    t.fill(value);
+    return t;
+  }
+
+  static zeros(gpu: Gpu, shape: Shape): Tensor {
+    return Tensor.full(gpu, shape, 0);
+  }
+
+  static fromArray(gpu: Gpu, data: ArrayLike<number>, shape: Shape = [data.length]): Tensor {
+    const n = shapeSize(shape);
+    if (data.length !== n) throw new Error(`${data.length} values do not fill shape ${formatShape(shape)} (${n} elements)`);
+    const t = Tensor.empty(gpu, shape);
+    t.write(data instanceof Float32Array ? data : Float32Array.from(data));
+    return t;
+  }
+
+  get range(): BufferRange {
+    this.assertAlive();
+    return { buffer: this.storage.buffer, offset: this.storage.offset, size: this.size * 4 };
+  }
+
+  get alive(): boolean {
+    return this.refs > 0 && this.storage.alive;
+  }
+
+  /** References held on this tensor (its creator's and the tape's). */
+  get refCount(): number {
+    return this.refs;
+  }
+
+  private assertAlive(): void {
+    if (!this.alive) throw new Error(`tensor ${this.name || '#' + this.id} ${formatShape(this.shape)} was used after dispose()`);
+  }
+
+  /** Overwrites the contents (recorded in the current step, ordered with its dispatches). */
+  write(data: Float32Array): void {
+    this.assertAlive();
+    if (data.length !== this.size) throw new Error(`write of ${data.length} values into a tensor of ${this.size}`);
+    this.gpu.recorder.upload(data, this.storage.buffer, this.storage.offset);
+  }
+
+  /** Sets every element to `value`. */
+  fill(value: number): this {
+    this.gpu.kernels.dispatch('elementwise.fill', {
+      uniforms: { n: this.size, value },
+      buffers: { out: this },
+      groups: Math.ceil(this.size / ELEMENTWISE_GROUP),
+    });
+    return this;
+  }
+
+  /** Copies the values into `into` (or a new array). Submits the recorded step. */
+  async read(into?: Float32Array): Promise<Float32Array> {
+    this.assertAlive();
+    const out = into ?? new Float32Array(this.size);
+    if (out.length < this.size) throw new Error(`read target has ${out.length} elements, tensor has ${this.size}`);
+    await this.gpu.recorder.read(this.storage.buffer, this.storage.offset, this.size * 4, out);
+    this.gpu.checkAlive();
+    return out;
+  }
+
+  /** A view with another shape of the same number of elements (shares storage, no copy). */
+  view(shape: Shape): Tensor {
+    this.assertAlive();
+    if (shapeSize(shape) !== this.size) throw new Error(`cannot view ${formatShape(this.shape)} as ${formatShape(shape)}`);
+    this.storage.retain();
+    return new Tensor(this.gpu, shape, this.storage);
+  }
+
+  /** An internal holder (the tape) keeps this tensor alive. */
+  retain(): this {
+    this.assertAlive();
+    this.refs++;
+    return this;
+  }
+
+  /** Drops an internal holder's reference. */
+  release(): void {
+    if (this.refs <= 0) return;
+    if (--this.refs === 0) {
+      this.storage.release();
+      this.grad?.dispose();
+      this.grad = null;
+    }
+  }
+
+  /** Drops the creator's reference; memory returns to the pool once nothing else holds it. */
+  dispose(): void {
+    if (this.userReleased) return;
+    this.userReleased = true;
+    this.gpu.tape.untrack(this);
+    this.release();
+  }
+
+  toString(): string {
+    return `Tensor${formatShape(this.shape)}${this.name ? ' ' + this.name : ''}`;
+  }
+}

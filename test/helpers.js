@@ -1,0 +1,56 @@
+// Shared by the tests: one engine per test file, random data, and comparisons with useful messages.
+import * as assert from 'uvu/assert';
+import { Gpu } from '../dist/index.js';
+
+/** Opens an engine for a suite and disposes it after. */
+export function withGpu(suite, options) {
+  const ctx = {};
+  suite.before(async () => {
+    ctx.gpu = await Gpu.open(options);
+  });
+  suite.after(() => ctx.gpu?.dispose());
+  return ctx;
+}
+
+/** Deterministic pseudo-random numbers in [lo, hi) (mulberry32). */
+export function random(n, seed = 1, lo = -1, hi = 1) {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
+  }
+  return out;
+}
+
+/** Largest |a-b| / (atol/rtol + rtol*|b|) style check; reports the worst element. */
+export function assertClose(actual, expected, { rtol = 1e-5, atol = 1e-5, what = 'values' } = {}) {
+  assert.is(actual.length, expected.length, `${what}: length`);
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const tol = atol + rtol * Math.abs(expected[i]);
+    const err = Math.abs(actual[i] - expected[i]);
+    if (!(err <= tol) && (worst < 0 || err / tol > worstExcess)) {
+      worst = i;
+      worstExcess = err / tol;
+    }
+  }
+  if (worst >= 0) {
+    assert.unreachable(`${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (${worstExcess.toFixed(1)}x the tolerance)`);
+  }
+}
+
+/** Relative error as in gradient checks: max|a-b| / max(max|b|, tiny). */
+export function relError(actual, expected) {
+  let num = 0;
+  let den = 1e-12;
+  for (let i = 0; i < expected.length; i++) {
+    num = Math.max(num, Math.abs(actual[i] - expected[i]));
+    den = Math.max(den, Math.abs(expected[i]));
+  }
+  return num / den;
+}
