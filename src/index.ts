@@ -4,3 +4,5 @@ export { KernelRegistry, reflectShader, packUniforms, foldGroups, SHADER_DIR } f
 export { Tensor, Storage, shapeSize, sameShape, formatShape, type Shape } from './tensor.js';
 export { Tape } from './autograd/tape.js';
 export * from './ops/index.js';
+export { ParameterSet, type ParamSpec } from './params.js';
+export { Adam, MultiStepLR, type AdamOptions } from './optim/adam.js';

@@ -44,10 +44,10 @@ export function assertClose(actual, expected, { rtol = 1e-5, atol = 1e-5, what =
   }
 }
 
-/** Relative error as in gradient checks: max|a-b| / max(max|b|, tiny). */
-export function relError(actual, expected) {
+/** Relative error as in gradient checks: max|a-b| / max(max|b|, floor). */
+export function relError(actual, expected, floor = 1e-12) {
   let num = 0;
-  let den = 1e-12;
+  let den = floor;
   for (let i = 0; i < expected.length; i++) {
     num = Math.max(num, Math.abs(actual[i] - expected[i]));
     den = Math.max(den, Math.abs(expected[i]));

@@ -1,0 +1,121 @@
+// Data movement between layouts; every kernel is a gather (or a scatter through a permutation),
+// so none needs atomics.
+//
+// Math:
+//   space_shuffle: an image [B, C, H, W] and a packed tensor [B, C*s*s, H/s, W/s] with
+//     ORDER 0 (PyTorch pixel_shuffle):  packed channel c*s*s + dy*s + dx
+//     ORDER 1 (SISN head, view(n,c,h/s,s,w/s,s).permute(0,3,5,1,2,4)): packed channel (dy*s + dx)*C + c
+//     holding image[b, c, y*s+dy, x*s+dx] at packed[b, channel, y, x]. to_image = 1 gathers the image
+//     from the packed tensor (pixel shuffle; its gradient is the reverse), 0 packs the image.
+//   upsample_nearest: out[b,c,Y,X] = x[b,c,Y/s,X/s]; its gradient sums each s*s block.
+//   chunk_sum: out[b,c,i] = sum_k x[b, k*C + c, i] (R chunks); chunk_tile: out[b, k*C + c, i] = x[b,c,i].
+//   scale_channels: out[j] = a[j / inner] * x[j]   (a: [B*C], x: [B, C, inner])
+//   expand_channels: out[j] = a[j / inner] * alpha
+// Tiling:   one output element per invocation (space_shuffle: one image element), 64 per workgroup.
+// Dispatch: ceil(n / 64) workgroups, folded past 65,535.
+
+struct Shuffle { n: u32, channels: u32, h: u32, w: u32, s: u32, order: u32, to_image: u32 }
+struct Upsample { n: u32, h: u32, w: u32, s: u32 }
+struct Chunks { n: u32, channels: u32, inner: u32, radix: u32 }
+struct Channels { n: u32, inner: u32, alpha: f32 }
+
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<uniform> shuffle_p: Shuffle;
+@group(0) @binding(3) var<uniform> up_p: Upsample;
+@group(0) @binding(3) var<uniform> chunk_p: Chunks;
+@group(0) @binding(3) var<uniform> chan_p: Channels;
+
+fn flat(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
+  return (wid.x + wid.y * nwg.x) * 64u + lid;
+}
+
+@compute @workgroup_size(64)
+fn space_shuffle(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wid, nwg, lid);
+  let q = shuffle_p;
+  if (i >= q.n) { return; }
+  let X = i % q.w;
+  let Y = (i / q.w) % q.h;
+  let c = (i / (q.w * q.h)) % q.channels;
+  let b = i / (q.w * q.h * q.channels);
+  let dy = Y % q.s;
+  let dx = X % q.s;
+  let ss = q.s * q.s;
+  var pc = c * ss + dy * q.s + dx;
+  if (q.order == 1u) { pc = (dy * q.s + dx) * q.channels + c; }
+  let hs = q.h / q.s;
+  let ws = q.w / q.s;
+  let packed = ((b * q.channels * ss + pc) * hs + Y / q.s) * ws + X / q.s;
+  if (q.to_image == 1u) { out[i] = x[packed]; } else { out[packed] = x[i]; }
+}
+
+// up_p.h, up_p.w: the small (input) size.
+@compute @workgroup_size(64)
+fn upsample_nearest(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wid, nwg, lid);
+  if (i >= up_p.n) { return; }
+  let W = up_p.w * up_p.s;
+  let H = up_p.h * up_p.s;
+  let X = i % W;
+  let Y = (i / W) % H;
+  let plane = i / (W * H);
+  out[i] = x[(plane * up_p.h + Y / up_p.s) * up_p.w + X / up_p.s];
+}
+
+@compute @workgroup_size(64)
+fn upsample_nearest_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wid, nwg, lid);
+  if (i >= up_p.n) { return; }
+  let xs = i % up_p.w;
+  let ys = (i / up_p.w) % up_p.h;
+  let plane = i / (up_p.w * up_p.h);
+  let W = up_p.w * up_p.s;
+  var acc = 0.0;
+  for (var dy = 0u; dy < up_p.s; dy++) {
+    let row = (plane * up_p.h * up_p.s + ys * up_p.s + dy) * W + xs * up_p.s;
+    for (var dx = 0u; dx < up_p.s; dx++) { acc += x[row + dx]; }
+  }
+  out[i] = acc;
+}
+
+// chunk_p.n = B * C * inner (output elements), chunk_p.channels = C.
+@compute @workgroup_size(64)
+fn chunk_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wid, nwg, lid);
+  if (i >= chunk_p.n) { return; }
+  let j = i % chunk_p.inner;
+  let c = (i / chunk_p.inner) % chunk_p.channels;
+  let b = i / (chunk_p.inner * chunk_p.channels);
+  var acc = 0.0;
+  for (var k = 0u; k < chunk_p.radix; k++) {
+    acc += x[((b * chunk_p.radix + k) * chunk_p.channels + c) * chunk_p.inner + j];
+  }
+  out[i] = acc;
+}
+
+// chunk_p.n = B * R * C * inner (output elements).
+@compute @workgroup_size(64)
+fn chunk_tile(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wid, nwg, lid);
+  if (i >= chunk_p.n) { return; }
+  let j = i % chunk_p.inner;
+  let c = (i / chunk_p.inner) % chunk_p.channels;
+  let b = i / (chunk_p.inner * chunk_p.channels * chunk_p.radix);
+  out[i] = x[(b * chunk_p.channels + c) * chunk_p.inner + j];
+}
+
+@compute @workgroup_size(64)
+fn scale_channels(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wid, nwg, lid);
+  if (i >= chan_p.n) { return; }
+  out[i] = a[i / chan_p.inner] * x[i];
+}
+
+@compute @workgroup_size(64)
+fn expand_channels(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wid, nwg, lid);
+  if (i >= chan_p.n) { return; }
+  out[i] = a[i / chan_p.inner] * chan_p.alpha;
+}

@@ -1,0 +1,83 @@
+/**
+ * batchNorm2d over [B, C, H, W] (also [B, C, 1, 1]) in training mode (batch statistics, biased
+ * variance; running statistics updated in place with the unbiased variance) or eval mode (running
+ * statistics). The backward runs through the batch statistics in training mode.
+ */
+import { Tensor, formatShape } from '../tensor.js';
+import { channelReduce, dims4, ReduceMode } from './reduce.js';
+
+export interface BatchNormOptions {
+  training: boolean;
+  momentum?: number;
+  eps?: number;
+}
+
+const GROUP = 64;
+
+export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, options: BatchNormOptions): Tensor {
+  const [batch, channels, h, w] = dims4('batchNorm2d', x);
+  for (const [name, t] of [['weight', weight], ['bias', bias], ['running_mean', runningMean], ['running_var', runningVar]] as const) {
+    if (t.size !== channels) throw new Error(`batchNorm2d: ${name} ${formatShape(t.shape)} does not have ${channels} channels`);
+  }
+  const eps = options.eps ?? 1e-5;
+  const momentum = options.momentum ?? 0.1;
+  const inner = h * w;
+  const count = batch * inner;
+  const gpu = x.gpu;
+  let mean: Tensor;
+  let variance: Tensor;
+  if (options.training) {
+    if (count < 2) throw new Error(`batchNorm2d: training needs more than one value per channel, got input ${formatShape(x.shape)}`);
+    mean = channelReduce(x, { batch, channels, inner, mode: ReduceMode.Sum, scale: 1 / count });
+    variance = channelReduce(x, { batch, channels, inner, mode: ReduceMode.CenteredSquare, m: mean, scale: 1 / count });
+    gpu.kernels.dispatch('batchnorm.update_running', {
+      uniforms: { channels, momentum, unbias: count / (count - 1) },
+      buffers: { running_mean: runningMean, running_var: runningVar, mean, variance },
+      groups: Math.ceil(channels / GROUP),
+    });
+  } else {
+    mean = runningMean;
+    variance = runningVar;
+  }
+  const out = Tensor.empty(gpu, x.shape);
+  gpu.kernels.dispatch('batchnorm.normalize', {
+    uniforms: { n: x.size, channels, inner, eps },
+    buffers: { out, x, mean, variance, gamma: weight, beta: bias },
+    groups: Math.ceil(x.size / GROUP),
+  });
+  const result = gpu.tape.record(
+    'batchNorm2d',
+    [x, weight, bias],
+    out,
+    (g, needs) => {
+      const sumG = channelReduce(g, { batch, channels, inner, mode: ReduceMode.Sum });
+      const sumGxc = channelReduce(g, { batch, channels, inner, mode: ReduceMode.DotCentered, y: x, m: mean });
+      let dx: Tensor | null = null;
+      if (needs[0]) {
+        dx = Tensor.empty(gpu, x.shape);
+        gpu.kernels.dispatch('batchnorm.backward_input', {
+          uniforms: { n: x.size, channels, inner, eps, count, train: options.training ? 1 : 0 },
+          buffers: { out: dx, grad: g, x, mean, variance, gamma: weight, sum_g: sumG, sum_gxc: sumGxc },
+          groups: Math.ceil(x.size / GROUP),
+        });
+      }
+      let dgamma: Tensor | null = null;
+      if (needs[1]) {
+        dgamma = Tensor.empty(gpu, weight.shape);
+        gpu.kernels.dispatch('batchnorm.gamma_grad', {
+          uniforms: { n: channels, channels, inner, eps },
+          buffers: { out: dgamma, variance, sum_gxc: sumGxc },
+          groups: Math.ceil(channels / GROUP),
+        });
+      }
+      return [dx, dgamma, needs[2] ? sumG.view(bias.shape) : null];
+    },
+    [x, mean, variance, weight],
+  );
+  if (options.training) {
+    // The tape holds its own references to the batch statistics.
+    mean.dispose();
+    variance.dispose();
+  }
+  return result;
+}

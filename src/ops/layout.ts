@@ -1,0 +1,106 @@
+/**
+ * Layout ops (shaders/layout.wgsl): pixel shuffle, SISN's space-to-depth head, nearest upsampling,
+ * radix chunk sums, per-channel scaling, and reshape. Each with its backward.
+ */
+import { Tensor, formatShape, shapeSize, type Shape } from '../tensor.js';
+import { channelReduce, dims4, ReduceMode } from './reduce.js';
+
+const GROUP = 64;
+
+const enum ShuffleOrder {
+  PixelShuffle = 0,
+  SisnHead = 1,
+}
+
+/** Moves data between an image [B, C, H, W] and its packed form [B, C*s*s, H/s, W/s]. */
+function shuffle(src: Tensor, outShape: Shape, image: Shape, s: number, order: ShuffleOrder, toImage: boolean): Tensor {
+  const out = Tensor.empty(src.gpu, outShape);
+  const [, channels, h, w] = image;
+  src.gpu.kernels.dispatch('layout.space_shuffle', {
+    uniforms: { n: shapeSize(image), channels, h, w, s, order, to_image: toImage ? 1 : 0 },
+    buffers: { out, x: src },
+    groups: Math.ceil(shapeSize(image) / GROUP),
+  });
+  return out;
+}
+
+/** PyTorch `pixel_shuffle(x, r)`: [B, C*r*r, H, W] -> [B, C, H*r, W*r]. */
+export function pixelShuffle(x: Tensor, r: number): Tensor {
+  const [b, cr, h, w] = dims4('pixelShuffle', x);
+  if (!Number.isInteger(r) || r < 1 || cr % (r * r)) throw new Error(`pixelShuffle: ${cr} channels are not divisible by ${r}^2`);
+  const image = [b, cr / (r * r), h * r, w * r];
+  const out = shuffle(x, image, image, r, ShuffleOrder.PixelShuffle, true);
+  return x.gpu.tape.record('pixelShuffle', [x], out, (g) => [shuffle(g, x.shape, image, r, ShuffleOrder.PixelShuffle, false)]);
+}
+
+/**
+ * SISN's head space-to-depth: PyTorch `view(n, c, h/s, s, w/s, s).permute(0, 3, 5, 1, 2, 4)`
+ * then reshape to [n, s*s*c, h/s, w/s]: output channel (dy*s + dx)*c + ch. Not pixel_unshuffle's order.
+ */
+export function spaceToDepth(x: Tensor, s: number): Tensor {
+  const [b, c, h, w] = dims4('spaceToDepth', x);
+  if (!Number.isInteger(s) || s < 1 || h % s || w % s) throw new Error(`spaceToDepth: ${h}x${w} is not divisible by ${s}`);
+  const packed = [b, c * s * s, h / s, w / s];
+  const out = shuffle(x, packed, x.shape, s, ShuffleOrder.SisnHead, false);
+  return x.gpu.tape.record('spaceToDepth', [x], out, (g) => [shuffle(g, x.shape, x.shape, s, ShuffleOrder.SisnHead, true)]);
+}
+
+/** Nearest-neighbour upsampling by an integer factor: [B, C, H, W] -> [B, C, H*s, W*s]. */
+export function upsampleNearest(x: Tensor, s: number): Tensor {
+  const [b, c, h, w] = dims4('upsampleNearest', x);
+  if (!Number.isInteger(s) || s < 1) throw new Error(`upsampleNearest: factor ${s} must be a positive integer`);
+  const launch = (kernel: string, src: Tensor, shape: Shape) => {
+    const out = Tensor.empty(x.gpu, shape);
+    x.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, h, w, s }, buffers: { out, x: src }, groups: Math.ceil(out.size / GROUP) });
+    return out;
+  };
+  const out = launch('layout.upsample_nearest', x, [b, c, h * s, w * s]);
+  return x.gpu.tape.record('upsampleNearest', [x], out, (g) => [launch('layout.upsample_nearest_backward', g, x.shape)]);
+}
+
+function chunkLaunch(kernel: string, src: Tensor, shape: Shape, channels: number, inner: number, radix: number): Tensor {
+  const out = Tensor.empty(src.gpu, shape);
+  src.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, channels, inner, radix }, buffers: { out, x: src }, groups: Math.ceil(out.size / GROUP) });
+  return out;
+}
+
+/** Sum of the R channel chunks: [B, R*C, H, W] -> [B, C, H, W] (`sum(torch.split(x, C, 1))`). */
+export function chunkSum(x: Tensor, radix: number): Tensor {
+  const [b, rc, h, w] = dims4('chunkSum', x);
+  if (!Number.isInteger(radix) || radix < 1 || rc % radix) throw new Error(`chunkSum: ${rc} channels do not split into ${radix} chunks`);
+  const c = rc / radix;
+  const out = chunkLaunch('layout.chunk_sum', x, [b, c, h, w], c, h * w, radix);
+  return x.gpu.tape.record('chunkSum', [x], out, (g) => [chunkLaunch('layout.chunk_tile', g, x.shape, c, h * w, radix)]);
+}
+
+/** Per-channel multiply: a [B, C, 1, 1] times x [B, C, H, W]. */
+export function scaleChannels(a: Tensor, x: Tensor): Tensor {
+  const [b, c, h, w] = dims4('scaleChannels', x);
+  if (a.size !== b * c || a.shape.length !== 4 || a.shape[2] !== 1 || a.shape[3] !== 1) throw new Error(`scaleChannels: ${formatShape(a.shape)} does not broadcast over ${formatShape(x.shape)} per channel`);
+  const launch = (scale: Tensor, src: Tensor) => {
+    const out = Tensor.empty(x.gpu, x.shape);
+    x.gpu.kernels.dispatch('layout.scale_channels', { uniforms: { n: x.size, inner: h * w, alpha: 1 }, buffers: { out, x: src, a: scale }, groups: Math.ceil(x.size / GROUP) });
+    return out;
+  };
+  const out = launch(a, x);
+  return x.gpu.tape.record(
+    'scaleChannels',
+    [a, x],
+    out,
+    (g, needs) => {
+      let da: Tensor | null = null;
+      if (needs[0]) {
+        const flat = channelReduce(g, { batch: 1, channels: b * c, inner: h * w, mode: ReduceMode.Dot, y: x });
+        da = flat.view(a.shape);
+      }
+      return [da, needs[1] ? launch(a, g) : null];
+    },
+    [a, x],
+  );
+}
+
+/** Same data, another shape (a view; the gradient is viewed back). */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  const out = x.view(shape);
+  return x.gpu.tape.record('reshape', [x], out, (g) => [g.view(x.shape)]);
+}

@@ -1,0 +1,242 @@
+// Every op: forward against a CPU reference, backward against finite differences.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, readdirSync } from 'node:fs';
+import { detectRaces } from 'wgsl_reflect/wgsl_reflect.module.js';
+import * as ops from '../dist/index.js';
+import { SHADER_DIR, Tensor } from '../dist/index.js';
+import * as ref from './reference.js';
+import { withGpu, random } from './helpers.js';
+import { checkOp } from './gradcheck.js';
+
+const test = suite('ops');
+const ctx = withGpu(test);
+const size = (s) => s.reduce((a, b) => a * b, 1);
+
+for (const [B, C, H, W, O, K, G, bias] of [
+  [1, 3, 5, 7, 5, 3, 1, true],
+  [2, 8, 6, 5, 32, 3, 4, false], // SISN's grouped C -> 4C, groups 4
+  [2, 6, 4, 9, 6, 1, 1, false], // 1x1, channels not divisible by 4
+  [3, 4, 3, 3, 3, 3, 1, true],
+  [1, 4, 6, 6, 8, 5, 2, true],
+]) {
+  const pad = (K - 1) / 2;
+  test(`conv2d B${B} ${C}->${O} ${H}x${W} k${K} groups ${G}${bias ? ' bias' : ''}`, async () => {
+    const ws = [O, C / G, K, K];
+    await checkOp(ctx.gpu, {
+      name: 'conv2d',
+      inputs: [{ shape: [B, C, H, W], grad: true }, { shape: ws, grad: true }, ...(bias ? [{ shape: [O], grad: true }] : [])],
+      gpuFn: ([x, w, b]) => ops.conv2d(x, w, b ?? null, { padding: pad, groups: G }),
+      cpuFn: ([x, w, b]) => ref.conv2d(x, [B, C, H, W], w, ws, b, pad, G),
+    });
+  });
+}
+
+test('conv2d rejects bad shapes with clear errors', () => {
+  const { gpu } = ctx;
+  const x = Tensor.zeros(gpu, [1, 6, 4, 4]);
+  assert.throws(() => ops.conv2d(x, Tensor.zeros(gpu, [8, 6, 3, 3]), null, { padding: 1, groups: 4 }), /cannot be split into 4 groups/);
+  assert.throws(() => ops.conv2d(x, Tensor.zeros(gpu, [8, 5, 3, 3]), null, { padding: 1 }), /expects 5 input channels/);
+  assert.throws(() => ops.conv2d(Tensor.zeros(gpu, [6, 4, 4]), Tensor.zeros(gpu, [8, 6, 3, 3])), /NCHW/);
+});
+
+for (const [B, C, H, W] of [[2, 3, 4, 5], [4, 5, 1, 1], [1, 6, 3, 3], [3, 7, 2, 3]]) {
+  for (const training of [true, false]) {
+    test(`batchNorm2d ${training ? 'train' : 'eval'} [${B},${C},${H},${W}]`, async () => {
+      const { gpu } = ctx;
+      const rm = random(C, 5, -0.5, 0.5);
+      const rv = random(C, 6, 0.5, 1.5);
+      const rmT = Tensor.fromArray(gpu, rm);
+      const rvT = Tensor.fromArray(gpu, rv);
+      await checkOp(gpu, {
+        name: 'batchNorm2d',
+        inputs: [{ shape: [B, C, H, W], grad: true, lo: -2, hi: 3 }, { shape: [C], grad: true, lo: 0.5, hi: 1.5 }, { shape: [C], grad: true }],
+        gpuFn: ([x, g, b]) => ops.batchNorm2d(x, g, b, rmT, rvT, { training }),
+        cpuFn: ([x, g, b]) => ref.batchNorm(x, [B, C, H, W], g, b, { training, runningMean: rm, runningVar: rv }).out,
+      });
+      if (training) {
+        // Running stats: momentum 0.1, unbiased variance.
+        const x = random(B * C * H * W, 7 * 31, -2, 3);
+        const { mean, variance } = ref.batchNorm(x, [B, C, H, W], new Float64Array(C).fill(1), new Float64Array(C), { training: true });
+        const M = B * H * W;
+        const gotMean = await rmT.read();
+        const gotVar = await rvT.read();
+        for (let c = 0; c < C; c++) {
+          assert.ok(Math.abs(gotMean[c] - (0.9 * rm[c] + 0.1 * mean[c])) < 1e-5, `running_mean[${c}]`);
+          assert.ok(Math.abs(gotVar[c] - (0.9 * rv[c] + (0.1 * variance[c] * M) / (M - 1))) < 1e-5, `running_var[${c}]`);
+        }
+      }
+    });
+  }
+}
+
+test('batchNorm2d training refuses one value per channel', () => {
+  const { gpu } = ctx;
+  const z = (s) => Tensor.zeros(gpu, s);
+  assert.throws(() => ops.batchNorm2d(z([1, 4, 1, 1]), z([4]), z([4]), z([4]), z([4]), { training: true }), /more than one value per channel/);
+});
+
+const simple = [
+  ['relu', [2, 5, 3, 3], (x) => ops.relu(x), (x, s) => ref.relu(x)],
+  ['globalAvgPool', [2, 5, 3, 4], (x) => ops.globalAvgPool(x), (x, s) => ref.globalAvgPool(x, s)],
+  ['globalAvgPool (1x1)', [3, 7, 1, 1], (x) => ops.globalAvgPool(x), (x, s) => ref.globalAvgPool(x, s)],
+  ['pixelShuffle r2', [2, 12, 3, 5], (x) => ops.pixelShuffle(x, 2), (x, s) => ref.pixelShuffle(x, s, 2)],
+  ['pixelShuffle r3', [1, 18, 2, 3], (x) => ops.pixelShuffle(x, 3), (x, s) => ref.pixelShuffle(x, s, 3)],
+  ['spaceToDepth s2', [2, 3, 4, 6], (x) => ops.spaceToDepth(x, 2), (x, s) => ref.spaceToDepth(x, s, 2)],
+  ['spaceToDepth s4', [1, 3, 8, 12], (x) => ops.spaceToDepth(x, 4), (x, s) => ref.spaceToDepth(x, s, 4)],
+  ['upsampleNearest x3', [2, 3, 3, 5], (x) => ops.upsampleNearest(x, 3), (x, s) => ref.upsampleNearest(x, s, 3)],
+  ['upsampleNearest x4', [1, 3, 2, 2], (x) => ops.upsampleNearest(x, 4), (x, s) => ref.upsampleNearest(x, s, 4)],
+  ['chunkSum R4', [2, 20, 3, 3], (x) => ops.chunkSum(x, 4), (x, s) => ref.chunkSum(x, s, 4)],
+  ['chunkSum R2', [1, 6, 1, 5], (x) => ops.chunkSum(x, 2), (x, s) => ref.chunkSum(x, s, 2)],
+  ['radixSoftmax R4', [2, 28, 1, 1], (x) => ops.radixSoftmax(x, 4), (x, s) => ref.radixSoftmax(x, s, 4)],
+  ['radixSoftmax R4 batch 1', [1, 12, 1, 1], (x) => ops.radixSoftmax(x, 4), (x, s) => ref.radixSoftmax(x, s, 4)],
+  ['reshape', [2, 3, 2, 2], (x) => ops.relu(ops.reshape(x, [6, 4])), (x) => ref.relu(x)],
+];
+for (const [name, shape, gpuFn, cpuFn] of simple) {
+  test(`${name} ${JSON.stringify(shape)}`, async () => {
+    // Keep relu's inputs away from its kink so finite differences are meaningful.
+    const data = name === 'relu' || name === 'reshape' ? random(size(shape), 3).map((v) => (Math.abs(v) < 0.1 ? v + 0.3 : v)) : undefined;
+    await checkOp(ctx.gpu, { name, inputs: [{ shape, grad: true, data, lo: -3, hi: 3 }], gpuFn: ([x]) => gpuFn(x), cpuFn: ([x]) => cpuFn(x, shape) });
+  });
+}
+
+for (const [B, C, H, W] of [[2, 5, 3, 3], [1, 4, 2, 7]]) {
+  test(`scaleChannels [${B},${C},${H},${W}]`, async () => {
+    await checkOp(ctx.gpu, {
+      name: 'scaleChannels',
+      inputs: [{ shape: [B, C, 1, 1], grad: true }, { shape: [B, C, H, W], grad: true }],
+      gpuFn: ([a, x]) => ops.scaleChannels(a, x),
+      cpuFn: ([a, x]) => ref.scaleChannels(a, x, [B, C, H, W]),
+    });
+  });
+}
+
+test('elementwise add/sub/mul/affine gradients', async () => {
+  const s = [3, 7];
+  await checkOp(ctx.gpu, { name: 'add', inputs: [{ shape: s, grad: true }, { shape: s, grad: true }], gpuFn: ([a, b]) => ops.add(a, b), cpuFn: ([a, b]) => a.map((v, i) => v + b[i]) });
+  await checkOp(ctx.gpu, { name: 'sub', inputs: [{ shape: s, grad: true }, { shape: s, grad: true }], gpuFn: ([a, b]) => ops.sub(a, b), cpuFn: ([a, b]) => a.map((v, i) => v - b[i]) });
+  await checkOp(ctx.gpu, { name: 'mul', inputs: [{ shape: s, grad: true }, { shape: s, grad: true }], gpuFn: ([a, b]) => ops.mul(a, b), cpuFn: ([a, b]) => a.map((v, i) => v * b[i]) });
+  await checkOp(ctx.gpu, { name: 'affine', inputs: [{ shape: s, grad: true }], gpuFn: ([a]) => ops.affine(a, -2.5, 1), cpuFn: ([a]) => a.map((v) => -2.5 * v + 1) });
+  // A tensor used twice gets the sum of both gradients.
+  await checkOp(ctx.gpu, { name: 'x*x+x', inputs: [{ shape: s, grad: true }], gpuFn: ([a]) => ops.add(ops.mul(a, a), a), cpuFn: ([a]) => a.map((v) => v * v + v) });
+});
+
+for (const shape of [[1, 3, 1, 1], [2, 3, 5, 7], [4, 3, 8, 8]]) {
+  test(`l1Loss ${JSON.stringify(shape)}`, async () => {
+    const n = size(shape);
+    const target = random(n, 99, 0, 255).map(Math.round);
+    // Predictions at least 0.05 away from the target: |.| is smooth there.
+    const pred = target.map((t, i) => t + (i % 2 ? 1 : -1) * (0.05 + (i % 7)));
+    await checkOp(ctx.gpu, {
+      name: 'l1Loss',
+      inputs: [{ shape, grad: true, data: pred }, { shape, data: target }],
+      gpuFn: ([p, t]) => ops.l1Loss(p, t),
+      cpuFn: ([p, t]) => Float64Array.of(ref.l1(p, t)),
+    });
+  });
+}
+
+test('l1Loss gradient is 0 where prediction equals target (PyTorch sign convention)', async () => {
+  const { gpu } = ctx;
+  const p = Tensor.fromArray(gpu, [1, 2, 3, 4]);
+  p.requiresGrad = true;
+  const loss = ops.l1Loss(p, Tensor.fromArray(gpu, [1, 0, 3, 5]));
+  gpu.tape.backward(loss);
+  assert.equal([...(await p.grad.read())], [0, 0.25, 0, -0.25]);
+});
+
+test('backward computes no gradient for inputs that do not need one, and frees saved tensors', async () => {
+  const { gpu } = ctx;
+  await gpu.sync();
+  const inUse = gpu.pool.inUseBytes;
+  const x = Tensor.fromArray(gpu, random(2 * 4 * 5 * 5, 1), [2, 4, 5, 5]);
+  const w = Tensor.fromArray(gpu, random(8 * 4 * 9, 2), [8, 4, 3, 3]);
+  w.requiresGrad = true;
+  const dispatches = gpu.recorder.dispatchCount;
+  const loss = gpu.scope(() => ops.l1Loss(ops.conv2d(x, w, null, { padding: 1 }), Tensor.zeros(gpu, [2, 8, 5, 5])));
+  const forward = gpu.recorder.dispatchCount - dispatches;
+  gpu.tape.backward(loss);
+  // l1 backward, weight gradient, accumulate into w.grad (+ its zero fill): no input-gradient conv.
+  assert.ok(gpu.recorder.dispatchCount - dispatches - forward <= 6, 'an unneeded gradient was computed');
+  assert.is(x.grad, null);
+  assert.is(gpu.tape.length, 0);
+  loss.dispose();
+  x.dispose();
+  w.dispose();
+  await gpu.sync();
+  assert.is(gpu.pool.inUseBytes, inUse, 'saved activations or gradients leaked');
+});
+
+test('Adam: ten steps match torch.optim.Adam to 1e-6 relative; clipping; MultiStepLR', async () => {
+  const { gpu } = ctx;
+  const params = new ops.ParameterSet(gpu, [{ name: 'a', shape: [5, 3] }, { name: 'b', shape: [7] }, { name: 'unused', shape: [4] }]);
+  const a0 = random(15, 1);
+  const b0 = random(7, 2);
+  params.set('a', a0);
+  params.set('b', b0);
+  params.set('unused', Float32Array.of(1, 2, 3, 4));
+  const opt = new ops.Adam(params, { lr: 0.01 });
+  const sched = new ops.MultiStepLR(opt, [4, 8], 0.5);
+  const cpu = { a: Float32Array.from(a0), b: Float32Array.from(b0) };
+  const state = { a: [new Float32Array(15), new Float32Array(15)], b: [new Float32Array(7), new Float32Array(7)] };
+  const targetA = Tensor.fromArray(gpu, random(15, 3), [5, 3]);
+  for (let step = 1; step <= 10; step++) {
+    const lr = sched.at(step - 1);
+    // loss = sum((a - t)^2) + sum(b^3): gradients 2(a - t) and 3b^2.
+    params.zeroGrad();
+    const a = params.get('a');
+    const b = params.get('b');
+    // Two backward passes accumulate into the same gradient arena.
+    const sq = gpu.scope(() => {
+      const d = ops.sub(a, targetA);
+      return ops.mul(d, d);
+    });
+    gpu.tape.backward(sq, Tensor.full(gpu, [5, 3], 1));
+    const cube = gpu.scope(() => ops.mul(ops.mul(b, b), b));
+    gpu.tape.backward(cube, Tensor.full(gpu, [7], 1));
+    [sq, cube].forEach((t) => t.dispose());
+    const t = random(15, 3);
+    const ga = cpu.a.map((v, i) => Math.fround(Math.fround(v - t[i]) * 2));
+    const gb = cpu.b.map((v) => Math.fround(Math.fround(v * v) * v) === 0 ? 0 : Math.fround(3 * v * v));
+    ref.adamStep(cpu.a, ga, ...state.a, step, { lr });
+    ref.adamStep(cpu.b, gb, ...state.b, step, { lr });
+    opt.update();
+  }
+  assert.is(opt.lr, 0.0025);
+  const relCheck = (got, want, what) => got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= 1e-6 * Math.max(Math.abs(want[i]), 1e-3), `${what}[${i}]: ${v} vs ${want[i]}`));
+  relCheck(await params.get('a').read(), cpu.a, 'a');
+  relCheck(await params.get('b').read(), cpu.b, 'b');
+  assert.equal([...(await params.get('unused').read())], [1, 2, 3, 4], 'a parameter without gradient must not move');
+  // Value clipping clamps every gradient before the step.
+  const clipped = new ops.ParameterSet(gpu, [{ name: 'p', shape: [2] }]);
+  clipped.set('p', Float32Array.of(0, 0));
+  clipped.grads.write(Float32Array.from({ length: clipped.length }, (_, i) => (i === 0 ? 100 : i === 1 ? -0.5 : 0)));
+  const copt = new ops.Adam(clipped, { lr: 0.1, gradClip: 1 });
+  copt.update();
+  assert.ok(Math.abs((await copt.expAvg.read())[0] - 0.1) < 1e-7, 'clipped first moment');
+  [params, clipped].forEach((p) => p.dispose());
+  [opt, copt].forEach((o) => o.dispose());
+});
+
+test('every shader that uses workgroup barriers passes race detection', () => {
+  let checked = 0;
+  for (const file of readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl'))) {
+    const code = readFileSync(`${SHADER_DIR}/${file}`, 'utf8');
+    if (!/workgroupBarrier|storageBarrier/.test(code)) continue;
+    // reduce.wgsl: 3 channels of [2, 3, 40], every mode.
+    const x = random(240, 1);
+    for (const MODE of [0, 1, 2, 3, 4]) {
+      const uniform = new Uint32Array([2, 3, 40, 0]);
+      new Float32Array(uniform.buffer)[3] = 1;
+      const result = detectRaces(code, 'channel_sum', [3, 1, 1], {
+        0: { 0: new Float32Array(3), 1: x, 2: x, 3: new Float32Array(3), 4: uniform },
+      }, { constants: { MODE } });
+      assert.equal(result.errors, [], `${file} MODE ${MODE}: ${result.errors.join('; ')}`);
+      assert.equal(result.races.map((r) => r.message), [], `${file} MODE ${MODE} has races`);
+    }
+    checked++;
+  }
+  assert.is(checked, 1, 'expected exactly reduce.wgsl to use barriers');
+});
+
+test.run();
