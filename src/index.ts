@@ -6,3 +6,8 @@ export { Tape } from './autograd/tape.js';
 export * from './ops/index.js';
 export { ParameterSet, type ParamSpec } from './params.js';
 export { Adam, MultiStepLR, type AdamOptions } from './optim/adam.js';
+export { SISN, RGB_MEAN, type SisnConfig } from './nn/sisn.js';
+export { Module, Conv2d, BatchNorm2d, SplitAttention, ISAB, ESAG, type ModelState, type StateEntry } from './nn/module.js';
+export { parseSafetensors, serializeSafetensors, type SafeTensor, type SafeFile } from './io/safetensors.js';
+export { loadSisn, saveSisn, loadStateDict, stateDict, inferConfig, stripModulePrefix, readStateDict, type StateDict } from './io/weights.js';
+export { checkConformance, type ConformanceReport, type Check } from './conformance.js';

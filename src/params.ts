@@ -97,7 +97,7 @@ export class ParameterSet {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.valueBuffer.destroy();
-    this.gradBuffer.destroy();
+    this.gpu.recorder.retire(this.valueBuffer);
+    this.gpu.recorder.retire(this.gradBuffer);
   }
 }

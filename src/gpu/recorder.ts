@@ -112,6 +112,12 @@ export class CommandRecorder {
     this.copy(staging, 0, dst, dstOffset, bytes);
   }
 
+  /** Destroys a buffer once the commands recorded so far (which may use it) are submitted. */
+  retire(buffer: GPUBuffer): void {
+    if (this.encoder) this.transient.push(buffer);
+    else buffer.destroy();
+  }
+
   /** Ends the encoder and submits it. Does not wait for the GPU. */
   submit(): void {
     if (!this.encoder) return;

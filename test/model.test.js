@@ -1,0 +1,116 @@
+// SISN: PyTorch fixture conformance, weights I/O round trips and bad-weights errors.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, writeFileSync, mkdtempSync, cpSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { checkConformance, loadSisn, saveSisn, parseSafetensors, serializeSafetensors, Tensor, SISN } from '../dist/index.js';
+import { withGpu } from './helpers.js';
+
+const test = suite('model');
+const ctx = withGpu(test);
+const root = fileURLToPath(new URL('..', import.meta.url));
+const fixtures = join(root, 'test/fixtures/sisn-small');
+const tmp = mkdtempSync(join(tmpdir(), 'sisn-test-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+test('sisn-small: eval, intermediates, train output, loss, every gradient, BN buffers, Adam step', async () => {
+  const report = await checkConformance(ctx.gpu, fixtures);
+  assert.ok(report.checks.length > 300, `only ${report.checks.length} checks ran`);
+  for (const kind of ['eval output', 'train output', 'loss', 'grad ', 'no grad ', 'buffer ', 'adam ', 'eval body.0.body.0.conv2.out']) {
+    assert.ok(report.checks.some((c) => c.name.startsWith(kind)), `no '${kind}' check`);
+  }
+  assert.equal(report.failures.map((f) => `${f.name}: ${f.detail}`), []);
+});
+
+test('npm run conformance exits non-zero and lists the worst mismatches when a fixture disagrees', () => {
+  const bad = join(tmp, 'bad-fixture');
+  cpSync(fixtures, bad, { recursive: true });
+  const manifest = JSON.parse(readFileSync(join(bad, 'manifest.json'), 'utf8'));
+  manifest.train.loss *= 1.01;
+  writeFileSync(join(bad, 'manifest.json'), JSON.stringify(manifest));
+  const r = spawnSync(process.execPath, ['scripts/conformance.mjs', bad], { cwd: root, encoding: 'utf8', timeout: 120000 });
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stdout, /1 failed/);
+  assert.match(r.stdout, /worst mismatches[\s\S]*loss/);
+});
+
+test('safetensors round trip: load -> save gives byte-identical tensors', async () => {
+  const { gpu } = ctx;
+  const src = join(fixtures, 'weights.safetensors');
+  const model = loadSisn(gpu, src);
+  assert.equal(model.config, { scale: 4, groups: 2, blocks: 2, channels: 32 });
+  const out = join(tmp, 'round.safetensors');
+  await saveSisn(model, out);
+  const a = parseSafetensors(readFileSync(src)).tensors;
+  const b = parseSafetensors(readFileSync(out));
+  assert.is(b.tensors.size, a.size);
+  assert.is(JSON.parse(b.metadata.config).scale, 4);
+  for (const [name, t] of a) {
+    const u = b.tensors.get(name);
+    assert.ok(u, `${name} missing after save`);
+    assert.equal(u.shape, t.shape, name);
+    assert.is(u.dtype, t.dtype, name);
+    const bytes = (x) => (x.data instanceof Float32Array ? Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength) : Buffer.from(JSON.stringify(x.data)));
+    assert.ok(bytes(u).equals(bytes(t)), `${name} changed`);
+  }
+  // Data starts 8-byte aligned.
+  const raw = readFileSync(out);
+  assert.is(Number(raw.readBigUInt64LE(0)) % 8, 0);
+  assert.ok(!readdirSync(tmp).some((f) => f.endsWith('.tmp')), 'temporary file left behind');
+  model.dispose();
+});
+
+test('bad weights get a clear error naming the tensor, never a partial load', () => {
+  const { gpu } = ctx;
+  const src = readFileSync(join(fixtures, 'weights.safetensors'));
+  const { tensors } = parseSafetensors(src);
+  const write = (name, entries) => {
+    const p = join(tmp, name);
+    writeFileSync(p, serializeSafetensors(entries));
+    return p;
+  };
+  const without = [...tensors].filter(([k]) => k !== 'body.1.IA.conv3.weight');
+  assert.throws(() => loadSisn(gpu, write('missing.safetensors', without)), /missing tensor body\.1\.IA\.conv3\.weight/);
+  const reshaped = [...tensors].map(([k, t]) => [k, k === 'tail.1.bias' ? { ...t, shape: [1, 3] } : t]);
+  assert.throws(() => loadSisn(gpu, write('shape.safetensors', reshaped)), /tail\.1\.bias has shape \[1,3\], expected \[3\]/);
+  const extra = [...tensors, ['body.0.extra.weight', { dtype: 'F32', shape: [1], data: new Float32Array(1) }]];
+  assert.throws(() => loadSisn(gpu, write('extra.safetensors', extra)), /unexpected tensor\(s\).*body\.0\.extra\.weight/);
+  const truncated = join(tmp, 'truncated.safetensors');
+  writeFileSync(truncated, src.subarray(0, src.length - 1000));
+  assert.throws(() => loadSisn(gpu, truncated), /truncated/);
+  const notWeights = join(tmp, 'text.safetensors');
+  writeFileSync(notWeights, 'hello, this is not a weights file');
+  assert.throws(() => loadSisn(gpu, notWeights), /text\.safetensors/);
+  assert.throws(() => loadSisn(gpu, join(tmp, 'nope.safetensors')), /cannot read weights/);
+});
+
+test('ablation switches change the network (structure path, attention)', async () => {
+  const { gpu } = ctx;
+  const model = loadSisn(gpu, join(fixtures, 'weights.safetensors'));
+  const io = parseSafetensors(readFileSync(join(fixtures, 'eval_io.safetensors'))).tensors;
+  const x = Tensor.fromArray(gpu, io.get('input').data, io.get('input').shape);
+  const run = async () => {
+    const y = gpu.noGrad(() => model.forward(x));
+    const v = await y.read();
+    y.dispose();
+    return v;
+  };
+  const full = await run();
+  model.setAblation({ structurePath: false });
+  const noIa = await run();
+  model.setAblation({ attention: false });
+  const noSa = await run();
+  model.setAblation({});
+  const again = await run();
+  assert.ok(full.some((v, i) => v !== noIa[i]) && full.some((v, i) => v !== noSa[i]));
+  assert.ok(full.every((v, i) => v === again[i]));
+  assert.throws(() => new SISN(gpu, { scale: 5, groups: 1, blocks: 1, channels: 8 }), /scale must be/);
+  assert.throws(() => new SISN(gpu, { scale: 4, groups: 1, blocks: 1, channels: 6 }), /divisible by 4/);
+  x.dispose();
+  model.dispose();
+});
+
+test.run();
