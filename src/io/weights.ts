@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import type { Gpu } from '../gpu/device.js';
 import { SISN, type SisnConfig } from '../nn/sisn.js';
 import { parseSafetensors, serializeSafetensors, type SafeTensor } from './safetensors.js';
+import { readTorchCheckpoint } from './torch.js';
 
 export type StateDict = Map<string, SafeTensor>;
 
@@ -50,7 +51,9 @@ export function loadStateDict(model: SISN, input: StateDict): void {
   }
 }
 
+/** Reads a state_dict from safetensors, or from a PyTorch `.pt`/`.pth` checkpoint (zip). */
 export function readStateDict(path: string): StateDict {
+  if (/\.(pt|pth|ckpt)$/i.test(path)) return readTorchCheckpoint(path);
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
@@ -60,7 +63,7 @@ export function readStateDict(path: string): StateDict {
   return parseSafetensors(bytes, path).tensors;
 }
 
-/** Builds a SISN from a safetensors state_dict, its config inferred from the tensors. */
+/** Builds a SISN from a safetensors or PyTorch state_dict, its config inferred from the tensors. */
 export function loadSisn(gpu: Gpu, path: string): SISN {
   const dict = stripModulePrefix(readStateDict(path));
   let config: SisnConfig;

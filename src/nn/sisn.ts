@@ -11,6 +11,8 @@ import type { Gpu } from '../gpu/device.js';
 import { ParameterSet } from '../params.js';
 import { add, spaceToDepth, pixelShuffle } from '../ops/index.js';
 import { Conv2d, ESAG, Module, type ModelState, type StateEntry } from './module.js';
+import { upscale, type UpscaleOptions } from './upscale.js';
+import type { RgbImage } from '../io/image.js';
 
 export interface SisnConfig {
   scale: 2 | 3 | 4 | 8;
@@ -97,6 +99,11 @@ export class SISN {
     if (input.shape[2] % s || input.shape[3] % s) throw new Error(`SISN.forward: ${input.shape[2]}x${input.shape[3]} is not divisible by the scale ${s}`);
     const state: ModelState = { params: this.params, buffers: this.buffers, counters: this.counters, training: this.training, capture };
     return this.gpu.scope(() => this.net.forward(state, input));
+  }
+
+  /** Super-resolves an LR RGB(A) image (any size; tiled when large). */
+  upscale(image: RgbImage, options?: UpscaleOptions): Promise<RgbImage> {
+    return upscale(this, image, options);
   }
 
   /** Sets the ablation switches of the paper's Table 1. */

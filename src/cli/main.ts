@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+/** `sisn` command line: `sisn upscale IN... -o OUT --weights W [--scale s] [--tile T]`. */
+import { parseArgs } from 'node:util';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { Gpu } from '../gpu/device.js';
+import { loadSisn } from '../io/weights.js';
+import { readImage, writePng } from '../io/image.js';
+
+const USAGE = `usage:
+  sisn upscale IN... -o OUT --weights W [--scale s] [--tile T]
+      IN       PNG or JPEG low-resolution faces (RGB, RGBA or grayscale)
+      -o OUT   output PNG (one input) or directory (several inputs)
+      --weights W  SISN weights: .safetensors, or a PyTorch .pt/.pth state_dict
+      --scale s    expected scale (2, 3, 4, 8): an error if the weights are for another
+      --tile T     largest low-resolution tile side (default: from the adapter's limits)`;
+
+class UsageError extends Error {}
+
+async function upscaleCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      output: { type: 'string', short: 'o' },
+      weights: { type: 'string', short: 'w' },
+      scale: { type: 'string', short: 's' },
+      tile: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!positionals.length) throw new UsageError('no input image given');
+  if (!values.output) throw new UsageError('no output given (-o OUT)');
+  if (!values.weights) throw new UsageError('no weights given (--weights W)');
+  const scale = values.scale === undefined ? undefined : Number(values.scale);
+  if (scale !== undefined && ![2, 3, 4, 8].includes(scale)) throw new UsageError(`--scale must be 2, 3, 4 or 8, got ${values.scale}`);
+  const tile = values.tile === undefined ? undefined : Number(values.tile);
+  if (tile !== undefined && !(Number.isInteger(tile) && tile >= 8)) throw new UsageError(`--tile must be an integer >= 8, got ${values.tile}`);
+  const many = positionals.length > 1;
+  const outIsDir = many || values.output.endsWith('/') || (existsSync(values.output) && statSync(values.output).isDirectory());
+  if (outIsDir) mkdirSync(values.output, { recursive: true });
+
+  const gpu = await Gpu.open();
+  let failures = 0;
+  try {
+    const model = loadSisn(gpu, values.weights);
+    if (scale !== undefined && model.config.scale !== scale) throw new Error(`${values.weights} is a x${model.config.scale} model, but --scale ${scale} was asked for`);
+    const s = model.config.scale;
+    for (const input of positionals) {
+      const started = Date.now();
+      const target = outIsDir ? join(values.output, `${basename(input, extname(input))}_x${s}.png`) : values.output;
+      try {
+        const image = readImage(input);
+        const out = await model.upscale(image, { maxTile: tile });
+        writePng(target, out);
+        console.log(`${input} (${image.width}x${image.height}) -> ${target} (${out.width}x${out.height}) in ${((Date.now() - started) / 1000).toFixed(2)} s`);
+      } catch (e) {
+        failures++;
+        console.error(`sisn upscale: ${(e as Error).message}`);
+      }
+    }
+    model.dispose();
+  } finally {
+    gpu.dispose();
+  }
+  return failures ? 1 : 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === 'upscale') return await upscaleCommand(rest);
+    if (!command || command === '--help' || command === '-h' || command === 'help') {
+      console.log(USAGE);
+      return command ? 0 : 2;
+    }
+    throw new UsageError(`unknown command '${command}'`);
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`sisn: ${(e as Error).message}\n${USAGE}`);
+      return 2;
+    }
+    console.error(`sisn: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

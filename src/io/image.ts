@@ -1,0 +1,80 @@
+/** Image files: PNG and JPEG in (pngjs, jpeg-js), PNG out; 8-bit RGB or RGBA in memory. */
+import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import pngjs from 'pngjs';
+import jpeg from 'jpeg-js';
+
+export interface RgbImage {
+  width: number;
+  height: number;
+  /** 3 (RGB) or 4 (RGBA), interleaved. */
+  channels: 3 | 4;
+  data: Uint8Array;
+}
+
+const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47];
+const JPEG_MAGIC = [0xff, 0xd8, 0xff];
+
+function startsWith(bytes: Uint8Array, magic: number[]): boolean {
+  return magic.every((b, i) => bytes[i] === b);
+}
+
+/** Decodes PNG or JPEG bytes. Grayscale becomes RGB; alpha is kept only when the image has it. */
+export function decodeImage(bytes: Uint8Array, source = 'image'): RgbImage {
+  let width: number;
+  let height: number;
+  let rgba: Uint8Array;
+  let hasAlpha = false;
+  try {
+    if (startsWith(bytes, PNG_MAGIC)) {
+      const png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      ({ width, height } = png);
+      rgba = png.data;
+      hasAlpha = png.alpha;
+    } else if (startsWith(bytes, JPEG_MAGIC)) {
+      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 2048 });
+      ({ width, height } = img);
+      rgba = img.data;
+    } else {
+      throw new Error('not a PNG or JPEG file');
+    }
+  } catch (e) {
+    throw new Error(`${source}: cannot decode image: ${(e as Error).message}`);
+  }
+  if (!width || !height) throw new Error(`${source}: empty image`);
+  if (hasAlpha) return { width, height, channels: 4, data: new Uint8Array(rgba.buffer, rgba.byteOffset, width * height * 4) };
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0; i < width * height; i++) {
+    rgb[3 * i] = rgba[4 * i];
+    rgb[3 * i + 1] = rgba[4 * i + 1];
+    rgb[3 * i + 2] = rgba[4 * i + 2];
+  }
+  return { width, height, channels: 3, data: rgb };
+}
+
+export function readImage(path: string): RgbImage {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  return decodeImage(bytes, path);
+}
+
+export function encodePng(img: RgbImage): Buffer {
+  const png = new pngjs.PNG({ width: img.width, height: img.height, colorType: img.channels === 4 ? 6 : 2, inputColorType: img.channels === 4 ? 6 : 2, inputHasAlpha: img.channels === 4 });
+  png.data = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
+  return pngjs.PNG.sync.write(png, { colorType: img.channels === 4 ? 6 : 2, inputColorType: img.channels === 4 ? 6 : 2, inputHasAlpha: img.channels === 4 });
+}
+
+/** Writes a PNG atomically: a failed write leaves no partial file. */
+export function writePng(path: string, img: RgbImage): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, encodePng(img));
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
