@@ -14,3 +14,5 @@ export { checkConformance, type ConformanceReport, type Check } from './conforma
 export { readTorchCheckpoint } from './io/torch.js';
 export { upscale, defaultTileSize, type UpscaleOptions } from './nn/upscale.js';
 export { decodeImage, readImage, encodePng, writePng, type RgbImage } from './io/image.js';
+export { imresize, modCrop, resampleWeights, type Rounding } from './io/resize.js';
+export { psnr, ssim, mse, type MetricImage, type MetricOptions } from './metrics/index.js';

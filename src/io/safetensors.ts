@@ -1,16 +1,16 @@
 /**
  * safetensors: an 8-byte little-endian header length, a JSON header
  * {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {string: string}}, then the
- * raw little-endian data. We read F32 and I64 (BatchNorm's num_batches_tracked) and write the
- * header padded with spaces so the data starts 8-byte aligned.
+ * raw little-endian data. F32, I64 (BatchNorm's num_batches_tracked) and U8 (images) are read and
+ * written; the header is padded with spaces so the data starts 8-byte aligned.
  */
-export type SafeDtype = 'F32' | 'I64';
+export type SafeDtype = 'F32' | 'I64' | 'U8';
 
 export interface SafeTensor {
   dtype: SafeDtype;
   shape: number[];
-  /** F32 data, or I64 values as numbers (exact below 2^53). */
-  data: Float32Array | number[];
+  /** F32 data, I64 values as numbers (exact below 2^53), or U8 bytes. */
+  data: Float32Array | number[] | Uint8Array;
 }
 
 export interface SafeFile {
@@ -18,7 +18,7 @@ export interface SafeFile {
   tensors: Map<string, SafeTensor>;
 }
 
-const BYTES: Record<SafeDtype, number> = { F32: 4, I64: 8 };
+const BYTES: Record<SafeDtype, number> = { F32: 4, I64: 8, U8: 1 };
 
 export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data'): SafeFile {
   if (bytes.byteLength < 8) throw new Error(`${source}: truncated (${bytes.byteLength} bytes, no header)`);
@@ -38,16 +38,18 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data')
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const { dtype, shape, data_offsets: offsets } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    if (dtype !== 'F32' && dtype !== 'I64') throw new Error(`${source}: tensor ${name} has dtype ${dtype}; only F32 and I64 are supported`);
+    if (dtype !== 'F32' && dtype !== 'I64' && dtype !== 'U8') throw new Error(`${source}: tensor ${name} has dtype ${dtype}; only F32, I64 and U8 are supported`);
     const count = shape.reduce((a, b) => a * b, 1);
     const [begin, end] = offsets;
     if (end - begin !== count * BYTES[dtype]) throw new Error(`${source}: tensor ${name} ${JSON.stringify(shape)} ${dtype} spans ${end - begin} bytes, expected ${count * BYTES[dtype]}`);
     if (begin < 0 || end > dataLen) throw new Error(`${source}: tensor ${name} lies past the end of the file (truncated?)`);
     const at = dataStart + begin;
-    let data: Float32Array | number[];
+    let data: SafeTensor['data'];
     if (dtype === 'F32') {
       data = new Float32Array(count);
       new Uint8Array(data.buffer).set(bytes.subarray(at, at + count * 4));
+    } else if (dtype === 'U8') {
+      data = bytes.slice(at, at + count);
     } else {
       data = Array.from({ length: count }, (_, i) => Number(view.getBigInt64(at + 8 * i, true)));
     }
@@ -63,8 +65,8 @@ export function serializeSafetensors(tensors: Iterable<[string, SafeTensor]>, me
   let offset = 0;
   for (const [name, t] of tensors) {
     let raw: Uint8Array;
-    if (t.dtype === 'F32') {
-      const f = t.data as Float32Array;
+    if (t.dtype === 'F32' || t.dtype === 'U8') {
+      const f = t.data as Float32Array | Uint8Array;
       raw = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
     } else {
       const big = new BigInt64Array((t.data as number[]).map((v) => BigInt(v)));

@@ -1,0 +1,79 @@
+// MATLAB-style bicubic resizing and PSNR/SSIM against the reference fixtures (CPU, float64).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseSafetensors, imresize, modCrop, resampleWeights, psnr, ssim, mse } from '../dist/index.js';
+
+const dir = (name) => fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url));
+const imresizeManifest = JSON.parse(readFileSync(dir('imresize') + 'manifest.json', 'utf8'));
+
+test('imresize: 1-D resampling matrices equal the reference', () => {
+  for (const c of imresizeManifest.resampling_matrices.cases) {
+    const [num, den] = c.scale.includes('/') ? c.scale.split('/').map(Number) : [Number(c.scale), 1];
+    const { nOut, taps, weights } = resampleWeights(c.n_in, num, den);
+    assert.is(nOut, c.n_out);
+    for (let i = 0; i < nOut; i++) {
+      const row = new Float64Array(c.n_in);
+      taps[i].forEach((j, k) => (row[j] += weights[i][k]));
+      row.forEach((v, j) => assert.ok(Math.abs(v - c.matrix[i][j]) < 1e-12, `${c.scale} n=${c.n_in} [${i}][${j}]: ${v} vs ${c.matrix[i][j]}`));
+    }
+  }
+});
+
+for (const name of Object.keys(imresizeManifest.inputs)) {
+  test(`imresize ${name}: down and up x2/x3/x4/x8, float, MATLAB uint8 and round-once`, () => {
+    const t = parseSafetensors(readFileSync(dir('imresize') + `${name}.safetensors`)).tensors;
+    const input = t.get('input');
+    const [h, w, c] = input.shape.length === 3 ? input.shape : [...input.shape, 1];
+    for (const s of [2, 3, 4, 8]) {
+      const crop = modCrop(input.data, h, w, c, s);
+      const check = (key, got, exact) => {
+        const ref = t.get(key).data;
+        assert.is(got.length, ref.length, key);
+        for (let i = 0; i < ref.length; i++) {
+          const ok = exact ? got[i] === ref[i] : Math.abs(got[i] - ref[i]) <= 1e-4;
+          if (!ok) assert.unreachable(`${name} ${key}[${i}]: ${got[i]} vs ${ref[i]}`);
+        }
+      };
+      check(`down_x${s}.f32`, imresize(crop.data, crop.height, crop.width, c, 1, s, 'none').data, false);
+      const lr = imresize(crop.data, crop.height, crop.width, c, 1, s, 'matlab');
+      check(`down_x${s}.u8_matlab`, lr.data, true);
+      check(`down_x${s}.u8_round_once`, imresize(crop.data, crop.height, crop.width, c, 1, s, 'once').data, true);
+      const lrU8 = t.get(`down_x${s}.u8_matlab`).data;
+      check(`up_x${s}.f32`, imresize(lrU8, lr.height, lr.width, c, s, 1, 'none').data, false);
+      check(`up_x${s}.u8_matlab`, imresize(lrU8, lr.height, lr.width, c, s, 1, 'matlab').data, true);
+      check(`up_x${s}.u8_round_once`, imresize(lrU8, lr.height, lr.width, c, s, 1, 'once').data, true);
+    }
+  });
+}
+
+test('PSNR and SSIM match the reference values (RGB, Y, rounded Y; borders 0, 10, 14)', () => {
+  const m = JSON.parse(readFileSync(dir('metrics') + 'metrics.json', 'utf8'));
+  const t = parseSafetensors(readFileSync(dir('metrics') + 'pairs.safetensors')).tensors;
+  const img = (key) => ({ height: t.get(key).shape[0], width: t.get(key).shape[1], channels: 3, data: t.get(key).data });
+  const hr = img('hr');
+  let checked = 0;
+  for (const [name, pair] of Object.entries(m.pairs)) {
+    const sr = img(pair.safetensors_key);
+    for (const b of m.borders) {
+      const ref = pair[`border_${b}`];
+      const near = (got, want, tol, what) => {
+        if (want === null) assert.is(got, Infinity, `${name} b${b} ${what}`);
+        else assert.ok(Math.abs(got - want) <= tol, `${name} b${b} ${what}: ${got} vs ${want}`);
+        checked++;
+      };
+      near(mse(hr, sr, { border: b }) / (ref.mse_rgb || 1), ref.mse_rgb ? 1 : 0, 1e-6, 'mse_rgb');
+      near(psnr(hr, sr, { border: b }), ref.psnr_rgb, 1e-3, 'psnr_rgb');
+      near(psnr(hr, sr, { border: b, y: true }), ref.psnr_y, 1e-3, 'psnr_y');
+      near(psnr(hr, sr, { border: b, y: true, roundY: true }), ref.psnr_y_u8, 1e-3, 'psnr_y_u8');
+      near(ssim(hr, sr, { border: b }), ref.ssim_rgb, 1e-4, 'ssim_rgb');
+      near(ssim(hr, sr, { border: b, y: true }), ref.ssim_y, 1e-4, 'ssim_y');
+      near(ssim(hr, sr, { border: b, y: true, roundY: true }), ref.ssim_y_u8, 1e-4, 'ssim_y_u8');
+    }
+  }
+  assert.ok(checked >= 140);
+  assert.ok(Math.abs(ssim(hr, hr) - 1) < 1e-12);
+});
+
+test.run();
