@@ -19,7 +19,7 @@ const pt = join(root, 'test/fixtures/sisn-small/weights_dataparallel.pt');
 const tmp = mkdtempSync(join(tmpdir(), 'sisn-cli-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const sisn = (...args) => spawnSync(process.execPath, [join(root, 'dist/cli/main.js'), ...args], { encoding: 'utf8', timeout: 120000 });
+const sisn = (...args) => spawnSync(process.execPath, [join(root, 'dist/cli/bin.js'), ...args], { encoding: 'utf8', timeout: 120000 });
 const pngInfo = (path) => {
   const p = pngjs.PNG.sync.read(readFileSync(path));
   return { width: p.width, height: p.height, alpha: p.alpha };

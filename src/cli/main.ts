@@ -1,13 +1,16 @@
-#!/usr/bin/env node
-/** `sisn` command line: `sisn upscale IN... -o OUT --weights W [--scale s] [--tile T]`. */
+/** The `sisn` command line: upscale, train, eval. */
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { Gpu } from '../gpu/device.js';
 import { loadSisn } from '../io/weights.js';
 import { readImage, writePng } from '../io/image.js';
+import { trainCommand } from './train.js';
+import { evalCommand } from './eval.js';
 
 const USAGE = `usage:
+  sisn train --dataset_root DIR [options]     (see sisn train --help)
+  sisn eval --weights W --dataset_root DIR [--range 9501-10000] [--hr_crop WxH] [--json OUT]
   sisn upscale IN... -o OUT --weights W [--scale s] [--tile T]
       IN       PNG or JPEG low-resolution faces (RGB, RGBA or grayscale)
       -o OUT   output PNG (one input) or directory (several inputs)
@@ -15,7 +18,7 @@ const USAGE = `usage:
       --scale s    expected scale (2, 3, 4, 8): an error if the weights are for another
       --tile T     largest low-resolution tile side (default: from the adapter's limits)`;
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 async function upscaleCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -70,10 +73,12 @@ async function upscaleCommand(argv: string[]): Promise<number> {
   return failures ? 1 : 0;
 }
 
-async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (command === 'upscale') return await upscaleCommand(rest);
+    if (command === 'train') return await trainCommand(rest);
+    if (command === 'eval') return await evalCommand(rest);
     if (!command || command === '--help' || command === '-h' || command === 'help') {
       console.log(USAGE);
       return command ? 0 : 2;
@@ -88,5 +93,3 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
 }
-
-process.exitCode = await main(process.argv.slice(2));

@@ -63,9 +63,12 @@ export function readStateDict(path: string): StateDict {
   return parseSafetensors(bytes, path).tensors;
 }
 
-/** Builds a SISN from a safetensors or PyTorch state_dict, its config inferred from the tensors. */
+/** Training checkpoints also carry the optimiser's state, under `optimizer.` keys. */
+export const OPTIMIZER_PREFIX = 'optimizer.';
+
+/** Builds a SISN from a safetensors or PyTorch state_dict (or a training checkpoint), config inferred. */
 export function loadSisn(gpu: Gpu, path: string): SISN {
-  const dict = stripModulePrefix(readStateDict(path));
+  const dict = new Map([...stripModulePrefix(readStateDict(path))].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX)));
   let config: SisnConfig;
   try {
     config = inferConfig(dict);

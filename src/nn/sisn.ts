@@ -13,6 +13,7 @@ import { add, spaceToDepth, pixelShuffle } from '../ops/index.js';
 import { Conv2d, ESAG, Module, type ModelState, type StateEntry } from './module.js';
 import { upscale, type UpscaleOptions } from './upscale.js';
 import type { RgbImage } from '../io/image.js';
+import type { Rng } from '../data/rng.js';
 
 export interface SisnConfig {
   scale: 2 | 3 | 4 | 8;
@@ -99,6 +100,30 @@ export class SISN {
     if (input.shape[2] % s || input.shape[3] % s) throw new Error(`SISN.forward: ${input.shape[2]}x${input.shape[3]} is not divisible by the scale ${s}`);
     const state: ModelState = { params: this.params, buffers: this.buffers, counters: this.counters, training: this.training, capture };
     return this.gpu.scope(() => this.net.forward(state, input));
+  }
+
+  /**
+   * PyTorch's default initialisation: conv weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+   * (kaiming_uniform with a = sqrt(5)); BatchNorm weight 1, bias 0, running stats 0 and 1;
+   * sub_mean/add_mean identity weights and bias -/+255 * RGB mean.
+   */
+  initialize(rng: Rng): void {
+    const shapes = new Map(this.entries.map((e) => [e.name, e.shape]));
+    const uniform = (n: number, bound: number) => Float32Array.from({ length: n }, () => rng.uniform(-bound, bound));
+    for (const e of this.entries) {
+      const n = e.shape.reduce((a, b) => a * b, 1);
+      const owner = e.name.slice(0, e.name.lastIndexOf('.') + 1);
+      if (e.kind === 'buffer') this.buffers.get(e.name)!.fill(e.name.endsWith('running_var') ? 1 : 0);
+      else if (e.kind === 'counter') this.counters.set(e.name, 0);
+      else if (owner === 'sub_mean.' || owner === 'add_mean.') {
+        const sign = owner === 'sub_mean.' ? -1 : 1;
+        this.params.set(e.name, e.name.endsWith('weight') ? Float32Array.of(1, 0, 0, 0, 1, 0, 0, 0, 1) : Float32Array.from(RGB_MEAN, (m) => sign * 255 * m));
+      } else {
+        const weight = shapes.get(`${owner}weight`)!;
+        if (weight.length === 1) this.params.set(e.name, new Float32Array(n).fill(e.name.endsWith('weight') ? 1 : 0));
+        else this.params.set(e.name, uniform(n, 1 / Math.sqrt(weight[1] * weight[2] * weight[3])));
+      }
+    }
   }
 
   /** Super-resolves an LR RGB(A) image (any size; tiled when large). */

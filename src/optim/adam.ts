@@ -67,6 +67,16 @@ export class Adam {
     }
   }
 
+  /** Restores the moments and step count saved from an Adam over the same parameter layout. */
+  loadState(expAvg: Float32Array, expAvgSq: Float32Array, step: number): void {
+    if (expAvg.length !== this.params.length || expAvgSq.length !== this.params.length) {
+      throw new Error(`optimizer state has ${expAvg.length} values, the parameters need ${this.params.length}`);
+    }
+    this.expAvg.write(expAvg);
+    this.expAvgSq.write(expAvgSq);
+    this.step = step;
+  }
+
   dispose(): void {
     this.expAvg.dispose();
     this.expAvgSq.dispose();

@@ -1,0 +1,73 @@
+/**
+ * Training checkpoints: one safetensors file with the model's state_dict, Adam's moments
+ * (`optimizer.exp_avg`, `optimizer.exp_avg_sq`, in the parameter arena's layout) and, in the
+ * metadata, the step, RNG state, config, options and best score. Written atomically (temporary
+ * file, then rename), so a crash leaves the previous checkpoint intact. `loadSisn` reads the model
+ * from it like any weights file.
+ */
+import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import type { Gpu } from '../gpu/device.js';
+import { SISN, type SisnConfig } from '../nn/sisn.js';
+import type { Adam } from '../optim/adam.js';
+import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';
+import { stateDict, loadStateDict, inferConfig, OPTIMIZER_PREFIX } from '../io/weights.js';
+
+export const CHECKPOINT_FORMAT = 'sisn-webgpu-checkpoint/1';
+
+export interface CheckpointMeta {
+  format: typeof CHECKPOINT_FORMAT;
+  step: number;
+  config: SisnConfig;
+  rng: number[];
+  adamStep: number;
+  bestPsnr: number;
+  bestStep: number;
+  options: Record<string, unknown>;
+}
+
+export async function saveCheckpoint(path: string, model: SISN, adam: Adam, meta: Omit<CheckpointMeta, 'format' | 'config' | 'adamStep'>): Promise<void> {
+  const dict = await stateDict(model);
+  dict.set(`${OPTIMIZER_PREFIX}exp_avg`, { dtype: 'F32', shape: [adam.params.length], data: await adam.expAvg.read() });
+  dict.set(`${OPTIMIZER_PREFIX}exp_avg_sq`, { dtype: 'F32', shape: [adam.params.length], data: await adam.expAvgSq.read() });
+  const full: CheckpointMeta = { format: CHECKPOINT_FORMAT, config: model.config, adamStep: adam.step, ...meta };
+  const bytes = serializeSafetensors(dict, { format: 'pt', arch: 'SISN', config: JSON.stringify(model.config), checkpoint: JSON.stringify(full) });
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new Error(`cannot write checkpoint ${path}: ${(e as Error).message}`);
+  }
+}
+
+export interface LoadedCheckpoint {
+  model: SISN;
+  meta: CheckpointMeta;
+  expAvg: Float32Array;
+  expAvgSq: Float32Array;
+}
+
+export function loadCheckpoint(gpu: Gpu, path: string): LoadedCheckpoint {
+  let file;
+  try {
+    file = parseSafetensors(readFileSync(path), path);
+  } catch (e) {
+    throw new Error(`cannot load checkpoint ${path}: ${(e as Error).message}`);
+  }
+  if (!file.metadata.checkpoint) throw new Error(`${path} holds weights only, not a training checkpoint (no optimizer state)`);
+  const meta = JSON.parse(file.metadata.checkpoint) as CheckpointMeta;
+  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${path}: unknown checkpoint format ${meta.format}`);
+  const expAvg = file.tensors.get(`${OPTIMIZER_PREFIX}exp_avg`)?.data;
+  const expAvgSq = file.tensors.get(`${OPTIMIZER_PREFIX}exp_avg_sq`)?.data;
+  if (!(expAvg instanceof Float32Array) || !(expAvgSq instanceof Float32Array)) throw new Error(`${path}: optimizer state missing`);
+  const dict = new Map([...file.tensors].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX)));
+  const model = new SISN(gpu, inferConfig(dict));
+  try {
+    loadStateDict(model, dict);
+  } catch (e) {
+    model.dispose();
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+  return { model, meta, expAvg, expAvgSq };
+}
