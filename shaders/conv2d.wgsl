@@ -1,42 +1,44 @@
 // 2-D convolution, NCHW, stride 1, zero padding, groups, optional bias.
 //
 // Math:     out[b,o,y,x] = bias[o] + sum_{i<Cin/G, ky, kx} w[o,i,ky,kx] * in[b, g*Cin/G + i, y+ky-pad, x+kx-pad],
-//           g = o / (Cout/G). Weights are [Cout, Cin/G, K, K] (PyTorch).
-//           Input gradient = this same forward on the output gradient with `transpose_weight`'s
-//           flipped, transposed weights ([Cin, Cout/G, K, K]) and padding K-1-pad.
+//           g = o / (Cout/G). Weights are [Cout, Cin/G, K, K] (PyTorch); `pack_weight` first lays them out
+//           as packed[g][i][ky*K+kx][o padded to a multiple of 8] so one vec4 load gives 4 output channels.
+//           The input gradient is this same forward on the output gradient with weights packed
+//           transposed and flipped (`transposed` = 1) and padding K-1-pad.
 //           weight_grad: dw[o,i,ky,kx] = sum_{b,y,x} dout[b,o,y,x] * in[b, g*Cin/G+i, y+ky-pad, x+kx-pad].
-// Tiling:   forward: each invocation computes 4 output channels x 4 adjacent output columns (16 sums,
-//           8 loads per 16 multiply-adds); weight_grad: one weight per invocation.
-// Dispatch: forward: ceil(B * ocBlocks * Hout * ceil(Wout/4) / 64) workgroups, ocBlocks = G * ceil((Cout/G)/4);
-//           weight_grad and transpose_weight: ceil(#weights / 64). All folded past 65,535.
+// Tiling:   forward: each invocation computes 8 output channels x 4 adjacent output columns (32 sums).
+//           Per input channel and kernel row it loads 4+K-1 input values once and 2 vec4 weights per
+//           tap: 8 multiply-adds per load for 3x3 (the loads, not the arithmetic, bound a CPU adapter).
+//           K is an override constant, so the tap loops unroll.
+//           weight_grad: each invocation computes 4 output channels x K*K taps of one input channel,
+//           walking the batch and the image in runs of 4 columns (dout 4x4, input K rows of 4+K-1).
+// Dispatch: forward: ceil(B * ocBlocks * Hout * ceil(Wout/4) / 64) workgroups, ocBlocks = G * ceil((Cout/G)/8);
+//           weight_grad: ceil(Cout/4 * Cin/G / 64); pack_weight: ceil(#packed / 64). All folded past 65,535.
 
 struct Conv {
   batch: u32, cin: u32, h: u32, w: u32,
   cout: u32, hout: u32, wout: u32, groups: u32,
-  k: u32, pad: u32, has_bias: u32, oc_blocks: u32,
-  x_blocks: u32,
+  pad: u32, has_bias: u32, oc_blocks: u32, x_blocks: u32,
+  out_pad: u32,
 }
+
+struct Pack { groups: u32, in_g: u32, out_g: u32, out_pad: u32, transposed: u32 }
+
+override K: u32 = 3u;
+const KMAX: u32 = 7u;
+const TX: u32 = 4u;
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> inp: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read> packed: array<vec4f>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<uniform> p: Conv;
 @group(0) @binding(2) var<storage, read> dout: array<f32>;
+@group(0) @binding(1) var<storage, read> w_src: array<f32>;
+@group(0) @binding(4) var<uniform> pack_p: Pack;
 
 fn flat(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
   return (wid.x + wid.y * nwg.x) * 64u + lid;
-}
-
-fn input_row(b: u32, ci: u32, iy: i32, x0: i32) -> vec4f {
-  let base = i32((b * p.cin + ci) * p.h) + iy;
-  let row = u32(base) * p.w;
-  var v = vec4f(0.0);
-  for (var j = 0; j < 4; j++) {
-    let ix = x0 + j;
-    if (ix >= 0 && ix < i32(p.w)) { v[j] = inp[row + u32(ix)]; }
-  }
-  return v;
 }
 
 @compute @workgroup_size(64)
@@ -51,87 +53,123 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let b = t / p.oc_blocks;
   let cin_g = p.cin / p.groups;
   let cout_g = p.cout / p.groups;
-  let blocks_per_group = (cout_g + 3u) / 4u;
+  let blocks_per_group = p.out_pad / 8u;
   let g = ob / blocks_per_group;
-  let oc0 = g * cout_g + (ob % blocks_per_group) * 4u;
-  let oc_end = (g + 1u) * cout_g;
-  let x0 = xb * 4u;
-  let kk = p.k * p.k;
-  var acc: array<vec4f, 4>;
+  let ol0 = (ob % blocks_per_group) * 8u;
+  let x0 = i32(xb * TX) - i32(p.pad);
+  let wv = p.out_pad / 4u;
+  var acc: array<array<vec4f, 2>, TX>;
+  var seg: array<f32, TX + KMAX - 1u>;
   for (var i = 0u; i < cin_g; i++) {
-    let ci = g * cin_g + i;
-    for (var ky = 0u; ky < p.k; ky++) {
+    let plane = (b * p.cin + g * cin_g + i) * p.h;
+    let wrow = (g * cin_g + i) * K * K;
+    for (var ky = 0u; ky < K; ky++) {
       let iy = i32(y + ky) - i32(p.pad);
       if (iy < 0 || iy >= i32(p.h)) { continue; }
-      for (var kx = 0u; kx < p.k; kx++) {
-        let v = input_row(b, ci, iy, i32(x0 + kx) - i32(p.pad));
-        let tap = i * kk + ky * p.k + kx;
-        for (var j = 0u; j < 4u; j++) {
-          let o = oc0 + j;
-          if (o < oc_end) { acc[j] += weight[o * cin_g * kk + tap] * v; }
+      let row = (plane + u32(iy)) * p.w;
+      for (var j = 0u; j < TX + K - 1u; j++) {
+        let ix = x0 + i32(j);
+        let inside = ix >= 0 && ix < i32(p.w);
+        seg[j] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], inside);
+      }
+      for (var kx = 0u; kx < K; kx++) {
+        let wi = (wrow + ky * K + kx) * wv + ol0 / 4u;
+        let w0 = packed[wi];
+        let w1 = packed[wi + 1u];
+        for (var c = 0u; c < TX; c++) {
+          let v = seg[c + kx];
+          acc[c][0] += v * w0;
+          acc[c][1] += v * w1;
         }
       }
     }
   }
-  for (var j = 0u; j < 4u; j++) {
-    let o = oc0 + j;
-    if (o >= oc_end) { break; }
+  let xo = xb * TX;
+  for (var j = 0u; j < 8u; j++) {
+    let ol = ol0 + j;
+    if (ol >= cout_g) { break; }
+    let o = g * cout_g + ol;
     var bv = 0.0;
     if (p.has_bias != 0u) { bv = bias[o]; }
-    let row = ((b * p.cout + o) * p.hout + y) * p.wout;
-    for (var c = 0u; c < 4u; c++) {
-      if (x0 + c < p.wout) { out[row + x0 + c] = acc[j][c] + bv; }
+    let base = ((b * p.cout + o) * p.hout + y) * p.wout;
+    for (var c = 0u; c < TX; c++) {
+      if (xo + c < p.wout) { out[base + xo + c] = acc[c][j / 4u][j % 4u] + bv; }
     }
   }
 }
 
-// Flipped, transposed weights for the input gradient: wt[ci, ol, ky, kx] = w[g*Cout/G + ol, ci - g*Cin/G, K-1-ky, K-1-kx].
-// Uses Conv with cin/cout of the forward convolution.
-@group(0) @binding(1) var<storage, read> w_src: array<f32>;
-
+// packed[((g*in_g + i)*K*K + tap)*out_pad + ol] = w[g*out_g + ol, i, tap] (forward), or, for the
+// input gradient (w is the forward weight [G*in_g, out_g, K, K]), w[g*in_g + i, ol, K*K-1-tap]; 0 past out_g.
 @compute @workgroup_size(64)
-fn transpose_weight(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn pack_weight(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let id = flat(wid, nwg, lid);
-  let kk = p.k * p.k;
-  let cin_g = p.cin / p.groups;
-  let cout_g = p.cout / p.groups;
-  if (id >= p.cin * cout_g * kk) { return; }
-  let tap = id % kk;
-  let ol = (id / kk) % cout_g;
-  let ci = id / (kk * cout_g);
-  let g = ci / cin_g;
-  let ky = tap / p.k;
-  let kx = tap % p.k;
-  let src_tap = (p.k - 1u - ky) * p.k + (p.k - 1u - kx);
-  out[id] = w_src[((g * cout_g + ol) * cin_g + (ci - g * cin_g)) * kk + src_tap];
+  let q = pack_p;
+  let kk = K * K;
+  if (id >= q.groups * q.in_g * kk * q.out_pad) { return; }
+  let ol = id % q.out_pad;
+  let tap = (id / q.out_pad) % kk;
+  let gi = id / (q.out_pad * kk);
+  let i = gi % q.in_g;
+  let g = gi / q.in_g;
+  if (ol >= q.out_g) {
+    out[id] = 0.0;
+  } else if (q.transposed == 0u) {
+    out[id] = w_src[((g * q.out_g + ol) * q.in_g + i) * kk + tap];
+  } else {
+    out[id] = w_src[((g * q.in_g + i) * q.out_g + ol) * kk + (kk - 1u - tap)];
+  }
 }
 
+// Uses Conv with the forward convolution's shapes; out is dw [Cout, Cin/G, K, K].
 @compute @workgroup_size(64)
 fn weight_grad(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let id = flat(wid, nwg, lid);
-  let kk = p.k * p.k;
   let cin_g = p.cin / p.groups;
   let cout_g = p.cout / p.groups;
-  if (id >= p.cout * cin_g * kk) { return; }
-  let tap = id % kk;
-  let i = (id / kk) % cin_g;
-  let o = id / (kk * cin_g);
-  let ci = (o / cout_g) * cin_g + i;
-  let dy = i32(tap / p.k) - i32(p.pad);
-  let dx = i32(tap % p.k) - i32(p.pad);
-  let y_lo = u32(max(0, -dy));
-  let y_hi = u32(clamp(i32(p.h) - dy, 0, i32(p.hout)));
-  let x_lo = u32(max(0, -dx));
-  let x_hi = u32(clamp(i32(p.w) - dx, 0, i32(p.wout)));
-  var acc = 0.0;
+  let oblocks = (cout_g + 3u) / 4u;
+  if (id >= p.groups * oblocks * cin_g) { return; }
+  let i = id % cin_g;
+  let ob = (id / cin_g) % oblocks;
+  let g = id / (cin_g * oblocks);
+  let ol0 = ob * 4u;
+  let ci = g * cin_g + i;
+  var acc: array<vec4f, KMAX * KMAX>;
+  var seg: array<f32, TX + KMAX - 1u>;
+  var d: array<vec4f, TX>;
   for (var b = 0u; b < p.batch; b++) {
-    for (var y = y_lo; y < y_hi; y++) {
-      let grow = ((b * p.cout + o) * p.hout + y) * p.wout;
-      let irow = ((b * p.cin + ci) * p.h + u32(i32(y) + dy)) * p.w;
-      for (var x = x_lo; x < x_hi; x++) {
-        acc += dout[grow + x] * inp[irow + u32(i32(x) + dx)];
+    let plane = (b * p.cin + ci) * p.h;
+    for (var y = 0u; y < p.hout; y++) {
+      for (var x0 = 0u; x0 < p.wout; x0 += TX) {
+        for (var c = 0u; c < TX; c++) {
+          for (var j = 0u; j < 4u; j++) {
+            let ol = ol0 + j;
+            let ok = ol < cout_g && x0 + c < p.wout;
+            let at = ((b * p.cout + g * cout_g + min(ol, cout_g - 1u)) * p.hout + y) * p.wout + min(x0 + c, p.wout - 1u);
+            d[c][j] = select(0.0, dout[at], ok);
+          }
+        }
+        for (var ky = 0u; ky < K; ky++) {
+          let iy = i32(y + ky) - i32(p.pad);
+          if (iy < 0 || iy >= i32(p.h)) { continue; }
+          let row = (plane + u32(iy)) * p.w;
+          for (var j = 0u; j < TX + K - 1u; j++) {
+            let ix = i32(x0 + j) - i32(p.pad);
+            seg[j] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], ix >= 0 && ix < i32(p.w));
+          }
+          for (var kx = 0u; kx < K; kx++) {
+            var s = acc[ky * K + kx];
+            for (var c = 0u; c < TX; c++) { s += seg[c + kx] * d[c]; }
+            acc[ky * K + kx] = s;
+          }
+        }
       }
     }
   }
-  out[id] = acc;
+  let kk = K * K;
+  for (var j = 0u; j < 4u; j++) {
+    let ol = ol0 + j;
+    if (ol >= cout_g) { break; }
+    let base = ((g * cout_g + ol) * cin_g + i) * kk;
+    for (var tap = 0u; tap < kk; tap++) { out[base + tap] = acc[tap][j]; }
+  }
 }

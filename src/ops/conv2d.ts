@@ -7,68 +7,82 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
-const TILE = 4;
+/** Output columns and channels per forward invocation; must match TX and the 8-channel tile of the shader. */
+const TILE_X = 4;
+const TILE_OC = 8;
+const GRAD_OC = 4;
+const KMAX = 7;
 
-function launchForward(x: Tensor, w: Tensor, bias: Tensor | null, pad: number, groups: number): Tensor {
+/**
+ * Packs weights for the forward kernel: [G][in_g][K*K][out_g padded to 8]. `transposed` packs the
+ * forward weight [G*in_g, out_g, K, K] flipped, for the input gradient.
+ */
+function packWeight(w: Tensor, groups: number, inG: number, outG: number, k: number, transposed: boolean): Tensor {
+  const outPad = Math.ceil(outG / TILE_OC) * TILE_OC;
+  const packed = Tensor.empty(w.gpu, [groups * inG * k * k * outPad]);
+  w.gpu.kernels.dispatch('conv2d.pack_weight', {
+    uniforms: { groups, in_g: inG, out_g: outG, out_pad: outPad, transposed: transposed ? 1 : 0 },
+    buffers: { out: packed, w_src: w },
+    groups: Math.ceil(packed.size / 64),
+    constants: { K: k },
+  });
+  return packed;
+}
+
+function launchForward(x: Tensor, packed: Tensor, cout: number, k: number, bias: Tensor | null, pad: number, groups: number): Tensor {
   const [batch, cin, h, wd] = x.shape as number[];
-  const [cout, , k] = w.shape as number[];
   const hout = h + 2 * pad - k + 1;
   const wout = wd + 2 * pad - k + 1;
   const out = Tensor.empty(x.gpu, [batch, cout, hout, wout]);
-  const ocBlocks = groups * Math.ceil(cout / groups / TILE);
-  const xBlocks = Math.ceil(wout / TILE);
+  const outPad = Math.ceil(cout / groups / TILE_OC) * TILE_OC;
+  const ocBlocks = (groups * outPad) / TILE_OC;
+  const xBlocks = Math.ceil(wout / TILE_X);
   x.gpu.kernels.dispatch('conv2d.forward', {
-    uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, k, pad, has_bias: bias ? 1 : 0, oc_blocks: ocBlocks, x_blocks: xBlocks },
-    buffers: { out, inp: x, weight: w, bias: bias ?? w },
+    uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, has_bias: bias ? 1 : 0, oc_blocks: ocBlocks, x_blocks: xBlocks, out_pad: outPad },
+    buffers: { out, inp: x, packed, bias: bias ?? packed },
     groups: Math.ceil((batch * ocBlocks * hout * xBlocks) / 64),
+    constants: { K: k },
   });
   return out;
 }
 
-function convUniforms(x: Tensor, w: Tensor, pad: number, groups: number) {
-  const [batch, cin, h, wd] = x.shape as number[];
-  const [cout, , k] = w.shape as number[];
-  return { batch, cin, h, w: wd, cout, hout: h + 2 * pad - k + 1, wout: wd + 2 * pad - k + 1, groups, k, pad, has_bias: 0, oc_blocks: 0, x_blocks: 0 };
-}
-
-/** Flipped, transposed weights [Cin, Cout/G, K, K]: the input gradient is a forward conv with them. */
-function transposeWeight(x: Tensor, w: Tensor, pad: number, groups: number): Tensor {
-  const [cout, cinG, k] = w.shape as number[];
-  const out = Tensor.empty(w.gpu, [cinG * groups, cout / groups, k, k]);
-  w.gpu.kernels.dispatch('conv2d.transpose_weight', { uniforms: convUniforms(x, w, pad, groups), buffers: { out, w_src: w }, groups: Math.ceil(out.size / 64) });
-  return out;
-}
-
 function weightGrad(x: Tensor, w: Tensor, g: Tensor, pad: number, groups: number): Tensor {
+  const [batch, cin, h, wd] = x.shape as number[];
+  const [cout, cinG, k] = w.shape as number[];
+  const [, , hout, wout] = g.shape as number[];
   const out = Tensor.empty(w.gpu, w.shape);
-  w.gpu.kernels.dispatch('conv2d.weight_grad', { uniforms: convUniforms(x, w, pad, groups), buffers: { out, inp: x, dout: g }, groups: Math.ceil(out.size / 64) });
+  const invocations = groups * Math.ceil(cout / groups / GRAD_OC) * cinG;
+  w.gpu.kernels.dispatch('conv2d.weight_grad', {
+    uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, has_bias: 0, oc_blocks: 0, x_blocks: 0, out_pad: 0 },
+    buffers: { out, inp: x, dout: g },
+    groups: Math.ceil(invocations / 64),
+    constants: { K: k },
+  });
   return out;
 }
 
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
   const pad = options.padding ?? 0;
   const groups = options.groups ?? 1;
-  const [batch, cin, h, wd] = dims4('conv2d', x);
+  const [, cin, h, wd] = dims4('conv2d', x);
   if (w.shape.length !== 4 || w.shape[2] !== w.shape[3]) throw new Error(`conv2d: weight must be [Cout, Cin/G, K, K], got ${formatShape(w.shape)}`);
   const [cout, cinG, k] = w.shape as number[];
+  if (k > KMAX) throw new Error(`conv2d: kernels up to ${KMAX}x${KMAX} are supported, got ${k}x${k}`);
   if (!Number.isInteger(groups) || groups < 1 || cin % groups || cout % groups) throw new Error(`conv2d: ${cin} -> ${cout} channels cannot be split into ${groups} groups`);
   if (cinG * groups !== cin) throw new Error(`conv2d: weight ${formatShape(w.shape)} expects ${cinG * groups} input channels, input ${formatShape(x.shape)} has ${cin}`);
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== cout)) throw new Error(`conv2d: bias ${formatShape(bias.shape)} must be [${cout}]`);
   if (!Number.isInteger(pad) || pad < 0 || pad > k - 1) throw new Error(`conv2d: padding ${pad} must be in [0, ${k - 1}]`);
   if (h + 2 * pad < k || wd + 2 * pad < k) throw new Error(`conv2d: input ${formatShape(x.shape)} is smaller than the ${k}x${k} kernel`);
-  const out = launchForward(x, w, bias, pad, groups);
+  const out = x.gpu.scope(() => launchForward(x, packWeight(w, groups, cinG, cout / groups, k, false), cout, k, bias, pad, groups));
   const inputs = bias ? [x, w, bias] : [x, w];
   return x.gpu.tape.record(
     'conv2d',
     inputs,
     out,
     (g, needs) => {
-      const [, , hout, wout] = g.shape as number[];
-      let dx: Tensor | null = null;
-      if (needs[0]) {
-        const wt = transposeWeight(x, w, pad, groups);
-        dx = launchForward(g, wt, null, k - 1 - pad, groups);
-      }
+      const [batch, , hout, wout] = g.shape as number[];
+      // The input gradient is a forward convolution of g with the flipped, transposed weights.
+      const dx = needs[0] ? launchForward(g, packWeight(w, groups, cout / groups, cinG, k, true), cin, k, null, k - 1 - pad, groups) : null;
       const dw = needs[1] ? weightGrad(x, w, g, pad, groups) : null;
       const db = bias && needs[2] ? channelReduce(g, { batch, channels: cout, inner: hout * wout, mode: ReduceMode.Sum }) : null;
       return [dx, dw, db];
