@@ -9,10 +9,12 @@
 // Tiling:   forward: each invocation computes 8 output channels x 4 adjacent output columns (32 sums).
 //           Per input channel and kernel row it loads 4+K-1 input values once and 2 vec4 weights per
 //           tap: 8 multiply-adds per load for 3x3 (the loads, not the arithmetic, bound a CPU adapter).
-//           K is an override constant, so the tap loops unroll.
+//           K is an override constant, so the tap loops unroll. With the `subgroups` feature the two
+//           weight vectors of a tap are loaded by two lanes and broadcast (every lane of a workgroup
+//           shares the output-channel block, and the loops are branch-free, so the subgroup is uniform).
 //           weight_grad: each invocation computes 4 output channels x K*K taps of one input channel,
 //           walking the batch and the image in runs of 4 columns (dout 4x4, input K rows of 4+K-1).
-// Dispatch: forward: ceil(B * ocBlocks * Hout * ceil(Wout/4) / 64) workgroups, ocBlocks = G * ceil((Cout/G)/8);
+// Dispatch: forward: (ceil(Hout * ceil(Wout/4) / 64), ocBlocks, B) workgroups, ocBlocks = G * ceil((Cout/G)/8);
 //           weight_grad: ceil(Cout/4 * Cin/G / 64); pack_weight: ceil(#packed / 64). All folded past 65,535.
 
 struct Conv {
@@ -42,15 +44,15 @@ fn flat(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
 }
 
 @compute @workgroup_size(64)
-fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let id = flat(wid, nwg, lid);
-  if (id >= p.batch * p.oc_blocks * p.hout * p.x_blocks) { return; }
-  let xb = id % p.x_blocks;
-  var t = id / p.x_blocks;
-  let y = t % p.hout;
-  t = t / p.hout;
-  let ob = t % p.oc_blocks;
-  let b = t / p.oc_blocks;
+fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  // The output-channel block and the sample come from the workgroup id alone, so every weight
+  // address is uniform across the workgroup (a compiler can load it once for all lanes).
+  let pos = wid.x * 64u + lid;
+  let ob = wid.y;
+  let b = wid.z;
+  let in_range = pos < p.hout * p.x_blocks;
+  let xb = pos % p.x_blocks;
+  let y = min(pos / p.x_blocks, p.hout - 1u);
   let cin_g = p.cin / p.groups;
   let cout_g = p.cout / p.groups;
   let blocks_per_group = p.out_pad / 8u;
@@ -65,17 +67,24 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
     let wrow = (g * cin_g + i) * K * K;
     for (var ky = 0u; ky < K; ky++) {
       let iy = i32(y + ky) - i32(p.pad);
-      if (iy < 0 || iy >= i32(p.h)) { continue; }
-      let row = (plane + u32(iy)) * p.w;
+      let yok = iy >= 0 && iy < i32(p.h);
+      let row = (plane + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w;
       for (var j = 0u; j < TX + K - 1u; j++) {
         let ix = x0 + i32(j);
-        let inside = ix >= 0 && ix < i32(p.w);
+        let inside = yok && ix >= 0 && ix < i32(p.w);
         seg[j] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], inside);
       }
       for (var kx = 0u; kx < K; kx++) {
         let wi = (wrow + ky * K + kx) * wv + ol0 / 4u;
+// @if subgroups
+        // Lanes 0 and 1 load the two weight vectors; the others take them from the subgroup.
+        let wl = packed[wi + (lid & 1u)];
+        let w0 = subgroupBroadcast(wl, 0u);
+        let w1 = subgroupBroadcast(wl, 1u);
+// @else
         let w0 = packed[wi];
         let w1 = packed[wi + 1u];
+// @endif
         for (var c = 0u; c < TX; c++) {
           let v = seg[c + kx];
           acc[c][0] += v * w0;
@@ -84,6 +93,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
       }
     }
   }
+  if (!in_range) { return; }
   let xo = xb * TX;
   for (var j = 0u; j < 8u; j++) {
     let ol = ol0 + j;

@@ -22,3 +22,4 @@ export { PatchSampler, type Batch } from './data/sampler.js';
 export { train, DEFAULTS as TRAIN_DEFAULTS, type TrainOptions, type TrainResult } from './train/trainer.js';
 export { evaluate, predict, bicubicUp, type Scores, type EvalResult } from './train/evaluate.js';
 export { saveCheckpoint, loadCheckpoint, type CheckpointMeta } from './train/checkpoint.js';
+export { preprocess } from './kernels/registry.js';

@@ -15,6 +15,8 @@ export interface GpuOptions {
   /** Use the `shader-f16` feature when the adapter has it (default true). */
   f16?: boolean;
   powerPreference?: GPUPowerPreference;
+  /** Request `timestamp-query` so `recorder.startProfiling()` can time kernels (default false). */
+  profiling?: boolean;
 }
 
 /** Optional features the engine knows how to use, and whether this device has them. */
@@ -68,6 +70,10 @@ export class Gpu {
     const f16 = options.f16 !== false && adapter.features.has('shader-f16');
     if (subgroups) wanted.push('subgroups' as GPUFeatureName);
     if (f16) wanted.push('shader-f16');
+    if (options.profiling) {
+      if (!adapter.features.has('timestamp-query')) throw new Error('this adapter has no timestamp-query feature: kernel profiling is unavailable');
+      wanted.push('timestamp-query');
+    }
     // Ask for the adapter's real limits: the defaults (128 MiB bindings, 8 storage buffers per
     // stage) are lower than most adapters offer.
     const requiredLimits: Record<string, number> = {};

@@ -19,6 +19,63 @@ interface UniformChunk {
   used: number;
 }
 
+/** Per-kernel GPU time from timestamp queries (one compute pass per dispatch while profiling). */
+export interface KernelTime {
+  ms: number;
+  count: number;
+}
+
+const QUERY_CAPACITY = 4096;
+
+class Profiler {
+  readonly querySet: GPUQuerySet;
+  labels: string[] = [];
+  private pending: Promise<void>[] = [];
+  readonly totals = new Map<string, KernelTime>();
+
+  constructor(private readonly device: GPUDevice) {
+    this.querySet = device.createQuerySet({ type: 'timestamp', count: QUERY_CAPACITY, label: 'profiler' });
+  }
+
+  get full(): boolean {
+    return this.labels.length * 2 >= QUERY_CAPACITY;
+  }
+
+  /** Records the resolve of this encoder's timestamps; the times are read after the submit. */
+  resolve(encoder: GPUCommandEncoder): (() => void) | null {
+    const n = this.labels.length * 2;
+    if (!n) return null;
+    const labels = this.labels;
+    this.labels = [];
+    const resolved = this.device.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const readable = this.device.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    encoder.resolveQuerySet(this.querySet, 0, n, resolved, 0);
+    encoder.copyBufferToBuffer(resolved, 0, readable, 0, n * 8);
+    return () => {
+      this.pending.push(
+        readable.mapAsync(GPUMapMode.READ).then(() => {
+          const t = new BigUint64Array(readable.getMappedRange());
+          labels.forEach((label, i) => {
+            const entry = this.totals.get(label) ?? { ms: 0, count: 0 };
+            entry.ms += Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+            entry.count++;
+            this.totals.set(label, entry);
+          });
+          readable.unmap();
+          readable.destroy();
+          resolved.destroy();
+        }),
+      );
+    };
+  }
+
+  async collect(): Promise<Map<string, KernelTime>> {
+    await Promise.all(this.pending);
+    this.pending = [];
+    return this.totals;
+  }
+}
+
 export interface UniformSlice {
   buffer: GPUBuffer;
   offset: number;
@@ -32,6 +89,7 @@ export class CommandRecorder {
   private transient: GPUBuffer[] = [];
   private labels = new Set<string>();
   private pendingErrors: Promise<Error | null>[] = [];
+  private profiler: Profiler | null = null;
   /** Dispatches recorded since the engine started (for tests and benchmarks). */
   dispatchCount = 0;
   submitCount = 0;
@@ -40,6 +98,22 @@ export class CommandRecorder {
     private readonly device: GPUDevice,
     private readonly uniformAlignment: number,
   ) {}
+
+  /** Times every dispatch from now on (needs the `timestamp-query` feature). */
+  startProfiling(): void {
+    this.profiler ??= new Profiler(this.device);
+  }
+
+  /** Per-kernel GPU time of everything profiled and submitted so far. Call after `sync()`. */
+  async profile(): Promise<Map<string, KernelTime>> {
+    if (!this.profiler) throw new Error('profiling was not started');
+    return this.profiler.collect();
+  }
+
+  /** Called before a dispatch's resources are recorded: submits early when the profiler's queries are used up. */
+  reserveDispatch(): void {
+    if (this.profiler?.full) this.submit();
+  }
 
   get hasPendingWork(): boolean {
     return this.encoder !== null;
@@ -87,6 +161,12 @@ export class CommandRecorder {
 
   dispatch(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, groups: [number, number, number], label: string): void {
     this.getEncoder();
+    if (this.profiler) {
+      this.endPass();
+      const at = this.profiler.labels.length * 2;
+      this.profiler.labels.push(label);
+      this.pass = this.encoder!.beginComputePass({ label, timestampWrites: { querySet: this.profiler.querySet, beginningOfPassWriteIndex: at, endOfPassWriteIndex: at + 1 } });
+    }
     if (!this.pass) this.pass = this.encoder!.beginComputePass({ label: 'compute' });
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup);
@@ -123,8 +203,10 @@ export class CommandRecorder {
     if (!this.encoder) return;
     this.endPass();
     for (const c of this.chunks) c.buffer.unmap();
+    const afterSubmit = this.profiler?.resolve(this.encoder);
     const commands = this.encoder.finish();
     this.device.queue.submit([commands]);
+    afterSubmit?.();
     this.submitCount++;
     const labels = [...this.labels].join(', ');
     const validation = this.device.popErrorScope();

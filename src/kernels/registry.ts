@@ -91,6 +91,40 @@ function uniformLayout(v: VariableInfo): UniformLayout {
   };
 }
 
+/**
+ * Keeps the lines of `// @if FEATURE` / `// @else` / `// @endif` blocks that apply to the device's
+ * features, and enables the WGSL extensions the kept code needs. This is how one shader holds a
+ * fast path for an optional feature (`subgroups`) and the portable path beside it.
+ */
+export function preprocess(file: string, code: string, features: Record<string, boolean>): string {
+  const out: string[] = [];
+  const stack: { keep: boolean; parentKeep: boolean }[] = [];
+  let used = false;
+  code.split('\n').forEach((line, n) => {
+    const directive = /^\s*\/\/\s*@(if|else|endif)\b\s*(\w*)/.exec(line);
+    const keep = stack.length ? stack[stack.length - 1].keep : true;
+    if (!directive) {
+      out.push(keep ? line : '');
+      return;
+    }
+    out.push('');
+    const [, word, name] = directive;
+    if (word === 'if') {
+      if (!(name in features)) throw new Error(`shaders/${file}.wgsl:${n + 1}: unknown feature '${name}' in @if`);
+      if (name === 'subgroups' && features[name]) used = true;
+      stack.push({ keep: keep && features[name], parentKeep: keep });
+    } else if (word === 'else') {
+      const top = stack[stack.length - 1];
+      if (!top) throw new Error(`shaders/${file}.wgsl:${n + 1}: @else without @if`);
+      top.keep = top.parentKeep && !top.keep;
+    } else if (!stack.pop()) throw new Error(`shaders/${file}.wgsl:${n + 1}: @endif without @if`);
+  });
+  if (stack.length) throw new Error(`shaders/${file}.wgsl: @if without @endif`);
+  // Line numbers stay those of the file: the directive lines become blank, `enable` joins line 1.
+  if (used) out[0] = `enable subgroups; ${out[0]}`;
+  return out.join('\n');
+}
+
 /** Reflects every compute entry point of one WGSL source. */
 export function reflectShader(file: string, code: string): KernelInfo[] {
   let reflect: WgslReflect;
@@ -172,8 +206,8 @@ export class KernelRegistry {
   constructor(private readonly gpu: Gpu) {}
 
   /** Adds a shader from source (the `shaders/` directory is loaded on first use). */
-  define(file: string, code: string): KernelInfo[] {
-    const infos = reflectShader(file, code);
+  define(file: string, source: string): KernelInfo[] {
+    const infos = reflectShader(file, preprocess(file, source, { ...this.gpu.features }));
     for (const info of infos) this.infos.set(info.name, info);
     return infos;
   }
@@ -287,6 +321,7 @@ export class KernelRegistry {
   /** Records one dispatch of a kernel into the current step. */
   dispatch(name: string, args: DispatchArgs): void {
     this.gpu.checkAlive();
+    this.gpu.recorder.reserveDispatch();
     const info = this.info(name);
     const { pipeline, layout } = this.pipeline(name, args.constants);
     const limits = this.gpu.limits;

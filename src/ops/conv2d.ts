@@ -40,7 +40,7 @@ function launchForward(x: Tensor, packed: Tensor, cout: number, k: number, bias:
   x.gpu.kernels.dispatch('conv2d.forward', {
     uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, has_bias: bias ? 1 : 0, oc_blocks: ocBlocks, x_blocks: xBlocks, out_pad: outPad },
     buffers: { out, inp: x, packed, bias: bias ?? packed },
-    groups: Math.ceil((batch * ocBlocks * hout * xBlocks) / 64),
+    groups: [Math.ceil((hout * xBlocks) / 64), ocBlocks, batch],
     constants: { K: k },
   });
   return out;
