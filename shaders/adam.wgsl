@@ -18,9 +18,11 @@ struct Adam { n: u32, beta1: f32, beta2: f32, one_minus_beta1: f32, one_minus_be
 @group(0) @binding(3) var<storage, read> grad: array<f32>;
 @group(0) @binding(4) var<uniform> p: Adam;
 
+// @include flat
+
 @compute @workgroup_size(64)
 fn step(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+  let i = flat(wid, nwg, lid);
   if (i >= p.n) { return; }
   var g = grad[i];
   if (p.clip > 0.0) { g = clamp(g, -p.clip, p.clip); }

@@ -13,9 +13,7 @@ struct Radix { pairs: u32, channels: u32, radix: u32 }
 @group(0) @binding(2) var<storage, read> s: array<f32>;
 @group(0) @binding(3) var<uniform> p: Radix;
 
-fn flat(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
-  return (wid.x + wid.y * nwg.x) * 64u + lid;
-}
+// @include flat
 
 fn base_of(pair: u32) -> u32 {
   let b = pair / p.channels;

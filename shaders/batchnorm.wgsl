@@ -1,39 +1,58 @@
 // Batch normalisation over NCHW tensors viewed as [batch, channels, inner] (inner = H*W; 1 for
-// pooled [B, C, 1, 1] features).
+// pooled [B, C, 1, 1] features), with the ReLU and residual add that follow it in SISN fused in.
 //
-// Math:     normalize:       out = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c]
+// Math:     normalize:       y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c]
+//                            (+ res if has_res) (then max(., 0) if relu)
 //                            (batch statistics in training, running statistics in eval)
 //           update_running:  rm = momentum * mean + (1 - momentum) * rm
 //                            rv = momentum * var * M / (M - 1) + (1 - momentum) * rv   (unbiased, M = batch*inner)
-//           backward_input:  training: dx = gamma * r / M * (M * g - sum_g[c] - xhat * r * sum_gxc[c]),
+//           backward_input:  g is the gradient at the BN output (the host masks it by the ReLU first);
+//                            training: dx = gamma * r / M * (M * g - sum_g[c] - xhat * r * sum_gxc[c]),
 //                                      r = 1 / sqrt(var + eps), xhat = (x - mean) * r,
 //                                      sum_g = sum g, sum_gxc = sum g * (x - mean)   (from reduce.wgsl)
 //                            eval:     dx = g * gamma * r
-// Tiling:   one element (or one channel, update_running) per invocation, 64 per workgroup.
-// Dispatch: ceil(n / 64) workgroups (ceil(channels / 64) for update_running), folded past 65,535.
+//           gamma_grad:      dgamma[c] = sum_gxc[c] / sqrt(var[c] + eps)
+// Tiling:   normalize and backward_input: one vec4 per invocation (its 4 elements' channels are
+//           computed once when inner % 4 == 0, else per lane); the last vec4 writes only the lanes
+//           below n. update_running, gamma_grad: one channel per invocation. 64 per workgroup.
+// Dispatch: ceil(n / 256) workgroups (ceil(channels / 64) per channel), folded past 65,535.
 
-struct Norm { n: u32, channels: u32, inner: u32, eps: f32 }
+struct Norm { n: u32, channels: u32, inner: u32, eps: f32, has_res: u32, relu: u32 }
 struct Running { channels: u32, momentum: f32, unbias: f32 }
 struct Backward { n: u32, channels: u32, inner: u32, eps: f32, count: f32, train: u32 }
 
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read_write> out: array<vec4f>;
+@group(0) @binding(1) var<storage, read> x: array<vec4f>;
 @group(0) @binding(2) var<storage, read> mean: array<f32>;
 @group(0) @binding(3) var<storage, read> variance: array<f32>;
 @group(0) @binding(4) var<storage, read> gamma: array<f32>;
 @group(0) @binding(5) var<storage, read> beta: array<f32>;
 @group(0) @binding(6) var<uniform> norm_p: Norm;
+@group(0) @binding(7) var<storage, read> res: array<vec4f>;
 
-fn flat(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
-  return (wid.x + wid.y * nwg.x) * 64u + lid;
+// @include flat
+
+// Channels of the 4 elements of vec4 i.
+fn channels_of(i: u32, inner: u32, channels: u32) -> vec4u {
+  if (inner % 4u == 0u) { return vec4u((4u * i / inner) % channels); }
+  let e = vec4u(0u, 1u, 2u, 3u) + 4u * i;
+  return (e / inner) % channels;
+}
+
+fn gather(values: ptr<storage, array<f32>, read>, c: vec4u) -> vec4f {
+  return vec4f((*values)[c.x], (*values)[c.y], (*values)[c.z], (*values)[c.w]);
 }
 
 @compute @workgroup_size(64)
 fn normalize(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = flat(wid, nwg, lid);
-  if (i >= norm_p.n) { return; }
-  let c = (i / norm_p.inner) % norm_p.channels;
-  out[i] = (x[i] - mean[c]) / sqrt(variance[c] + norm_p.eps) * gamma[c] + beta[c];
+  let q = norm_p;
+  if (4u * i >= q.n) { return; }
+  let c = channels_of(i, q.inner, q.channels);
+  var y = (x[i] - gather(&mean, c)) / sqrt(gather(&variance, c) + q.eps) * gather(&gamma, c) + gather(&beta, c);
+  if (q.has_res != 0u) { y += res[i]; }
+  if (q.relu != 0u) { y = max(y, vec4f(0.0)); }
+  store4(&out, i, q.n, y);
 }
 
 @group(0) @binding(0) var<storage, read_write> running_mean: array<f32>;
@@ -48,7 +67,7 @@ fn update_running(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   running_var[c] = run_p.momentum * variance[c] * run_p.unbias + (1.0 - run_p.momentum) * running_var[c];
 }
 
-@group(0) @binding(5) var<storage, read> grad: array<f32>;
+@group(0) @binding(5) var<storage, read> grad: array<vec4f>;
 @group(0) @binding(7) var<storage, read> sum_g: array<f32>;
 @group(0) @binding(8) var<storage, read> sum_gxc: array<f32>;
 @group(0) @binding(6) var<uniform> back_p: Backward;
@@ -56,21 +75,24 @@ fn update_running(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
 @compute @workgroup_size(64)
 fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = flat(wid, nwg, lid);
-  if (i >= back_p.n) { return; }
-  let c = (i / back_p.inner) % back_p.channels;
-  let r = 1.0 / sqrt(variance[c] + back_p.eps);
-  if (back_p.train == 0u) {
-    out[i] = grad[i] * gamma[c] * r;
+  let q = back_p;
+  if (4u * i >= q.n) { return; }
+  let c = channels_of(i, q.inner, q.channels);
+  let r = 1.0 / sqrt(gather(&variance, c) + q.eps);
+  let scale = gather(&gamma, c) * r;
+  if (q.train == 0u) {
+    store4(&out, i, q.n, grad[i] * scale);
     return;
   }
-  let xhat = (x[i] - mean[c]) * r;
-  out[i] = gamma[c] * r / back_p.count * (back_p.count * grad[i] - sum_g[c] - xhat * r * sum_gxc[c]);
+  let xhat = (x[i] - gather(&mean, c)) * r;
+  store4(&out, i, q.n, scale / q.count * (q.count * grad[i] - gather(&sum_g, c) - xhat * r * gather(&sum_gxc, c)));
 }
 
-// gamma_grad: out[c] = sum_gxc[c] / sqrt(var[c] + eps)  (= sum of g * xhat). Uses Norm with n = channels.
+@group(0) @binding(0) var<storage, read_write> dgamma: array<f32>;
+
 @compute @workgroup_size(64)
 fn gamma_grad(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let c = flat(wid, nwg, lid);
-  if (c >= norm_p.n) { return; }
-  out[c] = sum_gxc[c] / sqrt(variance[c] + norm_p.eps);
+  if (c >= norm_p.channels) { return; }
+  dgamma[c] = sum_gxc[c] / sqrt(variance[c] + norm_p.eps);
 }

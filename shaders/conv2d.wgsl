@@ -39,9 +39,7 @@ const TX: u32 = 4u;
 @group(0) @binding(1) var<storage, read> w_src: array<f32>;
 @group(0) @binding(4) var<uniform> pack_p: Pack;
 
-fn flat(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
-  return (wid.x + wid.y * nwg.x) * 64u + lid;
-}
+// @include flat
 
 @compute @workgroup_size(64)
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {

@@ -27,9 +27,7 @@ struct Channels { n: u32, inner: u32, alpha: f32 }
 @group(0) @binding(3) var<uniform> chunk_p: Chunks;
 @group(0) @binding(3) var<uniform> chan_p: Channels;
 
-fn flat(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
-  return (wid.x + wid.y * nwg.x) * 64u + lid;
-}
+// @include flat
 
 @compute @workgroup_size(64)
 fn space_shuffle(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {

@@ -12,9 +12,11 @@ struct L1 { n: u32, inv_n: f32 }
 @group(0) @binding(3) var<storage, read> g: array<f32>;
 @group(0) @binding(4) var<uniform> p: L1;
 
+// @include flat
+
 @compute @workgroup_size(64)
 fn l1_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+  let i = flat(wid, nwg, lid);
   if (i >= p.n) { return; }
   out[i] = sign(pred[i] - tgt[i]) * g[0] * p.inv_n;
 }

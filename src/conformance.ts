@@ -98,8 +98,12 @@ export async function checkConformance(gpu: Gpu, dir: string): Promise<Conforman
   const intermediates = existsSync(join(dir, 'eval_intermediates.safetensors')) ? load(dir, 'eval_intermediates.safetensors') : new Map<string, SafeTensor>();
   const captured = new Map<string, Tensor>();
   const input = Tensor.fromArray(gpu, f32(evalIo.get('input')!), evalIo.get('input')!.shape);
-  const output = gpu.noGrad(() => model.forward(input, (name, t) => intermediates.has(name) && !captured.has(name) && captured.set(name, t.retain())));
+  // Capturing intermediates runs the unfused network; the output is checked on both paths.
+  const capturedOutput = gpu.noGrad(() => model.forward(input, (name, t) => intermediates.has(name) && !captured.has(name) && captured.set(name, t.retain())));
+  const output = gpu.noGrad(() => model.forward(input));
   checks.push(elementwise('eval output', await output.read(), f32(evalIo.get('output')!), tol.eval_output.atol, tol.eval_output.rtol));
+  checks.push(elementwise('eval output (unfused, capturing)', await capturedOutput.read(), f32(evalIo.get('output')!), tol.eval_output.atol, tol.eval_output.rtol));
+  capturedOutput.dispose();
   for (const [name, ref] of intermediates) {
     const t = captured.get(name);
     if (!t) checks.push({ name: `eval ${name}`, ratio: Infinity, detail: 'not produced by the model' });

@@ -13,8 +13,8 @@ import type { TapeNode } from './autograd/tape.js';
 
 export type Shape = readonly number[];
 
-/** Invocations per workgroup of the flat elementwise kernels (shaders/elementwise.wgsl). */
-export const ELEMENTWISE_GROUP = 64;
+/** Elements per workgroup of the flat elementwise kernels (shaders/elementwise.wgsl: 64 lanes x vec4). */
+export const ELEMENTWISE_GROUP = 256;
 
 export function shapeSize(shape: Shape): number {
   let n = 1;

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync, readdirSync } from 'node:fs';
 import { detectRaces } from 'wgsl_reflect/wgsl_reflect.module.js';
 import * as ops from '../dist/index.js';
-import { SHADER_DIR, Tensor } from '../dist/index.js';
+import { SHADER_DIR, Tensor, preprocess } from '../dist/index.js';
 import * as ref from './reference.js';
 import { withGpu, random } from './helpers.js';
 import { checkOp } from './gradcheck.js';
@@ -68,6 +68,25 @@ for (const [B, C, H, W] of [[2, 3, 4, 5], [4, 5, 1, 1], [1, 6, 3, 3], [3, 7, 2, 
       }
     });
   }
+}
+
+for (const training of [true, false]) {
+  test(`batchNorm2d ${training ? 'train' : 'eval'} with fused residual add and ReLU`, async () => {
+    const { gpu } = ctx;
+    const [B, C, H, W] = [2, 5, 3, 3];
+    const rm = random(C, 5, -0.5, 0.5);
+    const rv = random(C, 6, 0.5, 1.5);
+    const rmT = Tensor.fromArray(gpu, rm);
+    const rvT = Tensor.fromArray(gpu, rv);
+    await checkOp(gpu, {
+      name: 'batchNorm2d+res+relu',
+      inputs: [{ shape: [B, C, H, W], grad: true, lo: -2, hi: 3 }, { shape: [C], grad: true, lo: 0.5, hi: 1.5 }, { shape: [C], grad: true }, { shape: [B, C, H, W], grad: true }],
+      gpuFn: ([x, g, b, r]) => ops.batchNorm2d(x, g, b, rmT, rvT, { training, residual: r, relu: true }),
+      cpuFn: ([x, g, b, r]) => ref.relu(ref.batchNorm(x, [B, C, H, W], g, b, { training, runningMean: rm, runningVar: rv }).out.map((v, i) => v + r[i])),
+      // One pre-ReLU value lies 4.5e-5 from the kink: a step of 1e-6 keeps differences on one side.
+      h: 1e-6,
+    });
+  });
 }
 
 test('batchNorm2d training refuses one value per channel', () => {
@@ -221,7 +240,7 @@ test('Adam: ten steps match torch.optim.Adam to 1e-6 relative; clipping; MultiSt
 test('every shader that uses workgroup barriers passes race detection', () => {
   let checked = 0;
   for (const file of readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl'))) {
-    const code = readFileSync(`${SHADER_DIR}/${file}`, 'utf8');
+    const code = preprocess(file.slice(0, -5), readFileSync(`${SHADER_DIR}/${file}`, 'utf8'), { subgroups: false, f16: false });
     if (!/workgroupBarrier|storageBarrier/.test(code)) continue;
     // reduce.wgsl: 3 channels of [2, 3, 40], every mode.
     const x = random(240, 1);

@@ -95,8 +95,17 @@ function uniformLayout(v: VariableInfo): UniformLayout {
  * Keeps the lines of `// @if FEATURE` / `// @else` / `// @endif` blocks that apply to the device's
  * features, and enables the WGSL extensions the kept code needs. This is how one shader holds a
  * fast path for an optional feature (`subgroups`) and the portable path beside it.
+ * `// @include NAME` is replaced by shaders/include/NAME.wgsl (helpers WGSL has no import for).
  */
-export function preprocess(file: string, code: string, features: Record<string, boolean>): string {
+export function preprocess(file: string, source: string, features: Record<string, boolean>): string {
+  const code = source.replace(/^[ \t]*\/\/[ \t]*@include[ \t]+(\w+)[ \t]*$/gm, (_, name: string) => {
+    try {
+      // Joined into one line so the including file's line numbers stay true.
+      return readFileSync(join(SHADER_DIR, 'include', `${name}.wgsl`), 'utf8').split('\n').filter((l) => !/^\s*\/\//.test(l)).join(' ');
+    } catch {
+      throw new Error(`shaders/${file}.wgsl: no shaders/include/${name}.wgsl to include`);
+    }
+  });
   const out: string[] = [];
   const stack: { keep: boolean; parentKeep: boolean }[] = [];
   let used = false;
@@ -332,10 +341,12 @@ export class KernelRegistry {
       if (!b) throw new Error(`kernel ${name}: storage binding '${slot.name}' not given`);
       given.delete(slot.name);
       const r = rangeOf(b);
-      if (r.size > limits.maxStorageBufferBindingSize) {
+      if (Math.ceil(r.size / 16) * 16 > limits.maxStorageBufferBindingSize) {
         throw new Error(`kernel ${name}: binding '${slot.name}' is ${r.size} bytes, over this adapter's maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}); process the data in smaller pieces`);
       }
-      entries.push({ binding: slot.binding, resource: { buffer: r.buffer, offset: r.offset, size: Math.max(4, Math.ceil(r.size / 4) * 4) } });
+      // Rounded up to 16 bytes so kernels may read and write whole vec4s: every tensor's storage
+      // (pooled buffers, arena views) has that slack, and kernels never let the slack reach a result.
+      entries.push({ binding: slot.binding, resource: { buffer: r.buffer, offset: r.offset, size: Math.max(16, Math.ceil(r.size / 16) * 16) } });
     }
     if (given.size) throw new Error(`kernel ${name}: no storage binding named ${[...given].join(', ')}`);
     if (info.uniform) {

@@ -75,11 +75,22 @@ export class BatchNorm2d extends Module {
       { name: `${p}num_batches_tracked`, shape: [], kind: 'counter' },
     ];
   }
-  forward(s: ModelState, x: Tensor): Tensor {
+  /**
+   * BN, then optionally `+ residual` and ReLU, fused into one pass. While intermediates are being
+   * captured the BN output itself is needed (the fixtures hold it pre-ReLU), so nothing is fused.
+   */
+  forward(s: ModelState, x: Tensor, then: { residual?: Tensor; relu?: boolean } = {}): Tensor {
     const p = this.prefix;
-    const y = batchNorm2d(x, s.params.get(`${p}weight`), s.params.get(`${p}bias`), s.buffers.get(`${p}running_mean`)!, s.buffers.get(`${p}running_var`)!, { training: s.training });
+    const fuse = !s.capture;
+    const y = batchNorm2d(x, s.params.get(`${p}weight`), s.params.get(`${p}bias`), s.buffers.get(`${p}running_mean`)!, s.buffers.get(`${p}running_var`)!, {
+      training: s.training,
+      ...(fuse ? then : {}),
+    });
     if (s.training) s.counters.set(`${p}num_batches_tracked`, (s.counters.get(`${p}num_batches_tracked`) ?? 0) + 1);
-    return this.out(s, 'out', y);
+    if (fuse) return y;
+    this.out(s, 'out', y);
+    const r = then.residual ? add(y, then.residual) : y;
+    return then.relu ? relu(r) : r;
   }
 }
 
@@ -107,9 +118,9 @@ export class SplitAttention extends Module {
     return [this.conv, this.bn0, this.fc1, this.bn1, this.fc2].flatMap((m) => m.entries());
   }
   forward(s: ModelState, x: Tensor): Tensor {
-    const splits = relu(this.bn0.forward(s, this.conv.forward(s, x)));
+    const splits = this.bn0.forward(s, this.conv.forward(s, x), { relu: true });
     const gap = this.out(s, 'conv1x1_1.in', globalAvgPool(chunkSum(splits, this.radix)));
-    const logits = this.fc2.forward(s, relu(this.bn1.forward(s, this.fc1.forward(s, gap))));
+    const logits = this.fc2.forward(s, this.bn1.forward(s, this.fc1.forward(s, gap), { relu: true }));
     const attention = radixSoftmax(logits, this.radix);
     return this.out(s, 'out', chunkSum(scaleChannels(attention, splits), this.radix));
   }
@@ -138,10 +149,9 @@ export class ISAB extends Module {
     return [this.conv1, this.bn1, this.conv2, this.conv3, this.bn3, this.skip].flatMap((m) => m.entries());
   }
   forward(s: ModelState, x: Tensor): Tensor {
-    let y = relu(this.bn1.forward(s, this.conv1.forward(s, x)));
+    let y = this.bn1.forward(s, this.conv1.forward(s, x), { relu: true });
     if (this.useAttention) y = this.conv2.forward(s, y);
-    y = this.bn3.forward(s, this.conv3.forward(s, y));
-    return this.out(s, 'out', relu(add(y, x)));
+    return this.out(s, 'out', this.bn3.forward(s, this.conv3.forward(s, y), { residual: x, relu: true }));
   }
 }
 

@@ -3,16 +3,22 @@
  * variance; running statistics updated in place with the unbiased variance) or eval mode (running
  * statistics). The backward runs through the batch statistics in training mode.
  */
-import { Tensor, formatShape } from '../tensor.js';
+import { Tensor, formatShape, sameShape } from '../tensor.js';
+import { reluBackward } from './elementwise.js';
 import { channelReduce, dims4, ReduceMode } from './reduce.js';
 
 export interface BatchNormOptions {
   training: boolean;
   momentum?: number;
   eps?: number;
+  /** Fused after the normalisation: `+ residual` (same shape as x). */
+  residual?: Tensor;
+  /** Fused last: ReLU. */
+  relu?: boolean;
 }
 
 const GROUP = 64;
+const VEC_GROUP = 256;
 
 export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, options: BatchNormOptions): Tensor {
   const [batch, channels, h, w] = dims4('batchNorm2d', x);
@@ -39,17 +45,21 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
     mean = runningMean;
     variance = runningVar;
   }
+  const residual = options.residual;
+  if (residual && !sameShape(residual.shape, x.shape)) throw new Error(`batchNorm2d: residual ${formatShape(residual.shape)} does not match ${formatShape(x.shape)}`);
   const out = Tensor.empty(gpu, x.shape);
   gpu.kernels.dispatch('batchnorm.normalize', {
-    uniforms: { n: x.size, channels, inner, eps },
-    buffers: { out, x, mean, variance, gamma: weight, beta: bias },
-    groups: Math.ceil(x.size / GROUP),
+    uniforms: { n: x.size, channels, inner, eps, has_res: residual ? 1 : 0, relu: options.relu ? 1 : 0 },
+    buffers: { out, x, mean, variance, gamma: weight, beta: bias, res: residual ?? x },
+    groups: Math.ceil(x.size / VEC_GROUP),
   });
   const result = gpu.tape.record(
     'batchNorm2d',
-    [x, weight, bias],
+    residual ? [x, weight, bias, residual] : [x, weight, bias],
     out,
-    (g, needs) => {
+    (gOut, needs) => {
+      // Through the fused ReLU first (the output is > 0 exactly where the ReLU passed).
+      const g = options.relu ? reluBackward(gOut, out) : gOut;
       const sumG = channelReduce(g, { batch, channels, inner, mode: ReduceMode.Sum });
       const sumGxc = channelReduce(g, { batch, channels, inner, mode: ReduceMode.DotCentered, y: x, m: mean });
       let dx: Tensor | null = null;
@@ -58,21 +68,21 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
         gpu.kernels.dispatch('batchnorm.backward_input', {
           uniforms: { n: x.size, channels, inner, eps, count, train: options.training ? 1 : 0 },
           buffers: { out: dx, grad: g, x, mean, variance, gamma: weight, sum_g: sumG, sum_gxc: sumGxc },
-          groups: Math.ceil(x.size / GROUP),
+          groups: Math.ceil(x.size / VEC_GROUP),
         });
       }
       let dgamma: Tensor | null = null;
       if (needs[1]) {
         dgamma = Tensor.empty(gpu, weight.shape);
         gpu.kernels.dispatch('batchnorm.gamma_grad', {
-          uniforms: { n: channels, channels, inner, eps },
-          buffers: { out: dgamma, variance, sum_gxc: sumGxc },
+          uniforms: { n: channels, channels, inner, eps, has_res: 0, relu: 0 },
+          buffers: { dgamma, variance, sum_gxc: sumGxc },
           groups: Math.ceil(channels / GROUP),
         });
       }
-      return [dx, dgamma, needs[2] ? sumG.view(bias.shape) : null];
+      return [dx, dgamma, needs[2] ? sumG.view(bias.shape) : null, residual && needs[3] ? g : null];
     },
-    [x, mean, variance, weight],
+    options.relu ? [x, mean, variance, weight, out] : [x, mean, variance, weight],
   );
   if (options.training) {
     // The tape holds its own references to the batch statistics.
