@@ -32,14 +32,16 @@ struct Backward { n: u32, channels: u32, inner: u32, eps: f32, count: f32, train
 
 // @include flat
 
-// Channels of the 4 elements of vec4 i.
+// Channels of the 4 elements of vec4 i (one channel for all four when inner % 4 == 0).
 fn channels_of(i: u32, inner: u32, channels: u32) -> vec4u {
   if (inner % 4u == 0u) { return vec4u((4u * i / inner) % channels); }
   let e = vec4u(0u, 1u, 2u, 3u) + 4u * i;
   return (e / inner) % channels;
 }
 
+// Per-channel values of the 4 elements: one load when they share a channel.
 fn gather(values: ptr<storage, array<f32>, read>, c: vec4u) -> vec4f {
+  if (all(c == vec4u(c.x))) { return vec4f((*values)[c.x]); }
   return vec4f((*values)[c.x], (*values)[c.y], (*values)[c.z], (*values)[c.w]);
 }
 

@@ -97,6 +97,7 @@ export class ParameterSet {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    for (const t of this.byName.values()) this.gpu.forget(t);
     this.gpu.recorder.retire(this.valueBuffer);
     this.gpu.recorder.retire(this.gradBuffer);
   }

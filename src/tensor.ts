@@ -133,6 +133,7 @@ export class Tensor {
   write(data: Float32Array): void {
     this.assertAlive();
     if (data.length !== this.size) throw new Error(`write of ${data.length} values into a tensor of ${this.size}`);
+    if (this.requiresGrad) this.gpu.parameterVersion++;
     this.gpu.recorder.upload(data, this.storage.buffer, this.storage.offset);
   }
 

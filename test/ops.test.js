@@ -130,6 +130,17 @@ for (const [B, C, H, W] of [[2, 5, 3, 3], [1, 4, 2, 7]]) {
   });
 }
 
+for (const [B, R, C, H, W] of [[2, 4, 5, 3, 3], [1, 4, 3, 2, 4], [3, 2, 6, 1, 1]]) {
+  test(`attend (split-attention weighted sum) B${B} R${R} C${C} ${H}x${W}`, async () => {
+    await checkOp(ctx.gpu, {
+      name: 'attend',
+      inputs: [{ shape: [B, R * C, 1, 1], grad: true }, { shape: [B, R * C, H, W], grad: true }],
+      gpuFn: ([a, z]) => ops.attend(a, z, R),
+      cpuFn: ([a, z]) => ref.chunkSum(ref.scaleChannels(a, z, [B, R * C, H, W]), [B, R * C, H, W], R),
+    });
+  });
+}
+
 test('elementwise add/sub/mul/affine gradients', async () => {
   const s = [3, 7];
   await checkOp(ctx.gpu, { name: 'add', inputs: [{ shape: s, grad: true }, { shape: s, grad: true }], gpuFn: ([a, b]) => ops.add(a, b), cpuFn: ([a, b]) => a.map((v, i) => v + b[i]) });

@@ -35,6 +35,13 @@ export class Gpu {
   readonly kernels: KernelRegistry;
   /** Autograd tape, grad mode and tensor scopes of this device. */
   readonly tape = new Tape();
+  /**
+   * Bumped whenever parameter values may change (a write to a tensor that requires grad, an
+   * optimiser step): values derived from parameters (packed conv weights) are reused only while
+   * it stays the same.
+   */
+  parameterVersion = 0;
+  private readonly derived = new Map<object, { version: number; value: { dispose(): void } }>();
   private lostError: Error | null = null;
   private uncaptured: Error | null = null;
   private disposed = false;
@@ -125,6 +132,25 @@ export class Gpu {
   /** Runs `fn` without recording gradients. */
   noGrad<T>(fn: () => T): T {
     return this.tape.noGrad(fn);
+  }
+
+  /**
+   * A value derived from `key` (e.g. a weight tensor) under the current parameter version, made by
+   * `make` when missing or stale. The engine owns it: it is disposed when replaced or by `forget`.
+   */
+  derive<T extends { dispose(): void }>(key: object, make: () => T): T {
+    const hit = this.derived.get(key);
+    if (hit && hit.version === this.parameterVersion) return hit.value as T;
+    hit?.value.dispose();
+    const value = make();
+    this.derived.set(key, { version: this.parameterVersion, value });
+    return value;
+  }
+
+  /** Drops what was derived from `key`. */
+  forget(key: object): void {
+    this.derived.get(key)?.value.dispose();
+    this.derived.delete(key);
   }
 
   /** Submits what has been recorded. */

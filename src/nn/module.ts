@@ -4,7 +4,7 @@
  */
 import type { Tensor, Shape } from '../tensor.js';
 import type { ParameterSet } from '../params.js';
-import { conv2d, batchNorm2d, relu, add, globalAvgPool, chunkSum, scaleChannels, radixSoftmax } from '../ops/index.js';
+import { conv2d, batchNorm2d, relu, add, globalAvgPool, chunkSum, radixSoftmax, attend } from '../ops/index.js';
 
 export type EntryKind = 'param' | 'buffer' | 'counter';
 
@@ -119,10 +119,11 @@ export class SplitAttention extends Module {
   }
   forward(s: ModelState, x: Tensor): Tensor {
     const splits = this.bn0.forward(s, this.conv.forward(s, x), { relu: true });
-    const gap = this.out(s, 'conv1x1_1.in', globalAvgPool(chunkSum(splits, this.radix)));
+    // The pooled sum of the splits, pooled first: [B, R*C, 1, 1] is cheap to sum, [B, R*C, H, W] is not.
+    const gap = this.out(s, 'conv1x1_1.in', chunkSum(globalAvgPool(splits), this.radix));
     const logits = this.fc2.forward(s, this.bn1.forward(s, this.fc1.forward(s, gap), { relu: true }));
     const attention = radixSoftmax(logits, this.radix);
-    return this.out(s, 'out', chunkSum(scaleChannels(attention, splits), this.radix));
+    return this.out(s, 'out', attend(attention, splits, this.radix));
   }
 }
 

@@ -1,5 +1,7 @@
 /** Radix softmax of split attention (shaders/attention.wgsl). */
 import { Tensor, formatShape } from '../tensor.js';
+import { channelReduce, dims4, ReduceMode } from './reduce.js';
+import { chunkTileLaunch } from './layout.js';
 
 /**
  * Softmax over the R chunks of a [B, R*C, 1, 1] tensor, per channel: for each (b, c), the values at
@@ -21,4 +23,35 @@ export function radixSoftmax(x: Tensor, radix: number): Tensor {
   };
   const out = launch('attention.radix_softmax', x, x);
   return x.gpu.tape.record('radixSoftmax', [x], out, (g) => [launch('attention.radix_softmax_backward', g, out)], [out]);
+}
+
+/**
+ * The attention-weighted sum of the R splits: out[b, c] = sum_k att[b, k*C + c] * z[b, k*C + c]
+ * for att [B, R*C, 1, 1] and z [B, R*C, H, W]; in one pass, without the [B, R*C, H, W] product.
+ */
+export function attend(att: Tensor, z: Tensor, radix: number): Tensor {
+  const [b, rc, h, w] = dims4('attend', z);
+  if (!Number.isInteger(radix) || radix < 1 || rc % radix) throw new Error(`attend: ${rc} channels do not split into radix ${radix}`);
+  if (att.size !== b * rc || att.shape.length !== 4 || att.shape[2] !== 1 || att.shape[3] !== 1) throw new Error(`attend: attention ${formatShape(att.shape)} does not match ${formatShape(z.shape)}`);
+  const channels = rc / radix;
+  const inner = h * w;
+  const launch = (kernel: string, dst: Tensor, src: Tensor) => {
+    z.gpu.kernels.dispatch(kernel, { uniforms: { n: dst.size, channels, inner, radix }, buffers: { dst, src, att }, groups: Math.ceil(dst.size / 256) });
+    return dst;
+  };
+  const out = launch('attention.attend', Tensor.empty(z.gpu, [b, channels, h, w]), z);
+  return z.gpu.tape.record(
+    'attend',
+    [att, z],
+    out,
+    (g, needs) => {
+      let dAtt: Tensor | null = null;
+      if (needs[0]) {
+        const tiled = chunkTileLaunch(g, z.shape, channels, inner, radix);
+        dAtt = channelReduce(tiled, { batch: 1, channels: b * rc, inner, mode: ReduceMode.Dot, y: z }).view(att.shape);
+      }
+      return [dAtt, needs[1] ? launch('attention.attend_backward', Tensor.empty(z.gpu, z.shape), g) : null];
+    },
+    [att, z],
+  );
 }

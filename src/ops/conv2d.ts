@@ -61,6 +61,11 @@ function weightGrad(x: Tensor, w: Tensor, g: Tensor, pad: number, groups: number
   return out;
 }
 
+function untracked(t: Tensor): Tensor {
+  t.gpu.tape.untrack(t);
+  return t;
+}
+
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
   const pad = options.padding ?? 0;
   const groups = options.groups ?? 1;
@@ -73,7 +78,11 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== cout)) throw new Error(`conv2d: bias ${formatShape(bias.shape)} must be [${cout}]`);
   if (!Number.isInteger(pad) || pad < 0 || pad > k - 1) throw new Error(`conv2d: padding ${pad} must be in [0, ${k - 1}]`);
   if (h + 2 * pad < k || wd + 2 * pad < k) throw new Error(`conv2d: input ${formatShape(x.shape)} is smaller than the ${k}x${k} kernel`);
-  const out = x.gpu.scope(() => launchForward(x, packWeight(w, groups, cinG, cout / groups, k, false), cout, k, bias, pad, groups));
+  // Without gradients (inference) parameters do not change between calls: pack each weight once.
+  const packed = () => packWeight(w, groups, cinG, cout / groups, k, false);
+  const out = x.gpu.tape.gradEnabled
+    ? x.gpu.scope(() => launchForward(x, packed(), cout, k, bias, pad, groups))
+    : launchForward(x, x.gpu.derive(w, () => untracked(packed())), cout, k, bias, pad, groups);
   const inputs = bias ? [x, w, bias] : [x, w];
   return x.gpu.tape.record(
     'conv2d',

@@ -3,5 +3,5 @@ export { conv2d, type Conv2dOptions } from './conv2d.js';
 export { batchNorm2d, type BatchNormOptions } from './batchnorm.js';
 export { channelReduce, globalAvgPool, ReduceMode } from './reduce.js';
 export { pixelShuffle, spaceToDepth, upsampleNearest, chunkSum, scaleChannels, reshape } from './layout.js';
-export { radixSoftmax } from './attention.js';
+export { radixSoftmax, attend } from './attention.js';
 export { l1Loss } from './loss.js';

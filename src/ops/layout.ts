@@ -58,6 +58,11 @@ export function upsampleNearest(x: Tensor, s: number): Tensor {
   return x.gpu.tape.record('upsampleNearest', [x], out, (g) => [launch('layout.upsample_nearest_backward', g, x.shape)]);
 }
 
+/** `out[b, k*C + c] = g[b, c]` for k < R: the gradient of a chunk sum (not recorded). */
+export function chunkTileLaunch(g: Tensor, shape: Shape, channels: number, inner: number, radix: number): Tensor {
+  return chunkLaunch('layout.chunk_tile', g, shape, channels, inner, radix);
+}
+
 function chunkLaunch(kernel: string, src: Tensor, shape: Shape, channels: number, inner: number, radix: number): Tensor {
   const out = Tensor.empty(src.gpu, shape);
   src.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, channels, inner, radix }, buffers: { out, x: src }, groups: Math.ceil(out.size / GROUP) });
@@ -70,7 +75,7 @@ export function chunkSum(x: Tensor, radix: number): Tensor {
   if (!Number.isInteger(radix) || radix < 1 || rc % radix) throw new Error(`chunkSum: ${rc} channels do not split into ${radix} chunks`);
   const c = rc / radix;
   const out = chunkLaunch('layout.chunk_sum', x, [b, c, h, w], c, h * w, radix);
-  return x.gpu.tape.record('chunkSum', [x], out, (g) => [chunkLaunch('layout.chunk_tile', g, x.shape, c, h * w, radix)]);
+  return x.gpu.tape.record('chunkSum', [x], out, (g) => [chunkTileLaunch(g, x.shape, c, h * w, radix)]);
 }
 
 /** Per-channel multiply: a [B, C, 1, 1] times x [B, C, H, W]. */

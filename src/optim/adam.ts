@@ -44,6 +44,7 @@ export class Adam {
   update(): void {
     this.step++;
     const gpu = this.params.gpu;
+    gpu.parameterVersion++;
     const uniforms = {
       beta1: this.beta1,
       beta2: this.beta2,
