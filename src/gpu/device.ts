@@ -162,7 +162,7 @@ export class Gpu {
   /** Submits, waits until the GPU has finished, and throws any error of the submitted work. */
   async sync(): Promise<void> {
     this.submit();
-    await this.device.queue.onSubmittedWorkDone();
+    await this.recorder.waitFor(() => this.device.queue.onSubmittedWorkDone());
     await this.recorder.checkErrors();
     this.checkAlive();
   }

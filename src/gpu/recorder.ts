@@ -93,6 +93,16 @@ export class CommandRecorder {
   /** Dispatches recorded since the engine started (for tests and benchmarks). */
   dispatchCount = 0;
   submitCount = 0;
+  /**
+   * Sleep before waiting on the GPU (default on). While a map or work-done promise is pending,
+   * dawn.node polls its event loop without pause, taking a CPU core that a software adapter
+   * (lavapipe) would use: waiting for most of the expected time on a timer first avoids that.
+   */
+  quietWait = true;
+  /** Seconds from submit to completion, by the number of dispatches in the submit (a step's signature). */
+  private readonly latency = new Map<number, number>();
+  private lastSubmit = { at: 0, dispatches: 0 };
+  private dispatchesInEncoder = 0;
 
   constructor(
     private readonly device: GPUDevice,
@@ -173,6 +183,7 @@ export class CommandRecorder {
     this.pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
     this.labels.add(label);
     this.dispatchCount++;
+    this.dispatchesInEncoder++;
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
@@ -207,6 +218,8 @@ export class CommandRecorder {
     const commands = this.encoder.finish();
     this.device.queue.submit([commands]);
     afterSubmit?.();
+    this.lastSubmit = { at: performance.now(), dispatches: this.dispatchesInEncoder };
+    this.dispatchesInEncoder = 0;
     this.submitCount++;
     const labels = [...this.labels].join(', ');
     const validation = this.device.popErrorScope();
@@ -233,6 +246,23 @@ export class CommandRecorder {
     this.pendingErrors.push(scope.then((e) => (e ? new Error(`${what}: ${e.message}`) : null)));
   }
 
+  /**
+   * Waits for `done` (a promise on the last submit), first sleeping on a timer for most of the time
+   * that submits of the same size took before; learns how long this one took.
+   */
+  async waitFor<T>(done: () => Promise<T>): Promise<T> {
+    const { at, dispatches } = this.lastSubmit;
+    const expected = this.latency.get(dispatches);
+    if (this.quietWait && expected !== undefined) {
+      const remaining = 0.85 * expected - (performance.now() - at);
+      if (remaining > 2) await new Promise((r) => setTimeout(r, remaining));
+    }
+    const result = await done();
+    const took = performance.now() - at;
+    this.latency.set(dispatches, expected === undefined ? took : 0.7 * expected + 0.3 * took);
+    return result;
+  }
+
   /** Throws the first error of any submitted step. */
   async checkErrors(): Promise<void> {
     const pending = this.pendingErrors;
@@ -252,8 +282,8 @@ export class CommandRecorder {
     this.copy(src, srcOffset, staging, 0, padded);
     this.submit();
     try {
+      await this.waitFor(() => staging.mapAsync(GPUMapMode.READ));
       await this.checkErrors();
-      await staging.mapAsync(GPUMapMode.READ);
       new Uint8Array(into.buffer, into.byteOffset, bytes).set(new Uint8Array(staging.getMappedRange(0, padded), 0, bytes));
       staging.unmap();
     } finally {
