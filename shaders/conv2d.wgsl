@@ -53,12 +53,12 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   let y = min(pos / p.x_blocks, p.hout - 1u);
   let cin_g = p.cin / p.groups;
   let cout_g = p.cout / p.groups;
-  let blocks_per_group = p.out_pad / 8u;
+  let blocks_per_group = p.out_pad / 16u;
   let g = ob / blocks_per_group;
-  let ol0 = (ob % blocks_per_group) * 8u;
+  let ol0 = (ob % blocks_per_group) * 16u;
   let x0 = i32(xb * TX) - i32(p.pad);
   let wv = p.out_pad / 4u;
-  var acc: array<array<vec4f, 2>, TX>;
+  var acc: array<array<vec4f, 4>, TX>;
   var seg: array<f32, TX + KMAX - 1u>;
   for (var i = 0u; i < cin_g; i++) {
     let plane = (b * p.cin + g * cin_g + i) * p.h;
@@ -75,25 +75,30 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
       for (var kx = 0u; kx < K; kx++) {
         let wi = (wrow + ky * K + kx) * wv + ol0 / 4u;
 // @if subgroups
-        // Lanes 0 and 1 load the two weight vectors; the others take them from the subgroup.
-        let wl = packed[wi + (lid & 1u)];
+        let wl = packed[wi + (lid & 3u)];
         let w0 = subgroupBroadcast(wl, 0u);
         let w1 = subgroupBroadcast(wl, 1u);
+        let w2 = subgroupBroadcast(wl, 2u);
+        let w3 = subgroupBroadcast(wl, 3u);
 // @else
         let w0 = packed[wi];
         let w1 = packed[wi + 1u];
+        let w2 = packed[wi + 2u];
+        let w3 = packed[wi + 3u];
 // @endif
         for (var c = 0u; c < TX; c++) {
           let v = seg[c + kx];
           acc[c][0] += v * w0;
           acc[c][1] += v * w1;
+          acc[c][2] += v * w2;
+          acc[c][3] += v * w3;
         }
       }
     }
   }
   if (!in_range) { return; }
   let xo = xb * TX;
-  for (var j = 0u; j < 8u; j++) {
+  for (var j = 0u; j < 16u; j++) {
     let ol = ol0 + j;
     if (ol >= cout_g) { break; }
     let o = g * cout_g + ol;

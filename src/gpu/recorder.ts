@@ -99,9 +99,9 @@ export class CommandRecorder {
    * (lavapipe) would use: waiting for most of the expected time on a timer first avoids that.
    */
   quietWait = true;
-  /** Seconds from submit to completion, by the number of dispatches in the submit (a step's signature). */
-  private readonly latency = new Map<number, number>();
-  private lastSubmit = { at: 0, dispatches: 0 };
+  /** Milliseconds from submit to completion, by a submit's signature (its kernels and dispatch count). */
+  private readonly latency = new Map<string, number>();
+  private lastSubmit = { at: 0, signature: '' };
   private dispatchesInEncoder = 0;
 
   constructor(
@@ -218,10 +218,10 @@ export class CommandRecorder {
     const commands = this.encoder.finish();
     this.device.queue.submit([commands]);
     afterSubmit?.();
-    this.lastSubmit = { at: performance.now(), dispatches: this.dispatchesInEncoder };
-    this.dispatchesInEncoder = 0;
     this.submitCount++;
     const labels = [...this.labels].join(', ');
+    this.lastSubmit = { at: performance.now(), signature: `${this.dispatchesInEncoder}|${labels}` };
+    this.dispatchesInEncoder = 0;
     const validation = this.device.popErrorScope();
     const oom = this.device.popErrorScope();
     this.pendingErrors.push(
@@ -251,15 +251,15 @@ export class CommandRecorder {
    * that submits of the same size took before; learns how long this one took.
    */
   async waitFor<T>(done: () => Promise<T>): Promise<T> {
-    const { at, dispatches } = this.lastSubmit;
-    const expected = this.latency.get(dispatches);
+    const { at, signature } = this.lastSubmit;
+    const expected = this.latency.get(signature);
     if (this.quietWait && expected !== undefined) {
       const remaining = 0.85 * expected - (performance.now() - at);
       if (remaining > 2) await new Promise((r) => setTimeout(r, remaining));
     }
     const result = await done();
     const took = performance.now() - at;
-    this.latency.set(dispatches, expected === undefined ? took : 0.7 * expected + 0.3 * took);
+    this.latency.set(signature, expected === undefined ? took : 0.7 * expected + 0.3 * took);
     return result;
   }
 

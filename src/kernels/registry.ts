@@ -67,6 +67,8 @@ export interface DispatchArgs {
   /** A workgroup count (folded into 2-D when it passes the per-dimension limit) or an explicit grid. */
   groups: number | readonly [number, number, number];
   constants?: Constants;
+  /** Shown after the kernel name in profiles and error messages (e.g. 'input grad'). */
+  tag?: string;
 }
 
 function componentInfo(typeName: string, formatName: string | undefined): { kind: UniformField['kind']; components: number } {
@@ -357,7 +359,8 @@ export class KernelRegistry {
     }
     const groups = typeof args.groups === 'number' ? foldGroups(args.groups, limits.maxComputeWorkgroupsPerDimension) : ([...args.groups] as [number, number, number]);
     if (groups[0] * groups[1] * groups[2] === 0) return;
-    const bindGroup = this.gpu.device.createBindGroup({ layout, entries, label: name });
-    this.gpu.recorder.dispatch(pipeline, bindGroup, groups, name);
+    const label = args.tag ? `${name} (${args.tag})` : name;
+    const bindGroup = this.gpu.device.createBindGroup({ layout, entries, label });
+    this.gpu.recorder.dispatch(pipeline, bindGroup, groups, label);
   }
 }

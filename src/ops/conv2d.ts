@@ -9,7 +9,7 @@ export interface Conv2dOptions {
 
 /** Output columns and channels per forward invocation; must match TX and the 8-channel tile of the shader. */
 const TILE_X = 4;
-const TILE_OC = 8;
+const TILE_OC = 16;
 const GRAD_OC = 4;
 const KMAX = 7;
 
@@ -29,7 +29,7 @@ function packWeight(w: Tensor, groups: number, inG: number, outG: number, k: num
   return packed;
 }
 
-function launchForward(x: Tensor, packed: Tensor, cout: number, k: number, bias: Tensor | null, pad: number, groups: number): Tensor {
+function launchForward(x: Tensor, packed: Tensor, cout: number, k: number, bias: Tensor | null, pad: number, groups: number, tag = ''): Tensor {
   const [batch, cin, h, wd] = x.shape as number[];
   const hout = h + 2 * pad - k + 1;
   const wout = wd + 2 * pad - k + 1;
@@ -38,6 +38,7 @@ function launchForward(x: Tensor, packed: Tensor, cout: number, k: number, bias:
   const ocBlocks = (groups * outPad) / TILE_OC;
   const xBlocks = Math.ceil(wout / TILE_X);
   x.gpu.kernels.dispatch('conv2d.forward', {
+    tag,
     uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, has_bias: bias ? 1 : 0, oc_blocks: ocBlocks, x_blocks: xBlocks, out_pad: outPad },
     buffers: { out, inp: x, packed, bias: bias ?? packed },
     groups: [Math.ceil((hout * xBlocks) / 64), ocBlocks, batch],
@@ -46,13 +47,24 @@ function launchForward(x: Tensor, packed: Tensor, cout: number, k: number, bias:
   return out;
 }
 
-function weightGrad(x: Tensor, w: Tensor, g: Tensor, pad: number, groups: number): Tensor {
-  const [batch, cin, h, wd] = x.shape as number[];
+/** The input gradient: a forward convolution of g with the flipped, transposed weights (not recorded). */
+export function conv2dInputGrad(g: Tensor, w: Tensor, options: Conv2dOptions = {}): Tensor {
+  const pad = options.padding ?? 0;
+  const groups = options.groups ?? 1;
   const [cout, cinG, k] = w.shape as number[];
+  return g.gpu.scope(() => launchForward(g, packWeight(w, groups, cout / groups, cinG, k, true), cinG * groups, k, null, k - 1 - pad, groups, 'input grad'));
+}
+
+/** The weight gradient for input x and output gradient g (not recorded). */
+export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly number[], options: Conv2dOptions = {}): Tensor {
+  const pad = options.padding ?? 0;
+  const groups = options.groups ?? 1;
+  const [batch, cin, h, wd] = x.shape as number[];
+  const [cout, cinG, k] = weightShape;
   const [, , hout, wout] = g.shape as number[];
-  const out = Tensor.empty(w.gpu, w.shape);
+  const out = Tensor.empty(x.gpu, weightShape);
   const invocations = groups * Math.ceil(cout / groups / GRAD_OC) * cinG;
-  w.gpu.kernels.dispatch('conv2d.weight_grad', {
+  x.gpu.kernels.dispatch('conv2d.weight_grad', {
     uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, has_bias: 0, oc_blocks: 0, x_blocks: 0, out_pad: 0 },
     buffers: { out, inp: x, dout: g },
     groups: Math.ceil(invocations / 64),
@@ -90,9 +102,8 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
     out,
     (g, needs) => {
       const [batch, , hout, wout] = g.shape as number[];
-      // The input gradient is a forward convolution of g with the flipped, transposed weights.
-      const dx = needs[0] ? launchForward(g, packWeight(w, groups, cout / groups, cinG, k, true), cin, k, null, k - 1 - pad, groups) : null;
-      const dw = needs[1] ? weightGrad(x, w, g, pad, groups) : null;
+      const dx = needs[0] ? conv2dInputGrad(g, w, options) : null;
+      const dw = needs[1] ? conv2dWeightGrad(x, g, w.shape, options) : null;
       const db = bias && needs[2] ? channelReduce(g, { batch, channels: cout, inner: hout * wout, mode: ReduceMode.Sum }) : null;
       return [dx, dw, db];
     },

@@ -1,5 +1,5 @@
 export { add, sub, mul, affine, scale, relu, reluBackward, accumulate } from './elementwise.js';
-export { conv2d, type Conv2dOptions } from './conv2d.js';
+export { conv2d, conv2dInputGrad, conv2dWeightGrad, type Conv2dOptions } from './conv2d.js';
 export { batchNorm2d, type BatchNormOptions } from './batchnorm.js';
 export { channelReduce, globalAvgPool, ReduceMode } from './reduce.js';
 export { pixelShuffle, spaceToDepth, upsampleNearest, chunkSum, scaleChannels, reshape } from './layout.js';

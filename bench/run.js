@@ -1,0 +1,162 @@
+#!/usr/bin/env node
+// Benchmarks (tinybench, medians): every kernel family at SISN's real shapes, beside a reference
+// GEMM measured in the same run, then end-to-end forward passes and a training step of the paper
+// config. Prints a table and writes JSON (default bench/results.json).
+//
+//   npm run bench                      everything (several minutes on a 2-core CPU adapter)
+//   npm run bench -- --quick           kernels and the smallest forward only
+//   npm run bench -- --json out.json   another output file
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { Bench } from 'tinybench';
+import {
+  Gpu, SISN, Tensor, Rng, Adam, conv2d, conv2dInputGrad, conv2dWeightGrad, batchNorm2d, globalAvgPool,
+  attend, radixSoftmax, pixelShuffle, l1Loss, upsampleNearest,
+} from '../dist/index.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const jsonPath = args[args.indexOf('--json') + 1] && args.includes('--json') ? args[args.indexOf('--json') + 1] : new URL('./results.json', import.meta.url).pathname;
+
+const gpu = await Gpu.open();
+const rng = new Rng(7);
+const rand = (shape, lo = -1, hi = 1) => Tensor.fromArray(gpu, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(lo, hi)), shape);
+const results = { adapter: gpu.describe(), cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version, date: new Date().toISOString(), kernels: [], endToEnd: [] };
+
+/**
+ * Median wall time (ms) of one launch of `fn`. Each sample records `reps` launches and waits for
+ * them once; by default `reps` is chosen so a sample takes about 50 ms, which buries the cost of
+ * the wait itself.
+ */
+async function median(name, fn, { reps, iterations = 8 } = {}) {
+  if (reps === undefined) {
+    fn();
+    await gpu.sync();
+    const t = performance.now();
+    fn();
+    await gpu.sync();
+    reps = Math.max(1, Math.min(200, Math.round(50 / (performance.now() - t))));
+  }
+  const bench = new Bench({ name, iterations, time: 0, warmupIterations: 1, warmupTime: 0 });
+  bench.add(name, async () => {
+    for (let r = 0; r < reps; r++) fn();
+    await gpu.sync();
+  });
+  await bench.run();
+  const task = bench.tasks[0];
+  if (task.result.state !== 'completed') throw task.result.error ?? new Error(`${name}: ${task.result.state}`);
+  return task.result.latency.p50 / reps;
+}
+
+// Reference GEMM: 1024 x 1024 x 1024.
+gpu.kernels.define('bench_gemm', readFileSync(new URL('./gemm.wgsl', import.meta.url), 'utf8'));
+{
+  const n = 1024;
+  const a = rand([n, n]);
+  const b = rand([n, n]);
+  const c = Tensor.empty(gpu, [n, n]);
+  const ms = await median('gemm', () => gpu.kernels.dispatch('bench_gemm.main', { uniforms: { m: n, n, k: n }, buffers: { a, b, c }, groups: [n / 64, n / 32, 1] }), { iterations: 5 });
+  results.peakGemm = { shape: '1024x1024x1024', ms, gflops: (2 * n ** 3) / ms / 1e6 };
+  [a, b, c].forEach((t) => t.dispose());
+}
+
+const C = 64;
+const LR = 32;
+const kernelCases = [];
+const convCase = (name, xs, ws, groups) => {
+  const pad = (ws[2] - 1) / 2;
+  const flops = 2 * ws.reduce((a, b) => a * b, 1) * xs[0] * xs[2] * xs[3];
+  const x = rand(xs);
+  const w = rand(ws, -0.1, 0.1);
+  const g = rand([xs[0], ws[0], xs[2], xs[3]]);
+  const o = { padding: pad, groups };
+  kernelCases.push([`${name} forward`, flops, 'flop', () => conv2d(x, w, null, o).dispose()]);
+  kernelCases.push([`${name} input grad`, flops, 'flop', () => conv2dInputGrad(g, w, o).dispose()]);
+  kernelCases.push([`${name} weight grad`, flops, 'flop', () => conv2dWeightGrad(x, g, ws, o).dispose()]);
+};
+gpu.noGrad(() => {
+  convCase(`grouped 3x3 ${C}->${4 * C} g4 @${LR}`, [1, C, LR, LR], [4 * C, C / 4, 3, 3], 4);
+  convCase(`1x1 ${C}->${C} @${LR}`, [1, C, LR, LR], [C, C, 1, 1], 1);
+  convCase(`3x3 ${C}->${C} @${LR}`, [1, C, LR, LR], [C, C, 3, 3], 1);
+  convCase(`tail 3x3 ${C}->${4 * C} @${2 * LR}`, [1, C, 2 * LR, 2 * LR], [4 * C, C, 3, 3], 1);
+});
+{
+  const z = rand([1, 4 * C, LR, LR]);
+  const p = (n) => rand([n], 0.5, 1.5);
+  const [gm, bt, rm, rv] = [p(4 * C), p(4 * C), p(4 * C), p(4 * C)];
+  const bytes = z.size * 4;
+  kernelCases.push([`batchNorm eval+ReLU [1,${4 * C},${LR},${LR}]`, 2 * bytes, 'byte', () => batchNorm2d(z, gm, bt, rm, rv, { training: false, relu: true }).dispose()]);
+  kernelCases.push([`batchNorm train [1,${4 * C},${LR},${LR}]`, 4 * bytes, 'byte', () => batchNorm2d(z, gm, bt, rm, rv, { training: true }).dispose()]);
+  kernelCases.push([`global avg pool [1,${4 * C},${LR},${LR}]`, bytes, 'byte', () => globalAvgPool(z).dispose()]);
+  const att = rand([1, 4 * C, 1, 1]);
+  kernelCases.push([`attend R4 [1,${4 * C},${LR},${LR}]`, bytes * 1.25, 'byte', () => attend(att, z, 4).dispose()]);
+  kernelCases.push([`radix softmax [1,${4 * C},1,1]`, 8 * 4 * C, 'byte', () => radixSoftmax(att, 4).dispose()]);
+  kernelCases.push([`pixel shuffle [1,${4 * C},${2 * LR},${2 * LR}]`, 0, 'byte', null]);
+  const ps = rand([1, 4 * C, 2 * LR, 2 * LR]);
+  kernelCases[kernelCases.length - 1] = [`pixel shuffle [1,${4 * C},${2 * LR},${2 * LR}]`, 2 * ps.size * 4, 'byte', () => pixelShuffle(ps, 2).dispose()];
+}
+for (const [name, amount, unit, fn] of kernelCases) {
+  const ms = await gpu.noGrad(() => median(name, fn));
+  const rate = amount / ms / 1e6;
+  results.kernels.push({ name, ms, ...(unit === 'flop' ? { gflops: rate } : { gbps: rate }) });
+  console.error(`  ${name}: ${ms.toFixed(2)} ms`);
+}
+
+// End to end, paper config (G10 I10 C64), batch 1, eval.
+const paper = (scale) => {
+  const m = new SISN(gpu, { scale, groups: 10, blocks: 10, channels: 64 });
+  m.initialize(new Rng(1));
+  return m;
+};
+const forwardCases = quick ? [[4, 128, 12.6]] : [[4, 128, 12.6], [4, 256, 50.4], [8, 256, 17.8]];
+for (const [scale, hr, gflop] of forwardCases) {
+  const model = paper(scale);
+  const lr = rand([1, 3, hr / scale, hr / scale], 0, 255);
+  const run = () => gpu.noGrad(() => gpu.scope(() => model.forward(upsampleNearest(lr, scale)))).dispose();
+  let t = performance.now();
+  run();
+  await gpu.sync();
+  const firstMs = performance.now() - t;
+  const ms = await median(`forward x${scale} HR ${hr}`, run, { reps: 1, iterations: 3 });
+  results.endToEnd.push({ name: `forward x${scale} HR ${hr} (G10 I10 C64, batch 1, eval)`, ms, gflops: gflop / (ms / 1000), firstCallMs: firstMs });
+  console.error(`  forward x${scale} HR ${hr}: ${ms.toFixed(0)} ms (first call ${firstMs.toFixed(0)} ms)`);
+  model.dispose();
+  lr.dispose();
+}
+if (!quick) {
+  const model = paper(4);
+  model.training = true;
+  const opt = new Adam(model.params, { lr: 2e-4 });
+  const B = 10;
+  const lr = rand([B, 3, 32, 32], 0, 255);
+  const hr = rand([B, 3, 128, 128], 0, 255);
+  const step = () => {
+    model.params.zeroGrad();
+    const loss = gpu.scope(() => l1Loss(model.forward(upsampleNearest(lr, 4)), hr));
+    gpu.tape.backward(loss);
+    opt.update();
+    loss.dispose();
+  };
+  let t = performance.now();
+  step();
+  await gpu.sync();
+  const firstMs = performance.now() - t;
+  gpu.pool.resetPeak();
+  const ms = await median('train step', step, { reps: 1, iterations: 3 });
+  results.endToEnd.push({ name: 'training step x4 (G10 I10 C64, batch 10, LR patch 32, L1 + backward + Adam)', ms, gflops: 378 / (ms / 1000), firstCallMs: firstMs, peakMiB: gpu.pool.peakInUseBytes / 2 ** 20 });
+  opt.dispose();
+  model.dispose();
+}
+
+const rows = [
+  ['reference GEMM 1024^3', results.peakGemm.ms.toFixed(2), `${results.peakGemm.gflops.toFixed(1)} GFLOP/s`, ''],
+  ...results.kernels.map((k) => [k.name, k.ms.toFixed(2), k.gflops !== undefined ? `${k.gflops.toFixed(1)} GFLOP/s` : `${k.gbps.toFixed(1)} GB/s`, k.gflops !== undefined ? `${((100 * k.gflops) / results.peakGemm.gflops).toFixed(0)}% of GEMM` : '']),
+  ...results.endToEnd.map((e) => [e.name, e.ms.toFixed(0), `${e.gflops.toFixed(1)} GFLOP/s`, `first call ${e.firstCallMs.toFixed(0)} ms${e.peakMiB ? `, peak ${e.peakMiB.toFixed(0)} MiB` : ''}`]),
+];
+const width = rows.reduce((w, r) => r.map((c, i) => Math.max(w[i] ?? 0, c.length)), []);
+console.log(`${results.adapter}\n${results.cpu} x${results.cores}, Node ${results.node}\n`);
+console.log(['case', 'ms (median)', 'rate', ''].map((c, i) => c.padEnd(width[i])).join('  '));
+for (const r of rows) console.log(r.map((c, i) => (i === 1 ? c.padStart(width[i]) : c.padEnd(width[i]))).join('  '));
+writeFileSync(jsonPath, JSON.stringify(results, null, 1));
+console.log(`\nwritten ${jsonPath}`);
+gpu.dispose();
