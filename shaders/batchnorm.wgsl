@@ -12,6 +12,9 @@
 //                                      sum_g = sum g, sum_gxc = sum g * (x - mean)   (from reduce.wgsl)
 //                            eval:     dx = g * gamma * r
 //           gamma_grad:      dgamma[c] = sum_gxc[c] / sqrt(var[c] + eps)
+//           fold:            eval-mode BN after a conv (with bias b, if any) as a per-channel affine map
+//                            for the conv's epilogue: scale = gamma / sqrt(var + eps),
+//                            shift = beta + (b - mean) * scale
 // Tiling:   normalize and backward_input: one vec4 per invocation (its 4 elements' channels are
 //           computed once when inner % 4 == 0, else per lane); the last vec4 writes only the lanes
 //           below n. update_running, gamma_grad: one channel per invocation. 64 per workgroup.
@@ -20,6 +23,7 @@
 struct Norm { n: u32, channels: u32, inner: u32, eps: f32, has_res: u32, relu: u32 }
 struct Running { channels: u32, momentum: f32, unbias: f32 }
 struct Backward { n: u32, channels: u32, inner: u32, eps: f32, count: f32, train: u32 }
+struct Fold { channels: u32, eps: f32, has_bias: u32 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<vec4f>;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;
@@ -97,4 +101,20 @@ fn gamma_grad(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   let c = flat(wid, nwg, lid);
   if (c >= norm_p.channels) { return; }
   dgamma[c] = sum_gxc[c] / sqrt(variance[c] + norm_p.eps);
+}
+
+@group(0) @binding(0) var<storage, read_write> fold_scale: array<f32>;
+@group(0) @binding(1) var<storage, read_write> fold_shift: array<f32>;
+@group(0) @binding(6) var<uniform> fold_p: Fold;
+@group(0) @binding(7) var<storage, read> conv_bias: array<f32>;
+
+@compute @workgroup_size(64)
+fn fold(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let c = flat(wid, nwg, lid);
+  if (c >= fold_p.channels) { return; }
+  let sc = gamma[c] / sqrt(variance[c] + fold_p.eps);
+  var b = 0.0;
+  if (fold_p.has_bias != 0u) { b = conv_bias[c]; }
+  fold_scale[c] = sc;
+  fold_shift[c] = beta[c] + (b - mean[c]) * sc;
 }

@@ -32,6 +32,25 @@ for (const [B, C, H, W, O, K, G, bias] of [
   });
 }
 
+test('conv2dFused: conv (+bias) -> eval BatchNorm -> + residual -> ReLU in one pass equals the composition', async () => {
+  const { gpu } = ctx;
+  const [B, C, H, W, O] = [2, 8, 5, 7, 16];
+  const t = (shape, seed, lo = -1, hi = 1) => Tensor.fromArray(gpu, random(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape);
+  const x = t([B, C, H, W], 1);
+  const w = t([O, C / 4, 3, 3], 2);
+  const cb = t([O], 3);
+  const [gm, bt, rm, rv] = [t([O], 4, 0.5, 1.5), t([O], 5), t([O], 6), t([O], 7, 0.5, 1.5)];
+  const res = t([B, O, H, W], 8);
+  const want = gpu.noGrad(() => ops.batchNorm2d(ops.conv2d(x, w, cb, { padding: 1, groups: 4 }), gm, bt, rm, rv, { training: false, residual: res, relu: true }));
+  const { scale, shift } = ops.foldBatchNorm(gm, bt, rm, rv, cb);
+  const got = gpu.noGrad(() => ops.conv2dFused(x, w, shift, { padding: 1, groups: 4, scale, residual: res, relu: true }));
+  const [a, b] = [await got.read(), await want.read()];
+  a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) <= 1e-4 * (1 + Math.abs(b[i])), `[${i}] ${v} vs ${b[i]}`));
+  const wg = t([O, C / 4, 3, 3], 9);
+  wg.requiresGrad = true;
+  assert.throws(() => ops.conv2dFused(x, wg, null, { padding: 1, groups: 4 }), /records no gradient/);
+});
+
 test('conv2d rejects bad shapes with clear errors', () => {
   const { gpu } = ctx;
   const x = Tensor.zeros(gpu, [1, 6, 4, 4]);

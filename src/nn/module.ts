@@ -4,7 +4,7 @@
  */
 import type { Tensor, Shape } from '../tensor.js';
 import type { ParameterSet } from '../params.js';
-import { conv2d, batchNorm2d, relu, add, globalAvgPool, chunkSum, radixSoftmax, attend } from '../ops/index.js';
+import { conv2d, conv2dFused, batchNorm2d, foldBatchNorm, relu, add, globalAvgPool, chunkSum, radixSoftmax, attend } from '../ops/index.js';
 
 export type EntryKind = 'param' | 'buffer' | 'counter';
 
@@ -94,6 +94,23 @@ export class BatchNorm2d extends Module {
   }
 }
 
+/**
+ * conv -> BN (-> + residual) (-> ReLU). In pure inference (eval mode, no gradient, nothing
+ * captured) the BN is folded into the convolution's epilogue with the add and the ReLU: one pass.
+ */
+function convBn(s: ModelState, conv: Conv2d, bn: BatchNorm2d, x: Tensor, then: { residual?: Tensor; relu?: boolean } = {}): Tensor {
+  if (s.training || s.capture || x.gpu.tape.gradEnabled) return bn.forward(s, conv.forward(s, x), then);
+  const w = s.params.get(`${conv.prefix}weight`);
+  const convBias = conv.bias ? s.params.get(`${conv.prefix}bias`) : null;
+  const gamma = s.params.get(`${bn.prefix}weight`);
+  const { scale, shift } = x.gpu.derive(gamma, () => {
+    const folded = foldBatchNorm(gamma, s.params.get(`${bn.prefix}bias`), s.buffers.get(`${bn.prefix}running_mean`)!, s.buffers.get(`${bn.prefix}running_var`)!, convBias);
+    [folded.scale, folded.shift].forEach((t) => x.gpu.tape.untrack(t));
+    return { ...folded, dispose: () => [folded.scale, folded.shift].forEach((t) => t.dispose()) };
+  });
+  return conv2dFused(x, w, shift, { padding: (conv.k - 1) / 2, groups: conv.groups, scale, ...then });
+}
+
 /** Split attention (radix R, cardinality 1): the official `Internal_feature_Split_Attention`. */
 export class SplitAttention extends Module {
   readonly conv: Conv2d;
@@ -118,10 +135,10 @@ export class SplitAttention extends Module {
     return [this.conv, this.bn0, this.fc1, this.bn1, this.fc2].flatMap((m) => m.entries());
   }
   forward(s: ModelState, x: Tensor): Tensor {
-    const splits = this.bn0.forward(s, this.conv.forward(s, x), { relu: true });
+    const splits = convBn(s, this.conv, this.bn0, x, { relu: true });
     // The pooled sum of the splits, pooled first: [B, R*C, 1, 1] is cheap to sum, [B, R*C, H, W] is not.
     const gap = this.out(s, 'conv1x1_1.in', chunkSum(globalAvgPool(splits), this.radix));
-    const logits = this.fc2.forward(s, this.bn1.forward(s, this.fc1.forward(s, gap), { relu: true }));
+    const logits = this.fc2.forward(s, convBn(s, this.fc1, this.bn1, gap, { relu: true }));
     const attention = radixSoftmax(logits, this.radix);
     return this.out(s, 'out', attend(attention, splits, this.radix));
   }
@@ -150,9 +167,9 @@ export class ISAB extends Module {
     return [this.conv1, this.bn1, this.conv2, this.conv3, this.bn3, this.skip].flatMap((m) => m.entries());
   }
   forward(s: ModelState, x: Tensor): Tensor {
-    let y = this.bn1.forward(s, this.conv1.forward(s, x), { relu: true });
+    let y = convBn(s, this.conv1, this.bn1, x, { relu: true });
     if (this.useAttention) y = this.conv2.forward(s, y);
-    return this.out(s, 'out', this.bn3.forward(s, this.conv3.forward(s, y), { residual: x, relu: true }));
+    return this.out(s, 'out', convBn(s, this.conv3, this.bn3, y, { residual: x, relu: true }));
   }
 }
 

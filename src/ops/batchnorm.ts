@@ -91,3 +91,20 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
   }
   return result;
 }
+
+/**
+ * Eval-mode BatchNorm after a convolution with bias `convBias` (or none), as the per-channel
+ * `acc * scale + shift` that the convolution's epilogue applies (not recorded).
+ */
+export function foldBatchNorm(weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, convBias: Tensor | null, eps = 1e-5): { scale: Tensor; shift: Tensor } {
+  const gpu = weight.gpu;
+  const channels = weight.size;
+  const scale = Tensor.empty(gpu, [channels]);
+  const shift = Tensor.empty(gpu, [channels]);
+  gpu.kernels.dispatch('batchnorm.fold', {
+    uniforms: { channels, eps, has_bias: convBias ? 1 : 0 },
+    buffers: { fold_scale: scale, fold_shift: shift, gamma: weight, beta: bias, mean: runningMean, variance: runningVar, conv_bias: convBias ?? weight },
+    groups: Math.ceil(channels / GROUP),
+  });
+  return { scale, shift };
+}

@@ -8,7 +8,7 @@ export interface Conv2dOptions {
 }
 
 /** Output columns and channels per forward invocation; must match TX and the 8-channel tile of the shader. */
-const TILE_X = 4;
+const TILE_X = 8;
 const TILE_OC = 16;
 const GRAD_OC = 4;
 const KMAX = 7;
@@ -29,7 +29,14 @@ function packWeight(w: Tensor, groups: number, inG: number, outG: number, k: num
   return packed;
 }
 
-function launchForward(x: Tensor, packed: Tensor, cout: number, k: number, bias: Tensor | null, pad: number, groups: number, tag = ''): Tensor {
+/** What the forward kernel applies before storing: `relu?(acc * scale + bias + residual)`. */
+export interface ConvEpilogue {
+  scale?: Tensor;
+  residual?: Tensor;
+  relu?: boolean;
+}
+
+function launchForward(x: Tensor, packed: Tensor, cout: number, k: number, bias: Tensor | null, pad: number, groups: number, tag = '', epilogue: ConvEpilogue = {}): Tensor {
   const [batch, cin, h, wd] = x.shape as number[];
   const hout = h + 2 * pad - k + 1;
   const wout = wd + 2 * pad - k + 1;
@@ -39,8 +46,11 @@ function launchForward(x: Tensor, packed: Tensor, cout: number, k: number, bias:
   const xBlocks = Math.ceil(wout / TILE_X);
   x.gpu.kernels.dispatch('conv2d.forward', {
     tag,
-    uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, has_bias: bias ? 1 : 0, oc_blocks: ocBlocks, x_blocks: xBlocks, out_pad: outPad },
-    buffers: { out, inp: x, packed, bias: bias ?? packed },
+    uniforms: {
+      ...{ batch, cin, h, w: wd, cout, hout, wout, groups, pad, oc_blocks: ocBlocks, x_blocks: xBlocks, out_pad: outPad },
+      ...{ has_bias: bias ? 1 : 0, has_scale: epilogue.scale ? 1 : 0, has_res: epilogue.residual ? 1 : 0, relu: epilogue.relu ? 1 : 0 },
+    },
+    buffers: { out, inp: x, packed, bias: bias ?? packed, scale: epilogue.scale ?? packed, res: epilogue.residual ?? packed },
     groups: [Math.ceil((hout * xBlocks) / 64), ocBlocks, batch],
     constants: { K: k },
   });
@@ -65,7 +75,7 @@ export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly num
   const out = Tensor.empty(x.gpu, weightShape);
   const invocations = groups * Math.ceil(cout / groups / GRAD_OC) * cinG;
   x.gpu.kernels.dispatch('conv2d.weight_grad', {
-    uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, has_bias: 0, oc_blocks: 0, x_blocks: 0, out_pad: 0 },
+    uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, has_bias: 0, oc_blocks: 0, x_blocks: 0, out_pad: 0, has_scale: 0, has_res: 0, relu: 0 },
     buffers: { out, inp: x, dout: g },
     groups: Math.ceil(invocations / 64),
     constants: { K: k },
@@ -109,4 +119,20 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
     },
     [x, w],
   );
+}
+
+/**
+ * Inference-only convolution with an epilogue: `relu?(conv(x, w) * scale + shift + residual)`,
+ * e.g. an eval-mode BatchNorm (see foldBatchNorm) and the ReLU and residual add after it, in one
+ * pass. Not recorded: use it where no gradient is wanted.
+ */
+export function conv2dFused(x: Tensor, w: Tensor, shift: Tensor | null, options: Conv2dOptions & ConvEpilogue = {}): Tensor {
+  if (x.gpu.tape.gradEnabled && [x, w, shift, options.scale, options.residual].some((t) => t?.requiresGrad)) {
+    throw new Error('conv2dFused records no gradient: call it under noGrad');
+  }
+  const pad = options.padding ?? 0;
+  const groups = options.groups ?? 1;
+  const [cout, cinG, k] = w.shape as number[];
+  const packed = x.gpu.derive(w, () => untracked(packWeight(w, groups, cinG, cout / groups, k, false)));
+  return launchForward(x, packed, cout, k, shift, pad, groups, 'fused', options);
 }
