@@ -14,10 +14,11 @@
 //           K is an override constant, so the tap loops unroll. With the `subgroups` feature the four
 //           weight vectors of a tap are loaded by four lanes and broadcast (every lane of a workgroup
 //           shares the output-channel block, and the loops are branch-free, so the subgroup is uniform).
-//           weight_grad: each invocation computes 4 output channels x K*K taps of one input channel,
-//           walking the batch and the image in runs of 4 columns (dout 4x4, input K rows of 4+K-1).
+//           weight_grad: each invocation computes 8 output channels x K*K taps of one input channel,
+//           walking the batch and the image in runs of 4 columns (dout 8x4, shared through the
+//           subgroup when available; input K rows of 4+K-1).
 // Dispatch: forward: (ceil(Hout * ceil(Wout/8) / 64), ocBlocks, B) workgroups, ocBlocks = G * ceil((Cout/G)/16);
-//           weight_grad: ceil(Cout/4 * Cin/G / 64); pack_weight: ceil(#packed / 64). All folded past 65,535.
+//           weight_grad: (ceil((Cin/G) / 64), G * ceil((Cout/G)/8)); pack_weight: ceil(#packed / 64), folded past 65,535.
 
 // Epilogue flags: out = relu?(acc * scale[o] (if has_scale) + bias[o] (if has_bias) + res (if has_res)).
 // scale/bias fold an eval-mode BatchNorm into the convolution (inference only).
@@ -26,6 +27,7 @@ struct Conv {
   cout: u32, hout: u32, wout: u32, groups: u32,
   pad: u32, has_bias: u32, oc_blocks: u32, x_blocks: u32,
   out_pad: u32, has_scale: u32, has_res: u32, relu: u32,
+  lanes_per_block: u32,
 }
 
 struct Pack { groups: u32, in_g: u32, out_g: u32, out_pad: u32, transposed: u32 }
@@ -146,56 +148,78 @@ fn pack_weight(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   }
 }
 
-// Uses Conv with the forward convolution's shapes; out is dw [Cout, Cin/G, K, K].
+// Uses Conv with the forward convolution's shapes; out is dw [Cout, Cin/G, K, K]. Lanes are input
+// channels, `lanes_per_block` of them (Cin/G rounded up to the subgroup size, or 64 and more) per
+// block of 8 output channels, so every subgroup works on one block and shares its output-gradient
+// values. With lanes_per_block >= 64 a workgroup is one block (x ids walk the input channels);
+// below, a workgroup holds 64 / lanes_per_block blocks.
 @compute @workgroup_size(64)
-fn weight_grad(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let id = flat(wid, nwg, lid);
+fn weight_grad(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let cin_g = p.cin / p.groups;
   let cout_g = p.cout / p.groups;
-  let oblocks = (cout_g + 3u) / 4u;
-  if (id >= p.groups * oblocks * cin_g) { return; }
-  let i = id % cin_g;
-  let ob = (id / cin_g) % oblocks;
-  let g = id / (cin_g * oblocks);
-  let ol0 = ob * 4u;
-  let ci = g * cin_g + i;
-  var acc: array<vec4f, KMAX * KMAX>;
+  let oblocks = (cout_g + 7u) / 8u;
+  let span = min(p.lanes_per_block, 64u);
+  let i = wid.x * 64u + lid % span;
+  let blk = min(wid.y * (64u / span) + lid / span, p.groups * oblocks - 1u);
+  let g = blk / oblocks;
+  let ol0 = (blk % oblocks) * 8u;
+  let ci = g * cin_g + min(i, cin_g - 1u);
+  var acc: array<array<vec4f, 2>, KMAX * KMAX>;
   var seg: array<f32, TW + KMAX - 1u>;
-  var d: array<vec4f, TW>;
   for (var b = 0u; b < p.batch; b++) {
     let plane = (b * p.cin + ci) * p.h;
     for (var y = 0u; y < p.hout; y++) {
       for (var x0 = 0u; x0 < p.wout; x0 += TW) {
+        // d[c]: the output gradient of the 8 channels at column x0 + c (0 past the edge).
+        var d: array<array<vec4f, 2>, TW>;
+// @if subgroups
+        // Lane j < 8 loads channel j's run; every lane takes all 8 from the subgroup.
+        let j = lid % 8u;
+        let ol = min(ol0 + j, cout_g - 1u);
+        let drow = ((b * p.cout + g * cout_g + ol) * p.hout + y) * p.wout;
         for (var c = 0u; c < TW; c++) {
-          for (var j = 0u; j < 4u; j++) {
-            let ol = ol0 + j;
-            let ok = ol < cout_g && x0 + c < p.wout;
-            let at = ((b * p.cout + g * cout_g + min(ol, cout_g - 1u)) * p.hout + y) * p.wout + min(x0 + c, p.wout - 1u);
-            d[c][j] = select(0.0, dout[at], ok);
+          let v = select(0.0, dout[drow + min(x0 + c, p.wout - 1u)], ol0 + j < cout_g && x0 + c < p.wout);
+          d[c][0] = vec4f(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
+          d[c][1] = vec4f(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
+        }
+// @else
+        for (var c = 0u; c < TW; c++) {
+          for (var jj = 0u; jj < 8u; jj++) {
+            let ol = min(ol0 + jj, cout_g - 1u);
+            let at = ((b * p.cout + g * cout_g + ol) * p.hout + y) * p.wout + min(x0 + c, p.wout - 1u);
+            d[c][jj / 4u][jj % 4u] = select(0.0, dout[at], ol0 + jj < cout_g && x0 + c < p.wout);
           }
         }
+// @endif
         for (var ky = 0u; ky < K; ky++) {
           let iy = i32(y + ky) - i32(p.pad);
-          if (iy < 0 || iy >= i32(p.h)) { continue; }
-          let row = (plane + u32(iy)) * p.w;
-          for (var j = 0u; j < TW + K - 1u; j++) {
-            let ix = i32(x0 + j) - i32(p.pad);
-            seg[j] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], ix >= 0 && ix < i32(p.w));
+          let yok = iy >= 0 && iy < i32(p.h);
+          let row = (plane + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w;
+          for (var jx = 0u; jx < TW + K - 1u; jx++) {
+            let ix = i32(x0 + jx) - i32(p.pad);
+            seg[jx] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], yok && ix >= 0 && ix < i32(p.w));
           }
           for (var kx = 0u; kx < K; kx++) {
-            var s = acc[ky * K + kx];
-            for (var c = 0u; c < TW; c++) { s += seg[c + kx] * d[c]; }
-            acc[ky * K + kx] = s;
+            let tap = ky * K + kx;
+            var s0 = acc[tap][0];
+            var s1 = acc[tap][1];
+            for (var c = 0u; c < TW; c++) {
+              s0 += seg[c + kx] * d[c][0];
+              s1 += seg[c + kx] * d[c][1];
+            }
+            acc[tap][0] = s0;
+            acc[tap][1] = s1;
           }
         }
       }
     }
   }
+  if (i >= cin_g || wid.y * (64u / span) + lid / span >= p.groups * oblocks) { return; }
   let kk = K * K;
-  for (var j = 0u; j < 4u; j++) {
-    let ol = ol0 + j;
+  for (var jj = 0u; jj < 8u; jj++) {
+    let ol = ol0 + jj;
     if (ol >= cout_g) { break; }
     let base = ((g * cout_g + ol) * cin_g + i) * kk;
-    for (var tap = 0u; tap < kk; tap++) { out[base + tap] = acc[tap][j]; }
+    for (var tap = 0u; tap < kk; tap++) { out[base + tap] = acc[tap][jj / 4u][jj % 4u]; }
   }
 }

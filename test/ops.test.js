@@ -19,6 +19,7 @@ for (const [B, C, H, W, O, K, G, bias] of [
   [2, 6, 4, 9, 6, 1, 1, false], // 1x1, channels not divisible by 4
   [3, 4, 3, 3, 3, 3, 1, true],
   [1, 4, 6, 6, 8, 5, 2, true],
+  [2, 48, 4, 5, 32, 3, 1, true], // SISN's x4 head: 48 input channels (not a multiple of 64 lanes)
 ]) {
   const pad = (K - 1) / 2;
   test(`conv2d B${B} ${C}->${O} ${H}x${W} k${K} groups ${G}${bias ? ' bias' : ''}`, async () => {

@@ -10,7 +10,7 @@ export interface Conv2dOptions {
 /** Output columns and channels per forward invocation; must match TX and the 8-channel tile of the shader. */
 const TILE_X = 8;
 const TILE_OC = 16;
-const GRAD_OC = 4;
+const GRAD_OC = 8;
 const KMAX = 7;
 
 /**
@@ -48,7 +48,7 @@ function launchForward(x: Tensor, packed: Tensor, cout: number, k: number, bias:
     tag,
     uniforms: {
       ...{ batch, cin, h, w: wd, cout, hout, wout, groups, pad, oc_blocks: ocBlocks, x_blocks: xBlocks, out_pad: outPad },
-      ...{ has_bias: bias ? 1 : 0, has_scale: epilogue.scale ? 1 : 0, has_res: epilogue.residual ? 1 : 0, relu: epilogue.relu ? 1 : 0 },
+      ...{ has_bias: bias ? 1 : 0, has_scale: epilogue.scale ? 1 : 0, has_res: epilogue.residual ? 1 : 0, relu: epilogue.relu ? 1 : 0, lanes_per_block: 0 },
     },
     buffers: { out, inp: x, packed, bias: bias ?? packed, scale: epilogue.scale ?? packed, res: epilogue.residual ?? packed },
     groups: [Math.ceil((hout * xBlocks) / 64), ocBlocks, batch],
@@ -73,11 +73,17 @@ export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly num
   const [cout, cinG, k] = weightShape;
   const [, , hout, wout] = g.shape as number[];
   const out = Tensor.empty(x.gpu, weightShape);
-  const invocations = groups * Math.ceil(cout / groups / GRAD_OC) * cinG;
+  // Lanes per block of output channels: a whole number of subgroups (they share the block's values).
+  const subgroup = x.gpu.features.subgroups ? x.gpu.adapter.info.subgroupMaxSize || 64 : 1;
+  const lanesPerBlock = cinG >= 64 ? 64 : Math.min(64, Math.ceil(cinG / subgroup) * subgroup);
+  const blocks = groups * Math.ceil(cout / groups / GRAD_OC);
   x.gpu.kernels.dispatch('conv2d.weight_grad', {
-    uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, has_bias: 0, oc_blocks: 0, x_blocks: 0, out_pad: 0, has_scale: 0, has_res: 0, relu: 0 },
+    uniforms: {
+      ...{ batch, cin, h, w: wd, cout, hout, wout, groups, pad, has_bias: 0, oc_blocks: 0, x_blocks: 0, out_pad: 0 },
+      ...{ has_scale: 0, has_res: 0, relu: 0, lanes_per_block: lanesPerBlock },
+    },
     buffers: { out, inp: x, dout: g },
-    groups: Math.ceil(invocations / 64),
+    groups: lanesPerBlock >= 64 ? [Math.ceil(cinG / 64), blocks, 1] : [1, Math.ceil(blocks / Math.floor(64 / lanesPerBlock)), 1],
     constants: { K: k },
   });
   return out;
