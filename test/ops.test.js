@@ -273,16 +273,22 @@ test('every shader that uses workgroup barriers passes race detection', () => {
   for (const file of readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl'))) {
     const code = preprocess(file.slice(0, -5), readFileSync(`${SHADER_DIR}/${file}`, 'utf8'), { subgroups: false, f16: false });
     if (!/workgroupBarrier|storageBarrier/.test(code)) continue;
-    // reduce.wgsl: 3 channels of [2, 3, 40], every mode.
+    // reduce.wgsl: 3 channels of [2, 3, 40], every entry and mode.
     const x = random(240, 1);
-    for (const MODE of [0, 1, 2, 3, 4]) {
-      const uniform = new Uint32Array([2, 3, 40, 0]);
-      new Float32Array(uniform.buffer)[3] = 1;
-      const result = detectRaces(code, 'channel_sum', [3, 1, 1], {
-        0: { 0: new Float32Array(3), 1: x, 2: x, 3: new Float32Array(3), 4: uniform },
-      }, { constants: { MODE } });
-      assert.equal(result.errors, [], `${file} MODE ${MODE}: ${result.errors.join('; ')}`);
-      assert.equal(result.races.map((r) => r.message), [], `${file} MODE ${MODE} has races`);
+    const uniform = new Uint32Array([2, 3, 40, 0, 1, 1]);
+    new Float32Array(uniform.buffer)[3] = 1;
+    const runs = [
+      ...[0, 1, 2].map((MODE) => ['channel_sum', { MODE }]),
+      ['moments', {}],
+      ['bn_backward', {}],
+    ];
+    for (const [entry, constants] of runs) {
+      const result = detectRaces(code, entry, [3, 1, 1], {
+        0: { 0: new Float32Array(3), 1: x, 2: x, 3: new Float32Array(3), 4: uniform, 5: new Float32Array(3) },
+      }, { constants });
+      const what = `${file} ${entry} ${JSON.stringify(constants)}`;
+      assert.equal(result.errors, [], `${what}: ${result.errors.join('; ')}`);
+      assert.equal(result.races.map((r) => r.message), [], `${what} has races`);
     }
     checked++;
   }

@@ -1,7 +1,6 @@
 /** Radix softmax of split attention (shaders/attention.wgsl). */
 import { Tensor, formatShape } from '../tensor.js';
 import { channelReduce, dims4, ReduceMode } from './reduce.js';
-import { chunkTileLaunch } from './layout.js';
 
 /**
  * Softmax over the R chunks of a [B, R*C, 1, 1] tensor, per channel: for each (b, c), the values at
@@ -47,8 +46,8 @@ export function attend(att: Tensor, z: Tensor, radix: number): Tensor {
     (g, needs) => {
       let dAtt: Tensor | null = null;
       if (needs[0]) {
-        const tiled = chunkTileLaunch(g, z.shape, channels, inner, radix);
-        dAtt = channelReduce(tiled, { batch: 1, channels: b * rc, inner, mode: ReduceMode.Dot, y: z }).view(att.shape);
+        // dAtt[b, k*C + c] = sum_i z[b, k*C + c, i] * g[b, c, i]: z plane q pairs with g plane (q / RC) * C + q % C.
+        dAtt = channelReduce(z, { batch: 1, channels: b * rc, inner, mode: ReduceMode.Dot, y: g, yPlanes: { group: rc, chunk: channels } }).view(att.shape);
       }
       return [dAtt, needs[1] ? launch('attention.attend_backward', Tensor.empty(z.gpu, z.shape), g) : null];
     },

@@ -5,7 +5,7 @@
  */
 import { Tensor, formatShape, sameShape } from '../tensor.js';
 import { reluBackward } from './elementwise.js';
-import { channelReduce, dims4, ReduceMode } from './reduce.js';
+import { channelMoments, batchNormSums, dims4 } from './reduce.js';
 
 export interface BatchNormOptions {
   training: boolean;
@@ -34,8 +34,7 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
   let variance: Tensor;
   if (options.training) {
     if (count < 2) throw new Error(`batchNorm2d: training needs more than one value per channel, got input ${formatShape(x.shape)}`);
-    mean = channelReduce(x, { batch, channels, inner, mode: ReduceMode.Sum, scale: 1 / count });
-    variance = channelReduce(x, { batch, channels, inner, mode: ReduceMode.CenteredSquare, m: mean, scale: 1 / count });
+    [mean, variance] = channelMoments(x, batch, channels, inner);
     gpu.kernels.dispatch('batchnorm.update_running', {
       uniforms: { channels, momentum, unbias: count / (count - 1) },
       buffers: { running_mean: runningMean, running_var: runningVar, mean, variance },
@@ -60,8 +59,7 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
     (gOut, needs) => {
       // Through the fused ReLU first (the output is > 0 exactly where the ReLU passed).
       const g = options.relu ? reluBackward(gOut, out) : gOut;
-      const sumG = channelReduce(g, { batch, channels, inner, mode: ReduceMode.Sum });
-      const sumGxc = channelReduce(g, { batch, channels, inner, mode: ReduceMode.DotCentered, y: x, m: mean });
+      const [sumG, sumGxc] = batchNormSums(g, x, mean, batch, channels, inner);
       let dx: Tensor | null = null;
       if (needs[0]) {
         dx = Tensor.empty(gpu, x.shape);

@@ -58,11 +58,6 @@ export function upsampleNearest(x: Tensor, s: number): Tensor {
   return x.gpu.tape.record('upsampleNearest', [x], out, (g) => [launch('layout.upsample_nearest_backward', g, x.shape)]);
 }
 
-/** `out[b, k*C + c] = g[b, c]` for k < R: the gradient of a chunk sum (not recorded). */
-export function chunkTileLaunch(g: Tensor, shape: Shape, channels: number, inner: number, radix: number): Tensor {
-  return chunkLaunch('layout.chunk_tile', g, shape, channels, inner, radix);
-}
-
 function chunkLaunch(kernel: string, src: Tensor, shape: Shape, channels: number, inner: number, radix: number): Tensor {
   const out = Tensor.empty(src.gpu, shape);
   src.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, channels, inner, radix }, buffers: { out, x: src }, groups: Math.ceil(out.size / GROUP) });
@@ -75,7 +70,7 @@ export function chunkSum(x: Tensor, radix: number): Tensor {
   if (!Number.isInteger(radix) || radix < 1 || rc % radix) throw new Error(`chunkSum: ${rc} channels do not split into ${radix} chunks`);
   const c = rc / radix;
   const out = chunkLaunch('layout.chunk_sum', x, [b, c, h, w], c, h * w, radix);
-  return x.gpu.tape.record('chunkSum', [x], out, (g) => [chunkTileLaunch(g, x.shape, c, h * w, radix)]);
+  return x.gpu.tape.record('chunkSum', [x], out, (g) => [chunkLaunch('layout.chunk_tile', g, x.shape, c, h * w, radix)]);
 }
 
 /** Per-channel multiply: a [B, C, 1, 1] times x [B, C, H, W]. */
@@ -84,7 +79,7 @@ export function scaleChannels(a: Tensor, x: Tensor): Tensor {
   if (a.size !== b * c || a.shape.length !== 4 || a.shape[2] !== 1 || a.shape[3] !== 1) throw new Error(`scaleChannels: ${formatShape(a.shape)} does not broadcast over ${formatShape(x.shape)} per channel`);
   const launch = (scale: Tensor, src: Tensor) => {
     const out = Tensor.empty(x.gpu, x.shape);
-    x.gpu.kernels.dispatch('layout.scale_channels', { uniforms: { n: x.size, inner: h * w, alpha: 1 }, buffers: { out, x: src, a: scale }, groups: Math.ceil(x.size / GROUP) });
+    x.gpu.kernels.dispatch('layout.scale_channels', { uniforms: { n: x.size, inner: h * w, alpha: 1 }, buffers: { out4: out, x4: src, a: scale }, groups: Math.ceil(x.size / 256) });
     return out;
   };
   const out = launch(a, x);

@@ -5,8 +5,6 @@ export enum ReduceMode {
   Sum = 0,
   Dot = 1,
   AbsDiff = 2,
-  CenteredSquare = 3,
-  DotCentered = 4,
 }
 
 export interface ReduceArgs {
@@ -16,21 +14,51 @@ export interface ReduceArgs {
   mode: ReduceMode;
   scale?: number;
   y?: Tensor;
-  /** Per-channel centre (MODE 3 and 4). */
-  m?: Tensor;
+  /**
+   * Dot only: y holds one plane per `group` x planes' `chunk`: x plane q pairs with y plane
+   * (q / group) * chunk + q % chunk (split attention: group R*C, chunk C). Default: plane q.
+   */
+  yPlanes?: { group: number; chunk: number };
 }
 
-/** `out[c] = scale * sum over (b, i) of term(x, y, m)`, x viewed as [batch, channels, inner]. Not recorded. */
+function checkView(op: string, x: Tensor, batch: number, channels: number, inner: number): void {
+  if (batch * channels * inner !== x.size) throw new Error(`${op}: [${batch}, ${channels}, ${inner}] does not match ${formatShape(x.shape)}`);
+}
+
+/** `out[c] = scale * sum over (b, i) of term(x, y)`, x viewed as [batch, channels, inner]. Not recorded. */
 export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
-  if (a.batch * a.channels * a.inner !== x.size) throw new Error(`channelReduce: [${a.batch}, ${a.channels}, ${a.inner}] does not match ${formatShape(x.shape)}`);
+  checkView('channelReduce', x, a.batch, a.channels, a.inner);
   const out = Tensor.empty(x.gpu, [a.channels]);
   x.gpu.kernels.dispatch('reduce.channel_sum', {
-    uniforms: { batch: a.batch, channels: a.channels, inner: a.inner, scale: a.scale ?? 1 },
-    buffers: { out, x, y: a.y ?? x, m: a.m ?? x },
+    uniforms: { batch: a.batch, channels: a.channels, inner: a.inner, scale: a.scale ?? 1, y_group: a.yPlanes?.group ?? 1, y_chunk: a.yPlanes?.chunk ?? 1 },
+    buffers: { out, x, y: a.y ?? x },
     groups: a.channels,
     constants: { MODE: a.mode },
   });
   return out;
+}
+
+/** Two per-channel results of one pass (moments, BatchNorm backward sums). */
+function pairReduce(kernel: string, x: Tensor, y: Tensor, m: Tensor | null, batch: number, channels: number, inner: number): [Tensor, Tensor] {
+  checkView(kernel, x, batch, channels, inner);
+  const out = Tensor.empty(x.gpu, [channels]);
+  const out2 = Tensor.empty(x.gpu, [channels]);
+  x.gpu.kernels.dispatch(kernel, {
+    uniforms: { batch, channels, inner, scale: 1, y_group: 1, y_chunk: 1 },
+    buffers: m ? { out, out2, x, y, m } : { out, out2, x, y },
+    groups: channels,
+  });
+  return [out, out2];
+}
+
+/** Per-channel mean and biased variance of x viewed as [batch, channels, inner] (exactly centred). */
+export function channelMoments(x: Tensor, batch: number, channels: number, inner: number): [Tensor, Tensor] {
+  return pairReduce('reduce.moments', x, x, null, batch, channels, inner);
+}
+
+/** BatchNorm backward sums per channel: sum g and sum g * (x - mean). */
+export function batchNormSums(g: Tensor, x: Tensor, mean: Tensor, batch: number, channels: number, inner: number): [Tensor, Tensor] {
+  return pairReduce('reduce.bn_backward', x, g, mean, batch, channels, inner);
 }
 
 /** NCHW dimensions of a rank-4 tensor, with a clear error otherwise. */
@@ -42,7 +70,7 @@ export function dims4(op: string, x: Tensor): [number, number, number, number] {
 /** `a[b, c] * alpha` broadcast over an [B, C, inner] tensor of `shape` (not recorded). */
 export function expandChannels(a: Tensor, shape: readonly number[], inner: number, alpha: number): Tensor {
   const out = Tensor.empty(a.gpu, shape);
-  a.gpu.kernels.dispatch('layout.expand_channels', { uniforms: { n: out.size, inner, alpha }, buffers: { out, a }, groups: Math.ceil(out.size / 64) });
+  a.gpu.kernels.dispatch('layout.expand_channels', { uniforms: { n: out.size, inner, alpha }, buffers: { out4: out, a }, groups: Math.ceil(out.size / 256) });
   return out;
 }
 
