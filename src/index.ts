@@ -14,7 +14,7 @@ export { checkConformance, type ConformanceReport, type Check } from './conforma
 export { readTorchCheckpoint } from './io/torch.js';
 export { upscale, defaultTileSize, type UpscaleOptions } from './nn/upscale.js';
 export { decodeImage, readImage, encodePng, writePng, type RgbImage } from './io/image.js';
-export { imresize, modCrop, resampleWeights, type Rounding } from './io/resize.js';
+export { imresize, imresizeTo, modCrop, resampleWeights, type Rounding } from './io/resize.js';
 export { psnr, ssim, mse, type MetricImage, type MetricOptions } from './metrics/index.js';
 export { Rng } from './data/rng.js';
 export { listImages, selectRange, loadPairs, type FacePair, type DatasetOptions } from './data/dataset.js';
@@ -23,3 +23,4 @@ export { train, DEFAULTS as TRAIN_DEFAULTS, type TrainOptions, type TrainResult 
 export { evaluate, predict, bicubicUp, type Scores, type EvalResult } from './train/evaluate.js';
 export { saveCheckpoint, loadCheckpoint, type CheckpointMeta } from './train/checkpoint.js';
 export { preprocess } from './kernels/registry.js';
+export { writePlot, writeSheet, type Point } from './train/report.js';

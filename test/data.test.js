@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseSafetensors, imresize, modCrop, resampleWeights, psnr, ssim, mse } from '../dist/index.js';
+import { parseSafetensors, imresize, imresizeTo, modCrop, resampleWeights, psnr, ssim, mse } from '../dist/index.js';
 
 const dir = (name) => fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url));
 const imresizeManifest = JSON.parse(readFileSync(dir('imresize') + 'manifest.json', 'utf8'));
@@ -47,6 +47,18 @@ for (const name of Object.keys(imresizeManifest.inputs)) {
     }
   });
 }
+
+test('imresizeTo scales each dimension by its own factor (and equals imresize for equal ones)', () => {
+  const t = parseSafetensors(readFileSync(dir('imresize') + 'face_a.safetensors')).tensors;
+  const input = t.get('input');
+  const crop = modCrop(input.data, 102, 86, 3, 2);
+  const same = imresizeTo(crop.data, crop.height, crop.width, 3, crop.height / 2, crop.width / 2, 'matlab');
+  assert.equal([...same.data], [...t.get('down_x2.u8_matlab').data]);
+  const odd = imresizeTo(input.data, 102, 86, 3, 64, 50, 'matlab');
+  assert.is(odd.height, 64);
+  assert.is(odd.width, 50);
+  assert.ok(odd.data.every((v) => v >= 0 && v <= 255 && Number.isInteger(v)));
+});
 
 test('PSNR and SSIM match the reference values (RGB, Y, rounded Y; borders 0, 10, 14)', () => {
   const m = JSON.parse(readFileSync(dir('metrics') + 'metrics.json', 'utf8'));

@@ -5,48 +5,56 @@ import { Gpu } from '../gpu/device.js';
 import { loadSisn } from '../io/weights.js';
 import { listImages, loadPairs, selectRange } from '../data/dataset.js';
 import { evaluate, type Scores } from '../train/evaluate.js';
-import { parseCrop } from '../train/trainer.js';
+import { parseSize } from '../train/trainer.js';
 
 export async function evalCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
       weights: { type: 'string', short: 'w' },
-      dataset_root: { type: 'string' },
+      dataset_root: { type: 'string', multiple: true },
       range: { type: 'string' },
       lr_root: { type: 'string' },
       hr_crop: { type: 'string' },
+      hr_size: { type: 'string' },
       border: { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    console.log('usage: sisn eval --weights W --dataset_root DIR [--range 9501-10000] [--lr_root DIR] [--hr_crop WxH] [--border B] [--json OUT]');
+    console.log(`usage: sisn eval --weights W --dataset_root DIR [--dataset_root DIR2 ...] [--range 9501-10000]
+                 [--lr_root DIR] [--hr_crop WxH] [--hr_size WxH] [--border B] [--json OUT]
+  --range      1-based index range of the sorted files (one dataset root only)
+  --hr_crop    centre-crop HR images first; --hr_size then resizes them (MATLAB bicubic)`);
     return 0;
   }
   if (!values.weights) throw new Error('--weights is required');
-  if (!values.dataset_root) throw new Error('--dataset_root is required');
+  const roots = values.dataset_root ?? [];
+  if (!roots.length) throw new Error('--dataset_root is required');
+  if (values.range && roots.length > 1) throw new Error('--range needs exactly one --dataset_root');
   const gpu = await Gpu.open();
   try {
     const model = loadSisn(gpu, values.weights);
     const s = model.config.scale;
     const border = values.border === undefined ? 6 + s : Number(values.border);
     if (!(Number.isInteger(border) && border >= 0)) throw new Error(`--border must be a non-negative integer, got ${values.border}`);
-    let files = listImages(values.dataset_root);
-    if (values.range) files = selectRange(files, values.range, '--range');
     const started = Date.now();
-    const pairs = loadPairs(values.dataset_root, files, { scale: s, hrCrop: parseCrop(values.hr_crop), lrRoot: values.lr_root, log: (m) => console.error(m) });
+    const options = { scale: s, hrCrop: parseSize(values.hr_crop), hrSize: parseSize(values.hr_size, '--hr_size'), lrRoot: values.lr_root, log: (m: string) => console.error(m) };
+    const pairs = roots.flatMap((root) => {
+      const files = listImages(root);
+      return loadPairs(root, values.range ? selectRange(files, values.range, '--range') : files, options);
+    });
     const result = await evaluate(model, pairs, border);
     const seconds = (Date.now() - started) / 1000;
     const row = (name: string, x: Scores) => `${name.padEnd(10)} ${x.psnr.toFixed(3).padStart(9)} ${x.psnrY.toFixed(3).padStart(9)} ${x.ssim.toFixed(4).padStart(8)} ${x.ssimY.toFixed(4).padStart(8)}`;
-    console.log(`${pairs.length} faces from ${values.dataset_root}${values.range ? ` [${values.range}]` : ''}, x${s}, border ${border}, ${values.weights}`);
+    console.log(`${pairs.length} faces from ${roots.join(', ')}${values.range ? ` [${values.range}]` : ''}, x${s}, border ${border}, ${values.weights}`);
     console.log(`${'method'.padEnd(10)} ${'PSNR RGB'.padStart(9)} ${'PSNR Y'.padStart(9)} ${'SSIM RGB'.padStart(8)} ${'SSIM Y'.padStart(8)}`);
     console.log(row('bicubic', result.bicubic));
     console.log(row('SISN', result.sisn));
     console.log(`SISN - bicubic: ${(result.sisn.psnr - result.bicubic.psnr).toFixed(3)} dB PSNR, ${(result.sisn.ssim - result.bicubic.ssim).toFixed(4)} SSIM (${seconds.toFixed(1)} s)`);
     if (values.json) {
-      writeFileSync(values.json, JSON.stringify({ weights: values.weights, dataset_root: values.dataset_root, range: values.range ?? null, scale: s, border, config: model.config, count: pairs.length, sisn: result.sisn, bicubic: result.bicubic, images: result.images }, null, 1));
+      writeFileSync(values.json, JSON.stringify({ weights: values.weights, dataset_root: roots, range: values.range ?? null, hr_crop: values.hr_crop ?? null, hr_size: values.hr_size ?? null, scale: s, border, config: model.config, count: pairs.length, sisn: result.sisn, bicubic: result.bicubic, images: result.images }, null, 1));
     }
     model.dispose();
   } finally {

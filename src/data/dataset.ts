@@ -5,7 +5,7 @@
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join, relative, extname } from 'node:path';
 import { readImage } from '../io/image.js';
-import { imresize, type Rounding } from '../io/resize.js';
+import { imresize, imresizeTo, type Rounding } from '../io/resize.js';
 
 export interface FacePair {
   /** Path relative to the dataset root. */
@@ -24,6 +24,8 @@ export interface DatasetOptions {
   scale: number;
   /** Centre crop of every HR image before anything else, [width, height]. */
   hrCrop?: [number, number];
+  /** Then resize every HR image to [width, height] (MATLAB bicubic; e.g. 1024 px faces to 128). */
+  hrSize?: [number, number];
   /** A folder with LR images at the same relative paths (instead of bicubic downsampling). */
   lrRoot?: string;
   /** uint8 semantics of the bicubic downsampling (default 'matlab', as MATLAB-made LR sets). */
@@ -87,6 +89,10 @@ export function loadPairs(root: string, files: readonly string[], o: DatasetOpti
     if (o.hrCrop) {
       data = centreCrop(data, width, height, 3, o.hrCrop[0], o.hrCrop[1], file);
       [width, height] = o.hrCrop;
+    }
+    if (o.hrSize && (width !== o.hrSize[0] || height !== o.hrSize[1])) {
+      data = Uint8Array.from(imresizeTo(data, height, width, 3, o.hrSize[1], o.hrSize[0], o.rounding ?? 'matlab').data);
+      [width, height] = o.hrSize;
     }
     const w = Math.floor(width / s) * s;
     const h = Math.floor(height / s) * s;

@@ -4,7 +4,8 @@
  * pixel, rows first, then columns. `rounding: 'matlab'` rounds and saturates to uint8 after each
  * pass, as MATLAB does for uint8 images (how MATLAB-made LR sets such as Set5 X2-X4 were made);
  * `'once'` keeps float64 through both passes and rounds at the end (`uint8(imresize(double(A)))`,
- * BasicSR); `'none'` returns the float64 result.
+ * BasicSR); `'none'` returns the float64 result. (MATLAB resizes the dimension with the stronger
+ * reduction first; for equal factors, and in every use here, that is rows first.)
  */
 
 export type Rounding = 'matlab' | 'once' | 'none';
@@ -57,8 +58,17 @@ const toU8 = (v: number) => Math.floor(Math.min(Math.max(v, 0), 255) + 0.5);
  * (already integral unless `rounding` is 'none').
  */
 export function imresize(src: ArrayLike<number>, h: number, w: number, c: number, num: number, den: number, rounding: Rounding): { data: Float64Array; height: number; width: number } {
-  const rows = resampleWeights(h, num, den);
-  const cols = resampleWeights(w, num, den);
+  return resizeWith(src, w, c, resampleWeights(h, num, den), resampleWeights(w, num, den), rounding);
+}
+
+/** MATLAB `imresize(A, [outH outW], 'bicubic')`: each dimension scaled by its own factor out/in. */
+export function imresizeTo(src: ArrayLike<number>, h: number, w: number, c: number, outH: number, outW: number, rounding: Rounding): { data: Float64Array; height: number; width: number } {
+  return resizeWith(src, w, c, resampleWeights(h, outH, h), resampleWeights(w, outW, w), rounding);
+}
+
+type Pass = ReturnType<typeof resampleWeights>;
+
+function resizeWith(src: ArrayLike<number>, w: number, c: number, rows: Pass, cols: Pass, rounding: Rounding): { data: Float64Array; height: number; width: number } {
   const oh = rows.nOut;
   const ow = cols.nOut;
   const passRound = rounding === 'matlab' ? toU8 : (v: number) => v;

@@ -20,6 +20,8 @@ export interface EvalResult {
   sisn: Scores;
   bicubic: Scores;
   images: { name: string; sisn: Scores; bicubic: Scores }[];
+  /** SISN's uint8 outputs (HWC RGB), in the order of the pairs. */
+  outputs: Uint8Array[];
 }
 
 /** SISN outputs (uint8 HWC RGB) for every pair, batching pairs of equal size. */
@@ -95,5 +97,5 @@ export async function evaluate(model: SISN, pairs: readonly FacePair[], border: 
     const bicubic = withBicubic ? scores(hr, { ...hr, data: bicubicUp(p, s) }, border) : sisn;
     return { name: p.name, sisn, bicubic };
   });
-  return { sisn: mean(images.map((x) => x.sisn)), bicubic: mean(images.map((x) => x.bicubic)), images };
+  return { sisn: mean(images.map((x) => x.sisn)), bicubic: mean(images.map((x) => x.bicubic)), images, outputs };
 }

@@ -84,10 +84,11 @@ export interface TrainResult {
   seconds: number;
 }
 
-export function parseCrop(text: string | undefined): [number, number] | undefined {
+/** 'WxH' (e.g. '88x104') as [width, height]. */
+export function parseSize(text: string | undefined, option = '--hr_crop'): [number, number] | undefined {
   if (!text) return undefined;
   const m = /^(\d+)x(\d+)$/.exec(text);
-  if (!m) throw new Error(`--hr_crop '${text}' must look like 88x104 (width x height)`);
+  if (!m || !Number(m[1]) || !Number(m[2])) throw new Error(`${option} '${text}' must look like 88x104 (width x height)`);
   return [Number(m[1]), Number(m[2])];
 }
 
@@ -96,7 +97,7 @@ function loadData(o: TrainOptions, log: (m: string) => void): { train: FacePair[
   const files = listImages(o.dataset_root);
   const [trainRange, valRange] = o.train_val_range.split('/');
   const trainFiles = trainRange ? selectRange(files, trainRange, '--train_val_range (train)') : files;
-  const common = { scale: o.scale, hrCrop: parseCrop(o.hr_crop), lrRoot: o.lr_root, log };
+  const common = { scale: o.scale, hrCrop: parseSize(o.hr_crop), lrRoot: o.lr_root, log };
   const train = loadPairs(o.dataset_root, trainFiles, common);
   let val: FacePair[];
   if (o.val_root) val = loadPairs(o.val_root, listImages(o.val_root), common);
