@@ -19,9 +19,12 @@ const quick = args.includes('--quick');
 const jsonPath = args[args.indexOf('--json') + 1] && args.includes('--json') ? args[args.indexOf('--json') + 1] : new URL('./results.json', import.meta.url).pathname;
 
 const gpu = await Gpu.open();
+const compileStarted = performance.now();
+const pipelines = await SISN.prepare(gpu);
+const compileMs = performance.now() - compileStarted;
 const rng = new Rng(7);
 const rand = (shape, lo = -1, hi = 1) => Tensor.fromArray(gpu, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(lo, hi)), shape);
-const results = { adapter: gpu.describe(), cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version, date: new Date().toISOString(), kernels: [], endToEnd: [] };
+const results = { adapter: gpu.describe(), cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version, date: new Date().toISOString(), compile: { pipelines, ms: compileMs }, kernels: [], endToEnd: [] };
 
 /**
  * Median wall time (ms) of one launch of `fn`. Each sample records `reps` launches and waits for
@@ -149,6 +152,7 @@ if (!quick) {
 }
 
 const rows = [
+  [`compile all ${pipelines} pipelines (SISN.prepare)`, compileMs.toFixed(0), '', 'before any timing below'],
   ['reference GEMM 1024^3', results.peakGemm.ms.toFixed(2), `${results.peakGemm.gflops.toFixed(1)} GFLOP/s`, ''],
   ...results.kernels.map((k) => [k.name, k.ms.toFixed(2), k.gflops !== undefined ? `${k.gflops.toFixed(1)} GFLOP/s` : `${k.gbps.toFixed(1)} GB/s`, k.gflops !== undefined ? `${((100 * k.gflops) / results.peakGemm.gflops).toFixed(0)}% of GEMM` : '']),
   ...results.endToEnd.map((e) => [e.name, e.ms.toFixed(0), `${e.gflops.toFixed(1)} GFLOP/s`, `first call ${e.firstCallMs.toFixed(0)} ms${e.peakMiB ? `, peak ${e.peakMiB.toFixed(0)} MiB` : ''}`]),

@@ -103,9 +103,9 @@ test('bad inputs: clear errors, non-zero exit, no partial output', () => {
   r = sisn('upscale', face, '-o', out, '--weights', join(tmp, 'notes.txt'));
   assert.is(r.status, 1);
   assert.match(r.stderr, /notes\.txt/);
-  r = sisn('upscale', face, '-o', out);
+  r = sisn('upscale', face, '-o', out, '--scale', '2');
   assert.is(r.status, 2);
-  assert.match(r.stderr, /no weights given/);
+  assert.match(r.stderr, /no shipped weights for x2/);
   r = sisn('upscale', face, '-o', out, '--weights', safetensors, '--scale', '5');
   assert.is(r.status, 2);
   assert.ok(!existsSync(out), 'a partial output file was written');

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Gpu } from '../gpu/device.js';
 import { loadSisn } from '../io/weights.js';
 import { readImage, writePng } from '../io/image.js';
@@ -11,14 +12,22 @@ import { evalCommand } from './eval.js';
 const USAGE = `usage:
   sisn train --dataset_root DIR [options]     (see sisn train --help)
   sisn eval --weights W --dataset_root DIR [--range 9501-10000] [--hr_crop WxH] [--json OUT]
-  sisn upscale IN... -o OUT --weights W [--scale s] [--tile T]
+  sisn upscale IN... -o OUT [--weights W | --scale s] [--tile T]
       IN       PNG or JPEG low-resolution faces (RGB, RGBA or grayscale)
       -o OUT   output PNG (one input) or directory (several inputs)
       --weights W  SISN weights: .safetensors, or a PyTorch .pt/.pth state_dict
+                   (default: the shipped weights/sisn-x4-celeba.safetensors, or -x8 with --scale 8)
       --scale s    expected scale (2, 3, 4, 8): an error if the weights are for another
       --tile T     largest low-resolution tile side (default: from the adapter's limits)`;
 
 export class UsageError extends Error {}
+
+/** The weights that ship with the package for a scale (x4 and x8, trained on CelebA). */
+function shippedWeights(scale: number): string {
+  const path = fileURLToPath(new URL(`../../weights/sisn-x${scale}-celeba.safetensors`, import.meta.url));
+  if (!existsSync(path)) throw new UsageError(`no shipped weights for x${scale} (x4 and x8 ship): give --weights W`);
+  return path;
+}
 
 async function upscaleCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -38,9 +47,9 @@ async function upscaleCommand(argv: string[]): Promise<number> {
   }
   if (!positionals.length) throw new UsageError('no input image given');
   if (!values.output) throw new UsageError('no output given (-o OUT)');
-  if (!values.weights) throw new UsageError('no weights given (--weights W)');
   const scale = values.scale === undefined ? undefined : Number(values.scale);
   if (scale !== undefined && ![2, 3, 4, 8].includes(scale)) throw new UsageError(`--scale must be 2, 3, 4 or 8, got ${values.scale}`);
+  const weights = values.weights ?? shippedWeights(scale ?? 4);
   const tile = values.tile === undefined ? undefined : Number(values.tile);
   if (tile !== undefined && !(Number.isInteger(tile) && tile >= 8)) throw new UsageError(`--tile must be an integer >= 8, got ${values.tile}`);
   const many = positionals.length > 1;
@@ -50,8 +59,8 @@ async function upscaleCommand(argv: string[]): Promise<number> {
   const gpu = await Gpu.open();
   let failures = 0;
   try {
-    const model = loadSisn(gpu, values.weights);
-    if (scale !== undefined && model.config.scale !== scale) throw new Error(`${values.weights} is a x${model.config.scale} model, but --scale ${scale} was asked for`);
+    const model = loadSisn(gpu, weights);
+    if (scale !== undefined && model.config.scale !== scale) throw new Error(`${weights} is a x${model.config.scale} model, but --scale ${scale} was asked for`);
     const s = model.config.scale;
     for (const input of positionals) {
       const started = Date.now();

@@ -8,7 +8,7 @@
  * set ahead of the first step. Shapes travel in uniforms, so one pipeline serves every size.
  */
 import '../gpu/globals.js';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WgslReflect, ResourceType, type VariableInfo, type MemberInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
@@ -240,10 +240,10 @@ export class KernelRegistry {
     return info;
   }
 
-  /** Every kernel of every file in `shaders/`. */
+  /** Every kernel of every file in `shaders/` (kernels added with `define` included). */
   allKernelNames(): string[] {
     for (const f of readdirSync(SHADER_DIR)) if (f.endsWith('.wgsl') && ![...this.infos.values()].some((i) => i.file === f.slice(0, -5))) this.define(f.slice(0, -5), readFileSync(join(SHADER_DIR, f), 'utf8'));
-    return [...this.infos.keys()];
+    return [...this.infos.values()].filter((i) => existsSync(join(SHADER_DIR, `${i.file}.wgsl`))).map((i) => i.name);
   }
 
   private key(name: string, constants?: Constants): string {
@@ -310,6 +310,42 @@ export class KernelRegistry {
   /** Compiles a set of kernels ahead of the first step. */
   async warmup(kernels: ReadonlyArray<string | { name: string; constants?: Constants }>): Promise<void> {
     await Promise.all(kernels.map((k) => (typeof k === 'string' ? this.compile(k) : this.compile(k.name, k.constants))));
+  }
+
+  /**
+   * Compiles every kernel of `shaders/` for every combination of the given override values (each
+   * kernel gets the overrides its file declares), then runs each pipeline once on empty shapes:
+   * a software adapter compiles at the first dispatch, so this is what moves all compilation
+   * before a job's first step. Returns the number of pipelines.
+   */
+  async prepareAll(variants: Record<string, readonly number[]>): Promise<number> {
+    const jobs: { name: string; constants?: Constants }[] = [];
+    for (const name of this.allKernelNames()) {
+      const info = this.info(name);
+      let combos: Constants[] = [{}];
+      for (const o of info.overrides) {
+        const values = variants[o];
+        if (values) combos = combos.flatMap((c) => values.map((v) => ({ ...c, [o]: v })));
+      }
+      for (const constants of combos) jobs.push({ name, constants: Object.keys(constants).length ? constants : undefined });
+    }
+    await this.warmup(jobs);
+    const device = this.gpu.device;
+    const dummies: GPUBuffer[] = [];
+    for (const job of jobs) {
+      const info = this.info(job.name);
+      const buffers: Record<string, BufferRange> = {};
+      info.storage.forEach((slot, i) => {
+        dummies[i] ??= device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'warm-up' });
+        buffers[slot.name] = { buffer: dummies[i], offset: 0, size: 256 };
+      });
+      const uniforms: UniformValues = {};
+      for (const f of info.uniform?.fields ?? []) uniforms[f.name] = f.components === 1 ? 0 : new Array(f.components).fill(0);
+      this.dispatch(job.name, { buffers, uniforms, groups: 1, constants: job.constants });
+    }
+    await this.gpu.sync();
+    dummies.forEach((b) => b.destroy());
+    return jobs.length;
   }
 
   /** The cached pipeline, or one created synchronously (its errors surface at the next sync). */

@@ -93,6 +93,14 @@ export class SISN {
     }
   }
 
+  /**
+   * Compiles (and runs once, empty) every pipeline SISN's forward, backward and optimiser use, so
+   * no step pays for compilation. Returns the number of pipelines.
+   */
+  static prepare(gpu: Gpu): Promise<number> {
+    return gpu.kernels.prepareAll({ K: [1, 3], MODE: [0, 1, 2], OP: [0, 1, 2, 3] });
+  }
+
   /** Runs the network on a nearest-upsampled LR batch [B, 3, H, W] (H, W divisible by the scale). */
   forward(input: Tensor, capture?: ModelState['capture']): Tensor {
     const s = this.config.scale;

@@ -182,6 +182,9 @@ export async function train(options: Partial<TrainOptions>, log: (m: string) => 
     const params = model.params.entries().reduce((n, [, t]) => n + t.size, 0);
     log(`${title}: ${params} parameters, batch ${o.batch_size}, LR patch ${sampler.patch.join('x')}, steps ${start}..${o.max_steps}`);
 
+    const compileStarted = Date.now();
+    const pipelines = await SISN.prepare(gpu);
+    log(`compiled ${pipelines} pipelines in ${((Date.now() - compileStarted) / 1000).toFixed(1)} s`);
     model.training = true;
     const progress = new Progress(o.max_steps, start);
     const started = Date.now();
