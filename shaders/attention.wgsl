@@ -68,6 +68,22 @@ fn scalar(e: u32) -> f32 {
   return src[e / 4u][e % 4u];
 }
 
+// For output element e of attend ([B, C, inner]): (z channel of split 0, position in the plane);
+// split k's channel is that + k*C.
+fn attend_source(e: u32) -> vec2u {
+  let j = e % q.inner;
+  let c = (e / q.inner) % q.channels;
+  let b = e / (q.inner * q.channels);
+  return vec2u(b * q.radix * q.channels + c, j);
+}
+
+// For dz element e ([B, R*C, inner]): (its z channel, the start of the matching g element).
+fn split_source(e: u32) -> vec2u {
+  let zc = e / q.inner;
+  let b = zc / (q.channels * q.radix);
+  return vec2u(zc, (b * q.channels + zc % q.channels) * q.inner + e % q.inner);
+}
+
 // out: [B, C, inner], src = z: [B, R*C, inner].
 @compute @workgroup_size(64)
 fn attend(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -75,23 +91,17 @@ fn attend(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   if (4u * i >= q.n) { return; }
   var r = vec4f(0.0);
   if (q.inner % 4u == 0u) {
-    let e = 4u * i;
-    let j = e % q.inner;
-    let c = (e / q.inner) % q.channels;
-    let b = e / (q.inner * q.channels);
+    let at = attend_source(4u * i);
     for (var k = 0u; k < q.radix; k++) {
-      let zc = (b * q.radix + k) * q.channels + c;
-      r += att[zc] * src[(zc * q.inner + j) / 4u];
+      let zc = at.x + k * q.channels;
+      r += att[zc] * src[(zc * q.inner + at.y) / 4u];
     }
   } else {
     for (var l = 0u; l < 4u; l++) {
-      let e = min(4u * i + l, q.n - 1u);
-      let j = e % q.inner;
-      let c = (e / q.inner) % q.channels;
-      let b = e / (q.inner * q.channels);
+      let at = attend_source(min(4u * i + l, q.n - 1u));
       for (var k = 0u; k < q.radix; k++) {
-        let zc = (b * q.radix + k) * q.channels + c;
-        r[l] += att[zc] * scalar(zc * q.inner + j);
+        let zc = at.x + k * q.channels;
+        r[l] += att[zc] * scalar(zc * q.inner + at.y);
       }
     }
   }
@@ -105,20 +115,12 @@ fn attend_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   if (4u * i >= q.n) { return; }
   var r = vec4f(0.0);
   if (q.inner % 4u == 0u) {
-    let e = 4u * i;
-    let j = e % q.inner;
-    let zc = e / q.inner;
-    let c = zc % q.channels;
-    let b = zc / (q.channels * q.radix);
-    r = att[zc] * src[((b * q.channels + c) * q.inner + j) / 4u];
+    let at = split_source(4u * i);
+    r = att[at.x] * src[at.y / 4u];
   } else {
     for (var l = 0u; l < 4u; l++) {
-      let e = min(4u * i + l, q.n - 1u);
-      let j = e % q.inner;
-      let zc = e / q.inner;
-      let c = zc % q.channels;
-      let b = zc / (q.channels * q.radix);
-      r[l] = att[zc] * scalar((b * q.channels + c) * q.inner + j);
+      let at = split_source(min(4u * i + l, q.n - 1u));
+      r[l] = att[at.x] * scalar(at.y);
     }
   }
   store4(&dst, i, q.n, r);
