@@ -6,11 +6,12 @@
 //                            (batch statistics in training, running statistics in eval)
 //           update_running:  rm = momentum * mean + (1 - momentum) * rm
 //                            rv = momentum * var * M / (M - 1) + (1 - momentum) * rv   (unbiased, M = batch*inner)
-//           backward_input:  g is the gradient at the BN output (the host masks it by the ReLU first);
-//                            training: dx = gamma * r / M * (M * g - sum_g[c] - xhat * r * sum_gxc[c]),
-//                                      r = 1 / sqrt(var + eps), xhat = (x - mean) * r,
-//                                      sum_g = sum g, sum_gxc = sum g * (x - mean)   (from reduce.wgsl)
-//                            eval:     dx = g * gamma * r
+//           backward_input:  dx = A[c] * g + B[c] + D[c] * (x - mean[c]), from backward_coefficients:
+//                            training: A = gamma * r, B = -A * sum_g / M, D = -A * r^2 * sum_gxc / M
+//                                      (r = 1 / sqrt(var + eps); sum_g = sum g, sum_gxc = sum g * (x - mean),
+//                                      from reduce.wgsl); eval: A = gamma * r, B = D = 0.
+//                            g is the gradient at the BN output; with `masked` it counts only where
+//                            the fused ReLU's output is > 0.
 //           gamma_grad:      dgamma[c] = sum_gxc[c] / sqrt(var[c] + eps)
 //           fold:            eval-mode BN after a conv (with bias b, if any) as a per-channel affine map
 //                            for the conv's epilogue: scale = gamma / sqrt(var + eps),
@@ -22,7 +23,7 @@
 
 struct Norm { n: u32, channels: u32, inner: u32, eps: f32, has_res: u32, relu: u32 }
 struct Running { channels: u32, momentum: f32, unbias: f32 }
-struct Backward { n: u32, channels: u32, inner: u32, eps: f32, count: f32, train: u32 }
+struct Backward { n: u32, channels: u32, inner: u32, eps: f32, count: f32, train: u32, masked: u32 }
 struct Fold { channels: u32, eps: f32, has_bias: u32 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<vec4f>;
@@ -77,6 +78,35 @@ fn update_running(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
 @group(0) @binding(7) var<storage, read> sum_g: array<f32>;
 @group(0) @binding(8) var<storage, read> sum_gxc: array<f32>;
 @group(0) @binding(6) var<uniform> back_p: Backward;
+@group(0) @binding(0) var<storage, read_write> coef_out: array<f32>;
+@group(0) @binding(2) var<storage, read> coef: array<f32>;
+@group(0) @binding(3) var<storage, read> relu_out: array<vec4f>;
+
+// coef = [A (C values), B (C), D (C), mean (C)] for backward_input.
+@compute @workgroup_size(64)
+fn backward_coefficients(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let c = flat(wid, nwg, lid);
+  let q = back_p;
+  if (c >= q.channels) { return; }
+  let r = 1.0 / sqrt(variance[c] + q.eps);
+  let a = gamma[c] * r;
+  var b = 0.0;
+  var d = 0.0;
+  if (q.train != 0u) {
+    b = -a * sum_g[c] / q.count;
+    d = -a * r * r * sum_gxc[c] / q.count;
+  }
+  coef_out[c] = a;
+  coef_out[q.channels + c] = b;
+  coef_out[2u * q.channels + c] = d;
+  coef_out[3u * q.channels + c] = mean[c];
+}
+
+fn coef4(k: u32, c: vec4u) -> vec4f {
+  let o = k * back_p.channels;
+  if (all(c == vec4u(c.x))) { return vec4f(coef[o + c.x]); }
+  return vec4f(coef[o + c.x], coef[o + c.y], coef[o + c.z], coef[o + c.w]);
+}
 
 @compute @workgroup_size(64)
 fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -84,14 +114,9 @@ fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   let q = back_p;
   if (4u * i >= q.n) { return; }
   let c = channels_of(i, q.inner, q.channels);
-  let r = 1.0 / sqrt(gather(&variance, c) + q.eps);
-  let scale = gather(&gamma, c) * r;
-  if (q.train == 0u) {
-    store4(&out, i, q.n, grad[i] * scale);
-    return;
-  }
-  let xhat = (x[i] - gather(&mean, c)) * r;
-  store4(&out, i, q.n, scale / q.count * (q.count * grad[i] - gather(&sum_g, c) - xhat * r * gather(&sum_gxc, c)));
+  var g = grad[i];
+  if (q.masked != 0u) { g = select(vec4f(0.0), g, relu_out[i] > vec4f(0.0)); }
+  store4(&out, i, q.n, coef4(0u, c) * g + coef4(1u, c) + coef4(2u, c) * (x[i] - coef4(3u, c)));
 }
 
 @group(0) @binding(0) var<storage, read_write> dgamma: array<f32>;

@@ -7,14 +7,15 @@
 //           MODE 2: |x[idx] - y[idx]|      (L1 loss, channels = 1)
 //           moments: out[c] = mean of x over (b, i), out2[c] = mean of (x - out[c])^2  (biased
 //                    variance, two passes over the channel inside one workgroup: exact centring)
-//           bn_backward: out[c] = sum g, out2[c] = sum g * (x - m[c])   (g in y; one pass)
+//           bn_backward: out[c] = sum g, out2[c] = sum g * (x - m[c])   (g in y; one pass; with
+//                    `masked`, g counts only where mask > 0: the gradient through a fused ReLU)
 //           Operands a kernel does not read are bound to x by the host.
 // Tiling:   one workgroup per channel; for each sample its 64 lanes stride over the channel's
 //           plane, a vec4 at a time when inner % 4 == 0, then a tree reduction in workgroup memory
 //           (barriers between levels).
 // Dispatch: `channels` workgroups, folded into (x, y) past 65,535.
 
-struct Reduce { batch: u32, channels: u32, inner: u32, scale: f32, y_group: u32, y_chunk: u32 }
+struct Reduce { batch: u32, channels: u32, inner: u32, scale: f32, y_group: u32, y_chunk: u32, masked: u32 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;
@@ -22,6 +23,7 @@ struct Reduce { batch: u32, channels: u32, inner: u32, scale: f32, y_group: u32,
 @group(0) @binding(3) var<storage, read> m: array<f32>;
 @group(0) @binding(4) var<uniform> p: Reduce;
 @group(0) @binding(5) var<storage, read_write> out2: array<f32>;
+@group(0) @binding(6) var<storage, read> mask: array<vec4f>;
 
 override MODE: u32 = 0u;
 const LANES: u32 = 64u;
@@ -97,7 +99,8 @@ fn centred_sums(c: u32, lid: u32, centre: f32, with_g: bool) -> vec2f {
       for (var i = 4u * lid; i < p.inner; i += 4u * LANES) {
         let d = x[(start + i) / 4u] - centre;
         if (with_g) {
-          let g = y[(start + i) / 4u];
+          var g = y[(start + i) / 4u];
+          if (p.masked != 0u) { g = select(vec4f(0.0), g, mask[(start + i) / 4u] > vec4f(0.0)); }
           s += g;
           t += g * d;
         } else {
@@ -109,7 +112,8 @@ fn centred_sums(c: u32, lid: u32, centre: f32, with_g: bool) -> vec2f {
       for (var i = lid; i < p.inner; i += LANES) {
         let d = scalar(&x, start + i) - centre;
         if (with_g) {
-          let g = scalar(&y, start + i);
+          var g = scalar(&y, start + i);
+          if (p.masked != 0u && scalar(&mask, start + i) <= 0.0) { g = 0.0; }
           s.x += g;
           t.x += g * d;
         } else {

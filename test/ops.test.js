@@ -109,6 +109,21 @@ for (const training of [true, false]) {
   });
 }
 
+test('batchNorm2d train with fused ReLU only (the gradient mask applied inside the kernels)', async () => {
+  const { gpu } = ctx;
+  const [B, C, H, W] = [3, 4, 2, 3];
+  const rmT = Tensor.zeros(gpu, [C]);
+  const rvT = Tensor.full(gpu, [C], 1);
+  await checkOp(gpu, {
+    name: 'batchNorm2d+relu',
+    inputs: [{ shape: [B, C, H, W], grad: true, lo: -2, hi: 3 }, { shape: [C], grad: true, lo: 0.5, hi: 1.5 }, { shape: [C], grad: true }],
+    gpuFn: ([x, g, b]) => ops.batchNorm2d(x, g, b, rmT, rvT, { training: true, relu: true }),
+    cpuFn: ([x, g, b]) => ref.relu(ref.batchNorm(x, [B, C, H, W], g, b, { training: true }).out),
+    seed: 11,
+    h: 1e-6,
+  });
+});
+
 test('batchNorm2d training refuses one value per channel', () => {
   const { gpu } = ctx;
   const z = (s) => Tensor.zeros(gpu, s);
@@ -275,7 +290,7 @@ test('every shader that uses workgroup barriers passes race detection', () => {
     if (!/workgroupBarrier|storageBarrier/.test(code)) continue;
     // reduce.wgsl: 3 channels of [2, 3, 40], every entry and mode.
     const x = random(240, 1);
-    const uniform = new Uint32Array([2, 3, 40, 0, 1, 1]);
+    const uniform = new Uint32Array([2, 3, 40, 0, 1, 1, 0, 0]);
     new Float32Array(uniform.buffer)[3] = 1;
     const runs = [
       ...[0, 1, 2].map((MODE) => ['channel_sum', { MODE }]),
@@ -284,7 +299,7 @@ test('every shader that uses workgroup barriers passes race detection', () => {
     ];
     for (const [entry, constants] of runs) {
       const result = detectRaces(code, entry, [3, 1, 1], {
-        0: { 0: new Float32Array(3), 1: x, 2: x, 3: new Float32Array(3), 4: uniform, 5: new Float32Array(3) },
+        0: { 0: new Float32Array(3), 1: x, 2: x, 3: new Float32Array(3), 4: uniform, 5: new Float32Array(3), 6: x },
       }, { constants });
       const what = `${file} ${entry} ${JSON.stringify(constants)}`;
       assert.equal(result.errors, [], `${what}: ${result.errors.join('; ')}`);

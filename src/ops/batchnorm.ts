@@ -57,15 +57,24 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
     residual ? [x, weight, bias, residual] : [x, weight, bias],
     out,
     (gOut, needs) => {
-      // Through the fused ReLU first (the output is > 0 exactly where the ReLU passed).
-      const g = options.relu ? reluBackward(gOut, out) : gOut;
-      const [sumG, sumGxc] = batchNormSums(g, x, mean, batch, channels, inner);
+      // Through the fused ReLU: the output is > 0 exactly where it passed. The residual input needs
+      // the masked gradient itself; otherwise the kernels below apply the mask as they read.
+      const g = options.relu && residual ? reluBackward(gOut, out) : gOut;
+      const mask = options.relu && !residual ? out : null;
+      const [sumG, sumGxc] = batchNormSums(g, x, mean, batch, channels, inner, mask);
       let dx: Tensor | null = null;
       if (needs[0]) {
+        const uniforms = { n: x.size, channels, inner, eps, count, train: options.training ? 1 : 0, masked: mask ? 1 : 0 };
+        const coef = Tensor.empty(gpu, [4 * channels]);
+        gpu.kernels.dispatch('batchnorm.backward_coefficients', {
+          uniforms,
+          buffers: { coef_out: coef, mean, variance, gamma: weight, sum_g: sumG, sum_gxc: sumGxc },
+          groups: Math.ceil(channels / GROUP),
+        });
         dx = Tensor.empty(gpu, x.shape);
         gpu.kernels.dispatch('batchnorm.backward_input', {
-          uniforms: { n: x.size, channels, inner, eps, count, train: options.training ? 1 : 0 },
-          buffers: { out: dx, grad: g, x, mean, variance, gamma: weight, sum_g: sumG, sum_gxc: sumGxc },
+          uniforms,
+          buffers: { out: dx, grad: g, x, coef, relu_out: mask ?? g },
           groups: Math.ceil(x.size / VEC_GROUP),
         });
       }

@@ -30,7 +30,7 @@ export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
   checkView('channelReduce', x, a.batch, a.channels, a.inner);
   const out = Tensor.empty(x.gpu, [a.channels]);
   x.gpu.kernels.dispatch('reduce.channel_sum', {
-    uniforms: { batch: a.batch, channels: a.channels, inner: a.inner, scale: a.scale ?? 1, y_group: a.yPlanes?.group ?? 1, y_chunk: a.yPlanes?.chunk ?? 1 },
+    uniforms: { batch: a.batch, channels: a.channels, inner: a.inner, scale: a.scale ?? 1, y_group: a.yPlanes?.group ?? 1, y_chunk: a.yPlanes?.chunk ?? 1, masked: 0 },
     buffers: { out, x, y: a.y ?? x },
     groups: a.channels,
     constants: { MODE: a.mode },
@@ -39,13 +39,13 @@ export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
 }
 
 /** Two per-channel results of one pass (moments, BatchNorm backward sums). */
-function pairReduce(kernel: string, x: Tensor, y: Tensor, m: Tensor | null, batch: number, channels: number, inner: number): [Tensor, Tensor] {
+function pairReduce(kernel: string, x: Tensor, y: Tensor, m: Tensor | null, batch: number, channels: number, inner: number, mask: Tensor | null = null): [Tensor, Tensor] {
   checkView(kernel, x, batch, channels, inner);
   const out = Tensor.empty(x.gpu, [channels]);
   const out2 = Tensor.empty(x.gpu, [channels]);
   x.gpu.kernels.dispatch(kernel, {
-    uniforms: { batch, channels, inner, scale: 1, y_group: 1, y_chunk: 1 },
-    buffers: m ? { out, out2, x, y, m } : { out, out2, x, y },
+    uniforms: { batch, channels, inner, scale: 1, y_group: 1, y_chunk: 1, masked: mask ? 1 : 0 },
+    buffers: m ? { out, out2, x, y, m, mask: mask ?? x } : { out, out2, x, y, mask: x },
     groups: channels,
   });
   return [out, out2];
@@ -56,9 +56,9 @@ export function channelMoments(x: Tensor, batch: number, channels: number, inner
   return pairReduce('reduce.moments', x, x, null, batch, channels, inner);
 }
 
-/** BatchNorm backward sums per channel: sum g and sum g * (x - mean). */
-export function batchNormSums(g: Tensor, x: Tensor, mean: Tensor, batch: number, channels: number, inner: number): [Tensor, Tensor] {
-  return pairReduce('reduce.bn_backward', x, g, mean, batch, channels, inner);
+/** BatchNorm backward sums per channel: sum g and sum g * (x - mean), g counted where mask > 0 if given. */
+export function batchNormSums(g: Tensor, x: Tensor, mean: Tensor, batch: number, channels: number, inner: number, mask: Tensor | null = null): [Tensor, Tensor] {
+  return pairReduce('reduce.bn_backward', x, g, mean, batch, channels, inner, mask);
 }
 
 /** NCHW dimensions of a rank-4 tensor, with a clear error otherwise. */
