@@ -3,7 +3,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Tensor, reflectShader, packUniforms, foldGroups, bucketSize, add, mul, scale, relu } from '../dist/index.js';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tensor, reflectShader, packUniforms, foldGroups, bucketSize, add, mul, scale, relu, preprocess, SHADER_DIR } from '../dist/index.js';
 import { withGpu, random, assertClose } from './helpers.js';
 
 const test = suite('engine');
@@ -160,6 +162,18 @@ test('compile is de-duplicated and warm-up builds pipelines before use', async (
   assert.is(gpu.kernels.pipelinesCreated, before + 1);
   await gpu.kernels.warmup(['elementwise.binary', { name: 'elementwise.binary', constants: { OP: 1 } }]);
   assert.ok(gpu.kernels.pipelinesCreated <= before + 2);
+});
+
+test('every kernel fits WebGPU\'s default limits (8 storage buffers per stage, 256 invocations)', () => {
+  for (const file of readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl'))) {
+    for (const subgroups of [false, true]) {
+      const code = preprocess(file.slice(0, -5), readFileSync(join(SHADER_DIR, file), 'utf8'), { subgroups, f16: false });
+      for (const info of reflectShader(file.slice(0, -5), code)) {
+        assert.ok(info.storage.length <= 8, `${info.name}: ${info.storage.length} storage buffers`);
+        assert.ok(info.workgroupSize[0] * info.workgroupSize[1] * info.workgroupSize[2] <= 256, `${info.name}: workgroup too large`);
+      }
+    }
+  }
 });
 
 test('a process that uses the engine exits by itself', () => {
