@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseSafetensors, imresize, imresizeTo, modCrop, resampleWeights, psnr, ssim, mse } from '../dist/index.js';
+import { parseSafetensors, imresize, imresizeTo, modCrop, resampleWeights, psnr, ssim, mse, listImages, loadPairs } from '../dist/index.js';
 
 const dir = (name) => fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url));
 const imresizeManifest = JSON.parse(readFileSync(dir('imresize') + 'manifest.json', 'utf8'));
@@ -58,6 +58,22 @@ test('imresizeTo scales each dimension by its own factor (and equals imresize fo
   assert.is(odd.height, 64);
   assert.is(odd.width, 50);
   assert.ok(odd.data.every((v) => v >= 0 && v <= 255 && Number.isInteger(v)));
+});
+
+test('datasets too large for memory are decoded on use, with the same pixels', () => {
+  const root = dir('faces');
+  const files = listImages(root);
+  const options = { scale: 4, hrCrop: [88, 104] };
+  const eager = loadPairs(root, files, options);
+  const messages = [];
+  const lazy = loadPairs(root, files, { ...options, log: (m) => messages.push(m) }, 1000);
+  assert.match(messages.join('\n'), /decoding images as they are used/);
+  assert.is(lazy.length, eager.length);
+  lazy.forEach((p, i) => {
+    assert.is(p.name, eager[i].name);
+    assert.equal([p.hrWidth, p.hrHeight, p.lrWidth, p.lrHeight], [88, 104, 22, 26]);
+    assert.ok(Buffer.from(p.hr).equals(Buffer.from(eager[i].hr)) && Buffer.from(p.lr).equals(Buffer.from(eager[i].lr)), p.name);
+  });
 });
 
 test('PSNR and SSIM match the reference values (RGB, Y, rounded Y; borders 0, 10, 14)', () => {

@@ -1,10 +1,11 @@
 /**
  * Face datasets: a folder of HR images (PNG/JPEG, searched recursively, sorted by path), LR made by
- * MATLAB bicubic downsampling (or read from a parallel LR folder), decoded once and kept in memory.
+ * MATLAB bicubic downsampling (or read from a parallel LR folder), decoded once and kept in memory
+ * when that fits, decoded on use otherwise.
  */
-import { readdirSync, statSync, existsSync } from 'node:fs';
+import { readdirSync, statSync, existsSync, readFileSync } from 'node:fs';
 import { join, relative, extname } from 'node:path';
-import { readImage } from '../io/image.js';
+import { readImage, imageSize } from '../io/image.js';
 import { imresize, imresizeTo, type Rounding } from '../io/resize.js';
 
 export interface FacePair {
@@ -80,39 +81,100 @@ function rgbOf(path: string): { data: Uint8Array; width: number; height: number 
   return { data: rgb, width: img.width, height: img.height };
 }
 
-/** Decodes, crops and downsamples every file. Errors name the file. */
-export function loadPairs(root: string, files: readonly string[], o: DatasetOptions): FacePair[] {
+/** The HR size after the centre crop, the resize and the crop to multiples of the scale. */
+function hrGeometry(width: number, height: number, o: DatasetOptions, file: string): { w: number; h: number } {
+  if (o.hrCrop) {
+    if (o.hrCrop[0] > width || o.hrCrop[1] > height) throw new Error(`${file}: ${width}x${height} is smaller than the HR crop ${o.hrCrop[0]}x${o.hrCrop[1]}`);
+    [width, height] = o.hrCrop;
+  }
+  if (o.hrSize) [width, height] = o.hrSize;
+  const w = Math.floor(width / o.scale) * o.scale;
+  const h = Math.floor(height / o.scale) * o.scale;
+  if (!w || !h) throw new Error(`${file}: ${width}x${height} is smaller than the scale ${o.scale}`);
+  return { w, h };
+}
+
+function decodePair(root: string, file: string, o: DatasetOptions, noteCrop: (m: string) => void): FacePair {
   const s = o.scale;
+  let { data, width, height } = rgbOf(file);
+  if (o.hrCrop) {
+    data = centreCrop(data, width, height, 3, o.hrCrop[0], o.hrCrop[1], file);
+    [width, height] = o.hrCrop;
+  }
+  if (o.hrSize && (width !== o.hrSize[0] || height !== o.hrSize[1])) {
+    data = Uint8Array.from(imresizeTo(data, height, width, 3, o.hrSize[1], o.hrSize[0], o.rounding ?? 'matlab').data);
+    [width, height] = o.hrSize;
+  }
+  const { w, h } = hrGeometry(width, height, { ...o, hrCrop: undefined, hrSize: undefined }, file);
+  if (w !== width || h !== height) {
+    noteCrop(`HR images whose sides are not multiples of ${s} are cropped to the top-left block (e.g. ${file}: ${width}x${height} -> ${w}x${h})`);
+    data = topLeft(data, width, w, h);
+  }
+  const name = relative(root, file);
+  let lr: Uint8Array;
+  if (o.lrRoot) {
+    const lrFile = join(o.lrRoot, name);
+    const img = rgbOf(lrFile);
+    if (img.width * s !== w || img.height * s !== h) throw new Error(`${lrFile}: LR ${img.width}x${img.height} does not match HR ${w}x${h} at x${s}`);
+    lr = img.data;
+  } else {
+    lr = Uint8Array.from(imresize(data, h, w, 3, 1, s, o.rounding ?? 'matlab').data);
+  }
+  return { name, hr: data, hrWidth: w, hrHeight: h, lr, lrWidth: w / s, lrHeight: h / s };
+}
+
+/** Decoded datasets up to this many bytes stay in memory; larger ones are decoded as used. */
+export const DEFAULT_MEMORY_BUDGET = 2 ** 31;
+
+/**
+ * Decodes, crops and downsamples every file once and keeps the pixels in memory; when the
+ * decoded set would pass `memoryBudget` bytes (sizes come from the file headers), the pairs are
+ * decoded when used instead, with the most recent ones cached. Errors name the file.
+ */
+export function loadPairs(root: string, files: readonly string[], o: DatasetOptions, memoryBudget = DEFAULT_MEMORY_BUDGET): FacePair[] {
   let cropNoted = false;
-  return files.map((file) => {
-    let { data, width, height } = rgbOf(file);
-    if (o.hrCrop) {
-      data = centreCrop(data, width, height, 3, o.hrCrop[0], o.hrCrop[1], file);
-      [width, height] = o.hrCrop;
+  const noteCrop = (m: string) => {
+    if (!cropNoted) o.log?.(m);
+    cropNoted = true;
+  };
+  const geometry = files.map((file) => {
+    let size: { width: number; height: number } | null;
+    try {
+      size = imageSize(readFileSync(file));
+    } catch (e) {
+      throw new Error(`cannot read ${file}: ${(e as Error).message}`);
     }
-    if (o.hrSize && (width !== o.hrSize[0] || height !== o.hrSize[1])) {
-      data = Uint8Array.from(imresizeTo(data, height, width, 3, o.hrSize[1], o.hrSize[0], o.rounding ?? 'matlab').data);
-      [width, height] = o.hrSize;
-    }
-    const w = Math.floor(width / s) * s;
-    const h = Math.floor(height / s) * s;
-    if (!w || !h) throw new Error(`${file}: ${width}x${height} is smaller than the scale ${s}`);
-    if (w !== width || h !== height) {
-      if (!cropNoted) o.log?.(`HR images whose sides are not multiples of ${s} are cropped to the top-left block (e.g. ${file}: ${width}x${height} -> ${w}x${h})`);
-      cropNoted = true;
-      data = topLeft(data, width, w, h);
-    }
-    const name = relative(root, file);
-    let lr: Uint8Array;
-    if (o.lrRoot) {
-      const lrFile = join(o.lrRoot, name);
-      const img = rgbOf(lrFile);
-      if (img.width * s !== w || img.height * s !== h) throw new Error(`${lrFile}: LR ${img.width}x${img.height} does not match HR ${w}x${h} at x${s}`);
-      lr = img.data;
-    } else {
-      lr = Uint8Array.from(imresize(data, h, w, 3, 1, s, o.rounding ?? 'matlab').data);
-    }
-    return { name, hr: data, hrWidth: w, hrHeight: h, lr, lrWidth: w / s, lrHeight: h / s };
+    if (!size) throw new Error(`${file}: cannot decode image: not a PNG or JPEG file`);
+    return hrGeometry(size.width, size.height, o, file);
+  });
+  const bytes = geometry.reduce((n, g) => n + g.w * g.h * 3 * (1 + 1 / (o.scale * o.scale)), 0);
+  if (bytes <= memoryBudget) return files.map((file) => decodePair(root, file, o, noteCrop));
+  const cacheSize = Math.max(64, Math.floor((memoryBudget / bytes) * files.length));
+  o.log?.(`the decoded dataset would take ${(bytes / 2 ** 30).toFixed(1)} GiB: decoding images as they are used (cache of ${cacheSize})`);
+  const cache = new Map<string, FacePair>();
+  const decoded = (file: string): FacePair => {
+    let pair = cache.get(file);
+    if (pair) cache.delete(file);
+    else pair = decodePair(root, file, o, noteCrop);
+    cache.set(file, pair);
+    if (cache.size > cacheSize) cache.delete(cache.keys().next().value as string);
+    return pair;
+  };
+  return files.map((file, i) => {
+    const { w, h } = geometry[i];
+    return {
+      name: relative(root, file),
+      hrWidth: w,
+      hrHeight: h,
+      lrWidth: w / o.scale,
+      lrHeight: h / o.scale,
+      get hr() {
+        return decoded(file).hr;
+      },
+      get lr() {
+        return decoded(file).lr;
+      },
+    };
   });
 }
 

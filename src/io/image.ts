@@ -51,6 +51,28 @@ export function decodeImage(bytes: Uint8Array, source = 'image'): RgbImage {
   return { width, height, channels: 3, data: rgb };
 }
 
+/** Width and height from a PNG or JPEG header, without decoding (null if neither). */
+export function imageSize(bytes: Uint8Array): { width: number; height: number } | null {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (startsWith(bytes, PNG_MAGIC) && bytes.byteLength >= 24) return { width: dv.getUint32(16), height: dv.getUint32(20) };
+  if (!startsWith(bytes, JPEG_MAGIC)) return null;
+  // Walk the markers to the first start-of-frame (SOF0-SOF15 except DHT, JPG and DAC).
+  for (let at = 2; at + 9 < bytes.byteLength; ) {
+    if (bytes[at] !== 0xff) return null;
+    const marker = bytes[at + 1];
+    if (marker === 0xff) {
+      at++;
+      continue;
+    }
+    const length = dv.getUint16(at + 2);
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return { width: dv.getUint16(at + 7), height: dv.getUint16(at + 5) };
+    }
+    at += 2 + length;
+  }
+  return null;
+}
+
 export function readImage(path: string): RgbImage {
   let bytes: Uint8Array;
   try {
