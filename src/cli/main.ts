@@ -1,7 +1,7 @@
 /** The `sisn` command line: upscale, train, eval. */
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Gpu } from '../gpu/device.js';
 import { loadSisn } from '../io/weights.js';
@@ -54,7 +54,7 @@ async function upscaleCommand(argv: string[]): Promise<number> {
   if (tile !== undefined && !(Number.isInteger(tile) && tile >= 8)) throw new UsageError(`--tile must be an integer >= 8, got ${values.tile}`);
   const many = positionals.length > 1;
   const outIsDir = many || values.output.endsWith('/') || (existsSync(values.output) && statSync(values.output).isDirectory());
-  if (outIsDir) mkdirSync(values.output, { recursive: true });
+  mkdirSync(outIsDir ? values.output : dirname(resolve(values.output)), { recursive: true });
 
   const gpu = await Gpu.open();
   let failures = 0;
