@@ -60,14 +60,18 @@ test('conv2d rejects bad shapes with clear errors', () => {
   assert.throws(() => ops.conv2d(Tensor.zeros(gpu, [6, 4, 4]), Tensor.zeros(gpu, [8, 6, 3, 3])), /NCHW/);
 });
 
+/** Random BatchNorm running statistics, on the CPU and on the GPU. */
+function runningStats(gpu, C) {
+  const rm = random(C, 5, -0.5, 0.5);
+  const rv = random(C, 6, 0.5, 1.5);
+  return { rm, rv, rmT: Tensor.fromArray(gpu, rm), rvT: Tensor.fromArray(gpu, rv) };
+}
+
 for (const [B, C, H, W] of [[2, 3, 4, 5], [4, 5, 1, 1], [1, 6, 3, 3], [3, 7, 2, 3]]) {
   for (const training of [true, false]) {
     test(`batchNorm2d ${training ? 'train' : 'eval'} [${B},${C},${H},${W}]`, async () => {
       const { gpu } = ctx;
-      const rm = random(C, 5, -0.5, 0.5);
-      const rv = random(C, 6, 0.5, 1.5);
-      const rmT = Tensor.fromArray(gpu, rm);
-      const rvT = Tensor.fromArray(gpu, rv);
+      const { rm, rv, rmT, rvT } = runningStats(gpu, C);
       await checkOp(gpu, {
         name: 'batchNorm2d',
         inputs: [{ shape: [B, C, H, W], grad: true, lo: -2, hi: 3 }, { shape: [C], grad: true, lo: 0.5, hi: 1.5 }, { shape: [C], grad: true }],
@@ -94,10 +98,7 @@ for (const training of [true, false]) {
   test(`batchNorm2d ${training ? 'train' : 'eval'} with fused residual add and ReLU`, async () => {
     const { gpu } = ctx;
     const [B, C, H, W] = [2, 5, 3, 3];
-    const rm = random(C, 5, -0.5, 0.5);
-    const rv = random(C, 6, 0.5, 1.5);
-    const rmT = Tensor.fromArray(gpu, rm);
-    const rvT = Tensor.fromArray(gpu, rv);
+    const { rm, rv, rmT, rvT } = runningStats(gpu, C);
     await checkOp(gpu, {
       name: 'batchNorm2d+res+relu',
       inputs: [{ shape: [B, C, H, W], grad: true, lo: -2, hi: 3 }, { shape: [C], grad: true, lo: 0.5, hi: 1.5 }, { shape: [C], grad: true }, { shape: [B, C, H, W], grad: true }],

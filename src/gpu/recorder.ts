@@ -125,10 +125,6 @@ export class CommandRecorder {
     if (this.profiler?.full) this.submit();
   }
 
-  get hasPendingWork(): boolean {
-    return this.encoder !== null;
-  }
-
   private getEncoder(): GPUCommandEncoder {
     if (!this.encoder) {
       this.device.pushErrorScope('out-of-memory');
