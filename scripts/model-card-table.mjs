@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// Prints the metrics table of weights/README.md from the `sisn eval --json` files in weights/eval/,
+// so the model card is regenerated from measurements rather than typed by hand.
+//   node scripts/model-card-table.mjs [eval-dir]
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const dir = process.argv[2] ?? 'weights/eval';
+const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+if (files.length === 0) {
+  console.error(`no eval JSON files in ${dir}`);
+  process.exit(1);
+}
+
+/** A human name for the evaluated set, from the options recorded in the JSON. */
+function setName(r) {
+  if (r.range) return `CelebA test ${r.range} (${r.count} faces, ${r.hr_crop})`;
+  return `HQ faces resized to ${r.hr_size} (${r.count} faces, ${r.dataset_root.length} sets)`;
+}
+
+const pair = (m, key, digits) => `${m[key].toFixed(digits)} / ${m[`${key}Y`].toFixed(digits)}`;
+const gain = (r, key, digits) => {
+  const d = (k) => r.sisn[k] - r.bicubic[k];
+  const sign = (x) => (x >= 0 ? '+' : '') + x.toFixed(digits);
+  return `**${sign(d(key))}** / ${sign(d(`${key}Y`))}`;
+};
+
+const rows = ['| scale | test set | method | PSNR RGB / Y | SSIM RGB / Y |', '|---|---|---|---|---|'];
+const results = files.map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')));
+results.sort((a, b) => a.scale - b.scale || (a.range ? 0 : 1) - (b.range ? 0 : 1));
+for (const r of results) {
+  const head = `| x${r.scale} | ${setName(r)} |`;
+  rows.push(`${head} bicubic | ${pair(r.bicubic, 'psnr', 2)} | ${pair(r.bicubic, 'ssim', 4)} |`);
+  rows.push(`${head} SISN | ${pair(r.sisn, 'psnr', 2)} | ${pair(r.sisn, 'ssim', 4)} |`);
+  rows.push(`${head} **gain** | ${gain(r, 'psnr', 2)} | ${gain(r, 'ssim', 4)} |`);
+}
+console.log(rows.join('\n'));
