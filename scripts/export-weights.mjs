@@ -22,8 +22,8 @@ try {
     hr_crop: String(options.hr_crop ?? ''),
     producer: 'sisn-webgpu train.js',
   });
-  const size = readFileSync(dst).length;
-  console.log(`${dst}: ${JSON.stringify(model.config)}, step ${meta.step}, best validation PSNR ${meta.bestPsnr.toFixed(2)} dB, ${(size / 1024).toFixed(0)} KiB, ${parseSafetensors(readFileSync(dst)).tensors.size} tensors`);
+  const written = readFileSync(dst);
+  console.log(`${dst}: ${JSON.stringify(model.config)}, step ${meta.step}, best validation PSNR ${meta.bestPsnr.toFixed(2)} dB, ${(written.length / 1024).toFixed(0)} KiB, ${parseSafetensors(written).tensors.size} tensors`);
   model.dispose();
 } finally {
   gpu.dispose();
