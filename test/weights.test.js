@@ -3,7 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -31,10 +31,14 @@ for (const scale of [4, 8]) {
 test('sisn upscale uses the shipped x4 weights by default (and makes the output folder)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sisn-weights-'));
   const out = join(dir, 'new', 'face_x4.png');
-  const r = spawnSync(process.execPath, [join(root, 'dist/cli/bin.js'), 'upscale', join(samples, '009509.jpg'), '-o', out], { encoding: 'utf8', timeout: 120000 });
-  assert.is(r.status, 0, r.stderr);
-  assert.match(r.stdout, /\(89x109\) -> .* \(356x436\)/);
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    const r = spawnSync(process.execPath, [join(root, 'dist/cli/bin.js'), 'upscale', join(samples, '009509.jpg'), '-o', out], { encoding: 'utf8', timeout: 120000 });
+    assert.is(r.status, 0, r.stderr);
+    assert.match(r.stdout, /\(89x109\) -> .* \(356x436\)/);
+    assert.ok(existsSync(out), `no output at ${out}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
