@@ -367,7 +367,7 @@ export class KernelRegistry {
 
   /** Records one dispatch of a kernel into the current step. */
   dispatch(name: string, args: DispatchArgs): void {
-    this.gpu.checkAlive();
+    this.gpu.checkAlive(`kernel ${name}`);
     this.gpu.recorder.reserveDispatch();
     const info = this.info(name);
     const { pipeline, layout } = this.pipeline(name, args.constants);

@@ -6,7 +6,7 @@
  * optimiser and RNG state (`--resume` continues the same loss curve), a JSONL log, an SVG plot, a
  * PNG sheet of validation faces, and a stop with a clear message on a non-finite loss.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, appendFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { Gpu } from '../gpu/device.js';
 import { Tensor } from '../tensor.js';
@@ -20,6 +20,7 @@ import { evaluate, predict } from './evaluate.js';
 import { saveCheckpoint, loadCheckpoint } from './checkpoint.js';
 import { writePlot, writeSheet, type Point } from './report.js';
 import { Progress, formatDuration } from './progress.js';
+import { startOptions, prepareRunFolder } from './start.js';
 
 export interface TrainOptions {
   scale: number;
@@ -45,6 +46,8 @@ export interface TrainOptions {
   hr_crop?: string;
   ckpt_root: string;
   resume: boolean;
+  /** Start a fresh run in a ckpt_root that holds an old one, replacing it. */
+  overwrite: boolean;
   no_structure_path: boolean;
   no_attention: boolean;
   /** Validation faces in the PNG sheet. */
@@ -71,6 +74,7 @@ export const DEFAULTS: TrainOptions = {
   train_val_range: '1-850/851-950',
   ckpt_root: './pt',
   resume: false,
+  overwrite: false,
   no_structure_path: false,
   no_attention: false,
   sheet_faces: 4,
@@ -126,17 +130,17 @@ function trimmedLog(path: string, step: number): { lines: string[]; losses: Poin
 }
 
 export async function train(options: Partial<TrainOptions>, log: (m: string) => void = (m) => console.error(m)): Promise<TrainResult> {
-  const o: TrainOptions = { ...DEFAULTS, ...options };
+  const { options: o, resumeFrom } = startOptions(DEFAULTS, options, log);
   if (!o.dataset_root) throw new Error('--dataset_root is required');
   for (const k of ['max_steps', 'eval_steps', 'batch_size'] as const) if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`--${k} must be a positive integer, got ${o[k]}`);
   if (!(o.lr > 0)) throw new Error(`--lr must be positive, got ${o.lr}`);
   const milestones = o.decay ? o.decay.split('-').map((d) => 1000 * Number(d)) : [];
   if (milestones.some((m) => !Number.isFinite(m))) throw new Error(`--decay '${o.decay}' must look like 50-100-150`);
-  mkdirSync(o.ckpt_root, { recursive: true });
   const lastPath = join(o.ckpt_root, 'last.safetensors');
   const bestPath = join(o.ckpt_root, 'best.safetensors');
   const logPath = join(o.ckpt_root, 'log.jsonl');
 
+  const { train: trainSet, val } = loadData(o, log);
   const gpu = await Gpu.open();
   try {
     log(`adapter: ${gpu.describe()}`);
@@ -146,19 +150,13 @@ export async function train(options: Partial<TrainOptions>, log: (m: string) => 
     let bestPsnr = -Infinity;
     let bestStep = 0;
     let adamState: { expAvg: Float32Array; expAvgSq: Float32Array; step: number } | null = null;
-    if (o.resume) {
-      if (!existsSync(lastPath)) throw new Error(`--resume: no checkpoint at ${lastPath}`);
+    if (resumeFrom) {
       const ck = loadCheckpoint(gpu, lastPath);
       model = ck.model;
       rng = new Rng(ck.meta.rng);
       start = ck.meta.step;
       ({ bestPsnr, bestStep } = ck.meta);
       adamState = { expAvg: ck.expAvg, expAvgSq: ck.expAvgSq, step: ck.meta.adamStep };
-      const saved = ck.meta.options as Partial<TrainOptions>;
-      for (const k of ['scale', 'num_groups', 'num_blocks', 'num_channels', 'no_structure_path', 'no_attention'] as const) {
-        if (options[k] !== undefined && options[k] !== saved[k]) log(`--resume: the checkpoint was trained with --${k} ${saved[k]}; keeping that`);
-        (o as unknown as Record<string, unknown>)[k] = saved[k];
-      }
       log(`resuming from ${lastPath} at step ${start}`);
     } else {
       const config: SisnConfig = { scale: o.scale as SisnConfig['scale'], groups: o.num_groups, blocks: o.num_blocks, channels: o.num_channels };
@@ -167,7 +165,6 @@ export async function train(options: Partial<TrainOptions>, log: (m: string) => 
       model.initialize(rng);
     }
     model.setAblation({ structurePath: !o.no_structure_path, attention: !o.no_attention });
-    const { train: trainSet, val } = loadData(o, log);
     const sampler = new PatchSampler(trainSet, o.scale, o.batch_size, o.patch_size, log);
     const border = o.border ?? 6 + o.scale;
     const sheetPairs = val.slice(0, Math.max(0, o.sheet_faces));
@@ -175,6 +172,7 @@ export async function train(options: Partial<TrainOptions>, log: (m: string) => 
     const adam = new Adam(model.params, { lr: o.lr, betas: [0.9, 0.999], eps: 1e-8, gradClip: o.gclip });
     if (adamState) adam.loadState(adamState.expAvg, adamState.expAvgSq, adamState.step);
     const scheduler = new MultiStepLR(adam, milestones, o.gamma, o.lr);
+    prepareRunFolder(o.ckpt_root, o.overwrite);
     const history = trimmedLog(logPath, start);
     writeFileSync(`${logPath}.tmp`, history.lines.map((l) => `${l}\n`).join(''));
     renameSync(`${logPath}.tmp`, logPath);
@@ -205,7 +203,7 @@ export async function train(options: Partial<TrainOptions>, log: (m: string) => 
       }
       appendFileSync(logPath, `${JSON.stringify({ type: 'train', step: step + 1, loss: lastLoss, lr })}\n`);
       history.losses.push({ step: step + 1, value: lastLoss });
-      progress.update(step + 1, lastLoss, lr);
+      progress.update(step + 1, `loss ${lastLoss.toFixed(3)} lr ${lr.toExponential(1)}`);
 
       if ((step + 1) % o.eval_steps === 0 || step + 1 === o.max_steps) {
         const t0 = Date.now();
