@@ -6,7 +6,7 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Gpu } from './gpu/device.js';
+import type { Gpu } from './engine.js';
 import { Tensor } from './tensor.js';
 import { SISN } from './nn/sisn.js';
 import { Adam } from './optim/adam.js';

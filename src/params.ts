@@ -4,7 +4,7 @@
  * step over all parameters is one kernel, whatever the number of tensors.
  */
 import { Tensor, Storage, shapeSize, formatShape, type Shape } from './tensor.js';
-import type { Gpu } from './gpu/device.js';
+import type { Gpu } from './engine.js';
 import { STORAGE_USAGE } from './gpu/pool.js';
 
 export interface ParamSpec {

@@ -7,7 +7,7 @@
  * conv C->3 -> add_mean (1x1 conv).
  */
 import { Tensor, formatShape } from '../tensor.js';
-import type { Gpu } from '../gpu/device.js';
+import type { Gpu } from '../engine.js';
 import { ParameterSet } from '../params.js';
 import { add, spaceToDepth, pixelShuffle } from '../ops/index.js';
 import { Conv2d, ESAG, Module, type ModelState, type StateEntry } from './module.js';
