@@ -3,8 +3,9 @@
  * then children) and runs its forward from a shared `ModelState`.
  */
 import type { Tensor, Shape } from '../tensor.js';
-import type { ParameterSet } from '../params.js';
-import { conv2d, conv2dFused, batchNorm2d, foldBatchNorm, relu, add, globalAvgPool, chunkSum, radixSoftmax, attend } from '../ops/index.js';
+import type { ParameterSet } from '../optim/params.js';
+import { conv2d, conv2dFused, batchNorm2d, foldBatchNorm, relu, add, globalAvgPool, chunkSum } from '../ops/index.js';
+import { radixSoftmax, attend } from './split-attention.js';
 
 export type EntryKind = 'param' | 'buffer' | 'counter';
 

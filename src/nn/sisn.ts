@@ -8,7 +8,7 @@
  */
 import { Tensor, formatShape } from '../tensor.js';
 import type { Gpu } from '../engine.js';
-import { ParameterSet } from '../params.js';
+import { ParameterSet } from '../optim/params.js';
 import { add, spaceToDepth, pixelShuffle } from '../ops/index.js';
 import { Conv2d, ESAG, Module, type ModelState, type StateEntry } from './module.js';
 import { upscale, type UpscaleOptions } from './upscale.js';

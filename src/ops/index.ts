@@ -3,5 +3,4 @@ export { conv2d, conv2dFused, conv2dInputGrad, conv2dWeightGrad, type Conv2dOpti
 export { batchNorm2d, foldBatchNorm, type BatchNormOptions } from './batchnorm.js';
 export { channelReduce, globalAvgPool, ReduceMode } from './reduce.js';
 export { pixelShuffle, spaceToDepth, upsampleNearest, chunkSum, scaleChannels, reshape } from './layout.js';
-export { radixSoftmax, attend } from './attention.js';
 export { l1Loss } from './loss.js';

@@ -1,6 +1,6 @@
 /** Radix softmax of split attention (shaders/attention.wgsl). */
 import { Tensor, formatShape } from '../tensor.js';
-import { channelReduce, dims4, ReduceMode } from './reduce.js';
+import { channelReduce, dims4, ReduceMode } from '../ops/reduce.js';
 
 /**
  * Softmax over the R chunks of a [B, R*C, 1, 1] tensor, per channel: for each (b, c), the values at
