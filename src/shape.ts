@@ -17,3 +17,9 @@ export function sameShape(a: Shape, b: Shape): boolean {
 export function formatShape(shape: Shape): string {
   return `[${shape.join(', ')}]`;
 }
+
+/** NCHW dimensions of a rank-4 tensor, with a clear error otherwise. */
+export function dims4(op: string, x: { readonly shape: Shape }): [number, number, number, number] {
+  if (x.shape.length !== 4) throw new Error(`${op}: expected an NCHW tensor, got ${formatShape(x.shape)}`);
+  return x.shape as [number, number, number, number];
+}
