@@ -7,8 +7,9 @@
  * from native code (src/dawn/native/Limits.cpp). No toggle, instance option or requested limit
  * avoids it, and Node cannot redirect its own file descriptor 2, so the command line (only it; the
  * library prints nothing of its own) runs itself as a child whose stderr it passes on without
- * those two lines. The child exits when the parent is gone (IPC disconnect), so killing the
- * command kills the work too.
+ * those two lines. Signals the parent gets are passed on; when the parent dies without one
+ * (SIGKILL, a crash), the IPC channel closes and the child kills itself the same abrupt way, so
+ * the work never outlives the command.
  */
 import { spawn } from 'node:child_process';
 
@@ -50,7 +51,7 @@ export async function withoutDawnWarnings(command: () => Promise<number>): Promi
   if (process.env[CHILD_ENV]) {
     if (process.env[TTY_ENV]) Object.assign(process.stderr, { isTTY: true });
     process.channel?.unref();
-    process.on('disconnect', () => process.exit(1));
+    process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
     return command();
   }
   const env = { ...process.env, [CHILD_ENV]: '1', [TTY_ENV]: process.stderr.isTTY ? '1' : '' };
