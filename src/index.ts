@@ -1,6 +1,8 @@
 export { Gpu, type GpuOptions, type EngineFeatures } from './engine.js';
 export { BufferPool, bucketSize } from './gpu/pool.js';
-export { KernelRegistry, reflectShader, packUniforms, foldGroups } from './kernels/registry.js';
+export { KernelRegistry } from './kernels/registry.js';
+export { reflectShader, packUniforms } from './kernels/reflect.js';
+export { foldGroups } from './kernels/launch.js';
 export { SHADER_DIR } from './kernels/shader-files.js';
 export { Tensor, Storage, shapeSize, sameShape, formatShape, type Shape } from './tensor.js';
 export { Tape } from './autograd/tape.js';
@@ -25,5 +27,5 @@ export { PatchSampler, type Batch } from './data/sampler.js';
 export { train, DEFAULTS as TRAIN_DEFAULTS, type TrainOptions, type TrainResult } from './train/trainer.js';
 export { evaluate, predict, bicubicUp, type Scores, type EvalResult } from './train/evaluate.js';
 export { saveCheckpoint, loadCheckpoint, type CheckpointMeta } from './train/checkpoint.js';
-export { preprocess } from './kernels/registry.js';
+export { preprocess } from './kernels/preprocess.js';
 export { writePlot, writeSheet, type Point } from './train/report.js';
