@@ -14,7 +14,9 @@ export { Module, Conv2d, BatchNorm2d, type ModelState, type StateEntry } from '.
 export { SplitAttention, radixSoftmax, attend } from './nn/split-attention.js';
 export { ISAB, ESAG } from './nn/blocks.js';
 export { parseSafetensors, serializeSafetensors, type SafeTensor, type SafeFile } from './io/safetensors.js';
-export { loadSisn, saveSisn, loadStateDict, stateDict, inferConfig, stripModulePrefix, readStateDict, type StateDict } from './io/weights.js';
+export { loadSisn, saveSisn, loadStateDict, stateDict, inferConfig } from './nn/sisn-weights.js';
+export { stripModulePrefix, readStateDict } from './io/weights.js';
+export type { StateDict } from './io/safetensors.js';
 export { checkConformance, type ConformanceReport, type Check } from './conformance/check.js';
 export { readTorchCheckpoint } from './io/torch.js';
 export { upscale, defaultTileSize, type UpscaleOptions } from './nn/upscale.js';

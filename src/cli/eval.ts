@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { Gpu } from '../engine.js';
-import { loadSisn } from '../io/weights.js';
+import { loadSisn } from '../nn/sisn-weights.js';
 import { listImages, loadPairs, selectRange } from '../data/dataset.js';
 import { evaluate, type Scores } from '../train/evaluate.js';
 import { parseSize } from '../train/trainer.js';

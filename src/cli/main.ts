@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Gpu } from '../engine.js';
-import { loadSisn } from '../io/weights.js';
+import { loadSisn } from '../nn/sisn-weights.js';
 import { readImage, writePng } from '../io/image.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
