@@ -11,7 +11,8 @@ export { Module, Conv2d, BatchNorm2d, SplitAttention, ISAB, ESAG, type ModelStat
 export { parseSafetensors, serializeSafetensors, type SafeTensor, type SafeFile } from './io/safetensors.js';
 export { loadSisn, saveSisn, loadStateDict, stateDict, inferConfig, stripModulePrefix, readStateDict, type StateDict } from './io/weights.js';
 export { checkConformance, type ConformanceReport, type Check } from './conformance.js';
-export { readTorchCheckpoint } from './io/torch.js';
+export { readTorchCheckpoint, parseTorchCheckpoint } from './io/torch.js';
+export { parseStateDict, detectWeightsFormat, type WeightsFormat } from './io/state-dict.js';
 export { upscale, defaultTileSize, type UpscaleOptions } from './nn/upscale.js';
 export { decodeImage, readImage, encodePng, writePng, type RgbImage } from './io/image.js';
 export { imresize, imresizeTo, modCrop, resampleWeights, type Rounding } from './io/resize.js';

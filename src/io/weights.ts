@@ -2,10 +2,10 @@
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import type { Gpu } from '../gpu/device.js';
 import { SISN, type SisnConfig } from '../nn/sisn.js';
-import { parseSafetensors, serializeSafetensors, type SafeTensor } from './safetensors.js';
-import { readTorchCheckpoint } from './torch.js';
+import { serializeSafetensors } from './safetensors.js';
+import { parseStateDict, assertFinite, type StateDict } from './state-dict.js';
 
-export type StateDict = Map<string, SafeTensor>;
+export type { StateDict };
 
 /** Strips the `module.` prefix that nn.DataParallel checkpoints put on every key. */
 export function stripModulePrefix(dict: StateDict): StateDict {
@@ -41,6 +41,7 @@ export function loadStateDict(model: SISN, input: StateDict): void {
     if (t.shape.length !== e.shape.length || t.shape.some((d, i) => d !== e.shape[i])) throw new Error(`tensor ${e.name} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(e.shape)}`);
     const wantDtype = e.kind === 'counter' ? 'I64' : 'F32';
     if (t.dtype !== wantDtype) throw new Error(`tensor ${e.name} is ${t.dtype}, expected ${wantDtype}`);
+    assertFinite(e.name, t.data);
   }
   // Validated in full before anything is written: no partial loads.
   for (const e of model.entries) {
@@ -51,16 +52,15 @@ export function loadStateDict(model: SISN, input: StateDict): void {
   }
 }
 
-/** Reads a state_dict from safetensors, or from a PyTorch `.pt`/`.pth` checkpoint (zip). */
+/** Reads a state_dict from safetensors or a PyTorch zip checkpoint, told apart by their bytes. */
 export function readStateDict(path: string): StateDict {
-  if (/\.(pt|pth|ckpt)$/i.test(path)) return readTorchCheckpoint(path);
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
   } catch (e) {
     throw new Error(`cannot read weights ${path}: ${(e as Error).message}`);
   }
-  return parseSafetensors(bytes, path).tensors;
+  return parseStateDict(bytes, path);
 }
 
 /** Training checkpoints also carry the optimiser's state, under `optimizer.` keys. */

@@ -78,6 +78,9 @@ export async function upscale(model: SISN, image: RgbImage, options: UpscaleOpti
         for (let y = 0; y < th; y++)
           for (let x = 0; x < tw; x++) planes[(c * th + y) * tw + x] = image.data[((y0 + y) * W + x0 + x) * channels + c];
       const out = await runTile(model, planes, th, tw);
+      // NaN/Inf would round to black pixels: an error, never an image.
+      const bad = out.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new Error(`the model produced ${out[bad]} (NaN/Inf) in the tile at (${x0}, ${y0}): its weights are broken`);
       const oh = th * s;
       const ow = tw * s;
       const ov = overlap * s;
