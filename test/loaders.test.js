@@ -23,8 +23,8 @@ const floats = (n) => new Uint8Array(new Float32Array(n).buffer);
 const archive = (pickle, storages = { 0: floats(4) }) => makeZip([['archive/data.pkl', pickle], ...Object.entries(storages).map(([k, v]) => [`archive/data/${k}`, v])]);
 const tensor = (fields) => statePickle([{ name: 'w', key: '0', size: [4], stride: [1], ...fields }]);
 
-test('a torch.save-style zip loads with its values, stored or deflated', () => {
-  for (const options of [{}, { deflate: ['archive/data.pkl', 'archive/data/0'] }]) {
+test('a torch.save-style zip loads with its values: stored, deflated, ZIP64', () => {
+  for (const options of [{}, { deflate: ['archive/data.pkl', 'archive/data/0'] }, { zip64: true, deflate: ['archive/data/1'] }]) {
     const out = parseStateDict(torchSave(dict, options), 'small.pt');
     assert.equal([...out.keys()], ['w', 'n']);
     assert.equal(out.get('w'), dict.get('w'));
@@ -119,6 +119,7 @@ test('safetensors: malformed headers and layouts are refused, naming the file an
   const big = safetensors({ a: t([1], [0, 4]) }, new Uint8Array(4));
   new DataView(big.buffer).setBigUint64(0, 2n ** 60n, true);
   assert.throws(() => parseSafetensors(big, 'big.safetensors'), /big\.safetensors: truncated or not safetensors \(header of 1152921504606846976 bytes in a \d+-byte file\)/);
+  assert.throws(() => parseSafetensors(readFileSync(pt), 'zip.safetensors'), /zip\.safetensors: a zip archive \(a PyTorch checkpoint\?\), not safetensors/);
   assert.throws(() => parseSafetensors(safetensors([1, 2]), 'list.safetensors'), /list\.safetensors: the header is not a JSON object/);
   assert.equal(parseSafetensors(safetensors({ a: t([0, 3], [0, 0]), b: t([1], [0, 4]) }, new Uint8Array(4)), 'empty.safetensors').tensors.get('a').shape, [0, 3]);
 });

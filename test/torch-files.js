@@ -6,9 +6,14 @@ import { crc32, deflateRawSync } from 'node:zlib';
 const te = new TextEncoder();
 const u16 = (v) => [v & 0xff, (v >>> 8) & 0xff];
 const u32 = (v) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
+const u64 = (v) => [...u32(v % 2 ** 32), ...u32(Math.floor(v / 2 ** 32))];
+const SATURATED = u32(0xffffffff);
 
-/** A zip of [name, bytes] entries; names in `deflate` are compressed; `declare` overrides sizes. */
-export function makeZip(entries, { deflate = [], declare = {} } = {}) {
+/**
+ * A zip of [name, bytes] entries; names in `deflate` are compressed; `declare` overrides sizes;
+ * `zip64` moves every size, offset and count of the directory into ZIP64 fields and records.
+ */
+export function makeZip(entries, { deflate = [], declare = {}, zip64 = false } = {}) {
   const locals = [];
   const central = [];
   let offset = 0;
@@ -19,13 +24,25 @@ export function makeZip(entries, { deflate = [], declare = {} } = {}) {
     const nameBytes = te.encode(name);
     const common = [...u16(20), ...u16(0), ...u16(method), ...u16(0), ...u16(0x21), ...u32(crc32(data)), ...u32(body.byteLength), ...u32(size), ...u16(nameBytes.length)];
     const local = Uint8Array.from([...u32(0x04034b50), ...common, ...u16(0), ...nameBytes]);
-    central.push(Uint8Array.from([...u32(0x02014b50), ...u16(20), ...common, ...u16(0), ...u16(0), ...u16(0), ...u16(0), ...u32(0), ...u32(offset), ...nameBytes]));
+    if (zip64) {
+      const sizes = [...u16(20), ...u16(0), ...u16(method), ...u16(0), ...u16(0x21), ...u32(crc32(data)), ...SATURATED, ...SATURATED, ...u16(nameBytes.length)];
+      const extra = [...u16(1), ...u16(24), ...u64(size), ...u64(body.byteLength), ...u64(offset)];
+      central.push(Uint8Array.from([...u32(0x02014b50), ...u16(45), ...sizes, ...u16(extra.length), ...u16(0), ...u16(0), ...u16(0), ...u32(0), ...SATURATED, ...nameBytes, ...extra]));
+    } else {
+      central.push(Uint8Array.from([...u32(0x02014b50), ...u16(20), ...common, ...u16(0), ...u16(0), ...u16(0), ...u16(0), ...u32(0), ...u32(offset), ...nameBytes]));
+    }
     locals.push(local, body);
     offset += local.byteLength + body.byteLength;
   }
   const dirSize = central.reduce((s, c) => s + c.byteLength, 0);
-  const end = Uint8Array.from([...u32(0x06054b50), ...u16(0), ...u16(0), ...u16(entries.length), ...u16(entries.length), ...u32(dirSize), ...u32(offset), ...u16(0)]);
-  return Buffer.concat([...locals, ...central, end]);
+  if (!zip64) {
+    const end = Uint8Array.from([...u32(0x06054b50), ...u16(0), ...u16(0), ...u16(entries.length), ...u16(entries.length), ...u32(dirSize), ...u32(offset), ...u16(0)]);
+    return Buffer.concat([...locals, ...central, end]);
+  }
+  const record = Uint8Array.from([...u32(0x06064b50), ...u64(44), ...u16(45), ...u16(45), ...u32(0), ...u32(0), ...u64(entries.length), ...u64(entries.length), ...u64(dirSize), ...u64(offset)]);
+  const locator = Uint8Array.from([...u32(0x07064b50), ...u32(0), ...u64(offset + dirSize), ...u32(1)]);
+  const end = Uint8Array.from([...u32(0x06054b50), ...u16(0), ...u16(0), ...u16(0xffff), ...u16(0xffff), ...SATURATED, ...SATURATED, ...u16(0)]);
+  return Buffer.concat([...locals, ...central, record, locator, end]);
 }
 
 /** Pickle opcodes, as byte arrays to concatenate. */

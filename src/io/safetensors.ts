@@ -39,6 +39,7 @@ interface Entry {
 function parseHeader(bytes: Uint8Array, source: string): { header: Record<string, unknown>; dataStart: number } {
   if (bytes.byteLength < 8) throw new Error(`${source}: truncated (${bytes.byteLength} bytes, no header)`);
   const declared = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true);
+  if (declared > BigInt(bytes.byteLength - 8) && bytes[0] === 0x50 && bytes[1] === 0x4b) throw new Error(`${source}: a zip archive (a PyTorch checkpoint?), not safetensors`);
   if (declared > BigInt(bytes.byteLength - 8)) throw new Error(`${source}: truncated or not safetensors (header of ${declared} bytes in a ${bytes.byteLength}-byte file)`);
   const headerLen = Number(declared);
   if (headerLen > MAX_HEADER_BYTES) throw new Error(`${source}: a header of ${headerLen} bytes (the limit is ${MAX_HEADER_BYTES})`);

@@ -81,7 +81,7 @@ function rebuildTensor(args: unknown[], source: string, budget: { elements: numb
     last += Math.max(0, size[d] - 1) * stride[d];
   }
   if (count > available || (count > 0 && last >= available)) {
-    throw new Error(`${what} (shape ${JSON.stringify(size)}, strides ${JSON.stringify(stride)}, offset ${offset}) reads past its ${available} elements`);
+    throw new Error(`${what} (shape ${describe(size)}, strides ${describe(stride)}, offset ${offset}) reads past its ${available} elements`);
   }
   budget.elements -= count;
   if (budget.elements < 0) throw new Error(`${source}: the tensors hold more elements than the archive has bytes (storages shared over and over)`);
