@@ -8,13 +8,9 @@
  * set ahead of the first step. Shapes travel in uniforms, so one pipeline serves every size.
  */
 import '../gpu/globals.js';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { WgslReflect, ResourceType, type VariableInfo, type MemberInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
-import type { Gpu } from '../gpu/device.js';
-
-export const SHADER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shaders');
+import type { DeviceContext } from '../gpu/device.js';
+import { readShader, readInclude, shaderFamilies } from './shader-files.js';
 
 /** A byte range of a buffer, as bound to a storage binding. */
 export interface BufferRange {
@@ -115,12 +111,10 @@ function uniformLayout(v: VariableInfo): UniformLayout {
  */
 export function preprocess(file: string, source: string, features: Record<string, boolean>): string {
   const code = source.replace(/^[ \t]*\/\/[ \t]*@include[ \t]+(\w+)[ \t]*$/gm, (_, name: string) => {
-    try {
-      // Joined into one line so the including file's line numbers stay true.
-      return readFileSync(join(SHADER_DIR, 'include', `${name}.wgsl`), 'utf8').split('\n').filter((l) => !/^\s*\/\//.test(l)).join(' ');
-    } catch {
-      throw new Error(`shaders/${file}.wgsl: no shaders/include/${name}.wgsl to include`);
-    }
+    const helper = readInclude(name);
+    if (helper === null) throw new Error(`shaders/${file}.wgsl: no shaders/include/${name}.wgsl to include`);
+    // Joined into one line so the including file's line numbers stay true.
+    return helper.split('\n').filter((l) => !/^\s*\/\//.test(l)).join(' ');
   });
   const out: string[] = [];
   const stack: { keep: boolean; parentKeep: boolean }[] = [];
@@ -247,11 +241,11 @@ export class KernelRegistry {
   /** Pipelines created so far (cache misses), for tests. */
   pipelinesCreated = 0;
 
-  constructor(private readonly gpu: Gpu) {}
+  constructor(private readonly context: DeviceContext) {}
 
   /** Adds a shader from source (the `shaders/` directory is loaded on first use). */
   define(file: string, source: string): KernelInfo[] {
-    const infos = reflectShader(file, preprocess(file, source, { ...this.gpu.features }));
+    const infos = reflectShader(file, preprocess(file, source, { ...this.context.features }));
     for (const info of infos) this.infos.set(info.name, info);
     return infos;
   }
@@ -260,12 +254,8 @@ export class KernelRegistry {
     let info = this.infos.get(name);
     if (!info) {
       const file = name.split('.')[0];
-      let code: string;
-      try {
-        code = readFileSync(join(SHADER_DIR, `${file}.wgsl`), 'utf8');
-      } catch {
-        throw new Error(`unknown kernel ${name}: no shaders/${file}.wgsl`);
-      }
+      const code = readShader(file);
+      if (code === null) throw new Error(`unknown kernel ${name}: no shaders/${file}.wgsl`);
       this.define(file, code);
       info = this.infos.get(name);
       if (!info) throw new Error(`unknown kernel ${name}: shaders/${file}.wgsl has no compute entry '${name.slice(file.length + 1)}'`);
@@ -275,8 +265,9 @@ export class KernelRegistry {
 
   /** Every kernel of every file in `shaders/` (kernels added with `define` included). */
   allKernelNames(): string[] {
-    for (const f of readdirSync(SHADER_DIR)) if (f.endsWith('.wgsl') && ![...this.infos.values()].some((i) => i.file === f.slice(0, -5))) this.define(f.slice(0, -5), readFileSync(join(SHADER_DIR, f), 'utf8'));
-    return [...this.infos.values()].filter((i) => existsSync(join(SHADER_DIR, `${i.file}.wgsl`))).map((i) => i.name);
+    const families = shaderFamilies();
+    for (const family of families) if (![...this.infos.values()].some((i) => i.file === family)) this.define(family, readShader(family)!);
+    return [...this.infos.values()].filter((i) => families.includes(i.file)).map((i) => i.name);
   }
 
   private key(name: string, constants?: Constants): string {
@@ -284,7 +275,7 @@ export class KernelRegistry {
   }
 
   private descriptors(info: KernelInfo, constants?: Constants) {
-    const device = this.gpu.device;
+    const device = this.context.device;
     let module = this.modules.get(info.file);
     if (!module) {
       module = device.createShaderModule({ code: info.code, label: info.file });
@@ -314,7 +305,7 @@ export class KernelRegistry {
     if (!pending) {
       pending = (async () => {
         const info = this.info(name);
-        const device = this.gpu.device;
+        const device = this.context.device;
         device.pushErrorScope('validation');
         const { module, layout, pipelineDescriptor } = this.descriptors(info, constants);
         const scopeError = device.popErrorScope();
@@ -364,7 +355,7 @@ export class KernelRegistry {
     }
     await this.warmup(jobs);
     // Zero uniforms (empty shapes); read-only bindings get the placeholder, writable ones their own buffer.
-    const device = this.gpu.device;
+    const device = this.context.device;
     const writable: GPUBuffer[] = [];
     for (const job of jobs) {
       const buffers: Record<string, BufferRange> = {};
@@ -374,7 +365,7 @@ export class KernelRegistry {
       });
       this.dispatch(job.name, { buffers, groups: 1, constants: job.constants });
     }
-    await this.gpu.sync();
+    await this.context.sync();
     writable.forEach((b) => b.destroy());
     return jobs.length;
   }
@@ -385,11 +376,11 @@ export class KernelRegistry {
     let c = this.compiled.get(key);
     if (!c) {
       const info = this.info(name);
-      const device = this.gpu.device;
+      const device = this.context.device;
       device.pushErrorScope('validation');
       const { layout, pipelineDescriptor } = this.descriptors(info, constants);
       c = { pipeline: device.createComputePipeline(pipelineDescriptor), layout };
-      this.gpu.recorder.track(device.popErrorScope(), `kernel ${name} failed to compile (shaders/${info.file}.wgsl)`);
+      this.context.recorder.track(device.popErrorScope(), `kernel ${name} failed to compile (shaders/${info.file}.wgsl)`);
       this.pipelinesCreated++;
       this.compiled.set(key, c);
     }
@@ -398,17 +389,17 @@ export class KernelRegistry {
 
   /** The buffer bound where a call leaves out a read-only binding it does not read. */
   private placeholder(): BufferRange {
-    this.placeholderBuffer ??= this.gpu.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'unused binding' });
+    this.placeholderBuffer ??= this.context.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'unused binding' });
     return { buffer: this.placeholderBuffer, offset: 0, size: 256 };
   }
 
   /** Records one dispatch of a kernel into the current step. */
   dispatch(name: string, args: DispatchArgs): void {
-    this.gpu.checkAlive();
-    this.gpu.recorder.reserveDispatch();
+    this.context.checkAlive();
+    this.context.recorder.reserveDispatch();
     const info = this.info(name);
     const { pipeline, layout } = this.pipeline(name, args.constants);
-    const limits = this.gpu.limits;
+    const limits = this.context.limits;
     const entries: GPUBindGroupEntry[] = [];
     const given = new Set(Object.keys(args.buffers).filter((k) => args.buffers[k]));
     for (const slot of info.storage) {
@@ -425,7 +416,7 @@ export class KernelRegistry {
     }
     if (given.size) throw new Error(`kernel ${name}: no storage binding named ${[...given].join(', ')}`);
     if (info.uniform) {
-      const slice = this.gpu.recorder.uniform(packUniforms(name, info.uniform, args.uniforms ?? {}, true));
+      const slice = this.context.recorder.uniform(packUniforms(name, info.uniform, args.uniforms ?? {}, true));
       entries.push({ binding: info.uniform.binding, resource: { buffer: slice.buffer, offset: slice.offset, size: slice.size } });
     } else if (args.uniforms && Object.keys(args.uniforms).length) {
       throw new Error(`kernel ${name} has no uniform struct`);
@@ -433,7 +424,7 @@ export class KernelRegistry {
     const groups = launchGroups(name, info.workgroupSize, args, limits.maxComputeWorkgroupsPerDimension);
     if (groups[0] * groups[1] * groups[2] === 0) return;
     const label = args.tag ? `${name} (${args.tag})` : name;
-    const bindGroup = this.gpu.device.createBindGroup({ layout, entries, label });
-    this.gpu.recorder.dispatch(pipeline, bindGroup, groups, label);
+    const bindGroup = this.context.device.createBindGroup({ layout, entries, label });
+    this.context.recorder.dispatch(pipeline, bindGroup, groups, label);
   }
 }
