@@ -1,6 +1,8 @@
 export { Gpu, type GpuOptions, type EngineFeatures } from './engine.js';
 export { BufferPool, bucketSize } from './gpu/pool.js';
-export { KernelRegistry, reflectShader, packUniforms, foldGroups } from './kernels/registry.js';
+export { KernelRegistry } from './kernels/registry.js';
+export { reflectShader, packUniforms } from './kernels/reflect.js';
+export { foldGroups } from './kernels/launch.js';
 export { SHADER_DIR } from './kernels/shader-files.js';
 export { Tensor, Storage, shapeSize, sameShape, formatShape, type Shape } from './tensor.js';
 export { Tape } from './autograd/tape.js';
@@ -12,7 +14,9 @@ export { Module, Conv2d, BatchNorm2d, type ModelState, type StateEntry } from '.
 export { SplitAttention, radixSoftmax, attend } from './nn/split-attention.js';
 export { ISAB, ESAG } from './nn/blocks.js';
 export { parseSafetensors, serializeSafetensors, type SafeTensor, type SafeFile } from './io/safetensors.js';
-export { loadSisn, saveSisn, loadStateDict, stateDict, inferConfig, stripModulePrefix, readStateDict, type StateDict } from './io/weights.js';
+export { loadSisn, saveSisn, loadStateDict, stateDict, inferConfig } from './nn/sisn-weights.js';
+export { stripModulePrefix, readStateDict } from './io/weights.js';
+export type { StateDict } from './io/safetensors.js';
 export { checkConformance, type ConformanceReport, type Check } from './conformance/check.js';
 export { readTorchCheckpoint, parseTorchCheckpoint } from './io/torch.js';
 export { parseStateDict, detectWeightsFormat, type WeightsFormat } from './io/state-dict.js';
@@ -26,5 +30,5 @@ export { PatchSampler, type Batch } from './data/sampler.js';
 export { train, DEFAULTS as TRAIN_DEFAULTS, type TrainOptions, type TrainResult } from './train/trainer.js';
 export { evaluate, predict, bicubicUp, type Scores, type EvalResult } from './train/evaluate.js';
 export { saveCheckpoint, loadCheckpoint, type CheckpointMeta } from './train/checkpoint.js';
-export { preprocess } from './kernels/registry.js';
+export { preprocess } from './kernels/preprocess.js';
 export { writePlot, writeSheet, type Point } from './train/report.js';

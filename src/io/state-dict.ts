@@ -2,10 +2,8 @@
  * State_dicts from bytes: the format is told by the file's content, never by its name, so a `.pt`
  * renamed `.safetensors` (or the reverse) still loads.
  */
-import { parseSafetensors, type SafeTensor } from './safetensors.js';
+import { parseSafetensors, type SafeTensor, type StateDict } from './safetensors.js';
 import { isLegacyTorchSave, parseTorchCheckpoint, LEGACY_ADVICE } from './torch.js';
-
-export type StateDict = Map<string, SafeTensor>;
 
 export type WeightsFormat = 'safetensors' | 'torch-zip' | 'torch-legacy' | 'unknown';
 

@@ -9,9 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { readZip, type ZipEntry } from './zip.js';
 import { unpickle, describe, type PickleGlobal } from './pickle.js';
-import type { SafeTensor } from './safetensors.js';
-
-type StateDict = Map<string, SafeTensor>;
+import type { SafeTensor, StateDict } from './safetensors.js';
 
 interface Storage {
   key: string;

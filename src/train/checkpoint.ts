@@ -11,7 +11,8 @@ import { SISN, type SisnConfig } from '../nn/sisn.js';
 import type { Adam } from '../optim/adam.js';
 import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';
 import { assertFinite } from '../io/state-dict.js';
-import { stateDict, loadStateDict, inferConfig, OPTIMIZER_PREFIX } from '../io/weights.js';
+import { stateDict, loadStateDict, inferConfig } from '../nn/sisn-weights.js';
+import { OPTIMIZER_PREFIX } from '../io/weights.js';
 
 export const CHECKPOINT_FORMAT = 'sisn-webgpu-checkpoint/1';
 
