@@ -5,7 +5,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkFolderPath, makeFolder } from '../io/folders.js';
-import { readCheckpointMeta, type CheckpointMeta } from './checkpoint.js';
+import { readCheckpointMeta } from './checkpoint.js';
 import { resumedOptions } from './options.js';
 
 /** What a run writes into its folder. */
@@ -18,17 +18,11 @@ interface RunStart {
   max_steps: number;
 }
 
-export interface StartedOptions<T> {
-  options: T;
-  /** The checkpoint a resumed run continues from. */
-  resumeFrom: CheckpointMeta | null;
-}
-
 /**
  * The run's options (the defaults under what was given, or for `--resume` the checkpoint's under
  * what was given), after checking that the folder may be used. Writes nothing.
  */
-export function startOptions<T extends RunStart>(defaults: T, given: Partial<T>, log: (m: string) => void): StartedOptions<T> {
+export function startOptions<T extends RunStart>(defaults: T, given: Partial<T>, log: (m: string) => void): T {
   const root = given.ckpt_root ?? defaults.ckpt_root;
   if (given.resume && given.overwrite) throw new Error('--resume continues the run in --ckpt_root and --overwrite replaces it: give one of them');
   checkFolderPath(root, '--ckpt_root');
@@ -38,7 +32,7 @@ export function startOptions<T extends RunStart>(defaults: T, given: Partial<T>,
     if (existing.length && !given.overwrite) {
       throw new Error(`--ckpt_root ${root} already holds a training run (${existing.join(', ')}): continue it with --resume, or replace it with --overwrite`);
     }
-    return { options: { ...defaults, ...given }, resumeFrom: null };
+    return { ...defaults, ...given };
   }
   if (!existsSync(last)) throw new Error(`--resume: no checkpoint at ${last}`);
   const meta = readCheckpointMeta(last);
@@ -46,7 +40,7 @@ export function startOptions<T extends RunStart>(defaults: T, given: Partial<T>,
   if (options.max_steps <= meta.step) {
     throw new Error(`--resume: ${last} is at step ${meta.step} and --max_steps is ${options.max_steps}: nothing to train; give a --max_steps above ${meta.step}`);
   }
-  return { options, resumeFrom: meta };
+  return options;
 }
 
 /** Creates the run's folder; `--overwrite` first removes the old run's files. */
