@@ -4,6 +4,7 @@ import type { Gpu } from '../engine.js';
 import { SISN, type SisnConfig } from './sisn.js';
 import { serializeSafetensors, type StateDict } from '../io/safetensors.js';
 import { readStateDict, stripModulePrefix, OPTIMIZER_PREFIX } from '../io/weights.js';
+import { assertFinite } from '../io/state-dict.js';
 
 /** Reads scale, G, I and C from the tensor names and shapes. */
 export function inferConfig(dict: StateDict): SisnConfig {
@@ -32,6 +33,7 @@ export function loadStateDict(model: SISN, input: StateDict): void {
     if (t.shape.length !== e.shape.length || t.shape.some((d, i) => d !== e.shape[i])) throw new Error(`tensor ${e.name} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(e.shape)}`);
     const wantDtype = e.kind === 'counter' ? 'I64' : 'F32';
     if (t.dtype !== wantDtype) throw new Error(`tensor ${e.name} is ${t.dtype}, expected ${wantDtype}`);
+    assertFinite(e.name, t.data);
   }
   // Validated in full before anything is written: no partial loads.
   for (const e of model.entries) {
