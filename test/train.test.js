@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { loadSisn, Rng, PatchSampler, loadCheckpoint, encodePng } from '../dist/index.js';
+import { loadSisn, Rng, PatchSampler, loadCheckpoint, encodePng, TRAIN_DEFAULTS } from '../dist/index.js';
+import { startOptions } from '../dist/train/start.js';
 import { withGpu } from './helpers.js';
 
 const test = suite('train');
@@ -52,6 +53,18 @@ test('--resume continues exactly with no option repeated: the same loss curve as
   assert.not.match(r.stderr, /lr: /, 'an option that was not given was reported as changed');
   const strip = (entries) => entries.map(({ seconds, ...rest }) => rest);
   assert.equal(strip(log(b)), strip(log(a)));
+});
+
+test("the shipped checkpoints resume with their last phase's options (the model card's statement)", () => {
+  for (const [name, step, lr, batch, patch, decay] of [['x4', 10600, 1e-4, 16, 0, '8.6-9.8'], ['x8', 6000, 1e-4, 16, 0, '5.0-5.6']]) {
+    const ckpt_root = join(root, 'weights/checkpoints', name);
+    assert.throws(() => startOptions(TRAIN_DEFAULTS, { ckpt_root, resume: true }, () => {}), new RegExp(`is at step ${step} and --max_steps is ${step}: nothing to train`));
+    const changes = [];
+    const o = startOptions(TRAIN_DEFAULTS, { ckpt_root, resume: true, max_steps: step + 500 }, (m) => changes.push(m));
+    assert.equal(changes, [`max_steps: ${step + 500} (checkpoint: ${step})`]);
+    assert.equal([o.lr, o.batch_size, o.patch_size, o.decay, o.hr_crop, o.train_val_range, o.eval_steps], [lr, batch, patch, decay, '88x104', '1-9000/9001-9500', 500]);
+    assert.is(o.ckpt_root, ckpt_root);
+  }
 });
 
 test('a fresh run into a folder holding a run is refused unless --overwrite; --resume checks its options', () => {
