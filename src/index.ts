@@ -4,7 +4,7 @@ export { KernelRegistry } from './kernels/registry.js';
 export { reflectShader, packUniforms } from './kernels/reflect.js';
 export { foldGroups } from './kernels/launch.js';
 export { SHADER_DIR } from './kernels/shader-files.js';
-export { Tensor, Storage, shapeSize, sameShape, formatShape, type Shape } from './tensor.js';
+export { Tensor, Storage, shapeSize, sameShape, formatShape, type Shape, type Engine } from './tensor.js';
 export { Tape } from './autograd/tape.js';
 export * from './ops/index.js';
 export { ParameterSet, type ParamSpec } from './optim/params.js';
