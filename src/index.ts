@@ -1,4 +1,4 @@
-export { Gpu, type GpuOptions, type EngineFeatures } from './gpu/device.js';
+export { Gpu, subgroupSizesFit, type GpuOptions, type EngineFeatures } from './gpu/device.js';
 export { BufferPool, bucketSize } from './gpu/pool.js';
 export { KernelRegistry, reflectShader, packUniforms, foldGroups, SHADER_DIR } from './kernels/registry.js';
 export { Tensor, Storage, shapeSize, sameShape, formatShape, type Shape } from './tensor.js';

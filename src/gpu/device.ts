@@ -25,6 +25,18 @@ export interface EngineFeatures {
   f16: boolean;
 }
 
+/**
+ * Whether the kernels' subgroup paths hold on this adapter: they take values from lanes 0-3 of
+ * every subgroup of a 64-invocation workgroup, so they need subgroups of 4 to 64 lanes (a size the
+ * adapter may pick per pipeline, a power of two, so 64 invocations are whole subgroups). Elsewhere,
+ * or where the adapter does not say, the portable paths run.
+ */
+export function subgroupSizesFit(info: Pick<GPUAdapterInfo, 'subgroupMinSize' | 'subgroupMaxSize'>): boolean {
+  const min = info.subgroupMinSize ?? 0;
+  const max = info.subgroupMaxSize ?? 0;
+  return min >= 4 && min <= max && max <= 64;
+}
+
 // dawn.node segfaults when the object returned by create() is collected while a device lives:
 // every Gpu keeps it, and this set keeps every live Gpu.
 const live = new Set<Gpu>();
@@ -37,8 +49,8 @@ export class Gpu {
   readonly tape = new Tape();
   /**
    * Bumped whenever parameter values may change (a write to a tensor that requires grad, an
-   * optimiser step): values derived from parameters (packed conv weights) are reused only while
-   * it stays the same.
+   * optimiser step, a train-mode BatchNorm updating its running statistics): values derived from
+   * parameters (packed conv weights, eval BatchNorm folds) are reused only while it stays the same.
    */
   parameterVersion = 0;
   private readonly derived = new Map<object, { version: number; value: { dispose(): void } }>();
@@ -73,7 +85,7 @@ export class Gpu {
       throw new Error('no WebGPU adapter found: run `node scripts/ensure-adapter.mjs` (installs Mesa lavapipe on Debian as root) or install a Vulkan driver');
     }
     const wanted: GPUFeatureName[] = [];
-    const subgroups = options.subgroups !== false && adapter.features.has('subgroups');
+    const subgroups = options.subgroups !== false && adapter.features.has('subgroups') && subgroupSizesFit(adapter.info);
     const f16 = options.f16 !== false && adapter.features.has('shader-f16');
     if (subgroups) wanted.push('subgroups' as GPUFeatureName);
     if (f16) wanted.push('shader-f16');

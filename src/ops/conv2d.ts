@@ -7,14 +7,14 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
-/** Output columns and channels per forward invocation; must match TX and the 8-channel tile of the shader. */
+/** Forward: output columns and channels per invocation (TX and the 16-channel tile of the shader); weight_grad: output channels per lane. */
 const TILE_X = 8;
 const TILE_OC = 16;
 const GRAD_OC = 8;
 const KMAX = 7;
 
 /**
- * Packs weights for the forward kernel: [G][in_g][K*K][out_g padded to 8]. `transposed` packs the
+ * Packs weights for the forward kernel: [G][in_g][K*K][out_g padded to 16]. `transposed` packs the
  * forward weight [G*in_g, out_g, K, K] flipped, for the input gradient.
  */
 function packWeight(w: Tensor, groups: number, inG: number, outG: number, k: number, transposed: boolean): Tensor {
@@ -73,8 +73,10 @@ export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly num
   const [cout, cinG, k] = weightShape;
   const [, , hout, wout] = g.shape as number[];
   const out = Tensor.empty(x.gpu, weightShape);
-  // Lanes per block of output channels: a whole number of subgroups (they share the block's values).
-  const subgroup = x.gpu.features.subgroups ? x.gpu.adapter.info.subgroupMaxSize || 64 : 1;
+  // Lanes per block of output channels: a whole number of the largest subgroups, so that where the
+  // adapter groups consecutive invocations, every subgroup works on one block and shares its values
+  // (the kernel checks that it does).
+  const subgroup = x.gpu.features.subgroups ? (x.gpu.adapter.info.subgroupMaxSize ?? 64) : 1;
   const lanesPerBlock = cinG >= 64 ? 64 : Math.min(64, Math.ceil(cinG / subgroup) * subgroup);
   const blocks = groups * Math.ceil(cout / groups / GRAD_OC);
   x.gpu.kernels.dispatch('conv2d.weight_grad', {
