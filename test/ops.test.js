@@ -69,10 +69,7 @@ test('conv2d weight gradient where a subgroup spans several blocks of output cha
   for (const lanes of [3, 6]) {
     const dw = Tensor.empty(gpu, [O, C, K, K]);
     gpu.kernels.dispatch('conv2d.weight_grad', {
-      uniforms: {
-        ...{ batch: B, cin: C, h: H, w: W, cout: O, hout: H, wout: W, groups: 1, pad: 1, has_bias: 0, oc_blocks: 0, x_blocks: 0, out_pad: 0 },
-        ...{ has_scale: 0, has_res: 0, relu: 0, lanes_per_block: lanes },
-      },
+      uniforms: { batch: B, cin: C, h: H, w: W, cout: O, hout: H, wout: W, groups: 1, pad: 1, lanes_per_block: lanes },
       buffers: { out: dw, inp: x, dout: g },
       groups: [1, 1, 1],
       constants: { K },
@@ -202,17 +199,6 @@ for (const [name, shape, gpuFn, cpuFn] of simple) {
     // Keep relu's inputs away from its kink so finite differences are meaningful.
     const data = name === 'relu' || name === 'reshape' ? random(size(shape), 3).map((v) => (Math.abs(v) < 0.1 ? v + 0.3 : v)) : undefined;
     await checkOp(ctx.gpu, { name, inputs: [{ shape, grad: true, data, lo: -3, hi: 3 }], gpuFn: ([x]) => gpuFn(x), cpuFn: ([x]) => cpuFn(x, shape) });
-  });
-}
-
-for (const [B, C, H, W] of [[2, 5, 3, 3], [1, 4, 2, 7]]) {
-  test(`scaleChannels [${B},${C},${H},${W}]`, async () => {
-    await checkOp(ctx.gpu, {
-      name: 'scaleChannels',
-      inputs: [{ shape: [B, C, 1, 1], grad: true }, { shape: [B, C, H, W], grad: true }],
-      gpuFn: ([a, x]) => ops.scaleChannels(a, x),
-      cpuFn: ([a, x]) => ref.scaleChannels(a, x, [B, C, H, W]),
-    });
   });
 }
 

@@ -1,224 +1,38 @@
 /**
- * Kernel registry: WGSL files in `shaders/`, reflected with wgsl_reflect.
+ * Kernel registry: WGSL files in `shaders/`, reflected (reflect.ts) after preprocessing
+ * (preprocess.ts).
  *
- * A kernel is `file.entry` (e.g. `elementwise.binary`). From the WGSL itself we derive the
- * explicit bind-group layout of each entry point (only the bindings it uses) and the byte layout of
- * its uniform struct, so no byte offset is ever written by hand. Pipelines are cached by kernel and
- * override constants; `compile()` builds them asynchronously and de-duplicated, `warmup()` builds a
- * set ahead of the first step. Shapes travel in uniforms, so one pipeline serves every size.
+ * A kernel is `file.entry` (e.g. `elementwise.binary`). Pipelines are cached by kernel and
+ * override constants (pipelines.ts); `compile()` builds them asynchronously and de-duplicated,
+ * `warmup()` builds a set ahead of the first step. Shapes travel in uniforms, so one pipeline
+ * serves every size. `dispatch()` owns the launch contract (launch.ts).
  */
 import '../gpu/globals.js';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { WgslReflect, ResourceType, type VariableInfo, type MemberInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
-import type { Gpu } from '../gpu/device.js';
-
-export const SHADER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shaders');
-
-/** A byte range of a buffer, as bound to a storage binding. */
-export interface BufferRange {
-  buffer: GPUBuffer;
-  offset: number;
-  size: number;
-}
-
-/** Anything that can be bound: a raw range or an object (a Tensor) that exposes one. */
-export type Bindable = BufferRange | { readonly range: BufferRange };
-
-export type UniformValues = Record<string, number | readonly number[]>;
-export type Constants = Record<string, number>;
-
-export interface UniformField {
-  name: string;
-  offset: number;
-  /** Scalar kind of each component. */
-  kind: 'u32' | 'i32' | 'f32';
-  components: number;
-}
-
-export interface UniformLayout {
-  binding: number;
-  size: number;
-  fields: UniformField[];
-}
-
-export interface StorageSlot {
-  name: string;
-  binding: number;
-  readOnly: boolean;
-}
-
-/** What reflection tells about one entry point. */
-export interface KernelInfo {
-  name: string;
-  file: string;
-  entry: string;
-  code: string;
-  uniform: UniformLayout | null;
-  storage: StorageSlot[];
-  workgroupSize: [number, number, number];
-  overrides: string[];
-}
-
-export interface DispatchArgs {
-  uniforms?: UniformValues;
-  buffers: Record<string, Bindable>;
-  /** A workgroup count (folded into 2-D when it passes the per-dimension limit) or an explicit grid. */
-  groups: number | readonly [number, number, number];
-  constants?: Constants;
-  /** Shown after the kernel name in profiles and error messages (e.g. 'input grad'). */
-  tag?: string;
-}
-
-function componentInfo(typeName: string, formatName: string | undefined): { kind: UniformField['kind']; components: number } {
-  const vec = /^vec([234])(?:([fiu])|<(\w+)>)?$/.exec(typeName);
-  if (vec) {
-    const suffix = vec[2] ?? '';
-    const scalar = vec[3] ?? formatName ?? { f: 'f32', i: 'i32', u: 'u32' }[suffix];
-    if (scalar !== 'f32' && scalar !== 'i32' && scalar !== 'u32') throw new Error(`unsupported uniform vector type ${typeName}`);
-    return { kind: scalar, components: Number(vec[1]) };
-  }
-  if (typeName === 'f32' || typeName === 'i32' || typeName === 'u32') return { kind: typeName, components: 1 };
-  throw new Error(`unsupported uniform member type ${typeName}`);
-}
-
-function uniformLayout(v: VariableInfo): UniformLayout {
-  const members: MemberInfo[] = v.members ?? [];
-  if (!v.isStruct) throw new Error(`uniform ${v.name} must be a struct`);
-  return {
-    binding: v.binding,
-    size: v.size,
-    fields: members.map((m) => ({ name: m.name, offset: m.offset, ...componentInfo(m.type.name, m.type.isTemplate ? m.format?.name : undefined) })),
-  };
-}
-
-/**
- * Keeps the lines of `// @if FEATURE` / `// @else` / `// @endif` blocks that apply to the device's
- * features, and enables the WGSL extensions the kept code needs. This is how one shader holds a
- * fast path for an optional feature (`subgroups`) and the portable path beside it.
- * `// @include NAME` is replaced by shaders/include/NAME.wgsl (helpers WGSL has no import for).
- */
-export function preprocess(file: string, source: string, features: Record<string, boolean>): string {
-  const code = source.replace(/^[ \t]*\/\/[ \t]*@include[ \t]+(\w+)[ \t]*$/gm, (_, name: string) => {
-    try {
-      // Joined into one line so the including file's line numbers stay true.
-      return readFileSync(join(SHADER_DIR, 'include', `${name}.wgsl`), 'utf8').split('\n').filter((l) => !/^\s*\/\//.test(l)).join(' ');
-    } catch {
-      throw new Error(`shaders/${file}.wgsl: no shaders/include/${name}.wgsl to include`);
-    }
-  });
-  const out: string[] = [];
-  const stack: { keep: boolean; parentKeep: boolean }[] = [];
-  let used = false;
-  code.split('\n').forEach((line, n) => {
-    const directive = /^\s*\/\/\s*@(if|else|endif)\b\s*(\w*)/.exec(line);
-    const keep = stack.length ? stack[stack.length - 1].keep : true;
-    if (!directive) {
-      out.push(keep ? line : '');
-      return;
-    }
-    out.push('');
-    const [, word, name] = directive;
-    if (word === 'if') {
-      if (!(name in features)) throw new Error(`shaders/${file}.wgsl:${n + 1}: unknown feature '${name}' in @if`);
-      if (name === 'subgroups' && features[name]) used = true;
-      stack.push({ keep: keep && features[name], parentKeep: keep });
-    } else if (word === 'else') {
-      const top = stack[stack.length - 1];
-      if (!top) throw new Error(`shaders/${file}.wgsl:${n + 1}: @else without @if`);
-      top.keep = top.parentKeep && !top.keep;
-    } else if (!stack.pop()) throw new Error(`shaders/${file}.wgsl:${n + 1}: @endif without @if`);
-  });
-  if (stack.length) throw new Error(`shaders/${file}.wgsl: @if without @endif`);
-  // Line numbers stay those of the file: the directive lines become blank, `enable` joins line 1.
-  if (used) out[0] = `enable subgroups; ${out[0]}`;
-  return out.join('\n');
-}
-
-/** Reflects every compute entry point of one WGSL source. */
-export function reflectShader(file: string, code: string): KernelInfo[] {
-  let reflect: WgslReflect;
-  try {
-    reflect = new WgslReflect(code);
-  } catch (e) {
-    throw new Error(`shader ${file}: WGSL parse error: ${(e as Error).message}`);
-  }
-  return reflect.entry.compute.map((fn) => {
-    const uniforms = fn.resources.filter((r) => r.resourceType === ResourceType.Uniform);
-    const storage = fn.resources.filter((r) => r.resourceType === ResourceType.Storage);
-    const others = fn.resources.filter((r) => r.resourceType !== ResourceType.Uniform && r.resourceType !== ResourceType.Storage);
-    if (uniforms.length > 1 || others.length) throw new Error(`kernel ${file}.${fn.name}: use at most one uniform struct and storage buffers only`);
-    for (const r of fn.resources) if (r.group !== 0) throw new Error(`kernel ${file}.${fn.name}: binding ${r.name} must be in group 0`);
-    return {
-      name: `${file}.${fn.name}`,
-      file,
-      entry: fn.name,
-      code,
-      uniform: uniforms.length ? uniformLayout(uniforms[0]) : null,
-      storage: storage.map((s) => ({ name: s.name, binding: s.binding, readOnly: s.access === 'read' })),
-      workgroupSize: (fn.workgroupSize ?? [1, 1, 1]) as [number, number, number],
-      // Module-wide: reflection misses overrides used only inside some statements (e.g. `switch`).
-      overrides: reflect.overrides.map((o) => o.name),
-    };
-  });
-}
-
-/** Packs uniform values at their reflected offsets. Unknown or missing names are errors. */
-export function packUniforms(kernel: string, layout: UniformLayout, values: UniformValues): Uint8Array {
-  const bytes = new Uint8Array(Math.ceil(layout.size / 16) * 16);
-  const view = new DataView(bytes.buffer);
-  const known = new Set(layout.fields.map((f) => f.name));
-  for (const key of Object.keys(values)) if (!known.has(key)) throw new Error(`kernel ${kernel}: no uniform member named '${key}'`);
-  for (const f of layout.fields) {
-    const v = values[f.name];
-    if (v === undefined) throw new Error(`kernel ${kernel}: uniform member '${f.name}' not given`);
-    const list = typeof v === 'number' ? [v] : v;
-    if (list.length !== f.components) throw new Error(`kernel ${kernel}: uniform '${f.name}' takes ${f.components} values, got ${list.length}`);
-    list.forEach((x, i) => {
-      const at = f.offset + 4 * i;
-      if (f.kind === 'f32') view.setFloat32(at, x, true);
-      else if (f.kind === 'i32') view.setInt32(at, x, true);
-      else {
-        if (!(Number.isInteger(x) && x >= 0 && x <= 0xffffffff)) throw new Error(`kernel ${kernel}: uniform '${f.name}' must be a u32, got ${x}`);
-        view.setUint32(at, x, true);
-      }
-    });
-  }
-  return bytes;
-}
-
-/** Splits a workgroup count over x and y when it passes the per-dimension limit. */
-export function foldGroups(count: number, maxPerDim: number): [number, number, number] {
-  if (!Number.isInteger(count) || count < 0) throw new Error(`invalid workgroup count ${count}`);
-  if (count <= maxPerDim) return [count, 1, 1];
-  const y = Math.ceil(count / maxPerDim);
-  if (y > maxPerDim) throw new Error(`${count} workgroups exceed ${maxPerDim}^2`);
-  return [Math.ceil(count / y), y, 1];
-}
-
-function rangeOf(b: Bindable): BufferRange {
-  return 'range' in b ? b.range : b;
-}
-
-interface Compiled {
-  pipeline: GPUComputePipeline;
-  layout: GPUBindGroupLayout;
-}
+import type { DeviceContext } from '../gpu/device.js';
+import { readShader, shaderFamilies } from './shader-files.js';
+import { preprocess } from './preprocess.js';
+import { reflectShader, packUniforms, type Constants, type KernelInfo } from './reflect.js';
+import { launchGroups, rangeOf, type BufferRange, type DispatchArgs } from './launch.js';
+import { PipelineCache } from './pipelines.js';
 
 export class KernelRegistry {
   private readonly infos = new Map<string, KernelInfo>();
-  private readonly compiled = new Map<string, Compiled>();
-  private readonly compiling = new Map<string, Promise<Compiled>>();
-  private readonly modules = new Map<string, GPUShaderModule>();
-  /** Pipelines created so far (cache misses), for tests. */
-  pipelinesCreated = 0;
+  private placeholderBuffer: GPUBuffer | null = null;
 
-  constructor(private readonly gpu: Gpu) {}
+  private readonly pipelines: PipelineCache;
+
+  constructor(private readonly context: DeviceContext) {
+    this.pipelines = new PipelineCache(context.device, context.recorder);
+  }
+
+  /** Pipelines created so far (cache misses), for tests. */
+  get pipelinesCreated(): number {
+    return this.pipelines.created;
+  }
 
   /** Adds a shader from source (the `shaders/` directory is loaded on first use). */
   define(file: string, source: string): KernelInfo[] {
-    const infos = reflectShader(file, preprocess(file, source, { ...this.gpu.features }));
+    const infos = reflectShader(file, preprocess(file, source, { ...this.context.features }));
     for (const info of infos) this.infos.set(info.name, info);
     return infos;
   }
@@ -227,12 +41,8 @@ export class KernelRegistry {
     let info = this.infos.get(name);
     if (!info) {
       const file = name.split('.')[0];
-      let code: string;
-      try {
-        code = readFileSync(join(SHADER_DIR, `${file}.wgsl`), 'utf8');
-      } catch {
-        throw new Error(`unknown kernel ${name}: no shaders/${file}.wgsl`);
-      }
+      const code = readShader(file);
+      if (code === null) throw new Error(`unknown kernel ${name}: no shaders/${file}.wgsl`);
       this.define(file, code);
       info = this.infos.get(name);
       if (!info) throw new Error(`unknown kernel ${name}: shaders/${file}.wgsl has no compute entry '${name.slice(file.length + 1)}'`);
@@ -242,69 +52,14 @@ export class KernelRegistry {
 
   /** Every kernel of every file in `shaders/` (kernels added with `define` included). */
   allKernelNames(): string[] {
-    for (const f of readdirSync(SHADER_DIR)) if (f.endsWith('.wgsl') && ![...this.infos.values()].some((i) => i.file === f.slice(0, -5))) this.define(f.slice(0, -5), readFileSync(join(SHADER_DIR, f), 'utf8'));
-    return [...this.infos.values()].filter((i) => existsSync(join(SHADER_DIR, `${i.file}.wgsl`))).map((i) => i.name);
-  }
-
-  private key(name: string, constants?: Constants): string {
-    return constants ? `${name}|${Object.entries(constants).sort().map(([k, v]) => `${k}=${v}`).join(',')}` : name;
-  }
-
-  private descriptors(info: KernelInfo, constants?: Constants) {
-    const device = this.gpu.device;
-    let module = this.modules.get(info.file);
-    if (!module) {
-      module = device.createShaderModule({ code: info.code, label: info.file });
-      this.modules.set(info.file, module);
-    }
-    for (const k of Object.keys(constants ?? {})) if (!info.overrides.includes(k)) throw new Error(`kernel ${info.name}: no override constant '${k}'`);
-    const entries: GPUBindGroupLayoutEntry[] = info.storage.map((s) => ({
-      binding: s.binding,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type: s.readOnly ? 'read-only-storage' : 'storage' },
-    }));
-    if (info.uniform) entries.push({ binding: info.uniform.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } });
-    const layout = device.createBindGroupLayout({ entries, label: info.name });
-    const pipelineDescriptor: GPUComputePipelineDescriptor = {
-      label: info.name,
-      layout: device.createPipelineLayout({ bindGroupLayouts: [layout], label: info.name }),
-      compute: { module, entryPoint: info.entry, constants },
-    };
-    return { module, layout, pipelineDescriptor };
+    const families = shaderFamilies();
+    for (const family of families) if (![...this.infos.values()].some((i) => i.file === family)) this.define(family, readShader(family)!);
+    return [...this.infos.values()].filter((i) => families.includes(i.file)).map((i) => i.name);
   }
 
   /** Compiles a kernel asynchronously; concurrent calls for the same kernel share one compile. */
-  compile(name: string, constants?: Constants): Promise<void> {
-    const key = this.key(name, constants);
-    if (this.compiled.has(key)) return Promise.resolve();
-    let pending = this.compiling.get(key);
-    if (!pending) {
-      pending = (async () => {
-        const info = this.info(name);
-        const device = this.gpu.device;
-        device.pushErrorScope('validation');
-        const { module, layout, pipelineDescriptor } = this.descriptors(info, constants);
-        const scopeError = device.popErrorScope();
-        const messages = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
-        if (messages.length) {
-          throw new Error(`kernel ${name} (shaders/${info.file}.wgsl) failed to compile:\n` + messages.map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n'));
-        }
-        const err = await scopeError;
-        if (err) throw new Error(`kernel ${name}: ${err.message}`);
-        let pipeline: GPUComputePipeline;
-        try {
-          pipeline = await device.createComputePipelineAsync(pipelineDescriptor);
-        } catch (e) {
-          throw new Error(`kernel ${name}: pipeline creation failed: ${(e as Error).message}`);
-        }
-        this.pipelinesCreated++;
-        const c = { pipeline, layout };
-        this.compiled.set(key, c);
-        return c;
-      })().finally(() => this.compiling.delete(key));
-      this.compiling.set(key, pending);
-    }
-    return pending.then(() => undefined);
+  async compile(name: string, constants?: Constants): Promise<void> {
+    await this.pipelines.compile(this.info(name), constants);
   }
 
   /** Compiles a set of kernels ahead of the first step. */
@@ -330,55 +85,42 @@ export class KernelRegistry {
       for (const constants of combos) jobs.push({ name, constants: Object.keys(constants).length ? constants : undefined });
     }
     await this.warmup(jobs);
-    const device = this.gpu.device;
-    const dummies: GPUBuffer[] = [];
+    // Zero uniforms (empty shapes); read-only bindings get the placeholder, writable ones their own buffer.
+    const device = this.context.device;
+    const writable: GPUBuffer[] = [];
     for (const job of jobs) {
-      const info = this.info(job.name);
       const buffers: Record<string, BufferRange> = {};
-      info.storage.forEach((slot, i) => {
-        dummies[i] ??= device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'warm-up' });
-        buffers[slot.name] = { buffer: dummies[i], offset: 0, size: 256 };
+      this.info(job.name).storage.filter((slot) => !slot.readOnly).forEach((slot, i) => {
+        writable[i] ??= device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'warm-up' });
+        buffers[slot.name] = { buffer: writable[i], offset: 0, size: 256 };
       });
-      const uniforms: UniformValues = {};
-      for (const f of info.uniform?.fields ?? []) uniforms[f.name] = f.components === 1 ? 0 : new Array(f.components).fill(0);
-      this.dispatch(job.name, { buffers, uniforms, groups: 1, constants: job.constants });
+      this.dispatch(job.name, { buffers, groups: 1, constants: job.constants });
     }
-    await this.gpu.sync();
-    dummies.forEach((b) => b.destroy());
+    await this.context.sync();
+    writable.forEach((b) => b.destroy());
     return jobs.length;
   }
 
-  /** The cached pipeline, or one created synchronously (its errors surface at the next sync). */
-  private pipeline(name: string, constants?: Constants): Compiled {
-    const key = this.key(name, constants);
-    let c = this.compiled.get(key);
-    if (!c) {
-      const info = this.info(name);
-      const device = this.gpu.device;
-      device.pushErrorScope('validation');
-      const { layout, pipelineDescriptor } = this.descriptors(info, constants);
-      c = { pipeline: device.createComputePipeline(pipelineDescriptor), layout };
-      this.gpu.recorder.track(device.popErrorScope(), `kernel ${name} failed to compile (shaders/${info.file}.wgsl)`);
-      this.pipelinesCreated++;
-      this.compiled.set(key, c);
-    }
-    return c;
+  /** The buffer bound where a call leaves out a read-only binding it does not read. */
+  private placeholder(): BufferRange {
+    this.placeholderBuffer ??= this.context.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'unused binding' });
+    return { buffer: this.placeholderBuffer, offset: 0, size: 256 };
   }
 
   /** Records one dispatch of a kernel into the current step. */
   dispatch(name: string, args: DispatchArgs): void {
-    this.gpu.checkAlive();
-    this.gpu.recorder.reserveDispatch();
+    this.context.checkAlive();
+    this.context.recorder.reserveDispatch();
     const info = this.info(name);
-    const { pipeline, layout } = this.pipeline(name, args.constants);
-    const limits = this.gpu.limits;
+    const { pipeline, layout } = this.pipelines.get(info, args.constants);
+    const limits = this.context.limits;
     const entries: GPUBindGroupEntry[] = [];
-    const given = new Set(Object.keys(args.buffers));
+    const given = new Set(Object.keys(args.buffers).filter((k) => args.buffers[k]));
     for (const slot of info.storage) {
       const b = args.buffers[slot.name];
-      if (!b) throw new Error(`kernel ${name}: storage binding '${slot.name}' not given`);
       given.delete(slot.name);
-      const r = rangeOf(b);
+      if (!b && !slot.readOnly) throw new Error(`kernel ${name}: storage binding '${slot.name}' not given`);
+      const r = b ? rangeOf(b) : this.placeholder();
       if (Math.ceil(r.size / 16) * 16 > limits.maxStorageBufferBindingSize) {
         throw new Error(`kernel ${name}: binding '${slot.name}' is ${r.size} bytes, over this adapter's maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}); process the data in smaller pieces`);
       }
@@ -388,15 +130,15 @@ export class KernelRegistry {
     }
     if (given.size) throw new Error(`kernel ${name}: no storage binding named ${[...given].join(', ')}`);
     if (info.uniform) {
-      const slice = this.gpu.recorder.uniform(packUniforms(name, info.uniform, args.uniforms ?? {}));
+      const slice = this.context.recorder.uniform(packUniforms(name, info.uniform, args.uniforms ?? {}, true));
       entries.push({ binding: info.uniform.binding, resource: { buffer: slice.buffer, offset: slice.offset, size: slice.size } });
     } else if (args.uniforms && Object.keys(args.uniforms).length) {
       throw new Error(`kernel ${name} has no uniform struct`);
     }
-    const groups = typeof args.groups === 'number' ? foldGroups(args.groups, limits.maxComputeWorkgroupsPerDimension) : ([...args.groups] as [number, number, number]);
+    const groups = launchGroups(name, info.workgroupSize, args, limits.maxComputeWorkgroupsPerDimension);
     if (groups[0] * groups[1] * groups[2] === 0) return;
     const label = args.tag ? `${name} (${args.tag})` : name;
-    const bindGroup = this.gpu.device.createBindGroup({ layout, entries, label });
-    this.gpu.recorder.dispatch(pipeline, bindGroup, groups, label);
+    const bindGroup = this.context.device.createBindGroup({ layout, entries, label });
+    this.context.recorder.dispatch(pipeline, bindGroup, groups, label);
   }
 }

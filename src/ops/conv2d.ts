@@ -1,6 +1,7 @@
 /** conv2d: NCHW, stride 1, zero padding, groups, optional bias. Forward and backward (shaders/conv2d.wgsl). */
 import { Tensor, formatShape } from '../tensor.js';
-import { channelReduce, dims4, ReduceMode } from './reduce.js';
+import { channelReduce, ReduceMode } from './reduce.js';
+import { dims4 } from '../shape.js';
 
 export interface Conv2dOptions {
   padding?: number;
@@ -23,7 +24,7 @@ function packWeight(w: Tensor, groups: number, inG: number, outG: number, k: num
   w.gpu.kernels.dispatch('conv2d.pack_weight', {
     uniforms: { groups, in_g: inG, out_g: outG, out_pad: outPad, transposed: transposed ? 1 : 0 },
     buffers: { out: packed, w_src: w },
-    groups: Math.ceil(packed.size / 64),
+    invocations: packed.size,
     constants: { K: k },
   });
   return packed;
@@ -48,10 +49,10 @@ function launchForward(x: Tensor, packed: Tensor, cout: number, k: number, bias:
     tag,
     uniforms: {
       ...{ batch, cin, h, w: wd, cout, hout, wout, groups, pad, oc_blocks: ocBlocks, x_blocks: xBlocks, out_pad: outPad },
-      ...{ has_bias: bias ? 1 : 0, has_scale: epilogue.scale ? 1 : 0, has_res: epilogue.residual ? 1 : 0, relu: epilogue.relu ? 1 : 0, lanes_per_block: 0 },
+      ...{ has_bias: bias ? 1 : 0, has_scale: epilogue.scale ? 1 : 0, has_res: epilogue.residual ? 1 : 0, relu: epilogue.relu ? 1 : 0 },
     },
-    buffers: { out, inp: x, packed, bias: bias ?? packed, scale: epilogue.scale ?? packed, res: epilogue.residual ?? packed },
-    groups: [Math.ceil((hout * xBlocks) / 64), ocBlocks, batch],
+    buffers: { out, inp: x, packed, bias, scale: epilogue.scale, res: epilogue.residual },
+    invocations: [hout * xBlocks, ocBlocks, batch],
     constants: { K: k },
   });
   return out;
@@ -76,16 +77,15 @@ export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly num
   // Lanes per block of output channels: a whole number of the largest subgroups, so that where the
   // adapter groups consecutive invocations, every subgroup works on one block and shares its values
   // (the kernel checks that it does).
-  const subgroup = x.gpu.features.subgroups ? (x.gpu.adapter.info.subgroupMaxSize ?? 64) : 1;
-  const lanesPerBlock = cinG >= 64 ? 64 : Math.min(64, Math.ceil(cinG / subgroup) * subgroup);
+  const [lanes] = x.gpu.kernels.info('conv2d.weight_grad').workgroupSize;
+  const subgroup = x.gpu.features.subgroups ? x.gpu.adapter.info.subgroupMaxSize || lanes : 1;
+  const lanesPerBlock = cinG >= lanes ? lanes : Math.min(lanes, Math.ceil(cinG / subgroup) * subgroup);
   const blocks = groups * Math.ceil(cout / groups / GRAD_OC);
   x.gpu.kernels.dispatch('conv2d.weight_grad', {
-    uniforms: {
-      ...{ batch, cin, h, w: wd, cout, hout, wout, groups, pad, has_bias: 0, oc_blocks: 0, x_blocks: 0, out_pad: 0 },
-      ...{ has_scale: 0, has_res: 0, relu: 0, lanes_per_block: lanesPerBlock },
-    },
+    uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, lanes_per_block: lanesPerBlock },
     buffers: { out, inp: x, dout: g },
-    groups: lanesPerBlock >= 64 ? [Math.ceil(cinG / 64), blocks, 1] : [1, Math.ceil(blocks / Math.floor(64 / lanesPerBlock)), 1],
+    // Wide blocks: x walks the input channels; narrow ones: one workgroup holds several blocks.
+    invocations: lanesPerBlock >= lanes ? [cinG, blocks, 1] : [lanes, Math.ceil(blocks / Math.floor(lanes / lanesPerBlock)), 1],
     constants: { K: k },
   });
   return out;
