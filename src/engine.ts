@@ -19,8 +19,8 @@ export class Gpu implements Engine {
   readonly tape: Tape = new Tape({ full: (like, value) => Tensor.full(this, like.shape, value), accumulate });
   /**
    * Bumped whenever parameter values may change (a write to a tensor that requires grad, an
-   * optimiser step): values derived from parameters (packed conv weights) are reused only while
-   * it stays the same.
+   * optimiser step, a train-mode BatchNorm updating its running statistics): values derived from
+   * parameters (packed conv weights, eval BatchNorm folds) are reused only while it stays the same.
    */
   parameterVersion = 0;
   private readonly derived = new Map<object, { version: number; value: { dispose(): void } }>();

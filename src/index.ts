@@ -1,4 +1,5 @@
 export { Gpu, type GpuOptions, type EngineFeatures } from './engine.js';
+export { subgroupSizesFit } from './gpu/device.js';
 export { BufferPool, bucketSize } from './gpu/pool.js';
 export { KernelRegistry } from './kernels/registry.js';
 export { reflectShader, packUniforms } from './kernels/reflect.js';

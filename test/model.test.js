@@ -113,4 +113,29 @@ test('ablation switches change the network (structure path, attention)', async (
   model.dispose();
 });
 
+test('the eval BatchNorm fold follows running statistics a train-mode forward moved', async () => {
+  const { gpu } = ctx;
+  const model = loadSisn(gpu, join(fixtures, 'weights.safetensors'));
+  const io = parseSafetensors(readFileSync(join(fixtures, 'eval_io.safetensors'))).tensors;
+  const x = Tensor.fromArray(gpu, io.get('input').data, io.get('input').shape);
+  // A capture turns the fold off: BatchNorm then runs on its own from the running statistics.
+  const run = async (capture) => {
+    const y = gpu.noGrad(() => model.forward(x, capture));
+    const v = await y.read();
+    y.dispose();
+    return v;
+  };
+  const before = await run();
+  model.training = true;
+  await run();
+  model.training = false;
+  const fused = await run();
+  const unfused = await run(() => {});
+  const diff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+  assert.ok(diff(before, unfused) > 1e-2, `the train-mode forward moved the output by only ${diff(before, unfused)}`);
+  assert.ok(diff(fused, unfused) < 1e-3, `fused eval output differs from unfused by ${diff(fused, unfused)}`);
+  x.dispose();
+  model.dispose();
+});
+
 test.run();
