@@ -10,7 +10,7 @@ export { SISN, RGB_MEAN, type SisnConfig } from './nn/sisn.js';
 export { Module, Conv2d, BatchNorm2d, SplitAttention, ISAB, ESAG, type ModelState, type StateEntry } from './nn/module.js';
 export { parseSafetensors, serializeSafetensors, type SafeTensor, type SafeFile } from './io/safetensors.js';
 export { loadSisn, saveSisn, loadStateDict, stateDict, inferConfig, stripModulePrefix, readStateDict, type StateDict } from './io/weights.js';
-export { checkConformance, type ConformanceReport, type Check } from './conformance.js';
+export { checkConformance, type ConformanceReport, type ConformanceOptions, type Check } from './conformance/index.js';
 export { readTorchCheckpoint } from './io/torch.js';
 export { upscale, defaultTileSize, type UpscaleOptions } from './nn/upscale.js';
 export { decodeImage, readImage, encodePng, writePng, type RgbImage } from './io/image.js';
