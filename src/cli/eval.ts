@@ -1,7 +1,7 @@
 /** `sisn eval`: PSNR/SSIM of SISN and of bicubic upsampling on a test folder or index range. */
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
-import { Gpu } from '../gpu/device.js';
+import { Gpu } from '../engine.js';
 import { loadSisn } from '../io/weights.js';
 import { listImages, loadPairs, selectRange } from '../data/dataset.js';
 import { evaluate, type Scores } from '../train/evaluate.js';

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Gpu } from '../gpu/device.js';
+import { Gpu } from '../engine.js';
 import { loadSisn } from '../io/weights.js';
 import { readImage, writePng } from '../io/image.js';
 import { trainCommand } from './train.js';

@@ -2,7 +2,7 @@
  * The eval sections: the eval-mode output (on the fused inference path and on the unfused one that
  * capturing intermediates takes) and every declared intermediate activation.
  */
-import type { Gpu } from '../gpu/device.js';
+import type { Gpu } from '../engine.js';
 import { Tensor } from '../tensor.js';
 import type { SISN } from '../nn/sisn.js';
 import { elementwise, relToAbsmax, exact, type Comparison } from './compare.js';

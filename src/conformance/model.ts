@@ -2,7 +2,7 @@
  * The weights sections: the model the set's weights build has the manifest's architecture, and a
  * DataParallel checkpoint, where the set has one, holds the same state_dict.
  */
-import type { Gpu } from '../gpu/device.js';
+import type { Gpu } from '../engine.js';
 import type { SISN } from '../nn/sisn.js';
 import { loadSisn, readStateDict, stripModulePrefix, type StateDict } from '../io/weights.js';
 import { exact, type Comparison } from './compare.js';

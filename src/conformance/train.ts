@@ -2,7 +2,7 @@
  * The train sections, for sets whose manifest has a `train` section: from fresh weights, one
  * train-mode forward, the L1 loss, backward and one Adam step, each compared with PyTorch's.
  */
-import type { Gpu } from '../gpu/device.js';
+import type { Gpu } from '../engine.js';
 import { Tensor } from '../tensor.js';
 import type { SISN } from '../nn/sisn.js';
 import { Adam } from '../optim/adam.js';

@@ -1,6 +1,6 @@
 /** SISN weights: build a model from a state_dict (config inferred from names and shapes), save one. */
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
-import type { Gpu } from '../gpu/device.js';
+import type { Gpu } from '../engine.js';
 import { SISN, type SisnConfig } from '../nn/sisn.js';
 import { parseSafetensors, serializeSafetensors, type SafeTensor } from './safetensors.js';
 import { readTorchCheckpoint } from './torch.js';

@@ -8,13 +8,9 @@
  * set ahead of the first step. Shapes travel in uniforms, so one pipeline serves every size.
  */
 import '../gpu/globals.js';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { WgslReflect, ResourceType, type VariableInfo, type MemberInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
-import type { Gpu } from '../gpu/device.js';
-
-export const SHADER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shaders');
+import type { DeviceContext } from '../gpu/device.js';
+import { readShader, readInclude, shaderFamilies } from './shader-files.js';
 
 /** A byte range of a buffer, as bound to a storage binding. */
 export interface BufferRange {
@@ -61,11 +57,25 @@ export interface KernelInfo {
   overrides: string[];
 }
 
+export type Grid = readonly [number, number, number];
+
+/**
+ * One launch. The work is given as `invocations` (the usual case: the registry divides by the
+ * entry point's declared `@workgroup_size`) or as `groups` (kernels whose workgroup shares one
+ * item, e.g. a channel's reduction). A count is 1-D and folded into (x, y) past the adapter's
+ * maxComputeWorkgroupsPerDimension (kernels rebuild the flat index from `num_workgroups`); a grid
+ * is 3-D and not folded.
+ */
 export interface DispatchArgs {
+  /** Uniform struct members by name; members left out are 0. */
   uniforms?: UniformValues;
-  buffers: Record<string, Bindable>;
-  /** A workgroup count (folded into 2-D when it passes the per-dimension limit) or an explicit grid. */
-  groups: number | readonly [number, number, number];
+  /**
+   * Storage bindings by name. A read-only binding may be left out (null or absent) when this call
+   * does not read it (a flag in the uniforms says so): the registry binds a small placeholder.
+   */
+  buffers: Record<string, Bindable | null | undefined>;
+  invocations?: number | Grid;
+  groups?: number | Grid;
   constants?: Constants;
   /** Shown after the kernel name in profiles and error messages (e.g. 'input grad'). */
   tag?: string;
@@ -101,12 +111,10 @@ function uniformLayout(v: VariableInfo): UniformLayout {
  */
 export function preprocess(file: string, source: string, features: Record<string, boolean>): string {
   const code = source.replace(/^[ \t]*\/\/[ \t]*@include[ \t]+(\w+)[ \t]*$/gm, (_, name: string) => {
-    try {
-      // Joined into one line so the including file's line numbers stay true.
-      return readFileSync(join(SHADER_DIR, 'include', `${name}.wgsl`), 'utf8').split('\n').filter((l) => !/^\s*\/\//.test(l)).join(' ');
-    } catch {
-      throw new Error(`shaders/${file}.wgsl: no shaders/include/${name}.wgsl to include`);
-    }
+    const helper = readInclude(name);
+    if (helper === null) throw new Error(`shaders/${file}.wgsl: no shaders/include/${name}.wgsl to include`);
+    // Joined into one line so the including file's line numbers stay true.
+    return helper.split('\n').filter((l) => !/^\s*\/\//.test(l)).join(' ');
   });
   const out: string[] = [];
   const stack: { keep: boolean; parentKeep: boolean }[] = [];
@@ -164,15 +172,21 @@ export function reflectShader(file: string, code: string): KernelInfo[] {
   });
 }
 
-/** Packs uniform values at their reflected offsets. Unknown or missing names are errors. */
-export function packUniforms(kernel: string, layout: UniformLayout, values: UniformValues): Uint8Array {
+/**
+ * Packs uniform values at their reflected offsets. Unknown names are errors; missing ones too,
+ * unless `partial` (then they are 0).
+ */
+export function packUniforms(kernel: string, layout: UniformLayout, values: UniformValues, partial = false): Uint8Array {
   const bytes = new Uint8Array(Math.ceil(layout.size / 16) * 16);
   const view = new DataView(bytes.buffer);
   const known = new Set(layout.fields.map((f) => f.name));
   for (const key of Object.keys(values)) if (!known.has(key)) throw new Error(`kernel ${kernel}: no uniform member named '${key}'`);
   for (const f of layout.fields) {
     const v = values[f.name];
-    if (v === undefined) throw new Error(`kernel ${kernel}: uniform member '${f.name}' not given`);
+    if (v === undefined) {
+      if (partial) continue;
+      throw new Error(`kernel ${kernel}: uniform member '${f.name}' not given`);
+    }
     const list = typeof v === 'number' ? [v] : v;
     if (list.length !== f.components) throw new Error(`kernel ${kernel}: uniform '${f.name}' takes ${f.components} values, got ${list.length}`);
     list.forEach((x, i) => {
@@ -197,6 +211,18 @@ export function foldGroups(count: number, maxPerDim: number): [number, number, n
   return [Math.ceil(count / y), y, 1];
 }
 
+/** Workgroups for a launch of `args` on an entry point of `workgroupSize` (see DispatchArgs). */
+export function launchGroups(kernel: string, workgroupSize: readonly [number, number, number], args: Pick<DispatchArgs, 'invocations' | 'groups'>, maxPerDim: number): [number, number, number] {
+  const { invocations, groups } = args;
+  if ((invocations === undefined) === (groups === undefined)) throw new Error(`kernel ${kernel}: give either invocations or groups`);
+  const work = invocations ?? groups!;
+  const per = invocations === undefined ? [1, 1, 1] : workgroupSize;
+  if (typeof work === 'number') return foldGroups(Math.ceil(work / (per[0] * per[1] * per[2])), maxPerDim);
+  const grid = work.map((n, i) => Math.ceil(n / per[i])) as [number, number, number];
+  if (grid.some((n) => !Number.isInteger(n) || n < 0 || n > maxPerDim)) throw new Error(`kernel ${kernel}: workgroup grid [${grid.join(', ')}] is invalid or exceeds ${maxPerDim} per dimension`);
+  return grid;
+}
+
 function rangeOf(b: Bindable): BufferRange {
   return 'range' in b ? b.range : b;
 }
@@ -211,14 +237,15 @@ export class KernelRegistry {
   private readonly compiled = new Map<string, Compiled>();
   private readonly compiling = new Map<string, Promise<Compiled>>();
   private readonly modules = new Map<string, GPUShaderModule>();
+  private placeholderBuffer: GPUBuffer | null = null;
   /** Pipelines created so far (cache misses), for tests. */
   pipelinesCreated = 0;
 
-  constructor(private readonly gpu: Gpu) {}
+  constructor(private readonly context: DeviceContext) {}
 
   /** Adds a shader from source (the `shaders/` directory is loaded on first use). */
   define(file: string, source: string): KernelInfo[] {
-    const infos = reflectShader(file, preprocess(file, source, { ...this.gpu.features }));
+    const infos = reflectShader(file, preprocess(file, source, { ...this.context.features }));
     for (const info of infos) this.infos.set(info.name, info);
     return infos;
   }
@@ -227,12 +254,8 @@ export class KernelRegistry {
     let info = this.infos.get(name);
     if (!info) {
       const file = name.split('.')[0];
-      let code: string;
-      try {
-        code = readFileSync(join(SHADER_DIR, `${file}.wgsl`), 'utf8');
-      } catch {
-        throw new Error(`unknown kernel ${name}: no shaders/${file}.wgsl`);
-      }
+      const code = readShader(file);
+      if (code === null) throw new Error(`unknown kernel ${name}: no shaders/${file}.wgsl`);
       this.define(file, code);
       info = this.infos.get(name);
       if (!info) throw new Error(`unknown kernel ${name}: shaders/${file}.wgsl has no compute entry '${name.slice(file.length + 1)}'`);
@@ -242,8 +265,9 @@ export class KernelRegistry {
 
   /** Every kernel of every file in `shaders/` (kernels added with `define` included). */
   allKernelNames(): string[] {
-    for (const f of readdirSync(SHADER_DIR)) if (f.endsWith('.wgsl') && ![...this.infos.values()].some((i) => i.file === f.slice(0, -5))) this.define(f.slice(0, -5), readFileSync(join(SHADER_DIR, f), 'utf8'));
-    return [...this.infos.values()].filter((i) => existsSync(join(SHADER_DIR, `${i.file}.wgsl`))).map((i) => i.name);
+    const families = shaderFamilies();
+    for (const family of families) if (![...this.infos.values()].some((i) => i.file === family)) this.define(family, readShader(family)!);
+    return [...this.infos.values()].filter((i) => families.includes(i.file)).map((i) => i.name);
   }
 
   private key(name: string, constants?: Constants): string {
@@ -251,7 +275,7 @@ export class KernelRegistry {
   }
 
   private descriptors(info: KernelInfo, constants?: Constants) {
-    const device = this.gpu.device;
+    const device = this.context.device;
     let module = this.modules.get(info.file);
     if (!module) {
       module = device.createShaderModule({ code: info.code, label: info.file });
@@ -281,7 +305,7 @@ export class KernelRegistry {
     if (!pending) {
       pending = (async () => {
         const info = this.info(name);
-        const device = this.gpu.device;
+        const device = this.context.device;
         device.pushErrorScope('validation');
         const { module, layout, pipelineDescriptor } = this.descriptors(info, constants);
         const scopeError = device.popErrorScope();
@@ -330,21 +354,19 @@ export class KernelRegistry {
       for (const constants of combos) jobs.push({ name, constants: Object.keys(constants).length ? constants : undefined });
     }
     await this.warmup(jobs);
-    const device = this.gpu.device;
-    const dummies: GPUBuffer[] = [];
+    // Zero uniforms (empty shapes); read-only bindings get the placeholder, writable ones their own buffer.
+    const device = this.context.device;
+    const writable: GPUBuffer[] = [];
     for (const job of jobs) {
-      const info = this.info(job.name);
       const buffers: Record<string, BufferRange> = {};
-      info.storage.forEach((slot, i) => {
-        dummies[i] ??= device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'warm-up' });
-        buffers[slot.name] = { buffer: dummies[i], offset: 0, size: 256 };
+      this.info(job.name).storage.filter((slot) => !slot.readOnly).forEach((slot, i) => {
+        writable[i] ??= device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'warm-up' });
+        buffers[slot.name] = { buffer: writable[i], offset: 0, size: 256 };
       });
-      const uniforms: UniformValues = {};
-      for (const f of info.uniform?.fields ?? []) uniforms[f.name] = f.components === 1 ? 0 : new Array(f.components).fill(0);
-      this.dispatch(job.name, { buffers, uniforms, groups: 1, constants: job.constants });
+      this.dispatch(job.name, { buffers, groups: 1, constants: job.constants });
     }
-    await this.gpu.sync();
-    dummies.forEach((b) => b.destroy());
+    await this.context.sync();
+    writable.forEach((b) => b.destroy());
     return jobs.length;
   }
 
@@ -354,31 +376,37 @@ export class KernelRegistry {
     let c = this.compiled.get(key);
     if (!c) {
       const info = this.info(name);
-      const device = this.gpu.device;
+      const device = this.context.device;
       device.pushErrorScope('validation');
       const { layout, pipelineDescriptor } = this.descriptors(info, constants);
       c = { pipeline: device.createComputePipeline(pipelineDescriptor), layout };
-      this.gpu.recorder.track(device.popErrorScope(), `kernel ${name} failed to compile (shaders/${info.file}.wgsl)`);
+      this.context.recorder.track(device.popErrorScope(), `kernel ${name} failed to compile (shaders/${info.file}.wgsl)`);
       this.pipelinesCreated++;
       this.compiled.set(key, c);
     }
     return c;
   }
 
+  /** The buffer bound where a call leaves out a read-only binding it does not read. */
+  private placeholder(): BufferRange {
+    this.placeholderBuffer ??= this.context.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'unused binding' });
+    return { buffer: this.placeholderBuffer, offset: 0, size: 256 };
+  }
+
   /** Records one dispatch of a kernel into the current step. */
   dispatch(name: string, args: DispatchArgs): void {
-    this.gpu.checkAlive();
-    this.gpu.recorder.reserveDispatch();
+    this.context.checkAlive();
+    this.context.recorder.reserveDispatch();
     const info = this.info(name);
     const { pipeline, layout } = this.pipeline(name, args.constants);
-    const limits = this.gpu.limits;
+    const limits = this.context.limits;
     const entries: GPUBindGroupEntry[] = [];
-    const given = new Set(Object.keys(args.buffers));
+    const given = new Set(Object.keys(args.buffers).filter((k) => args.buffers[k]));
     for (const slot of info.storage) {
       const b = args.buffers[slot.name];
-      if (!b) throw new Error(`kernel ${name}: storage binding '${slot.name}' not given`);
       given.delete(slot.name);
-      const r = rangeOf(b);
+      if (!b && !slot.readOnly) throw new Error(`kernel ${name}: storage binding '${slot.name}' not given`);
+      const r = b ? rangeOf(b) : this.placeholder();
       if (Math.ceil(r.size / 16) * 16 > limits.maxStorageBufferBindingSize) {
         throw new Error(`kernel ${name}: binding '${slot.name}' is ${r.size} bytes, over this adapter's maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}); process the data in smaller pieces`);
       }
@@ -388,15 +416,15 @@ export class KernelRegistry {
     }
     if (given.size) throw new Error(`kernel ${name}: no storage binding named ${[...given].join(', ')}`);
     if (info.uniform) {
-      const slice = this.gpu.recorder.uniform(packUniforms(name, info.uniform, args.uniforms ?? {}));
+      const slice = this.context.recorder.uniform(packUniforms(name, info.uniform, args.uniforms ?? {}, true));
       entries.push({ binding: info.uniform.binding, resource: { buffer: slice.buffer, offset: slice.offset, size: slice.size } });
     } else if (args.uniforms && Object.keys(args.uniforms).length) {
       throw new Error(`kernel ${name} has no uniform struct`);
     }
-    const groups = typeof args.groups === 'number' ? foldGroups(args.groups, limits.maxComputeWorkgroupsPerDimension) : ([...args.groups] as [number, number, number]);
+    const groups = launchGroups(name, info.workgroupSize, args, limits.maxComputeWorkgroupsPerDimension);
     if (groups[0] * groups[1] * groups[2] === 0) return;
     const label = args.tag ? `${name} (${args.tag})` : name;
-    const bindGroup = this.gpu.device.createBindGroup({ layout, entries, label });
-    this.gpu.recorder.dispatch(pipeline, bindGroup, groups, label);
+    const bindGroup = this.context.device.createBindGroup({ layout, entries, label });
+    this.context.recorder.dispatch(pipeline, bindGroup, groups, label);
   }
 }

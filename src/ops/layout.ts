@@ -1,11 +1,9 @@
 /**
  * Layout ops (shaders/layout.wgsl): pixel shuffle, SISN's space-to-depth head, nearest upsampling,
- * radix chunk sums, per-channel scaling, and reshape. Each with its backward.
+ * radix chunk sums, per-channel broadcast, and reshape. Each with its backward.
  */
-import { Tensor, formatShape, shapeSize, type Shape } from '../tensor.js';
-import { channelReduce, dims4, ReduceMode } from './reduce.js';
-
-const GROUP = 64;
+import { Tensor, shapeSize, type Shape } from '../tensor.js';
+import { dims4 } from '../shape.js';
 
 const enum ShuffleOrder {
   PixelShuffle = 0,
@@ -19,7 +17,7 @@ function shuffle(src: Tensor, outShape: Shape, image: Shape, s: number, order: S
   src.gpu.kernels.dispatch('layout.space_shuffle', {
     uniforms: { n: shapeSize(image), channels, h, w, s, order, to_image: toImage ? 1 : 0 },
     buffers: { out, x: src },
-    groups: Math.ceil(shapeSize(image) / GROUP),
+    invocations: shapeSize(image),
   });
   return out;
 }
@@ -51,7 +49,7 @@ export function upsampleNearest(x: Tensor, s: number): Tensor {
   if (!Number.isInteger(s) || s < 1) throw new Error(`upsampleNearest: factor ${s} must be a positive integer`);
   const launch = (kernel: string, src: Tensor, shape: Shape) => {
     const out = Tensor.empty(x.gpu, shape);
-    x.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, h, w, s }, buffers: { out, x: src }, groups: Math.ceil(out.size / GROUP) });
+    x.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, h, w, s }, buffers: { out, x: src }, invocations: out.size });
     return out;
   };
   const out = launch('layout.upsample_nearest', x, [b, c, h * s, w * s]);
@@ -60,7 +58,7 @@ export function upsampleNearest(x: Tensor, s: number): Tensor {
 
 function chunkLaunch(kernel: string, src: Tensor, shape: Shape, channels: number, inner: number, radix: number): Tensor {
   const out = Tensor.empty(src.gpu, shape);
-  src.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, channels, inner, radix }, buffers: { out, x: src }, groups: Math.ceil(out.size / GROUP) });
+  src.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, channels, inner, radix }, buffers: { out, x: src }, invocations: out.size });
   return out;
 }
 
@@ -73,30 +71,11 @@ export function chunkSum(x: Tensor, radix: number): Tensor {
   return x.gpu.tape.record('chunkSum', [x], out, (g) => [chunkLaunch('layout.chunk_tile', g, x.shape, c, h * w, radix)]);
 }
 
-/** Per-channel multiply: a [B, C, 1, 1] times x [B, C, H, W]. */
-export function scaleChannels(a: Tensor, x: Tensor): Tensor {
-  const [b, c, h, w] = dims4('scaleChannels', x);
-  if (a.size !== b * c || a.shape.length !== 4 || a.shape[2] !== 1 || a.shape[3] !== 1) throw new Error(`scaleChannels: ${formatShape(a.shape)} does not broadcast over ${formatShape(x.shape)} per channel`);
-  const launch = (scale: Tensor, src: Tensor) => {
-    const out = Tensor.empty(x.gpu, x.shape);
-    x.gpu.kernels.dispatch('layout.scale_channels', { uniforms: { n: x.size, inner: h * w, alpha: 1 }, buffers: { out4: out, x4: src, a: scale }, groups: Math.ceil(x.size / 256) });
-    return out;
-  };
-  const out = launch(a, x);
-  return x.gpu.tape.record(
-    'scaleChannels',
-    [a, x],
-    out,
-    (g, needs) => {
-      let da: Tensor | null = null;
-      if (needs[0]) {
-        const flat = channelReduce(g, { batch: 1, channels: b * c, inner: h * w, mode: ReduceMode.Dot, y: x });
-        da = flat.view(a.shape);
-      }
-      return [da, needs[1] ? launch(a, g) : null];
-    },
-    [a, x],
-  );
+/** `a[b, c] * alpha` broadcast over an [B, C, inner] tensor of `shape` (not recorded). */
+export function expandChannels(a: Tensor, shape: Shape, inner: number, alpha: number): Tensor {
+  const out = Tensor.empty(a.gpu, shape);
+  a.gpu.kernels.dispatch('layout.expand_channels', { uniforms: { n: out.size, inner, alpha }, buffers: { out4: out, a }, invocations: Math.ceil(out.size / 4) });
+  return out;
 }
 
 /** Same data, another shape (a view; the gradient is viewed back). */

@@ -6,7 +6,7 @@
  * from it like any weights file.
  */
 import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
-import type { Gpu } from '../gpu/device.js';
+import type { Gpu } from '../engine.js';
 import { SISN, type SisnConfig } from '../nn/sisn.js';
 import type { Adam } from '../optim/adam.js';
 import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';

@@ -8,7 +8,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { Gpu } from '../gpu/device.js';
+import { Gpu } from '../engine.js';
 import { Tensor } from '../tensor.js';
 import { SISN, type SisnConfig } from '../nn/sisn.js';
 import { Adam, MultiStepLR } from '../optim/adam.js';

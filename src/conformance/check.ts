@@ -5,7 +5,7 @@
  * sets with a `train` section the train-mode output, loss, every gradient, the BN buffers and the
  * Adam step, each with the manifest's tolerances. A declared section whose files are missing fails.
  */
-import type { Gpu } from '../gpu/device.js';
+import type { Gpu } from '../engine.js';
 import { exact } from './compare.js';
 import { Fixture } from './manifest.js';
 import { Checks, type ConformanceReport } from './report.js';
