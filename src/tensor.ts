@@ -10,7 +10,8 @@
 import type { EngineFeatures } from './gpu/device.js';
 import type { BufferPool } from './gpu/pool.js';
 import type { CommandRecorder } from './gpu/recorder.js';
-import type { BufferRange, KernelRegistry } from './kernels/registry.js';
+import type { KernelRegistry } from './kernels/registry.js';
+import type { BufferRange } from './kernels/launch.js';
 import type { Tape, TapeNode } from './autograd/tape.js';
 import { shapeSize, formatShape, type Shape } from './shape.js';
 

@@ -2,10 +2,9 @@
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { Gpu } from '../engine.js';
-import { loadSisn } from '../io/weights.js';
-import { listImages, loadPairs, selectRange } from '../data/dataset.js';
+import { loadSisn } from '../nn/sisn-weights.js';
+import { listImages, loadPairs, selectRange, parseSize } from '../data/dataset.js';
 import { evaluate, type Scores } from '../train/evaluate.js';
-import { parseSize } from '../train/trainer.js';
 
 export async function evalCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({

@@ -4,7 +4,9 @@
  */
 import type { Gpu } from '../engine.js';
 import type { SISN } from '../nn/sisn.js';
-import { loadSisn, readStateDict, stripModulePrefix, type StateDict } from '../io/weights.js';
+import { loadSisn } from '../nn/sisn-weights.js';
+import { readStateDict, stripModulePrefix } from '../io/weights.js';
+import type { StateDict } from '../io/safetensors.js';
 import { exact, type Comparison } from './compare.js';
 import type { Fixture } from './manifest.js';
 import type { Checks } from './report.js';

@@ -3,12 +3,17 @@
  * pool and command recorder. It knows nothing of tensors, kernels or autograd (see engine.ts).
  */
 import './globals.js';
-import { create } from 'webgpu';
+import { dawnHost } from './dawn.js';
+import { defaultAdapter, environmentSettings, namedAdapter, requiredLimits, type LimitsChoice } from './adapter.js';
 import { BufferPool } from './pool.js';
 import { CommandRecorder } from './recorder.js';
 
 export interface GpuOptions {
-  /** Use the `subgroups` feature when the adapter has it (default true). */
+  /** A case-insensitive part of the adapter's name or description (default: SISN_ADAPTER, else the best adapter). */
+  adapter?: string;
+  /** `default`: request WebGPU's default limits instead of the adapter's (default: SISN_LIMITS, else `adapter`). */
+  limits?: LimitsChoice;
+  /** Use the `subgroups` feature when the adapter has it (default: SISN_SUBGROUPS=on|off, else true). */
   subgroups?: boolean;
   /** Use the `shader-f16` feature when the adapter has it (default true). */
   f16?: boolean;
@@ -54,13 +59,15 @@ export class DeviceContext {
   }
 
   static async open(options: GpuOptions = {}): Promise<DeviceContext> {
-    const navigatorGpu = create([]);
-    const adapter = await navigatorGpu.requestAdapter({ powerPreference: options.powerPreference });
-    if (!adapter) {
+    const env = environmentSettings();
+    const name = options.adapter ?? env.adapter;
+    const chosen = name ? await namedAdapter(dawnHost, name) : await defaultAdapter(dawnHost, options.powerPreference);
+    if (!chosen) {
       throw new Error('no WebGPU adapter found: run `node scripts/ensure-adapter.mjs` (installs Mesa lavapipe on Debian as root) or install a Vulkan driver');
     }
+    const { adapter, navigatorGpu } = chosen;
     const wanted: GPUFeatureName[] = [];
-    const subgroups = options.subgroups !== false && adapter.features.has('subgroups');
+    const subgroups = (options.subgroups ?? env.subgroups) !== false && adapter.features.has('subgroups');
     const f16 = options.f16 !== false && adapter.features.has('shader-f16');
     if (subgroups) wanted.push('subgroups' as GPUFeatureName);
     if (f16) wanted.push('shader-f16');
@@ -68,23 +75,10 @@ export class DeviceContext {
       if (!adapter.features.has('timestamp-query')) throw new Error('this adapter has no timestamp-query feature: kernel profiling is unavailable');
       wanted.push('timestamp-query');
     }
-    // Ask for the adapter's real limits: the defaults (128 MiB bindings, 8 storage buffers per
-    // stage) are lower than most adapters offer.
-    const requiredLimits: Record<string, number> = {};
-    for (const key of [
-      'maxStorageBufferBindingSize',
-      'maxBufferSize',
-      'maxStorageBuffersPerShaderStage',
-      'maxComputeWorkgroupStorageSize',
-      'maxComputeInvocationsPerWorkgroup',
-      'maxComputeWorkgroupSizeX',
-      'maxComputeWorkgroupSizeY',
-      'maxComputeWorkgroupSizeZ',
-      'maxComputeWorkgroupsPerDimension',
-    ] as const) {
-      requiredLimits[key] = adapter.limits[key];
-    }
-    const device = await adapter.requestDevice({ requiredFeatures: wanted, requiredLimits, label: 'sisn-webgpu' });
+    // Unless told otherwise, ask for the adapter's real limits: the defaults (128 MiB bindings, 8
+    // storage buffers per stage) are lower than most adapters offer.
+    const limits = requiredLimits(adapter, options.limits ?? env.limits ?? 'adapter');
+    const device = await adapter.requestDevice({ requiredFeatures: wanted, requiredLimits: limits, label: 'sisn-webgpu' });
     return new DeviceContext(navigatorGpu, adapter, device, { subgroups, f16 });
   }
 
