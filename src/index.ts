@@ -18,7 +18,7 @@ export { parseSafetensors, serializeSafetensors, type SafeTensor, type SafeFile 
 export { loadSisn, saveSisn, loadStateDict, stateDict, inferConfig } from './nn/sisn-weights.js';
 export { stripModulePrefix, readStateDict } from './io/weights.js';
 export type { StateDict } from './io/safetensors.js';
-export { checkConformance, type ConformanceReport, type Check } from './conformance/check.js';
+export { checkConformance, type ConformanceReport, type ConformanceOptions, type Check } from './conformance/check.js';
 export { readTorchCheckpoint, parseTorchCheckpoint } from './io/torch.js';
 export { parseStateDict, detectWeightsFormat, type WeightsFormat } from './io/state-dict.js';
 export { upscale, defaultTileSize, type UpscaleOptions } from './nn/upscale.js';
