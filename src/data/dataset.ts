@@ -3,10 +3,10 @@
  * MATLAB bicubic downsampling (or read from a parallel LR folder), decoded once and kept in memory
  * when that fits, decoded on use otherwise.
  */
-import { readdirSync, statSync, existsSync, readFileSync } from 'node:fs';
+import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join, relative, extname } from 'node:path';
 import { readImage, imageSize } from '../io/image.js';
-import { fsProblem } from '../io/fs-messages.js';
+import { readBytes } from '../io/files.js';
 import { imresize, imresizeTo, type Rounding } from '../io/resize.js';
 
 export interface FacePair {
@@ -148,12 +148,7 @@ export function loadPairs(root: string, files: readonly string[], o: DatasetOpti
     cropNoted = true;
   };
   const geometry = files.map((file) => {
-    let size: { width: number; height: number } | null;
-    try {
-      size = imageSize(readFileSync(file));
-    } catch (e) {
-      throw new Error(`cannot read ${file}: ${fsProblem(e)}`);
-    }
+    const size = imageSize(readBytes(file));
     if (!size) throw new Error(`${file}: cannot decode image: not a PNG or JPEG file`);
     return hrGeometry(size.width, size.height, o, file);
   });

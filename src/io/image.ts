@@ -1,8 +1,8 @@
 /** Image files: PNG and JPEG in (pngjs, jpeg-js), PNG out; 8-bit RGB or RGBA in memory. */
-import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { writeFileSync, renameSync, rmSync } from 'node:fs';
+import { readBytes, fsProblem } from './files.js';
 import pngjs from 'pngjs';
 import jpeg from 'jpeg-js';
-import { fsProblem } from './fs-messages.js';
 
 export interface RgbImage {
   width: number;
@@ -98,13 +98,7 @@ export function imageSize(bytes: Uint8Array): { width: number; height: number } 
 }
 
 export function readImage(path: string): RgbImage {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new Error(`cannot read ${path}: ${fsProblem(e)}`);
-  }
-  return decodeImage(bytes, path);
+  return decodeImage(readBytes(path), path);
 }
 
 export function encodePng(img: RgbImage): Buffer {

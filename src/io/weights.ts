@@ -1,8 +1,7 @@
 /** State dicts on disk: read from safetensors or a PyTorch checkpoint, DataParallel prefixes stripped. */
-import { readFileSync } from 'node:fs';
+import { readBytes } from './files.js';
 import type { StateDict } from './safetensors.js';
 import { parseStateDict } from './state-dict.js';
-import { fsProblem } from './fs-messages.js';
 
 /** Strips the `module.` prefix that nn.DataParallel checkpoints put on every key. */
 export function stripModulePrefix(dict: StateDict): StateDict {
@@ -13,13 +12,7 @@ export function stripModulePrefix(dict: StateDict): StateDict {
 
 /** Reads a state_dict from safetensors or a PyTorch zip checkpoint, told apart by their bytes. */
 export function readStateDict(path: string): StateDict {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new Error(`cannot read weights ${path}: ${fsProblem(e)}`);
-  }
-  return parseStateDict(bytes, path);
+  return parseStateDict(readBytes(path, 'weights'), path);
 }
 
 /** Training checkpoints also carry the optimiser's state, under `optimizer.` keys. */

@@ -5,7 +5,7 @@
  * file, then rename), so a crash leaves the previous checkpoint intact. `loadSisn` reads the model
  * from it like any weights file.
  */
-import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { writeFileSync, renameSync, rmSync } from 'node:fs';
 import type { Gpu } from '../engine.js';
 import { SISN, type SisnConfig } from '../nn/sisn.js';
 import type { Adam } from '../optim/adam.js';
@@ -13,7 +13,7 @@ import { parseSafetensors, serializeSafetensors, type SafeFile } from '../io/saf
 import { assertFinite } from '../io/state-dict.js';
 import { stateDict, loadStateDict, inferConfig } from '../nn/sisn-weights.js';
 import { OPTIMIZER_PREFIX } from '../io/weights.js';
-import { fsProblem } from '../io/fs-messages.js';
+import { readBytes, fsProblem } from '../io/files.js';
 
 export const CHECKPOINT_FORMAT = 'sisn-webgpu-checkpoint/1';
 
@@ -52,12 +52,7 @@ export interface LoadedCheckpoint {
 }
 
 function readCheckpointFile(path: string): { file: SafeFile; meta: CheckpointMeta } {
-  let bytes;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new Error(`cannot read checkpoint ${path}: ${fsProblem(e)}`);
-  }
+  const bytes = readBytes(path, 'checkpoint');
   let file;
   try {
     file = parseSafetensors(bytes, path);

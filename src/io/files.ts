@@ -1,4 +1,16 @@
-/** File-system failures in words: what is wrong with the path, without Node's error code and syscall. */
+/** Reading files, with errors that name the file. */
+import { readFileSync } from 'node:fs';
+
+/** The bytes of `path`; a failure reads `cannot read <what> <path>: <reason>`. */
+export function readBytes(path: string, what = ''): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new Error(`cannot read ${what ? `${what} ` : ''}${path}: ${fsProblem(e)}`);
+  }
+}
+
+/** A file-system failure in words: what is wrong with the path, without Node's error code and syscall. */
 export function fsProblem(e: unknown): string {
   switch ((e as NodeJS.ErrnoException).code) {
     case 'ENOENT':
