@@ -9,6 +9,5 @@ if (!existsSync(new URL('./dist/cli/main.js', import.meta.url))) {
   console.error('train.js: building (npx tsc -p .) ...');
   execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', root], { stdio: 'inherit' });
 }
-const { main } = await import('./dist/cli/main.js');
 const { withoutDawnWarnings } = await import('./dist/cli/quiet-dawn.js');
-process.exitCode = await withoutDawnWarnings(() => main(['train', ...process.argv.slice(2)]));
+process.exitCode = await withoutDawnWarnings(async () => (await import('./dist/cli/main.js')).main(['train', ...process.argv.slice(2)]));

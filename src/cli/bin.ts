@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { main } from './main.js';
 import { withoutDawnWarnings } from './quiet-dawn.js';
 
-process.exitCode = await withoutDawnWarnings(() => main(process.argv.slice(2)));
+// The command is imported only where it runs (the filtered child), not in the filtering parent.
+process.exitCode = await withoutDawnWarnings(async () => (await import('./main.js')).main(process.argv.slice(2)));
