@@ -18,7 +18,11 @@ const faces = join(root, 'test/fixtures/faces');
 const tmp = mkdtempSync(join(tmpdir(), 'sisn-messages-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const run = (script, ...args) => spawnSync(process.execPath, [join(root, script), ...args], { encoding: 'utf8', timeout: 120000 });
+// Without the runner's colour settings: Node warns on stderr when NO_COLOR and FORCE_COLOR meet.
+const env = { ...process.env };
+delete env.NO_COLOR;
+delete env.FORCE_COLOR;
+const run = (script, ...args) => spawnSync(process.execPath, [join(root, script), ...args], { encoding: 'utf8', timeout: 120000, env });
 const sisn = (...args) => run('dist/cli/bin.js', ...args);
 const trainJs = (...args) => run('train.js', ...args);
 const DAWN_WARNING = 'Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.\n';

@@ -1,5 +1,6 @@
 /** Reading files, with errors that name the file. */
 import { readFileSync } from 'node:fs';
+import { fsProblem } from './fs-messages.js';
 
 /** The bytes of `path`; a failure reads `cannot read <what> <path>: <reason>`. */
 export function readBytes(path: string, what = ''): Uint8Array {
@@ -7,28 +8,5 @@ export function readBytes(path: string, what = ''): Uint8Array {
     return readFileSync(path);
   } catch (e) {
     throw new Error(`cannot read ${what ? `${what} ` : ''}${path}: ${fsProblem(e)}`);
-  }
-}
-
-/** A file-system failure in words: what is wrong with the path, without Node's error code and syscall. */
-export function fsProblem(e: unknown): string {
-  switch ((e as NodeJS.ErrnoException).code) {
-    case 'ENOENT':
-      return 'no such file or folder';
-    case 'EISDIR':
-      return 'it is a folder, not a file';
-    case 'ENOTDIR':
-      return 'a folder in its path is a file';
-    case 'EEXIST':
-      return 'a file is already there';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'ENOSPC':
-      return 'no space left on the device';
-    case 'EROFS':
-      return 'the file system is read-only';
-    default:
-      return (e as Error).message;
   }
 }

@@ -1,7 +1,7 @@
 /** Folders the commands write into: checked before any work, created only when something is written. */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { fsProblem } from './files.js';
+import { fsProblem } from './fs-messages.js';
 
 /** Throws a clear error when `path` cannot be a folder: it, or a folder above it, is a file. */
 export function checkFolderPath(path: string, what: string): void {

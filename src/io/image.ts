@@ -1,6 +1,7 @@
 /** Image files: PNG and JPEG in (pngjs, jpeg-js), PNG out; 8-bit RGB or RGBA in memory. */
 import { writeFileSync, renameSync, rmSync } from 'node:fs';
-import { readBytes, fsProblem } from './files.js';
+import { readBytes } from './files.js';
+import { fsProblem } from './fs-messages.js';
 import pngjs from 'pngjs';
 import jpeg from 'jpeg-js';
 

@@ -13,7 +13,8 @@ import { parseSafetensors, serializeSafetensors, type SafeFile } from '../io/saf
 import { assertFinite } from '../io/state-dict.js';
 import { stateDict, loadStateDict, inferConfig } from '../nn/sisn-weights.js';
 import { OPTIMIZER_PREFIX } from '../io/weights.js';
-import { readBytes, fsProblem } from '../io/files.js';
+import { readBytes } from '../io/files.js';
+import { fsProblem } from '../io/fs-messages.js';
 
 export const CHECKPOINT_FORMAT = 'sisn-webgpu-checkpoint/1';
 
