@@ -19,42 +19,27 @@ export class Gpu implements Engine {
   readonly tape: Tape = new Tape({ full: (like, value) => Tensor.full(this, like.shape, value), accumulate });
   /**
    * Bumped whenever parameter values may change (a write to a tensor that requires grad, an
-   * optimiser step): values derived from parameters (packed conv weights) are reused only while
-   * it stays the same.
+   * optimiser step, a train-mode BatchNorm updating its running statistics): values derived from
+   * parameters (packed conv weights, eval BatchNorm folds) are reused only while it stays the same.
    */
   parameterVersion = 0;
   private readonly derived = new Map<object, { version: number; value: { dispose(): void } }>();
 
+  // The device context's parts, part of the engine's API.
+  readonly adapter: GPUAdapter;
+  readonly device: GPUDevice;
+  readonly features: EngineFeatures;
+  readonly limits: GPUSupportedLimits;
+  readonly pool: BufferPool;
+  readonly recorder: CommandRecorder;
+
   private constructor(readonly context: DeviceContext) {
+    ({ adapter: this.adapter, device: this.device, features: this.features, limits: this.limits, pool: this.pool, recorder: this.recorder } = context);
     this.kernels = new KernelRegistry(context);
   }
 
   static async open(options: GpuOptions = {}): Promise<Gpu> {
     return new Gpu(await DeviceContext.open(options));
-  }
-
-  get adapter(): GPUAdapter {
-    return this.context.adapter;
-  }
-
-  get device(): GPUDevice {
-    return this.context.device;
-  }
-
-  get features(): EngineFeatures {
-    return this.context.features;
-  }
-
-  get limits(): GPUSupportedLimits {
-    return this.context.limits;
-  }
-
-  get pool(): BufferPool {
-    return this.context.pool;
-  }
-
-  get recorder(): CommandRecorder {
-    return this.context.recorder;
   }
 
   /** A short description of the adapter, for logs and benchmark tables. */

@@ -28,6 +28,18 @@ export interface EngineFeatures {
   f16: boolean;
 }
 
+/**
+ * Whether the kernels' subgroup paths hold on this adapter: they take values from lanes 0-3 of
+ * every subgroup of a 64-invocation workgroup, so they need subgroups of 4 to 64 lanes (a size the
+ * adapter may pick per pipeline, a power of two, so 64 invocations are whole subgroups). Elsewhere,
+ * or where the adapter does not say, the portable paths run.
+ */
+export function subgroupSizesFit(info: Pick<GPUAdapterInfo, 'subgroupMinSize' | 'subgroupMaxSize'>): boolean {
+  const min = info.subgroupMinSize ?? 0;
+  const max = info.subgroupMaxSize ?? 0;
+  return min >= 4 && min <= max && max <= 64;
+}
+
 // dawn.node segfaults when the object returned by create() is collected while a device lives:
 // every DeviceContext keeps it, and this set keeps every live one.
 const live = new Set<DeviceContext>();
@@ -67,7 +79,7 @@ export class DeviceContext {
     }
     const { adapter, navigatorGpu } = chosen;
     const wanted: GPUFeatureName[] = [];
-    const subgroups = (options.subgroups ?? env.subgroups) !== false && adapter.features.has('subgroups');
+    const subgroups = (options.subgroups ?? env.subgroups) !== false && adapter.features.has('subgroups') && subgroupSizesFit(adapter.info);
     const f16 = options.f16 !== false && adapter.features.has('shader-f16');
     if (subgroups) wanted.push('subgroups' as GPUFeatureName);
     if (f16) wanted.push('shader-f16');

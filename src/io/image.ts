@@ -1,5 +1,6 @@
 /** Image files: PNG and JPEG in (pngjs, jpeg-js), PNG out; 8-bit RGB or RGBA in memory. */
-import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { writeFileSync, renameSync, rmSync } from 'node:fs';
+import { readBytes } from './files.js';
 import pngjs from 'pngjs';
 import jpeg from 'jpeg-js';
 
@@ -74,13 +75,7 @@ export function imageSize(bytes: Uint8Array): { width: number; height: number } 
 }
 
 export function readImage(path: string): RgbImage {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
-  }
-  return decodeImage(bytes, path);
+  return decodeImage(readBytes(path), path);
 }
 
 export function encodePng(img: RgbImage): Buffer {
