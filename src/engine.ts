@@ -47,9 +47,18 @@ export class Gpu implements Engine {
     return this.context.describe();
   }
 
-  /** Throws if the device was lost or reported an error. */
-  checkAlive(): void {
-    this.context.checkAlive();
+  get isDisposed(): boolean {
+    return this.context.isDisposed;
+  }
+
+  /** Throws, naming `operation`, if this engine was disposed. */
+  assertOpen(operation: string): void {
+    this.context.assertOpen(operation);
+  }
+
+  /** Throws, naming `operation`, if the engine was disposed, or the device lost or reported an error. */
+  checkAlive(operation?: string): void {
+    this.context.checkAlive(operation);
   }
 
   /** Submits what has been recorded. */

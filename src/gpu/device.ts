@@ -106,9 +106,18 @@ export class DeviceContext {
     return `${name || 'unnamed adapter'} [${feats.join(', ') || 'no optional features'}]`;
   }
 
-  /** Throws if the device was lost or reported an error. */
-  checkAlive(): void {
-    if (this.disposed) throw new Error('the GPU engine was disposed');
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Throws, naming `operation`, if this engine was disposed. */
+  assertOpen(operation: string): void {
+    if (this.disposed) throw new Error(`${operation}: the GPU engine was disposed`);
+  }
+
+  /** Throws, naming `operation`, if the engine was disposed, or the device lost or reported an error. */
+  checkAlive(operation = 'GPU work'): void {
+    this.assertOpen(operation);
     if (this.lostError) throw this.lostError;
     if (this.uncaptured) {
       const e = this.uncaptured;
@@ -125,10 +134,11 @@ export class DeviceContext {
 
   /** Submits, waits until the GPU has finished, and throws any error of the submitted work. */
   async sync(): Promise<void> {
+    this.checkAlive('gpu.sync()');
     this.submit();
     await this.recorder.waitFor(() => this.device.queue.onSubmittedWorkDone());
     await this.recorder.checkErrors();
-    this.checkAlive();
+    this.checkAlive('gpu.sync()');
   }
 
   /** Waits for the GPU, then destroys the pool's idle buffers. */
