@@ -1,6 +1,7 @@
 export { Gpu, type GpuOptions, type EngineFeatures } from './gpu/device.js';
 export { BufferPool, bucketSize } from './gpu/pool.js';
-export { KernelRegistry, reflectShader, packUniforms, foldGroups, SHADER_DIR } from './kernels/registry.js';
+export { KernelRegistry, reflectShader, packUniforms, foldGroups } from './kernels/registry.js';
+export { SHADER_DIR } from './platform/node.js';
 export { Tensor, Storage, shapeSize, sameShape, formatShape, type Shape } from './tensor.js';
 export { Tape } from './autograd/tape.js';
 export * from './ops/index.js';

@@ -3,7 +3,7 @@
  * reporting, buffer pool, command recorder and kernel registry.
  */
 import './globals.js';
-import { create } from 'webgpu';
+import { platform } from '../platform/index.js';
 import { BufferPool } from './pool.js';
 import { CommandRecorder } from './recorder.js';
 import { KernelRegistry } from '../kernels/registry.js';
@@ -67,10 +67,10 @@ export class Gpu {
   }
 
   static async open(options: GpuOptions = {}): Promise<Gpu> {
-    const navigatorGpu = create([]);
+    const navigatorGpu = platform.gpu();
     const adapter = await navigatorGpu.requestAdapter({ powerPreference: options.powerPreference });
     if (!adapter) {
-      throw new Error('no WebGPU adapter found: run `node scripts/ensure-adapter.mjs` (installs Mesa lavapipe on Debian as root) or install a Vulkan driver');
+      throw new Error(`no WebGPU adapter found: ${platform.noAdapterHelp}`);
     }
     const wanted: GPUFeatureName[] = [];
     const subgroups = options.subgroups !== false && adapter.features.has('subgroups');

@@ -1,7 +1,6 @@
 /** Image files: PNG and JPEG in (pngjs, jpeg-js), PNG out; 8-bit RGB or RGBA in memory. */
-import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
-import pngjs from 'pngjs';
 import jpeg from 'jpeg-js';
+import { platform } from '../platform/index.js';
 
 export interface RgbImage {
   width: number;
@@ -26,10 +25,7 @@ export function decodeImage(bytes: Uint8Array, source = 'image'): RgbImage {
   let hasAlpha = false;
   try {
     if (startsWith(bytes, PNG_MAGIC)) {
-      const png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-      ({ width, height } = png);
-      rgba = png.data;
-      hasAlpha = png.alpha;
+      ({ width, height, rgba, alpha: hasAlpha } = platform.png.decode(bytes));
     } else if (startsWith(bytes, JPEG_MAGIC)) {
       const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 2048 });
       ({ width, height } = img);
@@ -76,27 +72,18 @@ export function imageSize(bytes: Uint8Array): { width: number; height: number } 
 export function readImage(path: string): RgbImage {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = platform.readFile(path);
   } catch (e) {
     throw new Error(`cannot read ${path}: ${(e as Error).message}`);
   }
   return decodeImage(bytes, path);
 }
 
-export function encodePng(img: RgbImage): Buffer {
-  const png = new pngjs.PNG({ width: img.width, height: img.height, colorType: img.channels === 4 ? 6 : 2, inputColorType: img.channels === 4 ? 6 : 2, inputHasAlpha: img.channels === 4 });
-  png.data = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
-  return pngjs.PNG.sync.write(png, { colorType: img.channels === 4 ? 6 : 2, inputColorType: img.channels === 4 ? 6 : 2, inputHasAlpha: img.channels === 4 });
+export function encodePng(img: RgbImage): Uint8Array {
+  return platform.png.encode(img.width, img.height, img.channels, img.data);
 }
 
 /** Writes a PNG atomically: a failed write leaves no partial file. */
 export function writePng(path: string, img: RgbImage): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, encodePng(img));
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  platform.writeFileAtomic(path, encodePng(img));
 }

@@ -5,7 +5,7 @@
  * (tensors via `torch._utils._rebuild_tensor_v2` / `_rebuild_parameter`, dicts, tuples, scalars),
  * so nothing in the file is ever executed.
  */
-import { readFileSync } from 'node:fs';
+import { platform } from '../platform/index.js';
 import { readZip } from './zip.js';
 import type { SafeTensor } from './safetensors.js';
 import type { StateDict } from './weights.js';
@@ -167,7 +167,7 @@ function unpickle(data: Uint8Array, source: string, loadStorage: (ref: StorageRe
 export function readTorchCheckpoint(path: string): StateDict {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = platform.readFile(path);
   } catch (e) {
     throw new Error(`cannot read checkpoint ${path}: ${(e as Error).message}`);
   }

@@ -1,5 +1,5 @@
 /** SISN weights: build a model from a state_dict (config inferred from names and shapes), save one. */
-import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { platform } from '../platform/index.js';
 import type { Gpu } from '../gpu/device.js';
 import { SISN, type SisnConfig } from '../nn/sisn.js';
 import { parseSafetensors, serializeSafetensors, type SafeTensor } from './safetensors.js';
@@ -56,7 +56,7 @@ export function readStateDict(path: string): StateDict {
   if (/\.(pt|pth|ckpt)$/i.test(path)) return readTorchCheckpoint(path);
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = platform.readFile(path);
   } catch (e) {
     throw new Error(`cannot read weights ${path}: ${(e as Error).message}`);
   }
@@ -66,9 +66,14 @@ export function readStateDict(path: string): StateDict {
 /** Training checkpoints also carry the optimiser's state, under `optimizer.` keys. */
 export const OPTIMIZER_PREFIX = 'optimizer.';
 
-/** Builds a SISN from a safetensors or PyTorch state_dict (or a training checkpoint), config inferred. */
-export function loadSisn(gpu: Gpu, path: string): SISN {
-  const dict = new Map([...stripModulePrefix(readStateDict(path))].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX)));
+/**
+ * Builds a SISN, config inferred, from a weights file (safetensors, PyTorch `.pt`/`.pth`, or a
+ * training checkpoint) or from safetensors bytes (e.g. fetched in a browser), called `name` in errors.
+ */
+export function loadSisn(gpu: Gpu, source: string | Uint8Array, name = 'weights'): SISN {
+  const path = typeof source === 'string' ? source : name;
+  const state = typeof source === 'string' ? readStateDict(source) : parseSafetensors(source, name).tensors;
+  const dict = new Map([...stripModulePrefix(state)].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX)));
   let config: SisnConfig;
   try {
     config = inferConfig(dict);
@@ -102,7 +107,5 @@ export async function stateDict(model: SISN): Promise<StateDict> {
 export async function saveSisn(model: SISN, path: string, metadata: Record<string, string> = {}): Promise<void> {
   const dict = await stateDict(model);
   const bytes = serializeSafetensors(dict, { format: 'pt', arch: 'SISN', config: JSON.stringify(model.config), ...metadata });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, path);
+  platform.writeFileAtomic(path, bytes);
 }

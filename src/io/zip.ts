@@ -1,5 +1,5 @@
 /** A minimal ZIP reader (stored and deflated entries, ZIP64 sizes): enough for PyTorch checkpoints. */
-import { inflateRawSync } from 'node:zlib';
+import { platform } from '../platform/index.js';
 
 export interface ZipEntry {
   name: string;
@@ -64,7 +64,7 @@ export function readZip(bytes: Uint8Array, source: string): Map<string, ZipEntry
         if (dataAt + compressed > bytes.byteLength) throw new Error(`${source}: entry ${name} is truncated`);
         const raw = bytes.subarray(dataAt, dataAt + compressed);
         if (method === 0) return raw;
-        if (method === 8) return new Uint8Array(inflateRawSync(raw));
+        if (method === 8) return platform.inflateRaw(raw);
         throw new Error(`${source}: entry ${name} uses unsupported compression method ${method}`);
       },
     });

@@ -8,13 +8,9 @@
  * set ahead of the first step. Shapes travel in uniforms, so one pipeline serves every size.
  */
 import '../gpu/globals.js';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { platform } from '../platform/index.js';
 import { WgslReflect, ResourceType, type VariableInfo, type MemberInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
 import type { Gpu } from '../gpu/device.js';
-
-export const SHADER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shaders');
 
 /** A byte range of a buffer, as bound to a storage binding. */
 export interface BufferRange {
@@ -101,12 +97,10 @@ function uniformLayout(v: VariableInfo): UniformLayout {
  */
 export function preprocess(file: string, source: string, features: Record<string, boolean>): string {
   const code = source.replace(/^[ \t]*\/\/[ \t]*@include[ \t]+(\w+)[ \t]*$/gm, (_, name: string) => {
-    try {
-      // Joined into one line so the including file's line numbers stay true.
-      return readFileSync(join(SHADER_DIR, 'include', `${name}.wgsl`), 'utf8').split('\n').filter((l) => !/^\s*\/\//.test(l)).join(' ');
-    } catch {
-      throw new Error(`shaders/${file}.wgsl: no shaders/include/${name}.wgsl to include`);
-    }
+    const included = platform.shaderSource(`include/${name}`);
+    if (included === undefined) throw new Error(`shaders/${file}.wgsl: no shaders/include/${name}.wgsl to include`);
+    // Joined into one line so the including file's line numbers stay true.
+    return included.split('\n').filter((l) => !/^\s*\/\//.test(l)).join(' ');
   });
   const out: string[] = [];
   const stack: { keep: boolean; parentKeep: boolean }[] = [];
@@ -227,12 +221,8 @@ export class KernelRegistry {
     let info = this.infos.get(name);
     if (!info) {
       const file = name.split('.')[0];
-      let code: string;
-      try {
-        code = readFileSync(join(SHADER_DIR, `${file}.wgsl`), 'utf8');
-      } catch {
-        throw new Error(`unknown kernel ${name}: no shaders/${file}.wgsl`);
-      }
+      const code = platform.shaderSource(file);
+      if (code === undefined) throw new Error(`unknown kernel ${name}: no shaders/${file}.wgsl`);
       this.define(file, code);
       info = this.infos.get(name);
       if (!info) throw new Error(`unknown kernel ${name}: shaders/${file}.wgsl has no compute entry '${name.slice(file.length + 1)}'`);
@@ -242,8 +232,9 @@ export class KernelRegistry {
 
   /** Every kernel of every file in `shaders/` (kernels added with `define` included). */
   allKernelNames(): string[] {
-    for (const f of readdirSync(SHADER_DIR)) if (f.endsWith('.wgsl') && ![...this.infos.values()].some((i) => i.file === f.slice(0, -5))) this.define(f.slice(0, -5), readFileSync(join(SHADER_DIR, f), 'utf8'));
-    return [...this.infos.values()].filter((i) => existsSync(join(SHADER_DIR, `${i.file}.wgsl`))).map((i) => i.name);
+    const files = platform.shaderNames();
+    for (const f of files) if (![...this.infos.values()].some((i) => i.file === f)) this.define(f, platform.shaderSource(f)!);
+    return [...this.infos.values()].filter((i) => files.includes(i.file)).map((i) => i.name);
   }
 
   private key(name: string, constants?: Constants): string {

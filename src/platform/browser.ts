@@ -1,0 +1,34 @@
+/**
+ * The browser host: `navigator.gpu`, shaders embedded by the web build (the `sisn:shaders` module
+ * that scripts/build-web.mjs generates from `shaders/`), no file system. pngjs's browser build
+ * carries its own zlib and expects the `buffer` package's Buffer.
+ */
+import shaders from 'sisn:shaders';
+import pngjs from 'pngjs/browser.js';
+import { Buffer } from 'buffer';
+import { pngjsCodec } from './png.js';
+import type { Platform } from './types.js';
+
+function noFiles(what: string): never {
+  throw new Error(`${what}: a browser has no file system; pass the bytes instead (e.g. from fetch or a file input)`);
+}
+
+export const platform: Platform = {
+  gpu() {
+    if (typeof navigator === 'undefined' || !navigator.gpu) {
+      throw new Error('this browser has no WebGPU (navigator.gpu is missing): use a current Chrome, Edge or Safari, or enable WebGPU in Firefox, over https or localhost');
+    }
+    return navigator.gpu;
+  },
+  noAdapterHelp: 'the browser offers WebGPU but no adapter: update the GPU driver, or check chrome://gpu (is WebGPU blocklisted?)',
+  // Browsers define GPUBufferUsage and the other constants themselves.
+  webgpuGlobals: {},
+  shaderSource: (name) => shaders[name],
+  shaderNames: () => Object.keys(shaders).filter((name) => !name.includes('/')),
+  readFile: (path) => noFiles(`cannot read ${path}`),
+  writeFileAtomic: (path) => noFiles(`cannot write ${path}`),
+  inflateRaw: () => {
+    throw new Error('deflated zip entries (PyTorch checkpoints) are read in Node only: convert the weights to safetensors');
+  },
+  png: pngjsCodec(pngjs, (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
+};
