@@ -2,7 +2,7 @@
 // row-major. Each invocation computes a 4 x 8 tile of C (two vec4 columns), reading per k four
 // scalars of A and two vec4s of B: the same register tiling and load mix the conv kernels use,
 // without any convolution index arithmetic or padding. Not used by the engine.
-// Dispatch: (ceil(N / 8 / 8), ceil(M / 4 / 8)) workgroups of 8 x 8.
+// Dispatch: (N / 8, M / 4) invocations, in workgroups of 8 x 8.
 
 struct Gemm { m: u32, n: u32, k: u32 }
 

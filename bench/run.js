@@ -58,7 +58,7 @@ gpu.kernels.define('bench_gemm', readFileSync(new URL('./gemm.wgsl', import.meta
   const a = rand([n, n]);
   const b = rand([n, n]);
   const c = Tensor.empty(gpu, [n, n]);
-  const ms = await median('gemm', () => gpu.kernels.dispatch('bench_gemm.main', { uniforms: { m: n, n, k: n }, buffers: { a, b, c }, groups: [n / 64, n / 32, 1] }), { iterations: 5 });
+  const ms = await median('gemm', () => gpu.kernels.dispatch('bench_gemm.main', { uniforms: { m: n, n, k: n }, buffers: { a, b, c }, invocations: [n / 8, n / 4, 1] }), { iterations: 5 });
   results.peakGemm = { shape: '1024x1024x1024', ms, gflops: (2 * n ** 3) / ms / 1e6 };
   [a, b, c].forEach((t) => t.dispose());
 }

@@ -2,7 +2,7 @@
 //
 // Math:     out[b,o,y,x] = bias[o] + sum_{i<Cin/G, ky, kx} w[o,i,ky,kx] * in[b, g*Cin/G + i, y+ky-pad, x+kx-pad],
 //           g = o / (Cout/G). Weights are [Cout, Cin/G, K, K] (PyTorch); `pack_weight` first lays them out
-//           as packed[g][i][ky*K+kx][o padded to a multiple of 8] so one vec4 load gives 4 output channels.
+//           as packed[g][i][ky*K+kx][o padded to a multiple of 16] so one vec4 load gives 4 output channels.
 //           The input gradient is this same forward on the output gradient with weights packed
 //           transposed and flipped (`transposed` = 1) and padding K-1-pad.
 //           weight_grad: dw[o,i,ky,kx] = sum_{b,y,x} dout[b,o,y,x] * in[b, g*Cin/G+i, y+ky-pad, x+kx-pad].

@@ -13,9 +13,6 @@ import type { TapeNode } from './autograd/tape.js';
 
 export type Shape = readonly number[];
 
-/** Elements per workgroup of the flat elementwise kernels (shaders/elementwise.wgsl: 64 lanes x vec4). */
-export const ELEMENTWISE_GROUP = 256;
-
 export function shapeSize(shape: Shape): number {
   let n = 1;
   for (const d of shape) {
@@ -142,7 +139,7 @@ export class Tensor {
     this.gpu.kernels.dispatch('elementwise.fill', {
       uniforms: { n: this.size, value },
       buffers: { out: this },
-      groups: Math.ceil(this.size / ELEMENTWISE_GROUP),
+      invocations: Math.ceil(this.size / 4),
     });
     return this;
   }

@@ -57,11 +57,25 @@ export interface KernelInfo {
   overrides: string[];
 }
 
+export type Grid = readonly [number, number, number];
+
+/**
+ * One launch. The work is given as `invocations` (the usual case: the registry divides by the
+ * entry point's declared `@workgroup_size`) or as `groups` (kernels whose workgroup shares one
+ * item, e.g. a channel's reduction). A count is 1-D and folded into (x, y) past the adapter's
+ * maxComputeWorkgroupsPerDimension (kernels rebuild the flat index from `num_workgroups`); a grid
+ * is 3-D and not folded.
+ */
 export interface DispatchArgs {
+  /** Uniform struct members by name; members left out are 0. */
   uniforms?: UniformValues;
-  buffers: Record<string, Bindable>;
-  /** A workgroup count (folded into 2-D when it passes the per-dimension limit) or an explicit grid. */
-  groups: number | readonly [number, number, number];
+  /**
+   * Storage bindings by name. A read-only binding may be left out (null or absent) when this call
+   * does not read it (a flag in the uniforms says so): the registry binds a small placeholder.
+   */
+  buffers: Record<string, Bindable | null | undefined>;
+  invocations?: number | Grid;
+  groups?: number | Grid;
   constants?: Constants;
   /** Shown after the kernel name in profiles and error messages (e.g. 'input grad'). */
   tag?: string;
@@ -158,15 +172,21 @@ export function reflectShader(file: string, code: string): KernelInfo[] {
   });
 }
 
-/** Packs uniform values at their reflected offsets. Unknown or missing names are errors. */
-export function packUniforms(kernel: string, layout: UniformLayout, values: UniformValues): Uint8Array {
+/**
+ * Packs uniform values at their reflected offsets. Unknown names are errors; missing ones too,
+ * unless `partial` (then they are 0).
+ */
+export function packUniforms(kernel: string, layout: UniformLayout, values: UniformValues, partial = false): Uint8Array {
   const bytes = new Uint8Array(Math.ceil(layout.size / 16) * 16);
   const view = new DataView(bytes.buffer);
   const known = new Set(layout.fields.map((f) => f.name));
   for (const key of Object.keys(values)) if (!known.has(key)) throw new Error(`kernel ${kernel}: no uniform member named '${key}'`);
   for (const f of layout.fields) {
     const v = values[f.name];
-    if (v === undefined) throw new Error(`kernel ${kernel}: uniform member '${f.name}' not given`);
+    if (v === undefined) {
+      if (partial) continue;
+      throw new Error(`kernel ${kernel}: uniform member '${f.name}' not given`);
+    }
     const list = typeof v === 'number' ? [v] : v;
     if (list.length !== f.components) throw new Error(`kernel ${kernel}: uniform '${f.name}' takes ${f.components} values, got ${list.length}`);
     list.forEach((x, i) => {
@@ -191,6 +211,18 @@ export function foldGroups(count: number, maxPerDim: number): [number, number, n
   return [Math.ceil(count / y), y, 1];
 }
 
+/** Workgroups for a launch of `args` on an entry point of `workgroupSize` (see DispatchArgs). */
+export function launchGroups(kernel: string, workgroupSize: readonly [number, number, number], args: Pick<DispatchArgs, 'invocations' | 'groups'>, maxPerDim: number): [number, number, number] {
+  const { invocations, groups } = args;
+  if ((invocations === undefined) === (groups === undefined)) throw new Error(`kernel ${kernel}: give either invocations or groups`);
+  const work = invocations ?? groups!;
+  const per = invocations === undefined ? [1, 1, 1] : workgroupSize;
+  if (typeof work === 'number') return foldGroups(Math.ceil(work / (per[0] * per[1] * per[2])), maxPerDim);
+  const grid = work.map((n, i) => Math.ceil(n / per[i])) as [number, number, number];
+  if (grid.some((n) => !Number.isInteger(n) || n < 0 || n > maxPerDim)) throw new Error(`kernel ${kernel}: workgroup grid [${grid.join(', ')}] is invalid or exceeds ${maxPerDim} per dimension`);
+  return grid;
+}
+
 function rangeOf(b: Bindable): BufferRange {
   return 'range' in b ? b.range : b;
 }
@@ -205,6 +237,7 @@ export class KernelRegistry {
   private readonly compiled = new Map<string, Compiled>();
   private readonly compiling = new Map<string, Promise<Compiled>>();
   private readonly modules = new Map<string, GPUShaderModule>();
+  private placeholderBuffer: GPUBuffer | null = null;
   /** Pipelines created so far (cache misses), for tests. */
   pipelinesCreated = 0;
 
@@ -321,21 +354,19 @@ export class KernelRegistry {
       for (const constants of combos) jobs.push({ name, constants: Object.keys(constants).length ? constants : undefined });
     }
     await this.warmup(jobs);
+    // Zero uniforms (empty shapes); read-only bindings get the placeholder, writable ones their own buffer.
     const device = this.gpu.device;
-    const dummies: GPUBuffer[] = [];
+    const writable: GPUBuffer[] = [];
     for (const job of jobs) {
-      const info = this.info(job.name);
       const buffers: Record<string, BufferRange> = {};
-      info.storage.forEach((slot, i) => {
-        dummies[i] ??= device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'warm-up' });
-        buffers[slot.name] = { buffer: dummies[i], offset: 0, size: 256 };
+      this.info(job.name).storage.filter((slot) => !slot.readOnly).forEach((slot, i) => {
+        writable[i] ??= device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'warm-up' });
+        buffers[slot.name] = { buffer: writable[i], offset: 0, size: 256 };
       });
-      const uniforms: UniformValues = {};
-      for (const f of info.uniform?.fields ?? []) uniforms[f.name] = f.components === 1 ? 0 : new Array(f.components).fill(0);
-      this.dispatch(job.name, { buffers, uniforms, groups: 1, constants: job.constants });
+      this.dispatch(job.name, { buffers, groups: 1, constants: job.constants });
     }
     await this.gpu.sync();
-    dummies.forEach((b) => b.destroy());
+    writable.forEach((b) => b.destroy());
     return jobs.length;
   }
 
@@ -356,6 +387,12 @@ export class KernelRegistry {
     return c;
   }
 
+  /** The buffer bound where a call leaves out a read-only binding it does not read. */
+  private placeholder(): BufferRange {
+    this.placeholderBuffer ??= this.gpu.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'unused binding' });
+    return { buffer: this.placeholderBuffer, offset: 0, size: 256 };
+  }
+
   /** Records one dispatch of a kernel into the current step. */
   dispatch(name: string, args: DispatchArgs): void {
     this.gpu.checkAlive();
@@ -364,12 +401,12 @@ export class KernelRegistry {
     const { pipeline, layout } = this.pipeline(name, args.constants);
     const limits = this.gpu.limits;
     const entries: GPUBindGroupEntry[] = [];
-    const given = new Set(Object.keys(args.buffers));
+    const given = new Set(Object.keys(args.buffers).filter((k) => args.buffers[k]));
     for (const slot of info.storage) {
       const b = args.buffers[slot.name];
-      if (!b) throw new Error(`kernel ${name}: storage binding '${slot.name}' not given`);
       given.delete(slot.name);
-      const r = rangeOf(b);
+      if (!b && !slot.readOnly) throw new Error(`kernel ${name}: storage binding '${slot.name}' not given`);
+      const r = b ? rangeOf(b) : this.placeholder();
       if (Math.ceil(r.size / 16) * 16 > limits.maxStorageBufferBindingSize) {
         throw new Error(`kernel ${name}: binding '${slot.name}' is ${r.size} bytes, over this adapter's maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}); process the data in smaller pieces`);
       }
@@ -379,12 +416,12 @@ export class KernelRegistry {
     }
     if (given.size) throw new Error(`kernel ${name}: no storage binding named ${[...given].join(', ')}`);
     if (info.uniform) {
-      const slice = this.gpu.recorder.uniform(packUniforms(name, info.uniform, args.uniforms ?? {}));
+      const slice = this.gpu.recorder.uniform(packUniforms(name, info.uniform, args.uniforms ?? {}, true));
       entries.push({ binding: info.uniform.binding, resource: { buffer: slice.buffer, offset: slice.offset, size: slice.size } });
     } else if (args.uniforms && Object.keys(args.uniforms).length) {
       throw new Error(`kernel ${name} has no uniform struct`);
     }
-    const groups = typeof args.groups === 'number' ? foldGroups(args.groups, limits.maxComputeWorkgroupsPerDimension) : ([...args.groups] as [number, number, number]);
+    const groups = launchGroups(name, info.workgroupSize, args, limits.maxComputeWorkgroupsPerDimension);
     if (groups[0] * groups[1] * groups[2] === 0) return;
     const label = args.tag ? `${name} (${args.tag})` : name;
     const bindGroup = this.gpu.device.createBindGroup({ layout, entries, label });

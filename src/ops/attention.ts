@@ -16,7 +16,7 @@ export function radixSoftmax(x: Tensor, radix: number): Tensor {
     x.gpu.kernels.dispatch(kernel, {
       uniforms: { pairs: b * channels, channels, radix },
       buffers: kernel.endsWith('backward') ? { out, x: src, s } : { out, x: src },
-      groups: Math.ceil((b * channels) / 64),
+      invocations: b * channels,
     });
     return out;
   };
@@ -35,7 +35,7 @@ export function attend(att: Tensor, z: Tensor, radix: number): Tensor {
   const channels = rc / radix;
   const inner = h * w;
   const launch = (kernel: string, dst: Tensor, src: Tensor) => {
-    z.gpu.kernels.dispatch(kernel, { uniforms: { n: dst.size, channels, inner, radix }, buffers: { dst, src, att }, groups: Math.ceil(dst.size / 256) });
+    z.gpu.kernels.dispatch(kernel, { uniforms: { n: dst.size, channels, inner, radix }, buffers: { dst, src, att }, invocations: Math.ceil(dst.size / 4) });
     return dst;
   };
   const out = launch('attention.attend', Tensor.empty(z.gpu, [b, channels, h, w]), z);

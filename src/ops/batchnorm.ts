@@ -17,9 +17,6 @@ export interface BatchNormOptions {
   relu?: boolean;
 }
 
-const GROUP = 64;
-const VEC_GROUP = 256;
-
 export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, options: BatchNormOptions): Tensor {
   const [batch, channels, h, w] = dims4('batchNorm2d', x);
   for (const [name, t] of [['weight', weight], ['bias', bias], ['running_mean', runningMean], ['running_var', runningVar]] as const) {
@@ -38,7 +35,7 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
     gpu.kernels.dispatch('batchnorm.update_running', {
       uniforms: { channels, momentum, unbias: count / (count - 1) },
       buffers: { running_mean: runningMean, running_var: runningVar, mean, variance },
-      groups: Math.ceil(channels / GROUP),
+      invocations: channels,
     });
   } else {
     mean = runningMean;
@@ -49,8 +46,8 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
   const out = Tensor.empty(gpu, x.shape);
   gpu.kernels.dispatch('batchnorm.normalize', {
     uniforms: { n: x.size, channels, inner, eps, has_res: residual ? 1 : 0, relu: options.relu ? 1 : 0 },
-    buffers: { out, x, mean, variance, gamma: weight, beta: bias, res: residual ?? x },
-    groups: Math.ceil(x.size / VEC_GROUP),
+    buffers: { out, x, mean, variance, gamma: weight, beta: bias, res: residual },
+    invocations: Math.ceil(x.size / 4),
   });
   const result = gpu.tape.record(
     'batchNorm2d',
@@ -69,22 +66,22 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
         gpu.kernels.dispatch('batchnorm.backward_coefficients', {
           uniforms,
           buffers: { coef_out: coef, mean, variance, gamma: weight, sum_g: sumG, sum_gxc: sumGxc },
-          groups: Math.ceil(channels / GROUP),
+          invocations: channels,
         });
         dx = Tensor.empty(gpu, x.shape);
         gpu.kernels.dispatch('batchnorm.backward_input', {
           uniforms,
-          buffers: { out: dx, grad: g, x, coef, relu_out: mask ?? g },
-          groups: Math.ceil(x.size / VEC_GROUP),
+          buffers: { out: dx, grad: g, x, coef, relu_out: mask },
+          invocations: Math.ceil(x.size / 4),
         });
       }
       let dgamma: Tensor | null = null;
       if (needs[1]) {
         dgamma = Tensor.empty(gpu, weight.shape);
         gpu.kernels.dispatch('batchnorm.gamma_grad', {
-          uniforms: { n: channels, channels, inner, eps, has_res: 0, relu: 0 },
+          uniforms: { n: channels, channels, inner, eps },
           buffers: { dgamma, variance, sum_gxc: sumGxc },
-          groups: Math.ceil(channels / GROUP),
+          invocations: channels,
         });
       }
       return [dx, dgamma, needs[2] ? sumG.view(bias.shape) : null, residual && needs[3] ? g : null];
@@ -110,8 +107,8 @@ export function foldBatchNorm(weight: Tensor, bias: Tensor, runningMean: Tensor,
   const shift = Tensor.empty(gpu, [channels]);
   gpu.kernels.dispatch('batchnorm.fold', {
     uniforms: { channels, eps, has_bias: convBias ? 1 : 0 },
-    buffers: { fold_scale: scale, fold_shift: shift, gamma: weight, beta: bias, mean: runningMean, variance: runningVar, conv_bias: convBias ?? weight },
-    groups: Math.ceil(channels / GROUP),
+    buffers: { fold_scale: scale, fold_shift: shift, gamma: weight, beta: bias, mean: runningMean, variance: runningVar, conv_bias: convBias },
+    invocations: channels,
   });
   return { scale, shift };
 }

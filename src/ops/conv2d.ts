@@ -7,14 +7,14 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
-/** Output columns and channels per forward invocation; must match TX and the 8-channel tile of the shader. */
+/** Output columns and channels per forward invocation (TX and the 16-channel tile of the shader); output channels per weight_grad lane. */
 const TILE_X = 8;
 const TILE_OC = 16;
 const GRAD_OC = 8;
 const KMAX = 7;
 
 /**
- * Packs weights for the forward kernel: [G][in_g][K*K][out_g padded to 8]. `transposed` packs the
+ * Packs weights for the forward kernel: [G][in_g][K*K][out_g padded to 16]. `transposed` packs the
  * forward weight [G*in_g, out_g, K, K] flipped, for the input gradient.
  */
 function packWeight(w: Tensor, groups: number, inG: number, outG: number, k: number, transposed: boolean): Tensor {
@@ -23,7 +23,7 @@ function packWeight(w: Tensor, groups: number, inG: number, outG: number, k: num
   w.gpu.kernels.dispatch('conv2d.pack_weight', {
     uniforms: { groups, in_g: inG, out_g: outG, out_pad: outPad, transposed: transposed ? 1 : 0 },
     buffers: { out: packed, w_src: w },
-    groups: Math.ceil(packed.size / 64),
+    invocations: packed.size,
     constants: { K: k },
   });
   return packed;
@@ -48,10 +48,10 @@ function launchForward(x: Tensor, packed: Tensor, cout: number, k: number, bias:
     tag,
     uniforms: {
       ...{ batch, cin, h, w: wd, cout, hout, wout, groups, pad, oc_blocks: ocBlocks, x_blocks: xBlocks, out_pad: outPad },
-      ...{ has_bias: bias ? 1 : 0, has_scale: epilogue.scale ? 1 : 0, has_res: epilogue.residual ? 1 : 0, relu: epilogue.relu ? 1 : 0, lanes_per_block: 0 },
+      ...{ has_bias: bias ? 1 : 0, has_scale: epilogue.scale ? 1 : 0, has_res: epilogue.residual ? 1 : 0, relu: epilogue.relu ? 1 : 0 },
     },
-    buffers: { out, inp: x, packed, bias: bias ?? packed, scale: epilogue.scale ?? packed, res: epilogue.residual ?? packed },
-    groups: [Math.ceil((hout * xBlocks) / 64), ocBlocks, batch],
+    buffers: { out, inp: x, packed, bias, scale: epilogue.scale, res: epilogue.residual },
+    invocations: [hout * xBlocks, ocBlocks, batch],
     constants: { K: k },
   });
   return out;
@@ -74,16 +74,15 @@ export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly num
   const [, , hout, wout] = g.shape as number[];
   const out = Tensor.empty(x.gpu, weightShape);
   // Lanes per block of output channels: a whole number of subgroups (they share the block's values).
-  const subgroup = x.gpu.features.subgroups ? x.gpu.adapter.info.subgroupMaxSize || 64 : 1;
-  const lanesPerBlock = cinG >= 64 ? 64 : Math.min(64, Math.ceil(cinG / subgroup) * subgroup);
+  const [lanes] = x.gpu.kernels.info('conv2d.weight_grad').workgroupSize;
+  const subgroup = x.gpu.features.subgroups ? x.gpu.adapter.info.subgroupMaxSize || lanes : 1;
+  const lanesPerBlock = cinG >= lanes ? lanes : Math.min(lanes, Math.ceil(cinG / subgroup) * subgroup);
   const blocks = groups * Math.ceil(cout / groups / GRAD_OC);
   x.gpu.kernels.dispatch('conv2d.weight_grad', {
-    uniforms: {
-      ...{ batch, cin, h, w: wd, cout, hout, wout, groups, pad, has_bias: 0, oc_blocks: 0, x_blocks: 0, out_pad: 0 },
-      ...{ has_scale: 0, has_res: 0, relu: 0, lanes_per_block: lanesPerBlock },
-    },
+    uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, lanes_per_block: lanesPerBlock },
     buffers: { out, inp: x, dout: g },
-    groups: lanesPerBlock >= 64 ? [Math.ceil(cinG / 64), blocks, 1] : [1, Math.ceil(blocks / Math.floor(64 / lanesPerBlock)), 1],
+    // Wide blocks: x walks the input channels; narrow ones: one workgroup holds several blocks.
+    invocations: lanesPerBlock >= lanes ? [cinG, blocks, 1] : [lanes, Math.ceil(blocks / Math.floor(lanes / lanesPerBlock)), 1],
     constants: { K: k },
   });
   return out;

@@ -1,6 +1,11 @@
 /** Elementwise ops: add, sub, mul, affine (scale), relu, in-place accumulate. Forward and backward. */
-import { Tensor, formatShape, sameShape, ELEMENTWISE_GROUP as GROUP } from '../tensor.js';
+import { Tensor, formatShape, sameShape } from '../tensor.js';
 import { setAccumulate } from '../autograd/tape.js';
+
+/** The elementwise kernels handle one vec4 per invocation. */
+function vec4s(n: number): number {
+  return Math.ceil(n / 4);
+}
 
 const enum BinaryOp {
   Add = 0,
@@ -19,7 +24,7 @@ function binaryLaunch(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   a.gpu.kernels.dispatch('elementwise.binary', {
     uniforms: { n: a.size },
     buffers: { out, a, b },
-    groups: Math.ceil(a.size / GROUP),
+    invocations: vec4s(a.size),
     constants: { OP: op },
   });
   return out;
@@ -43,7 +48,7 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 /** `alpha * x + beta`. */
 export function affine(x: Tensor, alpha: number, beta: number): Tensor {
   const out = Tensor.empty(x.gpu, x.shape);
-  x.gpu.kernels.dispatch('elementwise.affine', { uniforms: { n: x.size, alpha, beta }, buffers: { out, x }, groups: Math.ceil(x.size / GROUP) });
+  x.gpu.kernels.dispatch('elementwise.affine', { uniforms: { n: x.size, alpha, beta }, buffers: { out, x }, invocations: vec4s(x.size) });
   return x.gpu.tape.record('affine', [x], out, (g) => [alpha === 1 ? g : affine(g, alpha, 0)]);
 }
 
@@ -59,7 +64,7 @@ export function reluBackward(g: Tensor, x: Tensor): Tensor {
 
 export function relu(x: Tensor): Tensor {
   const out = Tensor.empty(x.gpu, x.shape);
-  x.gpu.kernels.dispatch('elementwise.relu', { uniforms: { n: x.size }, buffers: { out, x }, groups: Math.ceil(x.size / GROUP) });
+  x.gpu.kernels.dispatch('elementwise.relu', { uniforms: { n: x.size }, buffers: { out, x }, invocations: vec4s(x.size) });
   // PyTorch's relu passes no gradient at 0; the output is saved (it is > 0 exactly where x is).
   return x.gpu.tape.record('relu', [x], out, (g) => [reluBackward(g, out)], [out]);
 }
@@ -67,7 +72,7 @@ export function relu(x: Tensor): Tensor {
 /** In place: `dst += src` (not recorded on the tape). */
 export function accumulate(dst: Tensor, src: Tensor): void {
   assertSameShape('accumulate', dst, src);
-  dst.gpu.kernels.dispatch('elementwise.accumulate', { uniforms: { n: dst.size }, buffers: { out: dst, x: src }, groups: Math.ceil(dst.size / GROUP) });
+  dst.gpu.kernels.dispatch('elementwise.accumulate', { uniforms: { n: dst.size }, buffers: { out: dst, x: src }, invocations: vec4s(dst.size) });
 }
 
 setAccumulate(accumulate);

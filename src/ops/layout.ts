@@ -5,8 +5,6 @@
 import { Tensor, formatShape, shapeSize, type Shape } from '../tensor.js';
 import { channelReduce, dims4, ReduceMode } from './reduce.js';
 
-const GROUP = 64;
-
 const enum ShuffleOrder {
   PixelShuffle = 0,
   SisnHead = 1,
@@ -19,7 +17,7 @@ function shuffle(src: Tensor, outShape: Shape, image: Shape, s: number, order: S
   src.gpu.kernels.dispatch('layout.space_shuffle', {
     uniforms: { n: shapeSize(image), channels, h, w, s, order, to_image: toImage ? 1 : 0 },
     buffers: { out, x: src },
-    groups: Math.ceil(shapeSize(image) / GROUP),
+    invocations: shapeSize(image),
   });
   return out;
 }
@@ -51,7 +49,7 @@ export function upsampleNearest(x: Tensor, s: number): Tensor {
   if (!Number.isInteger(s) || s < 1) throw new Error(`upsampleNearest: factor ${s} must be a positive integer`);
   const launch = (kernel: string, src: Tensor, shape: Shape) => {
     const out = Tensor.empty(x.gpu, shape);
-    x.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, h, w, s }, buffers: { out, x: src }, groups: Math.ceil(out.size / GROUP) });
+    x.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, h, w, s }, buffers: { out, x: src }, invocations: out.size });
     return out;
   };
   const out = launch('layout.upsample_nearest', x, [b, c, h * s, w * s]);
@@ -60,7 +58,7 @@ export function upsampleNearest(x: Tensor, s: number): Tensor {
 
 function chunkLaunch(kernel: string, src: Tensor, shape: Shape, channels: number, inner: number, radix: number): Tensor {
   const out = Tensor.empty(src.gpu, shape);
-  src.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, channels, inner, radix }, buffers: { out, x: src }, groups: Math.ceil(out.size / GROUP) });
+  src.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, channels, inner, radix }, buffers: { out, x: src }, invocations: out.size });
   return out;
 }
 
@@ -79,7 +77,7 @@ export function scaleChannels(a: Tensor, x: Tensor): Tensor {
   if (a.size !== b * c || a.shape.length !== 4 || a.shape[2] !== 1 || a.shape[3] !== 1) throw new Error(`scaleChannels: ${formatShape(a.shape)} does not broadcast over ${formatShape(x.shape)} per channel`);
   const launch = (scale: Tensor, src: Tensor) => {
     const out = Tensor.empty(x.gpu, x.shape);
-    x.gpu.kernels.dispatch('layout.scale_channels', { uniforms: { n: x.size, inner: h * w, alpha: 1 }, buffers: { out4: out, x4: src, a: scale }, groups: Math.ceil(x.size / 256) });
+    x.gpu.kernels.dispatch('layout.scale_channels', { uniforms: { n: x.size, inner: h * w, alpha: 1 }, buffers: { out4: out, x4: src, a: scale }, invocations: Math.ceil(x.size / 4) });
     return out;
   };
   const out = launch(a, x);

@@ -15,7 +15,7 @@ export function l1Loss(pred: Tensor, target: Tensor): Tensor {
     (g, needs) => {
       if (needs[1]) throw new Error('l1Loss: gradient with respect to the target is not supported');
       const d = Tensor.empty(pred.gpu, pred.shape);
-      pred.gpu.kernels.dispatch('loss.l1_backward', { uniforms: { n, inv_n: 1 / n }, buffers: { out: d, pred, tgt: target, g }, groups: Math.ceil(n / 64) });
+      pred.gpu.kernels.dispatch('loss.l1_backward', { uniforms: { n, inv_n: 1 / n }, buffers: { out: d, pred, tgt: target, g }, invocations: n });
       return [d, null];
     },
     [pred, target],

@@ -30,8 +30,8 @@ export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
   checkView('channelReduce', x, a.batch, a.channels, a.inner);
   const out = Tensor.empty(x.gpu, [a.channels]);
   x.gpu.kernels.dispatch('reduce.channel_sum', {
-    uniforms: { batch: a.batch, channels: a.channels, inner: a.inner, scale: a.scale ?? 1, y_group: a.yPlanes?.group ?? 1, y_chunk: a.yPlanes?.chunk ?? 1, masked: 0 },
-    buffers: { out, x, y: a.y ?? x },
+    uniforms: { batch: a.batch, channels: a.channels, inner: a.inner, scale: a.scale ?? 1, y_group: a.yPlanes?.group ?? 1, y_chunk: a.yPlanes?.chunk ?? 1 },
+    buffers: { out, x, y: a.y },
     groups: a.channels,
     constants: { MODE: a.mode },
   });
@@ -45,7 +45,7 @@ function pairReduce(kernel: string, x: Tensor, y: Tensor, m: Tensor | null, batc
   const out2 = Tensor.empty(x.gpu, [channels]);
   x.gpu.kernels.dispatch(kernel, {
     uniforms: { batch, channels, inner, scale: 1, y_group: 1, y_chunk: 1, masked: mask ? 1 : 0 },
-    buffers: m ? { out, out2, x, y, m, mask: mask ?? x } : { out, out2, x, y, mask: x },
+    buffers: { out, out2, x, y, m, mask },
     groups: channels,
   });
   return [out, out2];
@@ -70,7 +70,7 @@ export function dims4(op: string, x: Tensor): [number, number, number, number] {
 /** `a[b, c] * alpha` broadcast over an [B, C, inner] tensor of `shape` (not recorded). */
 export function expandChannels(a: Tensor, shape: readonly number[], inner: number, alpha: number): Tensor {
   const out = Tensor.empty(a.gpu, shape);
-  a.gpu.kernels.dispatch('layout.expand_channels', { uniforms: { n: out.size, inner, alpha }, buffers: { out4: out, a }, groups: Math.ceil(out.size / 256) });
+  a.gpu.kernels.dispatch('layout.expand_channels', { uniforms: { n: out.size, inner, alpha }, buffers: { out4: out, a }, invocations: Math.ceil(out.size / 4) });
   return out;
 }
 

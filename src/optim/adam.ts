@@ -55,15 +55,17 @@ export class Adam {
       bc2_sqrt: Math.sqrt(1 - this.beta2 ** this.step),
       clip: this.gradClip,
     };
-    // One dispatch, unless the arena is larger than one storage binding may be.
-    const maxFloats = Math.floor(gpu.limits.maxStorageBufferBindingSize / 4 / 64) * 64;
+    // One dispatch, unless the arena is larger than one storage binding may be; parts start at
+    // binding offsets the adapter accepts.
+    const align = gpu.limits.minStorageBufferOffsetAlignment / 4;
+    const maxFloats = Math.floor(gpu.limits.maxStorageBufferBindingSize / 4 / align) * align;
     for (let start = 0; start < this.params.length; start += maxFloats) {
       const n = Math.min(maxFloats, this.params.length - start);
       const part = (t: Tensor) => ({ buffer: t.range.buffer, offset: t.range.offset + start * 4, size: n * 4 });
       gpu.kernels.dispatch('adam.step', {
         uniforms: { n, ...uniforms },
         buffers: { param: part(this.params.values), m: part(this.expAvg), v: part(this.expAvgSq), grad: part(this.params.grads) },
-        groups: Math.ceil(n / 64),
+        invocations: n,
       });
     }
   }
