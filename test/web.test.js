@@ -19,14 +19,14 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const tmp = mkdtempSync(join(tmpdir(), 'sisn-web-'));
 let server;
+let url;
 let browser;
 let page;
 
 test.before(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: run \`node scripts/ensure-adapter.mjs\` (installs Debian's chromium as root) or set CHROMIUM`);
   const { outDir } = await buildWeb(join(tmp, 'site'));
-  const served = await serveStatic(outDir, 0);
-  server = served.server;
+  ({ server, url } = await serveStatic(outDir, 0));
   browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -36,7 +36,7 @@ test.before(async () => {
   });
   page = await browser.newPage();
   page.setDefaultTimeout(180000);
-  await page.goto(served.url);
+  await page.goto(url);
 });
 
 test.after(async () => {
@@ -64,10 +64,10 @@ async function upscaleInPage(file, scale) {
   return { png: decodeImage(new Uint8Array(Buffer.from(base64, 'base64')), 'the downloaded PNG'), ms };
 }
 
-async function nodeUpscale(image, scale) {
+async function nodeUpscale(image, scale, options) {
   const model = loadSisn(ctx.gpu, join(root, 'weights', `sisn-x${scale}-celeba.safetensors`));
   try {
-    return await model.upscale(image);
+    return await model.upscale(image, options);
   } finally {
     model.dispose();
   }
@@ -91,15 +91,16 @@ test('the page names a WebGPU adapter and upscales a sample face x4 as the Node 
   console.log(`  browser x4 of 89x109: ${ms} ms (first run, pipelines compiled), PSNR vs Node ${db.toFixed(1)} dB; ${adapter}`);
 });
 
-test('x8 through the same input, on a face downscaled to a quarter', async () => {
-  // A smaller LR face keeps the x8 run short on a CPU adapter.
+test('x8 in tiles (?tile=16) through the same input, on a face downscaled by 4', async () => {
+  // A small LR face keeps the x8 run short on a CPU adapter; small tiles exercise the blending.
+  await page.goto(`${url}?tile=16`);
   const face = readImage(join(root, 'samples/009512.jpg'));
-  const small = imresize(face.data, face.height, face.width, 3, 1, 2, 'matlab');
+  const small = imresize(face.data, face.height, face.width, 3, 1, 4, 'matlab');
   const lr = { width: small.width, height: small.height, channels: 3, data: Uint8Array.from(small.data) };
   const file = join(tmp, 'face-lr.png');
   writeFileSync(file, encodePng(lr));
   const { png, ms } = await upscaleInPage(file, 8);
-  const db = assertMatches(png, await nodeUpscale(lr, 8), 'x8');
+  const db = assertMatches(png, await nodeUpscale(lr, 8, { maxTile: 16 }), 'x8');
   console.log(`  browser x8 of ${lr.width}x${lr.height}: ${ms} ms, PSNR vs Node ${db.toFixed(1)} dB`);
 });
 

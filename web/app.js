@@ -6,6 +6,8 @@ import { Gpu, loadSisn, upscale, decodeImage, encodePng, imresize } from './sisn
 
 const $ = (id) => document.getElementById(id);
 const WEIGHTS_CACHE = 'sisn-weights';
+// `?tile=N` caps the LR tile side, as `sisn upscale --tile N` does; by default the adapter's limits decide.
+const maxTile = Number(new URLSearchParams(location.search).get('tile')) || undefined;
 let gpuReady = null;
 const models = new Map();
 let latestRun = 0;
@@ -96,7 +98,7 @@ async function run() {
     progress.value = 0;
     progress.hidden = false;
     const start = performance.now();
-    const sr = await upscale(model, image, { onProgress: (done, total) => (progress.value = done / total) });
+    const sr = await upscale(model, image, { maxTile, onProgress: (done, total) => (progress.value = done / total) });
     const ms = performance.now() - start;
     progress.hidden = true;
     if (run !== latestRun) return;
