@@ -5,6 +5,11 @@
 // never touched. Otherwise, on Debian/Ubuntu as root, Mesa's lavapipe (Vulkan on the CPU) is
 // installed; on Debian bookworm it must come from bookworm-backports, because bookworm's own
 // Mesa 22 lacks a Vulkan feature Dawn requires. Anywhere else we stop and say what to install.
+//
+// --for-tests: the tests also run on SwiftShader (Vulkan on the CPU with 4-lane subgroups). When
+// Dawn cannot see it, Debian's `chromium` package is installed for it (as root): it ships
+// SwiftShader outside the Vulkan loader's search path, where the engine adds it beside lavapipe
+// for a process that asks for an adapter by name (src/gpu/dawn.ts), so the default stays lavapipe.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
@@ -26,6 +31,28 @@ function adapterDescription() {
     }).trim();
   } catch {
     return null;
+  }
+}
+
+// SwiftShader as Debian's chromium ships it; src/gpu/dawn.ts adds the same file.
+const CHROMIUM_SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+// Whether Dawn sees SwiftShader, given chromium's copy as the engine gives it.
+function seesSwiftShader() {
+  const probe = `
+    import { create } from 'webgpu';
+    try { await create(['adapter=(sisn-webgpu: list the adapters)']).requestAdapter(); } catch (e) { console.log(e.message); }
+    process.exit(0);`;
+  const added = [process.env.VK_ADD_DRIVER_FILES, existsSync(CHROMIUM_SWIFTSHADER) ? CHROMIUM_SWIFTSHADER : ''].filter(Boolean).join(':');
+  try {
+    const listing = execFileSync(process.execPath, ['--input-type=module', '-e', probe], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, VK_ADD_DRIVER_FILES: added },
+    });
+    return /swiftshader/i.test(listing);
+  } catch {
+    return false;
   }
 }
 
@@ -58,37 +85,61 @@ function installLavapipe(os) {
   }
 }
 
-const found = adapterDescription();
-if (found !== null) {
-  if (process.argv.includes('--verbose')) console.log(`WebGPU adapter: ${found}`);
-  process.exit(0);
-}
-
 const os = osRelease();
 const debianLike = os.ID === 'debian' || os.ID === 'ubuntu' || /debian|ubuntu/.test(os.ID_LIKE ?? '');
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const advice =
-  'No WebGPU adapter was found. Install a Vulkan driver: on Debian/Ubuntu, `libvulkan1 mesa-vulkan-drivers` ' +
-  '(Mesa >= 23; on Debian bookworm take both from bookworm-backports: `apt-get install -t bookworm-backports ' +
-  'libvulkan1 mesa-vulkan-drivers`), or your GPU vendor\'s Vulkan driver; on macOS Metal and on Windows D3D12 ' +
-  'are used directly and need no install.';
+const verbose = process.argv.includes('--verbose');
 
-if (!debianLike || !isRoot) {
-  console.error(`ensure-adapter: ${advice}`);
-  if (debianLike && !isRoot) console.error('ensure-adapter: run the same command as root, or install the packages above with sudo.');
-  process.exit(1);
+function ensureAdapter() {
+  const found = adapterDescription();
+  if (found !== null) {
+    if (verbose) console.log(`WebGPU adapter: ${found}`);
+    return;
+  }
+  const advice =
+    'No WebGPU adapter was found. Install a Vulkan driver: on Debian/Ubuntu, `libvulkan1 mesa-vulkan-drivers` ' +
+    '(Mesa >= 23; on Debian bookworm take both from bookworm-backports: `apt-get install -t bookworm-backports ' +
+    'libvulkan1 mesa-vulkan-drivers`), or your GPU vendor\'s Vulkan driver; on macOS Metal and on Windows D3D12 ' +
+    'are used directly and need no install.';
+  if (!debianLike || !isRoot) {
+    console.error(`ensure-adapter: ${advice}`);
+    if (debianLike && !isRoot) console.error('ensure-adapter: run the same command as root, or install the packages above with sudo.');
+    process.exit(1);
+  }
+  console.error('ensure-adapter: no WebGPU adapter; installing Mesa lavapipe (Vulkan on the CPU)...');
+  try {
+    installLavapipe(os);
+  } catch (e) {
+    console.error(`ensure-adapter: the install failed (${e.message}). ${advice}`);
+    process.exit(1);
+  }
+  const after = adapterDescription();
+  if (after === null) {
+    console.error(`ensure-adapter: lavapipe is installed but Dawn still finds no adapter. ${advice}`);
+    process.exit(1);
+  }
+  console.error(`ensure-adapter: WebGPU adapter ready: ${after}`);
 }
 
-console.error('ensure-adapter: no WebGPU adapter; installing Mesa lavapipe (Vulkan on the CPU)...');
-try {
-  installLavapipe(os);
-} catch (e) {
-  console.error(`ensure-adapter: the install failed (${e.message}). ${advice}`);
-  process.exit(1);
+// Without SwiftShader the tests still run; its configuration then fails, saying what is missing.
+function ensureSwiftShader() {
+  if (seesSwiftShader()) return;
+  const advice = 'the SwiftShader test configuration needs Debian\'s `chromium` package (apt-get install chromium), ' +
+    `whose ${CHROMIUM_SWIFTSHADER} the engine registers, or SwiftShader's ICD file in VK_ADD_DRIVER_FILES`;
+  if (!debianLike || !isRoot) {
+    console.error(`ensure-adapter: ${advice}`);
+    return;
+  }
+  console.error('ensure-adapter: installing Debian\'s chromium for its SwiftShader (a second adapter for the tests)...');
+  try {
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium']);
+  } catch (e) {
+    console.error(`ensure-adapter: the install failed (${e.message}); ${advice}`);
+    return;
+  }
+  if (!seesSwiftShader()) console.error(`ensure-adapter: chromium is installed but Dawn does not see SwiftShader; ${advice}`);
 }
-const after = adapterDescription();
-if (after === null) {
-  console.error(`ensure-adapter: lavapipe is installed but Dawn still finds no adapter. ${advice}`);
-  process.exit(1);
-}
-console.error(`ensure-adapter: WebGPU adapter ready: ${after}`);
+
+ensureAdapter();
+if (process.argv.includes('--for-tests')) ensureSwiftShader();

@@ -9,9 +9,8 @@
 //     from the packed tensor (pixel shuffle; its gradient is the reverse), 0 packs the image.
 //   upsample_nearest: out[b,c,Y,X] = x[b,c,Y/s,X/s]; its gradient sums each s*s block.
 //   chunk_sum: out[b,c,i] = sum_k x[b, k*C + c, i] (R chunks); chunk_tile: out[b, k*C + c, i] = x[b,c,i].
-//   scale_channels: out[j] = a[j / inner] * x[j]   (a: [B*C], x: [B, C, inner])
-//   expand_channels: out[j] = a[j / inner] * alpha
-//   (these two: one vec4 per invocation, the last one masked)
+//   expand_channels: out[j] = a[j / inner] * alpha   (a: [B*C], out: [B, C, inner]; one vec4 per
+//     invocation, the last one masked)
 // Tiling:   one output element per invocation (space_shuffle: one image element), 64 per workgroup.
 // Dispatch: ceil(n / 64) workgroups, folded past 65,535.
 
@@ -106,7 +105,6 @@ fn chunk_tile(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
 }
 
 @group(0) @binding(0) var<storage, read_write> out4: array<vec4f>;
-@group(0) @binding(1) var<storage, read> x4: array<vec4f>;
 
 // a's values for the 4 elements of vec4 i (one load when they share a plane: inner % 4 == 0).
 fn per_plane(i: u32) -> vec4f {
@@ -114,13 +112,6 @@ fn per_plane(i: u32) -> vec4f {
   let q = (vec4u(0u, 1u, 2u, 3u) + 4u * i) / chan_p.inner;
   let last = chan_p.n / chan_p.inner - 1u;
   return vec4f(a[min(q.x, last)], a[min(q.y, last)], a[min(q.z, last)], a[min(q.w, last)]);
-}
-
-@compute @workgroup_size(64)
-fn scale_channels(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = flat(wid, nwg, lid);
-  if (4u * i >= chan_p.n) { return; }
-  store4(&out4, i, chan_p.n, per_plane(i) * x4[i]);
 }
 
 @compute @workgroup_size(64)

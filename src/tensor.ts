@@ -7,34 +7,43 @@
  * disposes every tensor made inside `fn` except the ones it returns. Views made by `reshape`
  * share their storage, which goes back to the pool when the last view is gone.
  */
-import type { Gpu } from './gpu/device.js';
-import type { BufferRange } from './kernels/registry.js';
-import type { TapeNode } from './autograd/tape.js';
+import type { EngineFeatures } from './gpu/device.js';
+import type { BufferPool } from './gpu/pool.js';
+import type { CommandRecorder } from './gpu/recorder.js';
+import type { KernelRegistry } from './kernels/registry.js';
+import type { BufferRange } from './kernels/launch.js';
+import type { Tape, TapeNode } from './autograd/tape.js';
+import { shapeSize, formatShape, type Shape } from './shape.js';
 
-export type Shape = readonly number[];
+export { shapeSize, sameShape, formatShape, type Shape } from './shape.js';
 
-export function shapeSize(shape: Shape): number {
-  let n = 1;
-  for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`invalid shape [${shape.join(', ')}]`);
-    n *= d;
-  }
-  return n;
-}
-
-export function sameShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-export function formatShape(shape: Shape): string {
-  return `[${shape.join(', ')}]`;
+/**
+ * What tensors and the ops on them use of their engine: `Gpu` (engine.ts) implements it. Declared
+ * here so that tensors depend on no engine module.
+ */
+export interface Engine {
+  readonly kernels: KernelRegistry;
+  readonly tape: Tape;
+  readonly pool: BufferPool;
+  readonly recorder: CommandRecorder;
+  readonly adapter: GPUAdapter;
+  readonly features: EngineFeatures;
+  readonly limits: GPUSupportedLimits;
+  parameterVersion: number;
+  checkAlive(): void;
+  sync(): Promise<void>;
+  fill(t: Tensor, value: number): void;
+  scope<T>(fn: () => T): T;
+  noGrad<T>(fn: () => T): T;
+  derive<T extends { dispose(): void }>(key: object, make: () => T): T;
+  forget(key: object): void;
 }
 
 /** GPU memory behind one or more tensor views. */
 export class Storage {
   private refs = 1;
   constructor(
-    readonly gpu: Gpu,
+    readonly gpu: Engine,
     readonly buffer: GPUBuffer,
     readonly offset: number,
     readonly bytes: number,
@@ -42,7 +51,7 @@ export class Storage {
     private readonly onFree: (() => void) | null,
   ) {}
 
-  static pooled(gpu: Gpu, bytes: number): Storage {
+  static pooled(gpu: Engine, bytes: number): Storage {
     const buffer = gpu.pool.acquire(Math.max(bytes, 4));
     return new Storage(gpu, buffer, 0, bytes, () => gpu.pool.release(buffer));
   }
@@ -75,7 +84,7 @@ export class Tensor {
   private userReleased = false;
 
   constructor(
-    readonly gpu: Gpu,
+    readonly gpu: Engine,
     readonly shape: Shape,
     readonly storage: Storage,
     public name = '',
@@ -86,21 +95,21 @@ export class Tensor {
   }
 
   /** An uninitialised tensor (its contents are whatever the pool's buffer held). */
-  static empty(gpu: Gpu, shape: Shape): Tensor {
+  static empty(gpu: Engine, shape: Shape): Tensor {
     return new Tensor(gpu, shape, Storage.pooled(gpu, shapeSize(shape) * 4));
   }
 
-  static full(gpu: Gpu, shape: Shape, value: number): Tensor {
+  static full(gpu: Engine, shape: Shape, value: number): Tensor {
     const t = Tensor.empty(gpu, shape);
     t.fill(value);
     return t;
   }
 
-  static zeros(gpu: Gpu, shape: Shape): Tensor {
+  static zeros(gpu: Engine, shape: Shape): Tensor {
     return Tensor.full(gpu, shape, 0);
   }
 
-  static fromArray(gpu: Gpu, data: ArrayLike<number>, shape: Shape = [data.length]): Tensor {
+  static fromArray(gpu: Engine, data: ArrayLike<number>, shape: Shape = [data.length]): Tensor {
     const n = shapeSize(shape);
     if (data.length !== n) throw new Error(`${data.length} values do not fill shape ${formatShape(shape)} (${n} elements)`);
     const t = Tensor.empty(gpu, shape);
@@ -134,13 +143,9 @@ export class Tensor {
     this.gpu.recorder.upload(data, this.storage.buffer, this.storage.offset);
   }
 
-  /** Sets every element to `value`. */
+  /** Sets every element to `value` (the engine's fill kernel). */
   fill(value: number): this {
-    this.gpu.kernels.dispatch('elementwise.fill', {
-      uniforms: { n: this.size, value },
-      buffers: { out: this },
-      invocations: Math.ceil(this.size / 4),
-    });
+    this.gpu.fill(this, value);
     return this;
   }
 

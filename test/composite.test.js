@@ -1,8 +1,8 @@
-// A small composed graph, conv -> BN -> ReLU -> split attention -> conv -> L1, checked end to end
-// against finite differences of the CPU reference.
+// A small composed graph, conv -> BN -> ReLU -> split attention (the SplitAttention module) -> conv
+// -> L1, checked end to end against finite differences of the CPU reference.
 import { suite } from 'uvu';
 import * as ops from '../dist/index.js';
-import { Tensor } from '../dist/index.js';
+import { Tensor, SplitAttention } from '../dist/index.js';
 import * as ref from './reference.js';
 import { withGpu, random } from './helpers.js';
 import { checkOp } from './gradcheck.js';
@@ -34,16 +34,26 @@ function cpuGraph(v) {
   return Float64Array.of(ref.l1(out, target));
 }
 
+// The module's state_dict names for the split-attention inputs of the graph.
+const moduleNames = {
+  'sa.conv.weight': 'wsa', 'sa.bn0.weight': 'g0', 'sa.bn0.bias': 'be0',
+  'sa.conv1x1_1.weight': 'wf1', 'sa.conv1x1_1.bias': 'bf1', 'sa.bn1.weight': 'gf', 'sa.bn1.bias': 'bef',
+  'sa.conv1x1_2.weight': 'wf2', 'sa.conv1x1_2.bias': 'bf2',
+};
+
 function gpuGraph(gpu, v) {
   const running = (n) => [Tensor.zeros(gpu, [n]), Tensor.full(gpu, [n], 1)];
   const bn = (x, g, b) => ops.batchNorm2d(x, g, b, ...running(g.size), { training: true });
-  let y = ops.relu(bn(ops.conv2d(v.x, v.w1, v.b1, { padding: 1 }), v.g1, v.be1));
-  const z = ops.relu(bn(ops.conv2d(y, v.wsa, null, { padding: 1, groups: R }), v.g0, v.be0));
-  const gap = ops.globalAvgPool(ops.chunkSum(z, R));
-  let a = ops.relu(bn(ops.conv2d(gap, v.wf1, v.bf1), v.gf, v.bef));
-  a = ops.radixSoftmax(ops.conv2d(a, v.wf2, v.bf2), R);
-  const sa = ops.chunkSum(ops.scaleChannels(a, z), R);
-  const out = ops.conv2d(sa, v.w2, v.b2, { padding: 1 });
+  const y = ops.relu(bn(ops.conv2d(v.x, v.w1, v.b1, { padding: 1 }), v.g1, v.be1));
+  const sa = new SplitAttention('sa.', C, R);
+  const buffers = new Map();
+  for (const [bnName, n] of [['sa.bn0.', R * C], ['sa.bn1.', I]]) {
+    const [mean, variance] = running(n);
+    buffers.set(`${bnName}running_mean`, mean).set(`${bnName}running_var`, variance);
+  }
+  const params = { get: (name) => v[moduleNames[name]] };
+  const attended = sa.forward({ params, buffers, counters: new Map(), training: true }, y);
+  const out = ops.conv2d(attended, v.w2, v.b2, { padding: 1 });
   return ops.l1Loss(out, Tensor.fromArray(gpu, target, out.shape));
 }
 

@@ -2,14 +2,28 @@
 import * as assert from 'uvu/assert';
 import { Gpu } from '../dist/index.js';
 
-/** Opens an engine for a suite and disposes it after. */
+/**
+ * Opens an engine for a suite (on the adapter, subgroups and limits that SISN_ADAPTER,
+ * SISN_SUBGROUPS and SISN_LIMITS choose) and disposes it after. uvu ignores an error thrown in a
+ * `before` hook and passes the run, so the error is kept and every test that uses `ctx.gpu` fails with it.
+ */
 export function withGpu(suite, options) {
-  const ctx = {};
+  let gpu = null;
+  let failure = null;
   suite.before(async () => {
-    ctx.gpu = await Gpu.open(options);
+    try {
+      gpu = await Gpu.open(options);
+    } catch (e) {
+      failure = e;
+    }
   });
-  suite.after(() => ctx.gpu?.dispose());
-  return ctx;
+  suite.after(() => gpu?.dispose());
+  return {
+    get gpu() {
+      if (failure) throw new Error(`the suite's GPU did not open: ${failure.message}`);
+      return gpu;
+    },
+  };
 }
 
 /** Deterministic pseudo-random numbers in [lo, hi) (mulberry32). */

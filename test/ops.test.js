@@ -155,17 +155,6 @@ for (const [name, shape, gpuFn, cpuFn] of simple) {
   });
 }
 
-for (const [B, C, H, W] of [[2, 5, 3, 3], [1, 4, 2, 7]]) {
-  test(`scaleChannels [${B},${C},${H},${W}]`, async () => {
-    await checkOp(ctx.gpu, {
-      name: 'scaleChannels',
-      inputs: [{ shape: [B, C, 1, 1], grad: true }, { shape: [B, C, H, W], grad: true }],
-      gpuFn: ([a, x]) => ops.scaleChannels(a, x),
-      cpuFn: ([a, x]) => ref.scaleChannels(a, x, [B, C, H, W]),
-    });
-  });
-}
-
 for (const [B, R, C, H, W] of [[2, 4, 5, 3, 3], [1, 4, 3, 2, 4], [3, 2, 6, 1, 1]]) {
   test(`attend (split-attention weighted sum) B${B} R${R} C${C} ${H}x${W}`, async () => {
     await checkOp(ctx.gpu, {

@@ -7,28 +7,46 @@
  * tensor used k times is visited once. Gradients of inputs that do not require grad are never asked
  * for (`needs[i]` is false). What a rule saved is released as soon as that rule has run.
  */
-import { Tensor, formatShape, sameShape } from '../tensor.js';
+import { formatShape, sameShape, type Shape } from '../shape.js';
 
-export type BackwardRule = (grad: Tensor, needs: readonly boolean[]) => ReadonlyArray<Tensor | null>;
+/** What the tape uses of a tensor (tensor.ts's Tensor). */
+export interface TapeTensor {
+  readonly shape: Shape;
+  readonly size: number;
+  readonly alive: boolean;
+  readonly refCount: number;
+  requiresGrad: boolean;
+  node: TapeNode | null;
+  grad: TapeTensor | null;
+  retain(): this;
+  release(): void;
+  dispose(): void;
+}
+
+export type BackwardRule<T extends TapeTensor = TapeTensor> = (grad: T, needs: readonly boolean[]) => ReadonlyArray<T | null>;
 
 export interface TapeNode {
   readonly op: string;
-  readonly inputs: readonly Tensor[];
-  readonly output: Tensor;
-  saved: Tensor[];
+  readonly inputs: readonly TapeTensor[];
+  readonly output: TapeTensor;
+  saved: TapeTensor[];
   rule: BackwardRule | null;
 }
 
-/** In-place `dst += src`, provided by the elementwise ops (set at load time to avoid an import cycle). */
-let accumulate: ((dst: Tensor, src: Tensor) => void) | null = null;
-export function setAccumulate(fn: (dst: Tensor, src: Tensor) => void): void {
-  accumulate = fn;
+/** The two kernels a backward sweep needs, given by the engine (not recorded). */
+export interface GradientKernels {
+  /** A new tensor of `like`'s shape with every element `value`. */
+  full(like: TapeTensor, value: number): TapeTensor;
+  /** In place: `dst += src`. */
+  accumulate(dst: TapeTensor, src: TapeTensor): void;
 }
 
 export class Tape {
   private nodes: TapeNode[] = [];
   private noGradDepth = 0;
-  private scopes: Set<Tensor>[] = [];
+  private scopes: Set<TapeTensor>[] = [];
+
+  constructor(private readonly kernels: GradientKernels) {}
 
   get gradEnabled(): boolean {
     return this.noGradDepth === 0;
@@ -49,11 +67,11 @@ export class Tape {
   }
 
   /** Called by every new tensor: the innermost scope will dispose it unless it is returned. */
-  track(t: Tensor): void {
+  track(t: TapeTensor): void {
     this.scopes[this.scopes.length - 1]?.add(t);
   }
 
-  untrack(t: Tensor): void {
+  untrack(t: TapeTensor): void {
     for (let i = this.scopes.length - 1; i >= 0; i--) if (this.scopes[i].delete(t)) return;
   }
 
@@ -62,7 +80,7 @@ export class Tape {
    * array or object of tensors), which move to the enclosing scope.
    */
   scope<T>(fn: () => T): T {
-    const mine = new Set<Tensor>();
+    const mine = new Set<TapeTensor>();
     this.scopes.push(mine);
     let result: T;
     try {
@@ -70,9 +88,9 @@ export class Tape {
     } finally {
       this.scopes.pop();
     }
-    const kept = new Set<Tensor>();
+    const kept = new Set<TapeTensor>();
     const collect = (v: unknown): void => {
-      if (v instanceof Tensor) kept.add(v);
+      if (mine.has(v as TapeTensor)) kept.add(v as TapeTensor);
       else if (Array.isArray(v)) v.forEach(collect);
       else if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) Object.values(v).forEach(collect);
     };
@@ -88,9 +106,10 @@ export class Tape {
    * Records `output = op(inputs)` with its backward rule, if gradients are enabled and an input
    * needs one. `saved` tensors are kept alive until the rule has run.
    */
-  record(op: string, inputs: readonly Tensor[], output: Tensor, rule: BackwardRule, saved: readonly Tensor[] = []): Tensor {
+  record<T extends TapeTensor>(op: string, inputs: readonly T[], output: T, rule: BackwardRule<T>, saved: readonly T[] = []): T {
     if (!this.gradEnabled || !inputs.some((t) => t.requiresGrad)) return output;
-    const node: TapeNode = { op, inputs, output, saved: saved.map((t) => t.retain()), rule };
+    // The rule is only ever called with gradients of the same tensor type as its inputs.
+    const node: TapeNode = { op, inputs, output, saved: saved.map((t) => t.retain()), rule: rule as unknown as BackwardRule };
     output.requiresGrad = true;
     output.node = node;
     this.nodes.push(node);
@@ -98,12 +117,12 @@ export class Tape {
   }
 
   /** Back-propagates from `root` (a scalar unless `seed` is given), accumulating into leaves' `.grad`. */
-  backward(root: Tensor, seed?: Tensor): void {
+  backward(root: TapeTensor, seed?: TapeTensor): void {
     if (!root.requiresGrad || !root.node) throw new Error(`backward() from ${root}: it does not depend on any tensor that requires grad`);
     if (!seed && root.size !== 1) throw new Error(`backward() from ${formatShape(root.shape)} needs a seed gradient (only scalars get 1)`);
     if (seed && !sameShape(seed.shape, root.shape)) throw new Error(`seed ${formatShape(seed.shape)} does not match ${formatShape(root.shape)}`);
-    const grads = new Map<Tensor, Tensor>();
-    const first = seed ? seed.retain() : this.noGrad(() => Tensor.full(root.gpu, root.shape, 1));
+    const grads = new Map<TapeTensor, TapeTensor>();
+    const first = seed ? seed.retain() : this.kernels.full(root, 1);
     this.untrack(first);
     grads.set(root, first);
     this.noGradDepth++;
@@ -116,7 +135,7 @@ export class Tape {
         const needs = node.inputs.map((t) => t.requiresGrad);
         const inputGrads = this.scope(() => [...node.rule!(g, needs)]);
         this.releaseNode(node);
-        const owned = new Set<Tensor>();
+        const owned = new Set<TapeTensor>();
         inputGrads.forEach((gi, k) => {
           if (!gi || !needs[k]) return;
           const input = node.inputs[k];
@@ -138,7 +157,7 @@ export class Tape {
     }
   }
 
-  private accumulateInto(grads: Map<Tensor, Tensor>, input: Tensor, gi: Tensor): void {
+  private accumulateInto(grads: Map<TapeTensor, TapeTensor>, input: TapeTensor, gi: TapeTensor): void {
     const prev = grads.get(input);
     if (!prev) {
       grads.set(input, gi);
@@ -146,28 +165,28 @@ export class Tape {
     }
     if (prev.refCount > 1) {
       // Shared with another holder: accumulate into a private copy.
-      const copy = Tensor.zeros(input.gpu, input.shape);
+      const copy = this.kernels.full(input, 0);
       this.untrack(copy);
-      accumulate!(copy, prev);
+      this.kernels.accumulate(copy, prev);
       prev.release();
       grads.set(input, copy);
-      accumulate!(copy, gi);
+      this.kernels.accumulate(copy, gi);
     } else {
-      accumulate!(prev, gi);
+      this.kernels.accumulate(prev, gi);
     }
     gi.release();
   }
 
-  private accumulateLeaf(leaf: Tensor, gi: Tensor): void {
+  private accumulateLeaf(leaf: TapeTensor, gi: TapeTensor): void {
     if (!leaf.alive) {
       gi.release();
       return;
     }
     if (!leaf.grad) {
-      leaf.grad = Tensor.zeros(leaf.gpu, leaf.shape);
+      leaf.grad = this.kernels.full(leaf, 0);
       this.untrack(leaf.grad);
     }
-    accumulate!(leaf.grad, gi);
+    this.kernels.accumulate(leaf.grad, gi);
     gi.release();
   }
 

@@ -1,11 +1,10 @@
 /** `sisn eval`: PSNR/SSIM of SISN and of bicubic upsampling on a test folder or index range. */
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
-import { Gpu } from '../gpu/device.js';
-import { loadSisn } from '../io/weights.js';
-import { listImages, loadPairs, selectRange } from '../data/dataset.js';
+import { Gpu } from '../engine.js';
+import { loadSisn } from '../nn/sisn-weights.js';
+import { listImages, loadPairs, selectRange, parseSize } from '../data/dataset.js';
 import { evaluate, type Scores } from '../train/evaluate.js';
-import { parseSize } from '../train/trainer.js';
 
 export async function evalCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({

@@ -3,11 +3,12 @@ import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Gpu } from '../gpu/device.js';
-import { loadSisn } from '../io/weights.js';
+import { Gpu } from '../engine.js';
+import { loadSisn } from '../nn/sisn-weights.js';
 import { readImage, writePng } from '../io/image.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
+import { adaptersCommand } from './adapters.js';
 
 const USAGE = `usage:
   sisn train --dataset_root DIR [options]     (see sisn train --help)
@@ -18,7 +19,10 @@ const USAGE = `usage:
       --weights W  SISN weights: .safetensors, or a PyTorch .pt/.pth state_dict
                    (default: the shipped weights/sisn-x4-celeba.safetensors, or -x8 with --scale 8)
       --scale s    expected scale (2, 3, 4, 8): an error if the weights are for another
-      --tile T     largest low-resolution tile side (default: from the adapter's limits)`;
+      --tile T     largest low-resolution tile side (default: from the adapter's limits)
+  sisn adapters                                the WebGPU adapters found, their subgroup sizes and limits
+  --adapter NAME  (any command) run on the adapter whose name or description contains NAME,
+                  e.g. llvmpipe or swiftshader; the same as SISN_ADAPTER=NAME`;
 
 export class UsageError extends Error {}
 
@@ -82,9 +86,25 @@ async function upscaleCommand(argv: string[]): Promise<number> {
   return failures ? 1 : 0;
 }
 
+/**
+ * Takes `--adapter NAME` (or `--adapter=NAME`) out of `args` and makes it this process's
+ * SISN_ADAPTER, which every Gpu.open honours, the trainer's included.
+ */
+function takeAdapterOption(args: string[]): void {
+  const at = args.findIndex((a) => a === '--adapter' || a.startsWith('--adapter='));
+  if (at < 0) return;
+  const inline = args[at].startsWith('--adapter=');
+  const name = inline ? args[at].slice('--adapter='.length) : args[at + 1];
+  if (!name || name.startsWith('-')) throw new UsageError('--adapter needs a name (see sisn adapters)');
+  args.splice(at, inline ? 1 : 2);
+  process.env.SISN_ADAPTER = name;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
+    takeAdapterOption(rest);
+    if (command === 'adapters') return await adaptersCommand();
     if (command === 'upscale') return await upscaleCommand(rest);
     if (command === 'train') return await trainCommand(rest);
     if (command === 'eval') return await evalCommand(rest);

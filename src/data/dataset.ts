@@ -21,6 +21,14 @@ export interface FacePair {
   lrHeight: number;
 }
 
+/** 'WxH' (e.g. '88x104') as [width, height]. */
+export function parseSize(text: string | undefined, option = '--hr_crop'): [number, number] | undefined {
+  if (!text) return undefined;
+  const m = /^(\d+)x(\d+)$/.exec(text);
+  if (!m || !Number(m[1]) || !Number(m[2])) throw new Error(`${option} '${text}' must look like 88x104 (width x height)`);
+  return [Number(m[1]), Number(m[2])];
+}
+
 export interface DatasetOptions {
   scale: number;
   /** Centre crop of every HR image before anything else, [width, height]. */

@@ -6,6 +6,7 @@
  */
 import type { FacePair } from './dataset.js';
 import type { Rng } from './rng.js';
+import { toPlanes } from '../io/planes.js';
 
 export interface Batch {
   /** [B, 3, p, p] LR patches (or whole images [B, 3, h, w]). */
@@ -70,14 +71,10 @@ export class PatchSampler {
 
 /** Copies an h x w HWC patch into planar sample b of `out`, flipped then rotated `rot` quarter turns. */
 function copyPatch(src: Uint8Array, srcWidth: number, x0: number, y0: number, h: number, w: number, flip: boolean, rot: number, out: Float32Array, b: number): void {
-  const plane = h * w;
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      // Output pixel (y, x) reads the source at the inverse of flip-then-rotate.
-      // Quarter turns 1 and 3 only occur for square patches (h = w).
-      let [sy, sx] = rot === 0 ? [y, x] : rot === 1 ? [x, h - 1 - y] : rot === 2 ? [h - 1 - y, w - 1 - x] : [w - 1 - x, y];
-      if (flip) sx = w - 1 - sx;
-      const at = ((y0 + sy) * srcWidth + x0 + sx) * 3;
-      for (let c = 0; c < 3; c++) out[(b * 3 + c) * plane + y * w + x] = src[at + c];
-    }
+  // Output pixel (y, x) reads the source at the inverse of flip-then-rotate.
+  // Quarter turns 1 and 3 only occur for square patches (h = w).
+  toPlanes({ data: src, width: srcWidth, channels: 3 }, { x0, y0, width: w, height: h }, out, b, (y, x) => {
+    const [sy, sx] = rot === 0 ? [y, x] : rot === 1 ? [x, h - 1 - y] : rot === 2 ? [h - 1 - y, w - 1 - x] : [w - 1 - x, y];
+    return [sy, flip ? w - 1 - sx : sx];
+  });
 }

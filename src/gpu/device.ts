@@ -1,16 +1,19 @@
 /**
- * The engine's one GPU context: adapter and device acquisition, limits and features, error
- * reporting, buffer pool, command recorder and kernel registry.
+ * The device layer: adapter and device acquisition, limits and features, error reporting, buffer
+ * pool and command recorder. It knows nothing of tensors, kernels or autograd (see engine.ts).
  */
 import './globals.js';
 import { platform } from '../platform/index.js';
+import { defaultAdapter, environmentSettings, namedAdapter, requiredLimits, type LimitsChoice } from './adapter.js';
 import { BufferPool } from './pool.js';
 import { CommandRecorder } from './recorder.js';
-import { KernelRegistry } from '../kernels/registry.js';
-import { Tape } from '../autograd/tape.js';
 
 export interface GpuOptions {
-  /** Use the `subgroups` feature when the adapter has it (default true). */
+  /** A case-insensitive part of the adapter's name or description (default: SISN_ADAPTER, else the best adapter). */
+  adapter?: string;
+  /** `default`: request WebGPU's default limits instead of the adapter's (default: SISN_LIMITS, else `adapter`). */
+  limits?: LimitsChoice;
+  /** Use the `subgroups` feature when the adapter has it (default: SISN_SUBGROUPS=on|off, else true). */
   subgroups?: boolean;
   /** Use the `shader-f16` feature when the adapter has it (default true). */
   f16?: boolean;
@@ -26,22 +29,12 @@ export interface EngineFeatures {
 }
 
 // dawn.node segfaults when the object returned by create() is collected while a device lives:
-// every Gpu keeps it, and this set keeps every live Gpu.
-const live = new Set<Gpu>();
+// every DeviceContext keeps it, and this set keeps every live one.
+const live = new Set<DeviceContext>();
 
-export class Gpu {
+export class DeviceContext {
   readonly pool: BufferPool;
   readonly recorder: CommandRecorder;
-  readonly kernels: KernelRegistry;
-  /** Autograd tape, grad mode and tensor scopes of this device. */
-  readonly tape = new Tape();
-  /**
-   * Bumped whenever parameter values may change (a write to a tensor that requires grad, an
-   * optimiser step): values derived from parameters (packed conv weights) are reused only while
-   * it stays the same.
-   */
-  parameterVersion = 0;
-  private readonly derived = new Map<object, { version: number; value: { dispose(): void } }>();
   private lostError: Error | null = null;
   private uncaptured: Error | null = null;
   private disposed = false;
@@ -54,7 +47,6 @@ export class Gpu {
   ) {
     this.pool = new BufferPool(device, device.limits.maxBufferSize);
     this.recorder = new CommandRecorder(device, device.limits.minUniformBufferOffsetAlignment);
-    this.kernels = new KernelRegistry(this);
     device.lost.then((info) => {
       if (this.disposed) return;
       this.lostError = new Error(`GPU device lost (${info.reason}): ${info.message}`);
@@ -66,14 +58,16 @@ export class Gpu {
     live.add(this);
   }
 
-  static async open(options: GpuOptions = {}): Promise<Gpu> {
-    const navigatorGpu = platform.gpu();
-    const adapter = await navigatorGpu.requestAdapter({ powerPreference: options.powerPreference });
-    if (!adapter) {
+  static async open(options: GpuOptions = {}): Promise<DeviceContext> {
+    const env = environmentSettings();
+    const name = options.adapter ?? env.adapter;
+    const chosen = name ? await namedAdapter(platform.adapterHost, name) : await defaultAdapter(platform.adapterHost, options.powerPreference);
+    if (!chosen) {
       throw new Error(`no WebGPU adapter found: ${platform.noAdapterHelp}`);
     }
+    const { adapter, navigatorGpu } = chosen;
     const wanted: GPUFeatureName[] = [];
-    const subgroups = options.subgroups !== false && adapter.features.has('subgroups');
+    const subgroups = (options.subgroups ?? env.subgroups) !== false && adapter.features.has('subgroups');
     const f16 = options.f16 !== false && adapter.features.has('shader-f16');
     if (subgroups) wanted.push('subgroups' as GPUFeatureName);
     if (f16) wanted.push('shader-f16');
@@ -81,24 +75,11 @@ export class Gpu {
       if (!adapter.features.has('timestamp-query')) throw new Error('this adapter has no timestamp-query feature: kernel profiling is unavailable');
       wanted.push('timestamp-query');
     }
-    // Ask for the adapter's real limits: the defaults (128 MiB bindings, 8 storage buffers per
-    // stage) are lower than most adapters offer.
-    const requiredLimits: Record<string, number> = {};
-    for (const key of [
-      'maxStorageBufferBindingSize',
-      'maxBufferSize',
-      'maxStorageBuffersPerShaderStage',
-      'maxComputeWorkgroupStorageSize',
-      'maxComputeInvocationsPerWorkgroup',
-      'maxComputeWorkgroupSizeX',
-      'maxComputeWorkgroupSizeY',
-      'maxComputeWorkgroupSizeZ',
-      'maxComputeWorkgroupsPerDimension',
-    ] as const) {
-      requiredLimits[key] = adapter.limits[key];
-    }
-    const device = await adapter.requestDevice({ requiredFeatures: wanted, requiredLimits, label: 'sisn-webgpu' });
-    return new Gpu(navigatorGpu, adapter, device, { subgroups, f16 });
+    // Unless told otherwise, ask for the adapter's real limits: the defaults (128 MiB bindings, 8
+    // storage buffers per stage) are lower than most adapters offer.
+    const limits = requiredLimits(adapter, options.limits ?? env.limits ?? 'adapter');
+    const device = await adapter.requestDevice({ requiredFeatures: wanted, requiredLimits: limits, label: 'sisn-webgpu' });
+    return new DeviceContext(navigatorGpu, adapter, device, { subgroups, f16 });
   }
 
   get limits(): GPUSupportedLimits {
@@ -122,35 +103,6 @@ export class Gpu {
       this.uncaptured = null;
       throw e;
     }
-  }
-
-  /** Runs `fn`, then disposes every tensor it made except those it returns. */
-  scope<T>(fn: () => T): T {
-    return this.tape.scope(fn);
-  }
-
-  /** Runs `fn` without recording gradients. */
-  noGrad<T>(fn: () => T): T {
-    return this.tape.noGrad(fn);
-  }
-
-  /**
-   * A value derived from `key` (e.g. a weight tensor) under the current parameter version, made by
-   * `make` when missing or stale. The engine owns it: it is disposed when replaced or by `forget`.
-   */
-  derive<T extends { dispose(): void }>(key: object, make: () => T): T {
-    const hit = this.derived.get(key);
-    if (hit && hit.version === this.parameterVersion) return hit.value as T;
-    hit?.value.dispose();
-    const value = make();
-    this.derived.set(key, { version: this.parameterVersion, value });
-    return value;
-  }
-
-  /** Drops what was derived from `key`. */
-  forget(key: object): void {
-    this.derived.get(key)?.value.dispose();
-    this.derived.delete(key);
   }
 
   /** Submits what has been recorded. */

@@ -13,6 +13,9 @@ export interface SafeTensor {
   data: Float32Array | number[] | Uint8Array;
 }
 
+/** Tensors by name, in file order (PyTorch's `state_dict`). */
+export type StateDict = Map<string, SafeTensor>;
+
 export interface SafeFile {
   metadata: Record<string, string>;
   tensors: Map<string, SafeTensor>;

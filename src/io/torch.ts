@@ -7,8 +7,7 @@
  */
 import { platform } from '../platform/index.js';
 import { readZip } from './zip.js';
-import type { SafeTensor } from './safetensors.js';
-import type { StateDict } from './weights.js';
+import type { SafeTensor, StateDict } from './safetensors.js';
 
 interface Global {
   global: string;

@@ -7,10 +7,11 @@
  * conv C->3 -> add_mean (1x1 conv).
  */
 import { Tensor, formatShape } from '../tensor.js';
-import type { Gpu } from '../gpu/device.js';
-import { ParameterSet } from '../params.js';
+import type { Gpu } from '../engine.js';
+import { ParameterSet } from '../optim/params.js';
 import { add, spaceToDepth, pixelShuffle } from '../ops/index.js';
-import { Conv2d, ESAG, Module, type ModelState, type StateEntry } from './module.js';
+import { Conv2d, Module, type ModelState, type StateEntry } from './module.js';
+import { ESAG } from './blocks.js';
 import { upscale, type UpscaleOptions } from './upscale.js';
 import type { RgbImage } from '../io/image.js';
 import type { Rng } from '../data/rng.js';

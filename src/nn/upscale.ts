@@ -7,10 +7,19 @@
  * linearly across the overlap, so tile borders leave no seams. (Tiles are not bit-identical to one
  * pass: split attention pools over the whole tile.)
  */
-import { Tensor } from '../tensor.js';
+import { Tensor, type Engine } from '../tensor.js';
 import { upsampleNearest } from '../ops/index.js';
-import type { SISN } from './sisn.js';
 import type { RgbImage } from '../io/image.js';
+import { toPlanes, toPixels } from '../io/planes.js';
+
+/** What inference uses of a super-resolution model (SISN). */
+export interface SuperResolver {
+  readonly gpu: Engine;
+  readonly config: { readonly scale: number; readonly channels: number };
+  training: boolean;
+  /** The network on a nearest-upsampled LR batch [B, 3, H, W]. */
+  forward(input: Tensor): Tensor;
+}
 
 export interface UpscaleOptions {
   /** Largest LR tile side; default: what the adapter's binding limit and a 1 GiB activation budget allow. */
@@ -22,7 +31,7 @@ export interface UpscaleOptions {
 }
 
 /** Largest LR tile side so the biggest activation (C * (T*s)^2 floats, tail and last conv) fits. */
-export function defaultTileSize(model: SISN): number {
+export function defaultTileSize(model: SuperResolver): number {
   const { channels, scale } = model.config;
   const limit = Math.min(model.gpu.limits.maxStorageBufferBindingSize, 1 << 30) / 4;
   return Math.max(16, Math.floor(Math.sqrt(limit / (channels * scale * scale * 4))));
@@ -45,18 +54,23 @@ function ramp(i: number, n: number, overlap: number, first: boolean, last: boole
   return w;
 }
 
-async function runTile(model: SISN, planes: Float32Array, h: number, w: number): Promise<Float32Array> {
+/**
+ * The one inference call: an LR batch [batch, 3, h, w] (planar, [0, 255]) nearest-upsampled and run
+ * through the model without gradients; returns the [batch, 3, h*s, w*s] output values.
+ */
+export async function superResolve(model: SuperResolver, planes: Float32Array, batch: number, h: number, w: number): Promise<Float32Array> {
   const gpu = model.gpu;
-  const s = model.config.scale;
-  const lr = Tensor.fromArray(gpu, planes, [1, 3, h, w]);
-  const out = gpu.noGrad(() => gpu.scope(() => model.forward(upsampleNearest(lr, s))));
-  const values = await out.read();
-  lr.dispose();
-  out.dispose();
-  return values;
+  const lr = Tensor.fromArray(gpu, planes, [batch, 3, h, w]);
+  const out = gpu.noGrad(() => gpu.scope(() => model.forward(upsampleNearest(lr, model.config.scale))));
+  try {
+    return await out.read();
+  } finally {
+    lr.dispose();
+    out.dispose();
+  }
 }
 
-export async function upscale(model: SISN, image: RgbImage, options: UpscaleOptions = {}): Promise<RgbImage> {
+export async function upscale(model: SuperResolver, image: RgbImage, options: UpscaleOptions = {}): Promise<RgbImage> {
   if (model.training) throw new Error('upscale: put the model in eval mode (model.training = false)');
   const s = model.config.scale;
   const { width: W, height: H, channels } = image;
@@ -74,10 +88,8 @@ export async function upscale(model: SISN, image: RgbImage, options: UpscaleOpti
       const th = Math.min(tile, H - y0);
       const tw = Math.min(tile, W - x0);
       const planes = new Float32Array(3 * th * tw);
-      for (let c = 0; c < 3; c++)
-        for (let y = 0; y < th; y++)
-          for (let x = 0; x < tw; x++) planes[(c * th + y) * tw + x] = image.data[((y0 + y) * W + x0 + x) * channels + c];
-      const out = await runTile(model, planes, th, tw);
+      toPlanes(image, { x0, y0, width: tw, height: th }, planes);
+      const out = await superResolve(model, planes, 1, th, tw);
       const oh = th * s;
       const ow = tw * s;
       const ov = overlap * s;
@@ -93,15 +105,11 @@ export async function upscale(model: SISN, image: RgbImage, options: UpscaleOpti
       options.onProgress?.(++done, ys.length * xs.length);
     }
   }
-  const data = new Uint8Array(OW * OH * channels);
-  for (let i = 0; i < OW * OH; i++) {
-    for (let c = 0; c < 3; c++) data[i * channels + c] = Math.min(255, Math.max(0, Math.round(acc[c * OW * OH + i] / weight[i])));
-    if (channels === 4) {
-      // Alpha is nearest-upsampled.
-      const x = Math.floor((i % OW) / s);
-      const y = Math.floor(Math.floor(i / OW) / s);
-      data[i * 4 + 3] = image.data[(y * W + x) * 4 + 3];
-    }
+  for (let i = 0; i < acc.length; i++) acc[i] /= weight[i % (OW * OH)];
+  const data = toPixels(acc, 0, OW, OH, new Uint8Array(OW * OH * channels), channels);
+  if (channels === 4) {
+    // Alpha is nearest-upsampled.
+    for (let i = 0; i < OW * OH; i++) data[i * 4 + 3] = image.data[(Math.floor(Math.floor(i / OW) / s) * W + Math.floor((i % OW) / s)) * 4 + 3];
   }
   return { width: OW, height: OH, channels, data };
 }

@@ -5,7 +5,8 @@
  */
 import { Tensor, formatShape, sameShape } from '../tensor.js';
 import { reluBackward } from './elementwise.js';
-import { channelMoments, batchNormSums, dims4 } from './reduce.js';
+import { channelMoments, batchNormSums } from './reduce.js';
+import { dims4 } from '../shape.js';
 
 export interface BatchNormOptions {
   training: boolean;

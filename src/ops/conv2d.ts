@@ -1,6 +1,7 @@
 /** conv2d: NCHW, stride 1, zero padding, groups, optional bias. Forward and backward (shaders/conv2d.wgsl). */
 import { Tensor, formatShape } from '../tensor.js';
-import { channelReduce, dims4, ReduceMode } from './reduce.js';
+import { channelReduce, ReduceMode } from './reduce.js';
+import { dims4 } from '../shape.js';
 
 export interface Conv2dOptions {
   padding?: number;

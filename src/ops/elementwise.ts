@@ -1,6 +1,5 @@
-/** Elementwise ops: add, sub, mul, affine (scale), relu, in-place accumulate. Forward and backward. */
+/** Elementwise ops: add, sub, mul, affine (scale), relu, in-place fill and accumulate. Forward and backward. */
 import { Tensor, formatShape, sameShape } from '../tensor.js';
-import { setAccumulate } from '../autograd/tape.js';
 
 /** The elementwise kernels handle one vec4 per invocation. */
 function vec4s(n: number): number {
@@ -75,4 +74,7 @@ export function accumulate(dst: Tensor, src: Tensor): void {
   dst.gpu.kernels.dispatch('elementwise.accumulate', { uniforms: { n: dst.size }, buffers: { out: dst, x: src }, invocations: vec4s(dst.size) });
 }
 
-setAccumulate(accumulate);
+/** In place: every element of `t` becomes `value` (not recorded). */
+export function fill(t: Tensor, value: number): void {
+  t.gpu.kernels.dispatch('elementwise.fill', { uniforms: { n: t.size, value }, buffers: { out: t }, invocations: vec4s(t.size) });
+}

@@ -2,6 +2,5 @@ export { add, sub, mul, affine, scale, relu, reluBackward, accumulate } from './
 export { conv2d, conv2dFused, conv2dInputGrad, conv2dWeightGrad, type Conv2dOptions, type ConvEpilogue } from './conv2d.js';
 export { batchNorm2d, foldBatchNorm, type BatchNormOptions } from './batchnorm.js';
 export { channelReduce, globalAvgPool, ReduceMode } from './reduce.js';
-export { pixelShuffle, spaceToDepth, upsampleNearest, chunkSum, scaleChannels, reshape } from './layout.js';
-export { radixSoftmax, attend } from './attention.js';
+export { pixelShuffle, spaceToDepth, upsampleNearest, chunkSum, reshape } from './layout.js';
 export { l1Loss } from './loss.js';

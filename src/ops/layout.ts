@@ -1,9 +1,9 @@
 /**
  * Layout ops (shaders/layout.wgsl): pixel shuffle, SISN's space-to-depth head, nearest upsampling,
- * radix chunk sums, per-channel scaling, and reshape. Each with its backward.
+ * radix chunk sums, per-channel broadcast, and reshape. Each with its backward.
  */
-import { Tensor, formatShape, shapeSize, type Shape } from '../tensor.js';
-import { channelReduce, dims4, ReduceMode } from './reduce.js';
+import { Tensor, shapeSize, type Shape } from '../tensor.js';
+import { dims4 } from '../shape.js';
 
 const enum ShuffleOrder {
   PixelShuffle = 0,
@@ -71,30 +71,11 @@ export function chunkSum(x: Tensor, radix: number): Tensor {
   return x.gpu.tape.record('chunkSum', [x], out, (g) => [chunkLaunch('layout.chunk_tile', g, x.shape, c, h * w, radix)]);
 }
 
-/** Per-channel multiply: a [B, C, 1, 1] times x [B, C, H, W]. */
-export function scaleChannels(a: Tensor, x: Tensor): Tensor {
-  const [b, c, h, w] = dims4('scaleChannels', x);
-  if (a.size !== b * c || a.shape.length !== 4 || a.shape[2] !== 1 || a.shape[3] !== 1) throw new Error(`scaleChannels: ${formatShape(a.shape)} does not broadcast over ${formatShape(x.shape)} per channel`);
-  const launch = (scale: Tensor, src: Tensor) => {
-    const out = Tensor.empty(x.gpu, x.shape);
-    x.gpu.kernels.dispatch('layout.scale_channels', { uniforms: { n: x.size, inner: h * w, alpha: 1 }, buffers: { out4: out, x4: src, a: scale }, invocations: Math.ceil(x.size / 4) });
-    return out;
-  };
-  const out = launch(a, x);
-  return x.gpu.tape.record(
-    'scaleChannels',
-    [a, x],
-    out,
-    (g, needs) => {
-      let da: Tensor | null = null;
-      if (needs[0]) {
-        const flat = channelReduce(g, { batch: 1, channels: b * c, inner: h * w, mode: ReduceMode.Dot, y: x });
-        da = flat.view(a.shape);
-      }
-      return [da, needs[1] ? launch(a, g) : null];
-    },
-    [a, x],
-  );
+/** `a[b, c] * alpha` broadcast over an [B, C, inner] tensor of `shape` (not recorded). */
+export function expandChannels(a: Tensor, shape: Shape, inner: number, alpha: number): Tensor {
+  const out = Tensor.empty(a.gpu, shape);
+  a.gpu.kernels.dispatch('layout.expand_channels', { uniforms: { n: out.size, inner, alpha }, buffers: { out4: out, a }, invocations: Math.ceil(out.size / 4) });
+  return out;
 }
 
 /** Same data, another shape (a view; the gradient is viewed back). */

@@ -1,5 +1,7 @@
 /** Per-channel reductions (shaders/reduce.wgsl), and global average pooling built on them. */
 import { Tensor, formatShape } from '../tensor.js';
+import { dims4 } from '../shape.js';
+import { expandChannels } from './layout.js';
 
 export enum ReduceMode {
   Sum = 0,
@@ -59,19 +61,6 @@ export function channelMoments(x: Tensor, batch: number, channels: number, inner
 /** BatchNorm backward sums per channel: sum g and sum g * (x - mean), g counted where mask > 0 if given. */
 export function batchNormSums(g: Tensor, x: Tensor, mean: Tensor, batch: number, channels: number, inner: number, mask: Tensor | null = null): [Tensor, Tensor] {
   return pairReduce('reduce.bn_backward', x, g, mean, batch, channels, inner, mask);
-}
-
-/** NCHW dimensions of a rank-4 tensor, with a clear error otherwise. */
-export function dims4(op: string, x: Tensor): [number, number, number, number] {
-  if (x.shape.length !== 4) throw new Error(`${op}: expected an NCHW tensor, got ${formatShape(x.shape)}`);
-  return x.shape as [number, number, number, number];
-}
-
-/** `a[b, c] * alpha` broadcast over an [B, C, inner] tensor of `shape` (not recorded). */
-export function expandChannels(a: Tensor, shape: readonly number[], inner: number, alpha: number): Tensor {
-  const out = Tensor.empty(a.gpu, shape);
-  a.gpu.kernels.dispatch('layout.expand_channels', { uniforms: { n: out.size, inner, alpha }, buffers: { out4: out, a }, invocations: Math.ceil(out.size / 4) });
-  return out;
 }
 
 /** Global average pooling: [B, C, H, W] -> [B, C, 1, 1]. */

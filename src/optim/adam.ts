@@ -4,7 +4,7 @@
  * (torch.nn.utils.clip_grad_value_ before the step).
  */
 import { Tensor } from '../tensor.js';
-import type { ParameterSet } from '../params.js';
+import type { ParameterSet } from './params.js';
 
 export interface AdamOptions {
   lr?: number;

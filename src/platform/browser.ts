@@ -13,18 +13,23 @@ function noFiles(what: string): never {
   throw new Error(`${what}: a browser has no file system; pass the bytes instead (e.g. from fetch or a file input)`);
 }
 
+function navigatorGpu(): GPU {
+  if (typeof navigator === 'undefined' || !navigator.gpu) {
+    throw new Error('this browser has no WebGPU (navigator.gpu is missing): use a current Chrome or Edge, Safari 26 or Firefox 141 on Windows, over https or localhost');
+  }
+  return navigator.gpu;
+}
+
 export const platform: Platform = {
-  gpu() {
-    if (typeof navigator === 'undefined' || !navigator.gpu) {
-      throw new Error('this browser has no WebGPU (navigator.gpu is missing): use a current Chrome, Edge or Safari, or enable WebGPU in Firefox, over https or localhost');
-    }
-    return navigator.gpu;
-  },
+  // A browser offers one adapter per request and no way to list or name them.
+  adapterHost: { create: navigatorGpu, revealDrivers() {} },
+  env: {},
   noAdapterHelp: 'the browser offers WebGPU but no adapter: update the GPU driver, or check chrome://gpu (is WebGPU blocklisted?)',
   // Browsers define GPUBufferUsage and the other constants themselves.
   webgpuGlobals: {},
-  shaderSource: (name) => shaders[name],
-  shaderNames: () => Object.keys(shaders).filter((name) => !name.includes('/')),
+  readShader: (family) => shaders[family] ?? null,
+  readInclude: (name) => shaders[`include/${name}`] ?? null,
+  shaderFamilies: () => Object.keys(shaders).filter((name) => !name.startsWith('include/')),
   readFile: (path) => noFiles(`cannot read ${path}`),
   writeFileAtomic: (path) => noFiles(`cannot write ${path}`),
   inflateRaw: () => {

@@ -1,21 +1,32 @@
 /** What the engine needs from its host, and gets differently in Node and in a browser. */
 export interface Platform {
-  /** The WebGPU entry point: Dawn's in Node, `navigator.gpu` in a browser. */
-  gpu(): GPU;
+  /** Where adapters come from: Dawn in Node, `navigator.gpu` in a browser. */
+  readonly adapterHost: AdapterHost;
+  /** Environment variables (SISN_ADAPTER, ...); none in a browser. */
+  readonly env: Readonly<Record<string, string | undefined>>;
   /** What to do when `gpu()` offers no adapter. */
   readonly noAdapterHelp: string;
   /** WebGPU's constant objects (GPUBufferUsage, ...) where the host does not define them globally. */
   readonly webgpuGlobals: Readonly<Record<string, unknown>>;
-  /** The WGSL of `shaders/NAME.wgsl` (NAME may be `include/x`), or undefined when there is none. */
-  shaderSource(name: string): string | undefined;
-  /** The kernel files `shaders/*.wgsl`, without the extension. */
-  shaderNames(): string[];
+  /** The source of shaders/<family>.wgsl, or null when there is no such file. */
+  readShader(family: string): string | null;
+  /** The source of shaders/include/<name>.wgsl (helpers WGSL has no import for), or null. */
+  readInclude(name: string): string | null;
+  /** The kernel families in shaders/ (file names without `.wgsl`). */
+  shaderFamilies(): string[];
   readFile(path: string): Uint8Array;
   /** Writes through a temporary file and a rename, so a failed write leaves nothing behind. */
   writeFileAtomic(path: string, bytes: Uint8Array): void;
   /** Raw DEFLATE decompression (zip entries). */
   inflateRaw(bytes: Uint8Array): Uint8Array;
   png: PngCodec;
+}
+
+export interface AdapterHost {
+  /** A WebGPU entry point; Dawn reads the flags `backend=B` and `adapter=NAME`, other hosts ignore them. */
+  create(flags: string[]): GPU;
+  /** Makes drivers that are installed but not registered visible before adapters are listed by name. */
+  revealDrivers(): void;
 }
 
 export interface PngImage {

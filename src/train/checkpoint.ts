@@ -7,11 +7,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { platform } from '../platform/index.js';
-import type { Gpu } from '../gpu/device.js';
+import type { Gpu } from '../engine.js';
 import { SISN, type SisnConfig } from '../nn/sisn.js';
 import type { Adam } from '../optim/adam.js';
 import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';
-import { stateDict, loadStateDict, inferConfig, OPTIMIZER_PREFIX } from '../io/weights.js';
+import { stateDict, loadStateDict, inferConfig } from '../nn/sisn-weights.js';
+import { OPTIMIZER_PREFIX } from '../io/weights.js';
 
 export const CHECKPOINT_FORMAT = 'sisn-webgpu-checkpoint/1';
 

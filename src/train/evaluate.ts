@@ -2,9 +2,9 @@
  * Evaluation of SISN (and the bicubic baseline) on LR/HR pairs: PSNR and SSIM on uint8-rounded
  * output, RGB and Y, after a border crop (6 + scale in the official code).
  */
-import { Tensor } from '../tensor.js';
-import { upsampleNearest } from '../ops/index.js';
 import type { SISN } from '../nn/sisn.js';
+import { superResolve } from '../nn/upscale.js';
+import { toPlanes, toPixels } from '../io/planes.js';
 import type { FacePair } from '../data/dataset.js';
 import { imresize } from '../io/resize.js';
 import { psnr, ssim, type MetricImage } from '../metrics/index.js';
@@ -26,7 +26,6 @@ export interface EvalResult {
 
 /** SISN outputs (uint8 HWC RGB) for every pair, batching pairs of equal size. */
 export async function predict(model: SISN, pairs: readonly FacePair[], batch = 8): Promise<Uint8Array[]> {
-  const gpu = model.gpu;
   const s = model.config.scale;
   const wasTraining = model.training;
   model.training = false;
@@ -42,22 +41,9 @@ export async function predict(model: SISN, pairs: readonly FacePair[], batch = 8
         const chunk = indices.slice(k, k + batch);
         const { lrWidth: w, lrHeight: h } = pairs[chunk[0]];
         const planes = new Float32Array(chunk.length * 3 * h * w);
-        chunk.forEach((idx, b) => {
-          const lr = pairs[idx].lr;
-          for (let i = 0; i < h * w; i++) for (let c = 0; c < 3; c++) planes[(b * 3 + c) * h * w + i] = lr[3 * i + c];
-        });
-        const lrT = Tensor.fromArray(gpu, planes, [chunk.length, 3, h, w]);
-        const sr = gpu.noGrad(() => gpu.scope(() => model.forward(upsampleNearest(lrT, s))));
-        const values = await sr.read();
-        lrT.dispose();
-        sr.dispose();
-        const H = h * s;
-        const W = w * s;
-        chunk.forEach((idx, b) => {
-          const img = new Uint8Array(H * W * 3);
-          for (let i = 0; i < H * W; i++) for (let c = 0; c < 3; c++) img[3 * i + c] = Math.min(255, Math.max(0, Math.round(values[(b * 3 + c) * H * W + i])));
-          out[idx] = img;
-        });
+        chunk.forEach((idx, b) => toPlanes({ data: pairs[idx].lr, width: w, channels: 3 }, { x0: 0, y0: 0, width: w, height: h }, planes, b));
+        const values = await superResolve(model, planes, chunk.length, h, w);
+        chunk.forEach((idx, b) => (out[idx] = toPixels(values, b, w * s, h * s, new Uint8Array(h * s * w * s * 3))));
       }
     }
   } finally {

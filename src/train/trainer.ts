@@ -8,13 +8,13 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { Gpu } from '../gpu/device.js';
+import { Gpu } from '../engine.js';
 import { Tensor } from '../tensor.js';
 import { SISN, type SisnConfig } from '../nn/sisn.js';
 import { Adam, MultiStepLR } from '../optim/adam.js';
 import { l1Loss, upsampleNearest } from '../ops/index.js';
 import { Rng } from '../data/rng.js';
-import { listImages, loadPairs, selectRange, type FacePair } from '../data/dataset.js';
+import { listImages, loadPairs, selectRange, parseSize, type FacePair } from '../data/dataset.js';
 import { PatchSampler } from '../data/sampler.js';
 import { evaluate, predict } from './evaluate.js';
 import { saveCheckpoint, loadCheckpoint } from './checkpoint.js';
@@ -84,14 +84,6 @@ export interface TrainResult {
   seconds: number;
 }
 
-/** 'WxH' (e.g. '88x104') as [width, height]. */
-export function parseSize(text: string | undefined, option = '--hr_crop'): [number, number] | undefined {
-  if (!text) return undefined;
-  const m = /^(\d+)x(\d+)$/.exec(text);
-  if (!m || !Number(m[1]) || !Number(m[2])) throw new Error(`${option} '${text}' must look like 88x104 (width x height)`);
-  return [Number(m[1]), Number(m[2])];
-}
-
 function loadData(o: TrainOptions, log: (m: string) => void): { train: FacePair[]; val: FacePair[] } {
   const started = Date.now();
   const files = listImages(o.dataset_root);
@@ -125,110 +117,147 @@ function trimmedLog(path: string, step: number): { lines: string[]; losses: Poin
   return { lines, losses, psnrs };
 }
 
-export async function train(options: Partial<TrainOptions>, log: (m: string) => void = (m) => console.error(m)): Promise<TrainResult> {
-  const o: TrainOptions = { ...DEFAULTS, ...options };
+/** Checks the numeric options; returns the LR milestones in steps. */
+function checkOptions(o: TrainOptions): number[] {
   if (!o.dataset_root) throw new Error('--dataset_root is required');
   for (const k of ['max_steps', 'eval_steps', 'batch_size'] as const) if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`--${k} must be a positive integer, got ${o[k]}`);
   if (!(o.lr > 0)) throw new Error(`--lr must be positive, got ${o.lr}`);
   const milestones = o.decay ? o.decay.split('-').map((d) => 1000 * Number(d)) : [];
   if (milestones.some((m) => !Number.isFinite(m))) throw new Error(`--decay '${o.decay}' must look like 50-100-150`);
-  mkdirSync(o.ckpt_root, { recursive: true });
-  const lastPath = join(o.ckpt_root, 'last.safetensors');
-  const bestPath = join(o.ckpt_root, 'best.safetensors');
-  const logPath = join(o.ckpt_root, 'log.jsonl');
+  return milestones;
+}
 
+/** Where the model, RNG, optimiser moments and best score start: a checkpoint, or a fresh model. */
+interface Start {
+  model: SISN;
+  rng: Rng;
+  step: number;
+  bestPsnr: number;
+  bestStep: number;
+  adamState: { expAvg: Float32Array; expAvgSq: Float32Array; step: number } | null;
+}
+
+/** Resumes from the last checkpoint (its architecture options win over `given`), or initialises a model. */
+function startModel(gpu: Gpu, o: TrainOptions, given: Partial<TrainOptions>, lastPath: string, log: (m: string) => void): Start {
+  if (!o.resume) {
+    const config: SisnConfig = { scale: o.scale as SisnConfig['scale'], groups: o.num_groups, blocks: o.num_blocks, channels: o.num_channels };
+    const model = new SISN(gpu, config);
+    const rng = new Rng(o.seed);
+    model.initialize(rng);
+    return { model, rng, step: 0, bestPsnr: -Infinity, bestStep: 0, adamState: null };
+  }
+  if (!existsSync(lastPath)) throw new Error(`--resume: no checkpoint at ${lastPath}`);
+  const ck = loadCheckpoint(gpu, lastPath);
+  const saved = ck.meta.options as Partial<TrainOptions>;
+  for (const k of ['scale', 'num_groups', 'num_blocks', 'num_channels', 'no_structure_path', 'no_attention'] as const) {
+    if (given[k] !== undefined && given[k] !== saved[k]) log(`--resume: the checkpoint was trained with --${k} ${saved[k]}; keeping that`);
+    (o as unknown as Record<string, unknown>)[k] = saved[k];
+  }
+  log(`resuming from ${lastPath} at step ${ck.meta.step}`);
+  const { bestPsnr, bestStep } = ck.meta;
+  return { model: ck.model, rng: new Rng(ck.meta.rng), step: ck.meta.step, bestPsnr, bestStep, adamState: { expAvg: ck.expAvg, expAvgSq: ck.expAvgSq, step: ck.meta.adamStep } };
+}
+
+/** Everything a running job holds between steps. */
+interface Run extends Start {
+  o: TrainOptions;
+  gpu: Gpu;
+  adam: Adam;
+  scheduler: MultiStepLR;
+  sampler: PatchSampler;
+  val: FacePair[];
+  sheetPairs: FacePair[];
+  history: { losses: Point[]; psnrs: Point[] };
+  paths: { last: string; best: string; log: string };
+  title: string;
+  progress: Progress;
+  started: number;
+}
+
+/** One optimisation step; returns the loss. */
+async function trainStep(run: Run): Promise<number> {
+  const { gpu, model, o } = run;
+  const batch = run.sampler.next(run.rng);
+  const lrT = Tensor.fromArray(gpu, batch.lr, batch.lrShape);
+  const hrT = Tensor.fromArray(gpu, batch.hr, batch.hrShape);
+  model.params.zeroGrad();
+  const loss = gpu.scope(() => l1Loss(model.forward(upsampleNearest(lrT, o.scale)), hrT));
+  gpu.tape.backward(loss);
+  run.adam.update();
+  const value = (await loss.read())[0];
+  [loss, lrT, hrT].forEach((t) => t.dispose());
+  return value;
+}
+
+/** Validation after `steps` steps: checkpoints (last, and best when it is), log, plot and sheet. */
+async function validate(run: Run, steps: number, lr: number): Promise<void> {
+  const { o, model, paths } = run;
+  const t0 = Date.now();
+  const result = await evaluate(model, run.val, o.border ?? 6 + o.scale, false);
+  const { psnr, ssim } = result.sisn;
+  const isBest = psnr >= run.bestPsnr;
+  if (isBest) [run.bestPsnr, run.bestStep] = [psnr, steps];
+  const meta = { step: steps, rng: run.rng.state, bestPsnr: run.bestPsnr, bestStep: run.bestStep, options: { ...o } };
+  await saveCheckpoint(paths.last, model, run.adam, meta);
+  if (isBest) await saveCheckpoint(paths.best, model, run.adam, meta);
+  appendFileSync(paths.log, `${JSON.stringify({ type: 'eval', step: steps, psnr, ssim, psnr_y: result.sisn.psnrY, ssim_y: result.sisn.ssimY, lr, best_psnr: run.bestPsnr, best_step: run.bestStep, seconds: (Date.now() - run.started) / 1000 })}\n`);
+  run.history.psnrs.push({ step: steps, value: psnr });
+  writePlot(join(o.ckpt_root, 'plot.svg'), run.history.losses, run.history.psnrs, run.title);
+  if (run.sheetPairs.length) writeSheet(join(o.ckpt_root, 'sheet.png'), run.sheetPairs, await predict(model, run.sheetPairs), o.scale);
+  model.training = true;
+  run.progress.note(`[${steps}/${o.max_steps}] val PSNR ${psnr.toFixed(2)} dB SSIM ${ssim.toFixed(4)} (best ${run.bestPsnr.toFixed(2)} @ ${run.bestStep}) lr ${lr} eval ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+/** Sets up a run on an open engine: model, data, optimiser, log (trimmed to the start), compiled pipelines. */
+async function prepareRun(gpu: Gpu, o: TrainOptions, given: Partial<TrainOptions>, milestones: number[], log: (m: string) => void): Promise<Run> {
+  const paths = { last: join(o.ckpt_root, 'last.safetensors'), best: join(o.ckpt_root, 'best.safetensors'), log: join(o.ckpt_root, 'log.jsonl') };
+  const start = startModel(gpu, o, given, paths.last, log);
+  const { model } = start;
+  model.setAblation({ structurePath: !o.no_structure_path, attention: !o.no_attention });
+  const { train: trainSet, val } = loadData(o, log);
+  const sampler = new PatchSampler(trainSet, o.scale, o.batch_size, o.patch_size, log);
+  const adam = new Adam(model.params, { lr: o.lr, betas: [0.9, 0.999], eps: 1e-8, gradClip: o.gclip });
+  if (start.adamState) adam.loadState(start.adamState.expAvg, start.adamState.expAvgSq, start.adamState.step);
+  const history = trimmedLog(paths.log, start.step);
+  writeFileSync(`${paths.log}.tmp`, history.lines.map((l) => `${l}\n`).join(''));
+  renameSync(`${paths.log}.tmp`, paths.log);
+  const title = `SISN x${o.scale} G${model.config.groups} I${model.config.blocks} C${model.config.channels}`;
+  const params = model.params.entries().reduce((n, [, t]) => n + t.size, 0);
+  log(`${title}: ${params} parameters, batch ${o.batch_size}, LR patch ${sampler.patch.join('x')}, steps ${start.step}..${o.max_steps}`);
+  const compileStarted = Date.now();
+  const pipelines = await SISN.prepare(gpu);
+  log(`compiled ${pipelines} pipelines in ${((Date.now() - compileStarted) / 1000).toFixed(1)} s`);
+  const scheduler = new MultiStepLR(adam, milestones, o.gamma, o.lr);
+  const sheetPairs = val.slice(0, Math.max(0, o.sheet_faces));
+  return { ...start, o, gpu, adam, scheduler, sampler, val, sheetPairs, history, paths, title, progress: new Progress(o.max_steps, start.step), started: Date.now() };
+}
+
+export async function train(options: Partial<TrainOptions>, log: (m: string) => void = (m) => console.error(m)): Promise<TrainResult> {
+  const o: TrainOptions = { ...DEFAULTS, ...options };
+  const milestones = checkOptions(o);
+  mkdirSync(o.ckpt_root, { recursive: true });
   const gpu = await Gpu.open();
   try {
     log(`adapter: ${gpu.describe()}`);
-    let model: SISN;
-    let rng: Rng;
-    let start = 0;
-    let bestPsnr = -Infinity;
-    let bestStep = 0;
-    let adamState: { expAvg: Float32Array; expAvgSq: Float32Array; step: number } | null = null;
-    if (o.resume) {
-      if (!existsSync(lastPath)) throw new Error(`--resume: no checkpoint at ${lastPath}`);
-      const ck = loadCheckpoint(gpu, lastPath);
-      model = ck.model;
-      rng = new Rng(ck.meta.rng);
-      start = ck.meta.step;
-      ({ bestPsnr, bestStep } = ck.meta);
-      adamState = { expAvg: ck.expAvg, expAvgSq: ck.expAvgSq, step: ck.meta.adamStep };
-      const saved = ck.meta.options as Partial<TrainOptions>;
-      for (const k of ['scale', 'num_groups', 'num_blocks', 'num_channels', 'no_structure_path', 'no_attention'] as const) {
-        if (options[k] !== undefined && options[k] !== saved[k]) log(`--resume: the checkpoint was trained with --${k} ${saved[k]}; keeping that`);
-        (o as unknown as Record<string, unknown>)[k] = saved[k];
-      }
-      log(`resuming from ${lastPath} at step ${start}`);
-    } else {
-      const config: SisnConfig = { scale: o.scale as SisnConfig['scale'], groups: o.num_groups, blocks: o.num_blocks, channels: o.num_channels };
-      model = new SISN(gpu, config);
-      rng = new Rng(o.seed);
-      model.initialize(rng);
-    }
-    model.setAblation({ structurePath: !o.no_structure_path, attention: !o.no_attention });
-    const { train: trainSet, val } = loadData(o, log);
-    const sampler = new PatchSampler(trainSet, o.scale, o.batch_size, o.patch_size, log);
-    const border = o.border ?? 6 + o.scale;
-    const sheetPairs = val.slice(0, Math.max(0, o.sheet_faces));
-
-    const adam = new Adam(model.params, { lr: o.lr, betas: [0.9, 0.999], eps: 1e-8, gradClip: o.gclip });
-    if (adamState) adam.loadState(adamState.expAvg, adamState.expAvgSq, adamState.step);
-    const scheduler = new MultiStepLR(adam, milestones, o.gamma, o.lr);
-    const history = trimmedLog(logPath, start);
-    writeFileSync(`${logPath}.tmp`, history.lines.map((l) => `${l}\n`).join(''));
-    renameSync(`${logPath}.tmp`, logPath);
-    const title = `SISN x${o.scale} G${model.config.groups} I${model.config.blocks} C${model.config.channels}`;
-    const params = model.params.entries().reduce((n, [, t]) => n + t.size, 0);
-    log(`${title}: ${params} parameters, batch ${o.batch_size}, LR patch ${sampler.patch.join('x')}, steps ${start}..${o.max_steps}`);
-
-    const compileStarted = Date.now();
-    const pipelines = await SISN.prepare(gpu);
-    log(`compiled ${pipelines} pipelines in ${((Date.now() - compileStarted) / 1000).toFixed(1)} s`);
-    model.training = true;
-    const progress = new Progress(o.max_steps, start);
-    const started = Date.now();
+    const run = await prepareRun(gpu, o, options, milestones, log);
+    run.model.training = true;
     let lastLoss = NaN;
-    for (let step = start; step < o.max_steps; step++) {
-      const lr = scheduler.at(step);
-      const batch = sampler.next(rng);
-      const lrT = Tensor.fromArray(gpu, batch.lr, batch.lrShape);
-      const hrT = Tensor.fromArray(gpu, batch.hr, batch.hrShape);
-      model.params.zeroGrad();
-      const loss = gpu.scope(() => l1Loss(model.forward(upsampleNearest(lrT, o.scale)), hrT));
-      gpu.tape.backward(loss);
-      adam.update();
-      lastLoss = (await loss.read())[0];
-      [loss, lrT, hrT].forEach((t) => t.dispose());
+    for (let step = run.step; step < o.max_steps; step++) {
+      const lr = run.scheduler.at(step);
+      lastLoss = await trainStep(run);
       if (!Number.isFinite(lastLoss)) {
-        throw new Error(`the loss became ${lastLoss} at step ${step + 1}; training stopped. The last good checkpoint is ${existsSync(lastPath) ? lastPath : 'not written yet'}; try a lower --lr or --gclip`);
+        throw new Error(`the loss became ${lastLoss} at step ${step + 1}; training stopped. The last good checkpoint is ${existsSync(run.paths.last) ? run.paths.last : 'not written yet'}; try a lower --lr or --gclip`);
       }
-      appendFileSync(logPath, `${JSON.stringify({ type: 'train', step: step + 1, loss: lastLoss, lr })}\n`);
-      history.losses.push({ step: step + 1, value: lastLoss });
-      progress.update(step + 1, lastLoss, lr);
-
-      if ((step + 1) % o.eval_steps === 0 || step + 1 === o.max_steps) {
-        const t0 = Date.now();
-        const result = await evaluate(model, val, border, false);
-        const { psnr, ssim } = result.sisn;
-        const isBest = psnr >= bestPsnr;
-        if (isBest) [bestPsnr, bestStep] = [psnr, step + 1];
-        const meta = { step: step + 1, rng: rng.state, bestPsnr, bestStep, options: { ...o } };
-        await saveCheckpoint(lastPath, model, adam, meta);
-        if (isBest) await saveCheckpoint(bestPath, model, adam, meta);
-        appendFileSync(logPath, `${JSON.stringify({ type: 'eval', step: step + 1, psnr, ssim, psnr_y: result.sisn.psnrY, ssim_y: result.sisn.ssimY, lr, best_psnr: bestPsnr, best_step: bestStep, seconds: (Date.now() - started) / 1000 })}\n`);
-        history.psnrs.push({ step: step + 1, value: psnr });
-        writePlot(join(o.ckpt_root, 'plot.svg'), history.losses, history.psnrs, title);
-        if (sheetPairs.length) writeSheet(join(o.ckpt_root, 'sheet.png'), sheetPairs, await predict(model, sheetPairs), o.scale);
-        model.training = true;
-        progress.note(`[${step + 1}/${o.max_steps}] val PSNR ${psnr.toFixed(2)} dB SSIM ${ssim.toFixed(4)} (best ${bestPsnr.toFixed(2)} @ ${bestStep}) lr ${lr} eval ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-      }
+      appendFileSync(run.paths.log, `${JSON.stringify({ type: 'train', step: step + 1, loss: lastLoss, lr })}\n`);
+      run.history.losses.push({ step: step + 1, value: lastLoss });
+      run.progress.update(step + 1, lastLoss, lr);
+      if ((step + 1) % o.eval_steps === 0 || step + 1 === o.max_steps) await validate(run, step + 1, lr);
     }
-    const seconds = (Date.now() - started) / 1000;
-    log(`done: ${o.max_steps - start} steps in ${formatDuration(seconds)}; best validation PSNR ${bestPsnr.toFixed(2)} dB at step ${bestStep}; checkpoints in ${o.ckpt_root}`);
-    adam.dispose();
-    model.dispose();
-    return { steps: o.max_steps - start, bestPsnr, bestStep, lastLoss, seconds };
+    const seconds = (Date.now() - run.started) / 1000;
+    log(`done: ${o.max_steps - run.step} steps in ${formatDuration(seconds)}; best validation PSNR ${run.bestPsnr.toFixed(2)} dB at step ${run.bestStep}; checkpoints in ${o.ckpt_root}`);
+    run.adam.dispose();
+    run.model.dispose();
+    return { steps: o.max_steps - run.step, bestPsnr: run.bestPsnr, bestStep: run.bestStep, lastLoss, seconds };
   } finally {
     gpu.dispose();
   }

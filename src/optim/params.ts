@@ -3,9 +3,9 @@
  * an offset aligned for storage binding. So zeroing every gradient is one dispatch and an optimiser
  * step over all parameters is one kernel, whatever the number of tensors.
  */
-import { Tensor, Storage, shapeSize, formatShape, type Shape } from './tensor.js';
-import type { Gpu } from './gpu/device.js';
-import { STORAGE_USAGE } from './gpu/pool.js';
+import { Tensor, Storage, shapeSize, formatShape, type Shape } from '../tensor.js';
+import type { Gpu } from '../engine.js';
+import { STORAGE_USAGE } from '../gpu/pool.js';
 
 export interface ParamSpec {
   name: string;

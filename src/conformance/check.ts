@@ -6,13 +6,14 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Gpu } from './gpu/device.js';
-import { Tensor } from './tensor.js';
-import { SISN } from './nn/sisn.js';
-import { Adam } from './optim/adam.js';
-import { l1Loss } from './ops/index.js';
-import { parseSafetensors, type SafeTensor } from './io/safetensors.js';
-import { inferConfig, loadStateDict, readStateDict, stripModulePrefix } from './io/weights.js';
+import type { Gpu } from '../engine.js';
+import { Tensor } from '../tensor.js';
+import { SISN } from '../nn/sisn.js';
+import { Adam } from '../optim/adam.js';
+import { l1Loss } from '../ops/index.js';
+import { parseSafetensors, type SafeTensor } from '../io/safetensors.js';
+import { inferConfig, loadStateDict } from '../nn/sisn-weights.js';
+import { readStateDict, stripModulePrefix } from '../io/weights.js';
 
 export interface Check {
   /** What was compared, e.g. `grad body.0.IA.conv1.weight`. */

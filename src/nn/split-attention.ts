@@ -1,6 +1,13 @@
-/** Radix softmax of split attention (shaders/attention.wgsl). */
+/**
+ * Split attention (ResNeSt, radix R, cardinality 1) in one place: the module, and its two ops, the
+ * radix softmax and the attention-weighted sum of the splits (`attend`), each forward launch beside
+ * its backward rule; their kernels are shaders/attention.wgsl.
+ */
 import { Tensor, formatShape } from '../tensor.js';
-import { channelReduce, dims4, ReduceMode } from './reduce.js';
+import { dims4 } from '../shape.js';
+import { channelReduce, ReduceMode, globalAvgPool } from '../ops/reduce.js';
+import { chunkSum } from '../ops/layout.js';
+import { Module, Conv2d, BatchNorm2d, convBn, type ModelState, type StateEntry } from './module.js';
 
 /**
  * Softmax over the R chunks of a [B, R*C, 1, 1] tensor, per channel: for each (b, c), the values at
@@ -53,4 +60,37 @@ export function attend(att: Tensor, z: Tensor, radix: number): Tensor {
     },
     [att, z],
   );
+}
+
+/** Split attention (radix R, cardinality 1): the official `Internal_feature_Split_Attention`. */
+export class SplitAttention extends Module {
+  readonly conv: Conv2d;
+  readonly bn0: BatchNorm2d;
+  readonly fc1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly fc2: Conv2d;
+  constructor(
+    prefix: string,
+    readonly channels: number,
+    readonly radix = 4,
+  ) {
+    super(prefix);
+    const inter = Math.max(Math.floor((channels * radix) / 4), 32);
+    this.conv = new Conv2d(`${prefix}conv.`, channels, channels * radix, 3, false, radix);
+    this.bn0 = new BatchNorm2d(`${prefix}bn0.`, channels * radix);
+    this.fc1 = new Conv2d(`${prefix}conv1x1_1.`, channels, inter, 1);
+    this.bn1 = new BatchNorm2d(`${prefix}bn1.`, inter);
+    this.fc2 = new Conv2d(`${prefix}conv1x1_2.`, inter, channels * radix, 1);
+  }
+  entries(): StateEntry[] {
+    return [this.conv, this.bn0, this.fc1, this.bn1, this.fc2].flatMap((m) => m.entries());
+  }
+  forward(s: ModelState, x: Tensor): Tensor {
+    const splits = convBn(s, this.conv, this.bn0, x, { relu: true });
+    // The pooled sum of the splits, pooled first: [B, R*C, 1, 1] is cheap to sum, [B, R*C, H, W] is not.
+    const gap = this.out(s, 'conv1x1_1.in', chunkSum(globalAvgPool(splits), this.radix));
+    const logits = this.fc2.forward(s, convBn(s, this.fc1, this.bn1, gap, { relu: true }));
+    const attention = radixSoftmax(logits, this.radix);
+    return this.out(s, 'out', attend(attention, splits, this.radix));
+  }
 }

@@ -1,0 +1,123 @@
+/**
+ * The engine: a device context (gpu/), the kernel registry over it, and the autograd tape whose
+ * gradient accumulation is the elementwise `accumulate` op. This is what `Gpu.open()` returns and
+ * what every tensor belongs to; the layers below it know nothing of each other's callers.
+ */
+import { DeviceContext, type GpuOptions, type EngineFeatures } from './gpu/device.js';
+import type { BufferPool } from './gpu/pool.js';
+import type { CommandRecorder } from './gpu/recorder.js';
+import { KernelRegistry } from './kernels/registry.js';
+import { Tape } from './autograd/tape.js';
+import { accumulate, fill } from './ops/elementwise.js';
+import { Tensor, type Engine } from './tensor.js';
+
+export type { GpuOptions, EngineFeatures };
+
+export class Gpu implements Engine {
+  readonly kernels: KernelRegistry;
+  /** Autograd tape, grad mode and tensor scopes of this engine. */
+  readonly tape: Tape = new Tape({ full: (like, value) => Tensor.full(this, like.shape, value), accumulate });
+  /**
+   * Bumped whenever parameter values may change (a write to a tensor that requires grad, an
+   * optimiser step): values derived from parameters (packed conv weights) are reused only while
+   * it stays the same.
+   */
+  parameterVersion = 0;
+  private readonly derived = new Map<object, { version: number; value: { dispose(): void } }>();
+
+  private constructor(readonly context: DeviceContext) {
+    this.kernels = new KernelRegistry(context);
+  }
+
+  static async open(options: GpuOptions = {}): Promise<Gpu> {
+    return new Gpu(await DeviceContext.open(options));
+  }
+
+  get adapter(): GPUAdapter {
+    return this.context.adapter;
+  }
+
+  get device(): GPUDevice {
+    return this.context.device;
+  }
+
+  get features(): EngineFeatures {
+    return this.context.features;
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.context.limits;
+  }
+
+  get pool(): BufferPool {
+    return this.context.pool;
+  }
+
+  get recorder(): CommandRecorder {
+    return this.context.recorder;
+  }
+
+  /** A short description of the adapter, for logs and benchmark tables. */
+  describe(): string {
+    return this.context.describe();
+  }
+
+  /** Throws if the device was lost or reported an error. */
+  checkAlive(): void {
+    this.context.checkAlive();
+  }
+
+  /** Submits what has been recorded. */
+  submit(): void {
+    this.context.submit();
+  }
+
+  /** Submits, waits until the GPU has finished, and throws any error of the submitted work. */
+  sync(): Promise<void> {
+    return this.context.sync();
+  }
+
+  /** Waits for the GPU, then destroys the pool's idle buffers. */
+  trim(): Promise<void> {
+    return this.context.trim();
+  }
+
+  /** Destroys the device so the process can exit on its own. Safe to call twice. */
+  dispose(): void {
+    this.context.dispose();
+  }
+
+  /** Sets every element of `t` to `value` (recorded in the current step). */
+  fill(t: Tensor, value: number): void {
+    fill(t, value);
+  }
+
+  /** Runs `fn`, then disposes every tensor it made except those it returns. */
+  scope<T>(fn: () => T): T {
+    return this.tape.scope(fn);
+  }
+
+  /** Runs `fn` without recording gradients. */
+  noGrad<T>(fn: () => T): T {
+    return this.tape.noGrad(fn);
+  }
+
+  /**
+   * A value derived from `key` (e.g. a weight tensor) under the current parameter version, made by
+   * `make` when missing or stale. The engine owns it: it is disposed when replaced or by `forget`.
+   */
+  derive<T extends { dispose(): void }>(key: object, make: () => T): T {
+    const hit = this.derived.get(key);
+    if (hit && hit.version === this.parameterVersion) return hit.value as T;
+    hit?.value.dispose();
+    const value = make();
+    this.derived.set(key, { version: this.parameterVersion, value });
+    return value;
+  }
+
+  /** Drops what was derived from `key`. */
+  forget(key: object): void {
+    this.derived.get(key)?.value.dispose();
+    this.derived.delete(key);
+  }
+}

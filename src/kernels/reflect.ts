@@ -1,0 +1,122 @@
+/**
+ * What a WGSL source says about its compute entry points, read with wgsl_reflect: each entry's
+ * bindings (only those it uses), the byte layout of its uniform struct, its workgroup size and
+ * override constants; and the packing of uniform values at the reflected offsets, so no byte
+ * offset is ever written by hand.
+ */
+import { WgslReflect, ResourceType, type VariableInfo, type MemberInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
+
+export type UniformValues = Record<string, number | readonly number[]>;
+export type Constants = Record<string, number>;
+
+export interface UniformField {
+  name: string;
+  offset: number;
+  /** Scalar kind of each component. */
+  kind: 'u32' | 'i32' | 'f32';
+  components: number;
+}
+
+export interface UniformLayout {
+  binding: number;
+  size: number;
+  fields: UniformField[];
+}
+
+export interface StorageSlot {
+  name: string;
+  binding: number;
+  readOnly: boolean;
+}
+
+/** What reflection tells about one entry point. */
+export interface KernelInfo {
+  name: string;
+  file: string;
+  entry: string;
+  code: string;
+  uniform: UniformLayout | null;
+  storage: StorageSlot[];
+  workgroupSize: [number, number, number];
+  overrides: string[];
+}
+
+function componentInfo(typeName: string, formatName: string | undefined): { kind: UniformField['kind']; components: number } {
+  const vec = /^vec([234])(?:([fiu])|<(\w+)>)?$/.exec(typeName);
+  if (vec) {
+    const suffix = vec[2] ?? '';
+    const scalar = vec[3] ?? formatName ?? { f: 'f32', i: 'i32', u: 'u32' }[suffix];
+    if (scalar !== 'f32' && scalar !== 'i32' && scalar !== 'u32') throw new Error(`unsupported uniform vector type ${typeName}`);
+    return { kind: scalar, components: Number(vec[1]) };
+  }
+  if (typeName === 'f32' || typeName === 'i32' || typeName === 'u32') return { kind: typeName, components: 1 };
+  throw new Error(`unsupported uniform member type ${typeName}`);
+}
+
+function uniformLayout(v: VariableInfo): UniformLayout {
+  const members: MemberInfo[] = v.members ?? [];
+  if (!v.isStruct) throw new Error(`uniform ${v.name} must be a struct`);
+  return {
+    binding: v.binding,
+    size: v.size,
+    fields: members.map((m) => ({ name: m.name, offset: m.offset, ...componentInfo(m.type.name, m.type.isTemplate ? m.format?.name : undefined) })),
+  };
+}
+
+/** Reflects every compute entry point of one WGSL source. */
+export function reflectShader(file: string, code: string): KernelInfo[] {
+  let reflect: WgslReflect;
+  try {
+    reflect = new WgslReflect(code);
+  } catch (e) {
+    throw new Error(`shader ${file}: WGSL parse error: ${(e as Error).message}`);
+  }
+  return reflect.entry.compute.map((fn) => {
+    const uniforms = fn.resources.filter((r) => r.resourceType === ResourceType.Uniform);
+    const storage = fn.resources.filter((r) => r.resourceType === ResourceType.Storage);
+    const others = fn.resources.filter((r) => r.resourceType !== ResourceType.Uniform && r.resourceType !== ResourceType.Storage);
+    if (uniforms.length > 1 || others.length) throw new Error(`kernel ${file}.${fn.name}: use at most one uniform struct and storage buffers only`);
+    for (const r of fn.resources) if (r.group !== 0) throw new Error(`kernel ${file}.${fn.name}: binding ${r.name} must be in group 0`);
+    return {
+      name: `${file}.${fn.name}`,
+      file,
+      entry: fn.name,
+      code,
+      uniform: uniforms.length ? uniformLayout(uniforms[0]) : null,
+      storage: storage.map((s) => ({ name: s.name, binding: s.binding, readOnly: s.access === 'read' })),
+      workgroupSize: (fn.workgroupSize ?? [1, 1, 1]) as [number, number, number],
+      // Module-wide: reflection misses overrides used only inside some statements (e.g. `switch`).
+      overrides: reflect.overrides.map((o) => o.name),
+    };
+  });
+}
+
+/**
+ * Packs uniform values at their reflected offsets. Unknown names are errors; missing ones too,
+ * unless `partial` (then they are 0).
+ */
+export function packUniforms(kernel: string, layout: UniformLayout, values: UniformValues, partial = false): Uint8Array {
+  const bytes = new Uint8Array(Math.ceil(layout.size / 16) * 16);
+  const view = new DataView(bytes.buffer);
+  const known = new Set(layout.fields.map((f) => f.name));
+  for (const key of Object.keys(values)) if (!known.has(key)) throw new Error(`kernel ${kernel}: no uniform member named '${key}'`);
+  for (const f of layout.fields) {
+    const v = values[f.name];
+    if (v === undefined) {
+      if (partial) continue;
+      throw new Error(`kernel ${kernel}: uniform member '${f.name}' not given`);
+    }
+    const list = typeof v === 'number' ? [v] : v;
+    if (list.length !== f.components) throw new Error(`kernel ${kernel}: uniform '${f.name}' takes ${f.components} values, got ${list.length}`);
+    list.forEach((x, i) => {
+      const at = f.offset + 4 * i;
+      if (f.kind === 'f32') view.setFloat32(at, x, true);
+      else if (f.kind === 'i32') view.setInt32(at, x, true);
+      else {
+        if (!(Number.isInteger(x) && x >= 0 && x <= 0xffffffff)) throw new Error(`kernel ${kernel}: uniform '${f.name}' must be a u32, got ${x}`);
+        view.setUint32(at, x, true);
+      }
+    });
+  }
+  return bytes;
+}

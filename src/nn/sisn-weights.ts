@@ -1,0 +1,84 @@
+/** SISN weights: build a model from a state_dict (config inferred from names and shapes), save one. */
+import type { Gpu } from '../engine.js';
+import { SISN, type SisnConfig } from './sisn.js';
+import { parseSafetensors, serializeSafetensors, type StateDict } from '../io/safetensors.js';
+import { platform } from '../platform/index.js';
+import { readStateDict, stripModulePrefix, OPTIMIZER_PREFIX } from '../io/weights.js';
+
+/** Reads scale, G, I and C from the tensor names and shapes. */
+export function inferConfig(dict: StateDict): SisnConfig {
+  const head = dict.get('head.1.weight');
+  if (!head || head.shape.length !== 4) throw new Error('not a SISN state_dict: missing head.1.weight [C, 3*s*s, 3, 3]');
+  const channels = head.shape[0];
+  const scale = Math.round(Math.sqrt(head.shape[1] / 3));
+  if (![2, 3, 4, 8].includes(scale) || 3 * scale * scale !== head.shape[1]) throw new Error(`head.1.weight has ${head.shape[1]} input channels: not 3*s*s for s in 2, 3, 4, 8`);
+  let groups = 0;
+  while (dict.has(`body.${groups}.IA.conv1.weight`)) groups++;
+  let blocks = 0;
+  while (dict.has(`body.0.body.${blocks}.conv1.weight`)) blocks++;
+  if (!groups || !blocks) throw new Error('not a SISN state_dict: no body.0.IA / body.0.body.0 blocks');
+  return { scale: scale as SisnConfig['scale'], groups, blocks, channels };
+}
+
+/** Copies a state_dict into the model; every tensor must be present with its exact shape. */
+export function loadStateDict(model: SISN, input: StateDict): void {
+  const dict = stripModulePrefix(input);
+  const expected = new Set(model.entries.map((e) => e.name));
+  const unexpected = [...dict.keys()].filter((k) => !expected.has(k));
+  if (unexpected.length) throw new Error(`unexpected tensor(s) for SISN ${JSON.stringify(model.config)}: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ', ...' : ''}`);
+  for (const e of model.entries) {
+    const t = dict.get(e.name);
+    if (!t) throw new Error(`missing tensor ${e.name} (${JSON.stringify(e.shape)})`);
+    if (t.shape.length !== e.shape.length || t.shape.some((d, i) => d !== e.shape[i])) throw new Error(`tensor ${e.name} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(e.shape)}`);
+    const wantDtype = e.kind === 'counter' ? 'I64' : 'F32';
+    if (t.dtype !== wantDtype) throw new Error(`tensor ${e.name} is ${t.dtype}, expected ${wantDtype}`);
+  }
+  // Validated in full before anything is written: no partial loads.
+  for (const e of model.entries) {
+    const t = dict.get(e.name)!;
+    if (e.kind === 'param') model.params.set(e.name, t.data as Float32Array);
+    else if (e.kind === 'buffer') model.buffers.get(e.name)!.write(t.data as Float32Array);
+    else model.counters.set(e.name, (t.data as number[])[0]);
+  }
+}
+
+/** Builds a SISN from a safetensors or PyTorch state_dict (or a training checkpoint), config inferred. */
+export function loadSisn(gpu: Gpu, source: string | Uint8Array, name = 'weights'): SISN {
+  const path = typeof source === 'string' ? source : name;
+  const state = typeof source === 'string' ? readStateDict(source) : parseSafetensors(source, name).tensors;
+  const dict = new Map([...stripModulePrefix(state)].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX)));
+  let config: SisnConfig;
+  try {
+    config = inferConfig(dict);
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+  const model = new SISN(gpu, config);
+  try {
+    loadStateDict(model, dict);
+  } catch (e) {
+    model.dispose();
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+  return model;
+}
+
+/** Reads every state_dict tensor back from the GPU, in PyTorch's order. */
+export async function stateDict(model: SISN): Promise<StateDict> {
+  const out: StateDict = new Map();
+  for (const e of model.entries) {
+    if (e.kind === 'counter') out.set(e.name, { dtype: 'I64', shape: [], data: [model.counters.get(e.name) ?? 0] });
+    else {
+      const t = e.kind === 'param' ? model.params.get(e.name) : model.buffers.get(e.name)!;
+      out.set(e.name, { dtype: 'F32', shape: [...e.shape], data: await t.read() });
+    }
+  }
+  return out;
+}
+
+/** Writes the model as safetensors atomically (temporary file, then rename). */
+export async function saveSisn(model: SISN, path: string, metadata: Record<string, string> = {}): Promise<void> {
+  const dict = await stateDict(model);
+  const bytes = serializeSafetensors(dict, { format: 'pt', arch: 'SISN', config: JSON.stringify(model.config), ...metadata });
+  platform.writeFileAtomic(path, bytes);
+}

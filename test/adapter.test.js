@@ -1,0 +1,100 @@
+// Choosing the adapter: by a part of its name (Gpu.open, SISN_ADAPTER, --adapter), the default
+// that never falls to SwiftShader, WebGPU's default limits, and a suite whose GPU cannot open.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { Gpu } from '../dist/index.js';
+
+const test = suite('adapter');
+const root = fileURLToPath(new URL('..', import.meta.url));
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+// A child process without this run's adapter settings, plus `env`.
+function node(args, env = {}) {
+  const clean = { ...process.env };
+  for (const k of ['SISN_ADAPTER', 'SISN_SUBGROUPS', 'SISN_LIMITS']) delete clean[k];
+  return spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', timeout: 60000, env: { ...clean, ...env } });
+}
+
+async function withOpen(options, check) {
+  const gpu = await Gpu.open(options);
+  try {
+    await check(gpu);
+  } finally {
+    gpu.dispose();
+  }
+}
+
+test('a part of the name, in any case, picks the adapter', async () => {
+  await withOpen({ adapter: 'SwiftShader' }, (gpu) => {
+    assert.is(gpu.adapter.info.architecture, 'swiftshader');
+    assert.is(gpu.adapter.info.subgroupMaxSize, 4);
+  });
+  await withOpen({ adapter: 'LLVMPIPE' }, (gpu) => assert.match(gpu.describe(), /llvmpipe/));
+});
+
+test('an unknown adapter name is an error that lists the adapters', async () => {
+  try {
+    await Gpu.open({ adapter: 'no-such-gpu' });
+    assert.unreachable('opened an adapter that does not exist');
+  } catch (e) {
+    assert.match(e.message, /no WebGPU adapter matches 'no-such-gpu'/);
+    assert.match(e.message, /llvmpipe/);
+    assert.match(e.message, /SwiftShader/);
+  }
+});
+
+test('the default adapter is not SwiftShader even when the Vulkan loader lists it first', () => {
+  const probe = "import { Gpu } from './dist/index.js'; const g = await Gpu.open(); console.log(g.adapter.info.architecture); g.dispose();";
+  const r = node(['--input-type=module', '-e', probe], { VK_ADD_DRIVER_FILES: SWIFTSHADER_ICD });
+  assert.is(r.status, 0, r.stderr);
+  assert.not.match(r.stdout, /swiftshader/);
+});
+
+test("limits: 'default' asks for WebGPU's default limits, not the adapter's", async () => {
+  await withOpen({ limits: 'default' }, (gpu) => {
+    assert.is(gpu.limits.maxStorageBufferBindingSize, 128 * 2 ** 20);
+    assert.is(gpu.limits.maxComputeWorkgroupStorageSize, 16 * 2 ** 10);
+    assert.is(gpu.limits.maxComputeInvocationsPerWorkgroup, 256);
+    assert.is(gpu.limits.maxStorageBuffersPerShaderStage, 8);
+  });
+});
+
+test('SISN_ADAPTER, SISN_SUBGROUPS and SISN_LIMITS choose for Gpu.open; bad values are errors', () => {
+  const probe = "import { Gpu } from './dist/index.js'; const g = await Gpu.open(); console.log([g.adapter.info.architecture, g.features.subgroups, g.limits.maxComputeInvocationsPerWorkgroup].join(' ')); g.dispose();";
+  const r = node(['--input-type=module', '-e', probe], { SISN_ADAPTER: 'swiftshader', SISN_SUBGROUPS: 'off', SISN_LIMITS: 'default' });
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.stdout.trim(), 'swiftshader false 256');
+  const bad = node(['--input-type=module', '-e', probe], { SISN_SUBGROUPS: 'maybe' });
+  assert.is.not(bad.status, 0);
+  assert.match(bad.stderr, /SISN_SUBGROUPS must be 'on' or 'off', not 'maybe'/);
+});
+
+test('sisn adapters lists each adapter with its subgroup sizes and limits, and marks the default', () => {
+  const r = node([join(root, 'dist/cli/bin.js'), 'adapters']);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /llvmpipe[^\n]*<- the default/);
+  assert.match(r.stdout, /SwiftShader[^\n]*\n[^\n]*subgroups of 4 lanes/);
+  assert.match(r.stdout, /maxStorageBufferBindingSize +\d/);
+  assert.match(r.stdout, /maxComputeInvocationsPerWorkgroup +\d/);
+  const chosen = node([join(root, 'dist/cli/bin.js'), 'adapters', '--adapter', 'swift']);
+  assert.match(chosen.stdout, /SwiftShader[^\n]*<- chosen for 'swift'/);
+});
+
+test('--adapter on a sisn command: an unknown name fails before any work, listing the adapters', () => {
+  const r = node([join(root, 'dist/cli/bin.js'), 'upscale', 'in.png', '-o', 'out.png', '--adapter', 'no-such-gpu']);
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /no WebGPU adapter matches 'no-such-gpu'[\s\S]*llvmpipe/);
+});
+
+test('a suite whose GPU cannot open fails the run', () => {
+  const r = node([join(root, 'test/fixtures/suites/needs-gpu.js')], { SISN_ADAPTER: 'no-such-gpu' });
+  assert.is.not(r.status, 0, 'the run passed');
+  assert.match(r.stdout, /the suite's GPU did not open: no WebGPU adapter matches 'no-such-gpu'/);
+  const fine = node([join(root, 'test/fixtures/suites/needs-gpu.js')]);
+  assert.is(fine.status, 0, fine.stdout);
+});
+
+test.run();
