@@ -18,7 +18,8 @@ export { loadSisn, saveSisn, loadStateDict, stateDict, inferConfig } from './nn/
 export { stripModulePrefix, readStateDict } from './io/weights.js';
 export type { StateDict } from './io/safetensors.js';
 export { checkConformance, type ConformanceReport, type Check } from './conformance/check.js';
-export { readTorchCheckpoint } from './io/torch.js';
+export { readTorchCheckpoint, parseTorchCheckpoint } from './io/torch.js';
+export { parseStateDict, detectWeightsFormat, type WeightsFormat } from './io/state-dict.js';
 export { upscale, defaultTileSize, type UpscaleOptions } from './nn/upscale.js';
 export { decodeImage, readImage, encodePng, writePng, type RgbImage } from './io/image.js';
 export { imresize, imresizeTo, modCrop, resampleWeights, type Rounding } from './io/resize.js';

@@ -1,31 +1,45 @@
 /**
  * Loads a PyTorch checkpoint written by `torch.save(state_dict)` (the zip format of PyTorch >= 1.6):
- * `<name>/data.pkl` is a pickle whose tensors point at raw storages `<name>/data/<key>`. A small
- * pickle interpreter rebuilds the (Ordered)dict; only the objects a state_dict holds are accepted
- * (tensors via `torch._utils._rebuild_tensor_v2` / `_rebuild_parameter`, dicts, tuples, scalars),
- * so nothing in the file is ever executed.
+ * `<name>/data.pkl` is a pickle whose tensors point at raw storages `<name>/data/<key>`. The
+ * restricted unpickler (pickle.ts) rebuilds the (Ordered)dict; only the objects a state_dict holds
+ * are accepted (tensors via `torch._utils._rebuild_tensor_v2` / `_rebuild_parameter`, dicts,
+ * tuples, scalars), so nothing in the file is ever executed. Every tensor's offset, shape and
+ * strides are checked against its storage before anything is allocated.
  */
 import { platform } from '../platform/index.js';
-import { readZip } from './zip.js';
+import { readZip, type ZipEntry } from './zip.js';
+import { unpickle, describe, type PickleGlobal } from './pickle.js';
 import type { SafeTensor, StateDict } from './safetensors.js';
 
-interface Global {
-  global: string;
-}
-interface StorageRef {
-  storage: string;
-  dtype: 'F32' | 'F64' | 'F16' | 'I64' | 'I32';
+interface Storage {
   key: string;
+  dtype: keyof typeof ELEMENT_BYTES;
+  bytes: Uint8Array;
 }
-const MARK = Symbol('mark');
+const STORAGE = Symbol('storage');
+type StorageRef = { [STORAGE]: Storage };
 
-const STORAGE_DTYPES: Record<string, StorageRef['dtype']> = {
+const ELEMENT_BYTES = { F32: 4, F64: 8, F16: 2, I64: 8, I32: 4 } as const;
+
+const STORAGE_DTYPES: Record<string, Storage['dtype']> = {
   'torch.FloatStorage': 'F32',
   'torch.DoubleStorage': 'F64',
   'torch.HalfStorage': 'F16',
   'torch.LongStorage': 'I64',
   'torch.IntStorage': 'I32',
 };
+
+/** The pickled magic number that starts a legacy (pre-1.6, non-zip) `torch.save` file. */
+const LEGACY_MAGIC = [0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+export function isLegacyTorchSave(bytes: Uint8Array): boolean {
+  return bytes[0] === 0x80 && LEGACY_MAGIC.every((b, i) => bytes[2 + i] === b);
+}
+
+export const LEGACY_ADVICE =
+  'a legacy (pre-1.6, non-zip) torch.save file: not supported. Convert it with PyTorch: ' +
+  "torch.save(torch.load('old.pt'), 'new.pt') writes the zip format, or " +
+  "safetensors.torch.save_file(torch.load('old.pt'), 'new.safetensors')";
 
 function half(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
@@ -36,130 +50,130 @@ function half(h: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
-function unpickle(data: Uint8Array, source: string, loadStorage: (ref: StorageRef) => Uint8Array): unknown {
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const text = new TextDecoder();
-  const stack: unknown[] = [];
-  const memo = new Map<number, unknown>();
-  let pos = 0;
-  const popMark = (): unknown[] => {
-    const i = stack.lastIndexOf(MARK);
-    if (i < 0) throw new Error(`${source}: malformed pickle (no mark)`);
-    const items = stack.splice(i);
-    return items.slice(1);
-  };
-  const u8 = () => data[pos++];
-  const u32 = () => {
-    const v = view.getUint32(pos, true);
-    pos += 4;
-    return v;
-  };
-  const str = (n: number) => {
-    const s = text.decode(data.subarray(pos, pos + n));
-    pos += n;
-    return s;
-  };
-  const line = () => {
-    const end = data.indexOf(0x0a, pos);
-    const s = text.decode(data.subarray(pos, end));
-    pos = end + 1;
-    return s;
-  };
-  const setItems = (target: unknown, items: unknown[]) => {
-    if (!(target instanceof Map)) throw new Error(`${source}: SETITEMS on a non-dict`);
-    for (let i = 0; i < items.length; i += 2) target.set(items[i], items[i + 1]);
-  };
-  const reduce = (fn: unknown, args: unknown[]): unknown => {
-    const name = (fn as Global).global;
-    if (name === 'collections.OrderedDict' || name === 'builtins.dict') return new Map();
-    if (name === 'torch._utils._rebuild_tensor_v2' || name === 'torch._utils._rebuild_tensor') {
-      const [storage, offset, size, stride] = args as [StorageRef, number, number[], number[]];
-      return rebuild(storage, offset, size, stride);
-    }
-    if (name === 'torch._utils._rebuild_parameter') return args[0];
-    throw new Error(`${source}: unsupported object ${name} in the checkpoint (expected a plain state_dict)`);
-  };
-  const rebuild = (storage: StorageRef, offset: number, size: number[], stride: number[]): SafeTensor => {
-    const raw = loadStorage(storage);
-    const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    const count = size.reduce((a, b) => a * b, 1);
-    const read = (i: number): number => {
-      switch (storage.dtype) {
-        case 'F32': return dv.getFloat32(i * 4, true);
-        case 'F64': return dv.getFloat64(i * 8, true);
-        case 'F16': return half(dv.getUint16(i * 2, true));
-        case 'I64': return Number(dv.getBigInt64(i * 8, true));
-        default: return dv.getInt32(i * 4, true);
-      }
-    };
-    // Gather through the strides (state_dict tensors are contiguous, but views need not be).
-    const values = new Array<number>(count);
-    const index = new Array<number>(size.length).fill(0);
-    for (let n = 0; n < count; n++) {
-      let at = offset;
-      for (let d = 0; d < size.length; d++) at += index[d] * stride[d];
-      values[n] = read(at);
-      for (let d = size.length - 1; d >= 0; d--) {
-        if (++index[d] < size[d]) break;
-        index[d] = 0;
-      }
-    }
-    const integer = storage.dtype === 'I64' || storage.dtype === 'I32';
-    return { dtype: integer ? 'I64' : 'F32', shape: [...size], data: integer ? values : Float32Array.from(values) };
-  };
-  for (;;) {
-    if (pos >= data.byteLength) throw new Error(`${source}: truncated pickle`);
-    const op = u8();
-    switch (op) {
-      case 0x80: pos++; break; // PROTO
-      case 0x95: pos += 8; break; // FRAME
-      case 0x2e: return stack.pop(); // STOP
-      case 0x28: stack.push(MARK); break;
-      case 0x63: { const mod = line(); const name = line(); stack.push({ global: `${mod}.${name}` }); break; } // GLOBAL
-      case 0x93: { const name = stack.pop() as string; const mod = stack.pop() as string; stack.push({ global: `${mod}.${name}` }); break; } // STACK_GLOBAL
-      case 0x71: memo.set(u8(), stack[stack.length - 1]); break; // BINPUT
-      case 0x72: memo.set(u32(), stack[stack.length - 1]); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, stack[stack.length - 1]); break; // MEMOIZE
-      case 0x68: stack.push(memo.get(u8())); break; // BINGET
-      case 0x6a: stack.push(memo.get(u32())); break; // LONG_BINGET
-      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push([]); break; // EMPTY_TUPLE
-      case 0x74: stack.push(popMark()); break; // TUPLE
-      case 0x85: stack.push([stack.pop()]); break; // TUPLE1
-      case 0x86: { const b = stack.pop(); stack.push([stack.pop(), b]); break; } // TUPLE2
-      case 0x87: { const c = stack.pop(); const b = stack.pop(); stack.push([stack.pop(), b, c]); break; } // TUPLE3
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(view.getUint16((pos += 2) - 2, true)); break; // BININT2
-      case 0x4a: stack.push(view.getInt32((pos += 4) - 4, true)); break; // BININT
-      case 0x8a: { const n = u8(); let v = 0n; for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(data[pos + i]); if (n && data[pos + n - 1] & 0x80) v -= 1n << BigInt(8 * n); pos += n; stack.push(Number(v)); break; } // LONG1
-      case 0x47: stack.push(view.getFloat64((pos += 8) - 8, false)); break; // BINFLOAT
-      case 0x58: stack.push(str(u32())); break; // BINUNICODE
-      case 0x8c: stack.push(str(u8())); break; // SHORT_BINUNICODE
-      case 0x55: stack.push(str(u8())); break; // SHORT_BINSTRING
-      case 0x54: stack.push(str(u32())); break; // BINSTRING
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x51: { // BINPERSID
-        const pid = stack.pop() as unknown[];
-        if (!Array.isArray(pid) || pid[0] !== 'storage') throw new Error(`${source}: unsupported persistent id`);
-        const type = (pid[1] as Global).global;
-        const dtype = STORAGE_DTYPES[type];
-        if (!dtype) throw new Error(`${source}: unsupported storage type ${type}`);
-        stack.push({ storage: type, dtype, key: String(pid[2]) } satisfies StorageRef);
-        break;
-      }
-      case 0x52: { const args = stack.pop() as unknown[]; const fn = stack.pop(); stack.push(reduce(fn, args)); break; } // REDUCE
-      case 0x62: stack.pop(); break; // BUILD: state of an OrderedDict (e.g. _metadata): not needed
-      case 0x73: { const v = stack.pop(); const k = stack.pop(); setItems(stack[stack.length - 1], [k, v]); break; } // SETITEM
-      case 0x75: { const items = popMark(); setItems(stack[stack.length - 1], items); break; } // SETITEMS
-      case 0x61: { const v = stack.pop(); (stack[stack.length - 1] as unknown[]).push(v); break; } // APPEND
-      case 0x65: { const items = popMark(); (stack[stack.length - 1] as unknown[]).push(...items); break; } // APPENDS
-      default:
-        throw new Error(`${source}: unsupported pickle opcode 0x${op.toString(16)} at byte ${pos - 1}`);
+function readElement(storage: Storage, dv: DataView, i: number): number {
+  switch (storage.dtype) {
+    case 'F32': return dv.getFloat32(i * 4, true);
+    case 'F64': return dv.getFloat64(i * 8, true);
+    case 'F16': return half(dv.getUint16(i * 2, true));
+    case 'I64': return Number(dv.getBigInt64(i * 8, true));
+    default: return dv.getInt32(i * 4, true);
+  }
+}
+
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** Rebuilds `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)`, checked against the storage. */
+function rebuildTensor(args: unknown[], source: string, budget: { elements: number }): SafeTensor {
+  const [ref, offset, size, stride] = args;
+  if (!(ref && typeof ref === 'object' && STORAGE in ref)) throw new Error(`${source}: a tensor without a storage`);
+  const storage = (ref as StorageRef)[STORAGE];
+  const what = `${source}: the tensor on storage data/${storage.key}`;
+  if (!isCount(offset) || !Array.isArray(size) || !Array.isArray(stride) || !size.every(isCount) || !stride.every(isCount) || size.length !== stride.length) {
+    throw new Error(`${what} has a malformed offset, shape or strides (${describe([offset, size, stride])})`);
+  }
+  const available = storage.bytes.byteLength / ELEMENT_BYTES[storage.dtype];
+  let count = 1;
+  let last = offset;
+  for (let d = 0; d < size.length; d++) {
+    count *= size[d];
+    last += Math.max(0, size[d] - 1) * stride[d];
+  }
+  if (count > available || (count > 0 && last >= available)) {
+    throw new Error(`${what} (shape ${describe(size)}, strides ${describe(stride)}, offset ${offset}) reads past its ${available} elements`);
+  }
+  budget.elements -= count;
+  if (budget.elements < 0) throw new Error(`${source}: the tensors hold more elements than the archive has bytes (storages shared over and over)`);
+  const integer = storage.dtype === 'I64' || storage.dtype === 'I32';
+  const shape = [...size];
+  if (contiguous(size, stride) && storage.dtype === 'F32') {
+    // What state_dicts hold: a straight copy (the storage may sit unaligned in the file).
+    const data = new Float32Array(count);
+    new Uint8Array(data.buffer).set(storage.bytes.subarray(offset * 4, (offset + count) * 4));
+    return { dtype: 'F32', shape, data };
+  }
+  const values = gather(storage, offset, size, stride, count);
+  return { dtype: integer ? 'I64' : 'F32', shape, data: integer ? values : Float32Array.from(values) };
+}
+
+/** Row-major with no gaps (dimensions of size 1 may carry any stride). */
+function contiguous(size: number[], stride: number[]): boolean {
+  let expected = 1;
+  for (let d = size.length - 1; d >= 0; d--) {
+    if (size[d] !== 1 && stride[d] !== expected) return false;
+    expected *= size[d];
+  }
+  return true;
+}
+
+/** Reads a strided view element by element (views of a larger storage, other dtypes). */
+function gather(storage: Storage, offset: number, size: number[], stride: number[], count: number): number[] {
+  const dv = new DataView(storage.bytes.buffer, storage.bytes.byteOffset, storage.bytes.byteLength);
+  const values = new Array<number>(count);
+  const index = new Array<number>(size.length).fill(0);
+  for (let n = 0; n < count; n++) {
+    let at = offset;
+    for (let d = 0; d < size.length; d++) at += index[d] * stride[d];
+    values[n] = readElement(storage, dv, at);
+    for (let d = size.length - 1; d >= 0; d--) {
+      if (++index[d] < size[d]) break;
+      index[d] = 0;
     }
   }
+  return values;
+}
+
+const isTensor = (v: unknown): v is SafeTensor => !!v && typeof v === 'object' && 'dtype' in v && 'shape' in v;
+
+function loadPickle(zip: Map<string, ZipEntry>, source: string): unknown {
+  const pickles = [...zip.keys()].filter((k) => k === 'data.pkl' || /^[^/]+\/data\.pkl$/.test(k));
+  if (pickles.length !== 1) throw new Error(`${source}: ${pickles.length ? 'several' : 'no'} data.pkl inside: not a torch.save checkpoint`);
+  const prefix = pickles[0].slice(0, -'data.pkl'.length);
+  const order = zip.get(`${prefix}byteorder`);
+  if (order && new TextDecoder().decode(order.read()) !== 'little') throw new Error(`${source}: a big-endian checkpoint: not supported`);
+  const budget = { elements: [...zip.values()].reduce((sum, e) => sum + e.size, 0) };
+  const storages = new Map<string, Storage>();
+  return unpickle(zip.get(pickles[0])!.read(), source, {
+    persistentLoad(pid) {
+      if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 3) throw new Error(`${source}: unsupported persistent id ${describe(pid)}`);
+      const type = (pid[1] as PickleGlobal | undefined)?.global;
+      const dtype = type === undefined ? undefined : STORAGE_DTYPES[type];
+      if (!dtype) throw new Error(`${source}: unsupported storage type ${describe(type)} (supported: ${Object.keys(STORAGE_DTYPES).join(', ')})`);
+      if (typeof pid[2] !== 'string' || pid[2].length > 64) throw new Error(`${source}: storage key ${describe(pid[2])} is not a short string`);
+      const key = pid[2];
+      let storage = storages.get(key);
+      if (!storage) {
+        const entry = zip.get(`${prefix}data/${key}`);
+        if (!entry) throw new Error(`${source}: storage data/${key} is missing`);
+        storage = { key, dtype, bytes: entry.read() };
+        if (storage.bytes.byteLength % ELEMENT_BYTES[dtype]) throw new Error(`${source}: storage data/${key} holds ${storage.bytes.byteLength} bytes, not a whole number of ${type} elements`);
+        storages.set(key, storage);
+      }
+      if (storage.dtype !== dtype) throw new Error(`${source}: storage data/${key} is used as two types`);
+      return { [STORAGE]: storage } satisfies StorageRef;
+    },
+    reduce(fn, args) {
+      const name = fn.global;
+      if (name === 'collections.OrderedDict' || name === 'builtins.dict') return new Map();
+      if (name === 'torch._utils._rebuild_tensor_v2' || name === 'torch._utils._rebuild_tensor') return rebuildTensor(args, source, budget);
+      if (name === 'torch._utils._rebuild_parameter' && isTensor(args[0])) return args[0];
+      throw new Error(`${source}: unsupported object ${describe(name)} in the checkpoint (expected a plain state_dict)`);
+    },
+  });
+}
+
+/** Parses the bytes of a `torch.save(state_dict)` file (keys as saved; see stripModulePrefix). */
+export function parseTorchCheckpoint(bytes: Uint8Array, source: string): StateDict {
+  if (isLegacyTorchSave(bytes)) throw new Error(`${source}: ${LEGACY_ADVICE}`);
+  let dict = loadPickle(readZip(bytes, source), source);
+  // Training checkpoints sometimes wrap the weights: {'state_dict': ...} or {'model': ...}.
+  if (dict instanceof Map && ![...dict.values()].some(isTensor)) dict = dict.get('state_dict') ?? dict.get('model') ?? dict;
+  if (!(dict instanceof Map)) throw new Error(`${source}: the checkpoint does not hold a state_dict`);
+  const out: StateDict = new Map();
+  for (const [k, v] of dict) {
+    if (typeof k === 'string' && isTensor(v)) out.set(k, v);
+  }
+  if (!out.size) throw new Error(`${source}: no tensors found in the checkpoint`);
+  return out;
 }
 
 /** Reads a `torch.save(state_dict)` file (keys as saved; see stripModulePrefix). */
@@ -170,25 +184,5 @@ export function readTorchCheckpoint(path: string): StateDict {
   } catch (e) {
     throw new Error(`cannot read checkpoint ${path}: ${(e as Error).message}`);
   }
-  const zip = readZip(bytes, path);
-  const pkl = [...zip.keys()].find((k) => k.endsWith('/data.pkl') || k === 'data.pkl');
-  if (!pkl) throw new Error(`${path}: no data.pkl inside: not a torch.save checkpoint`);
-  const prefix = pkl.slice(0, -'data.pkl'.length);
-  const result = unpickle(zip.get(pkl)!.read(), path, (ref) => {
-    const entry = zip.get(`${prefix}data/${ref.key}`);
-    if (!entry) throw new Error(`${path}: storage ${ref.key} is missing`);
-    return entry.read();
-  });
-  let dict = result;
-  // Training checkpoints sometimes wrap the weights: {'state_dict': ...} or {'model': ...}.
-  if (dict instanceof Map && !([...dict.values()].some((v) => v && typeof v === 'object' && 'dtype' in v))) {
-    dict = dict.get('state_dict') ?? dict.get('model') ?? dict;
-  }
-  if (!(dict instanceof Map)) throw new Error(`${path}: the checkpoint does not hold a state_dict`);
-  const out: StateDict = new Map();
-  for (const [k, v] of dict) {
-    if (typeof k === 'string' && v && typeof v === 'object' && 'dtype' in v) out.set(k, v as SafeTensor);
-  }
-  if (!out.size) throw new Error(`${path}: no tensors found in the checkpoint`);
-  return out;
+  return parseTorchCheckpoint(bytes, path);
 }

@@ -1,9 +1,10 @@
 /** SISN weights: build a model from a state_dict (config inferred from names and shapes), save one. */
 import type { Gpu } from '../engine.js';
 import { SISN, type SisnConfig } from './sisn.js';
-import { parseSafetensors, serializeSafetensors, type StateDict } from '../io/safetensors.js';
+import { serializeSafetensors, type StateDict } from '../io/safetensors.js';
 import { platform } from '../platform/index.js';
 import { readStateDict, stripModulePrefix, OPTIMIZER_PREFIX } from '../io/weights.js';
+import { assertFinite, parseStateDict } from '../io/state-dict.js';
 
 /** Reads scale, G, I and C from the tensor names and shapes. */
 export function inferConfig(dict: StateDict): SisnConfig {
@@ -32,6 +33,7 @@ export function loadStateDict(model: SISN, input: StateDict): void {
     if (t.shape.length !== e.shape.length || t.shape.some((d, i) => d !== e.shape[i])) throw new Error(`tensor ${e.name} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(e.shape)}`);
     const wantDtype = e.kind === 'counter' ? 'I64' : 'F32';
     if (t.dtype !== wantDtype) throw new Error(`tensor ${e.name} is ${t.dtype}, expected ${wantDtype}`);
+    assertFinite(e.name, t.data);
   }
   // Validated in full before anything is written: no partial loads.
   for (const e of model.entries) {
@@ -42,10 +44,13 @@ export function loadStateDict(model: SISN, input: StateDict): void {
   }
 }
 
-/** Builds a SISN from a safetensors or PyTorch state_dict (or a training checkpoint), config inferred. */
+/**
+ * Builds a SISN, config inferred, from a weights file or its bytes (safetensors, a PyTorch zip
+ * checkpoint, or a training checkpoint); bytes (e.g. fetched in a browser) are called `name` in errors.
+ */
 export function loadSisn(gpu: Gpu, source: string | Uint8Array, name = 'weights'): SISN {
   const path = typeof source === 'string' ? source : name;
-  const state = typeof source === 'string' ? readStateDict(source) : parseSafetensors(source, name).tensors;
+  const state = typeof source === 'string' ? readStateDict(source) : parseStateDict(source, name);
   const dict = new Map([...stripModulePrefix(state)].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX)));
   let config: SisnConfig;
   try {

@@ -90,6 +90,9 @@ export async function upscale(model: SuperResolver, image: RgbImage, options: Up
       const planes = new Float32Array(3 * th * tw);
       toPlanes(image, { x0, y0, width: tw, height: th }, planes);
       const out = await superResolve(model, planes, 1, th, tw);
+      // NaN/Inf would round to black pixels: an error, never an image.
+      const bad = out.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new Error(`the model produced ${out[bad]} (NaN/Inf) in the tile at (${x0}, ${y0}): its weights are broken`);
       const oh = th * s;
       const ow = tw * s;
       const ov = overlap * s;

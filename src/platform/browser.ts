@@ -33,7 +33,7 @@ export const platform: Platform = {
   readFile: (path) => noFiles(`cannot read ${path}`),
   writeFileAtomic: (path) => noFiles(`cannot write ${path}`),
   inflateRaw: () => {
-    throw new Error('deflated zip entries (PyTorch checkpoints) are read in Node only: convert the weights to safetensors');
+    throw new Error('deflated zip entries are read in Node only: convert the weights to safetensors (or save them uncompressed, as torch.save does)');
   },
   png: pngjsCodec(pngjs, (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
 };

@@ -38,6 +38,9 @@ export const platform: Platform = {
       throw e;
     }
   },
-  inflateRaw: (bytes) => new Uint8Array(inflateRawSync(bytes)),
+  inflateRaw(bytes, maxBytes) {
+    const out = inflateRawSync(bytes, { maxOutputLength: maxBytes });
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  },
   png: pngjsCodec(pngjs, (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
 };

@@ -17,8 +17,8 @@ export interface Platform {
   readFile(path: string): Uint8Array;
   /** Writes through a temporary file and a rename, so a failed write leaves nothing behind. */
   writeFileAtomic(path: string, bytes: Uint8Array): void;
-  /** Raw DEFLATE decompression (zip entries). */
-  inflateRaw(bytes: Uint8Array): Uint8Array;
+  /** Raw DEFLATE decompression (zip entries) to at most `maxBytes`; more throws an error with code ERR_BUFFER_TOO_LARGE. */
+  inflateRaw(bytes: Uint8Array, maxBytes: number): Uint8Array;
   png: PngCodec;
 }
 

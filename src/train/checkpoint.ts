@@ -11,6 +11,7 @@ import type { Gpu } from '../engine.js';
 import { SISN, type SisnConfig } from '../nn/sisn.js';
 import type { Adam } from '../optim/adam.js';
 import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';
+import { assertFinite } from '../io/state-dict.js';
 import { stateDict, loadStateDict, inferConfig } from '../nn/sisn-weights.js';
 import { OPTIMIZER_PREFIX } from '../io/weights.js';
 
@@ -60,6 +61,12 @@ export function loadCheckpoint(gpu: Gpu, path: string): LoadedCheckpoint {
   const expAvg = file.tensors.get(`${OPTIMIZER_PREFIX}exp_avg`)?.data;
   const expAvgSq = file.tensors.get(`${OPTIMIZER_PREFIX}exp_avg_sq`)?.data;
   if (!(expAvg instanceof Float32Array) || !(expAvgSq instanceof Float32Array)) throw new Error(`${path}: optimizer state missing`);
+  try {
+    assertFinite(`${OPTIMIZER_PREFIX}exp_avg`, expAvg);
+    assertFinite(`${OPTIMIZER_PREFIX}exp_avg_sq`, expAvgSq);
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
   const dict = new Map([...file.tensors].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX)));
   const model = new SISN(gpu, inferConfig(dict));
   try {
