@@ -28,7 +28,9 @@ export interface DispatchArgs {
    * does not read it (a flag in the uniforms says so): the registry binds a small placeholder.
    */
   buffers: Record<string, Bindable | null | undefined>;
+  /** Invocations: a count or an [x, y, z] grid, divided by the entry point's `@workgroup_size`. */
   invocations?: number | Grid;
+  /** Or workgroups directly, for kernels whose workgroup shares one item: a count or a grid. */
   groups?: number | Grid;
   constants?: Constants;
   /** Shown after the kernel name in profiles and error messages (e.g. 'input grad'). */

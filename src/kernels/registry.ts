@@ -17,9 +17,8 @@ import { PipelineCache } from './pipelines.js';
 
 export class KernelRegistry {
   private readonly infos = new Map<string, KernelInfo>();
-  private placeholderBuffer: GPUBuffer | null = null;
-
   private readonly pipelines: PipelineCache;
+  private placeholderBuffer: GPUBuffer | null = null;
 
   constructor(private readonly context: DeviceContext) {
     this.pipelines = new PipelineCache(context.device, context.recorder);
