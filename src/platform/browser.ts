@@ -24,6 +24,7 @@ export const platform: Platform = {
   // A browser offers one adapter per request and no way to list or name them.
   adapterHost: { create: navigatorGpu, revealDrivers() {} },
   env: {},
+  pollsWhileWaiting: false,
   noAdapterHelp: 'the browser offers WebGPU but no adapter: update the GPU driver, or check chrome://gpu (is WebGPU blocklisted?)',
   // Browsers define GPUBufferUsage and the other constants themselves.
   webgpuGlobals: {},

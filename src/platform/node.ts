@@ -22,6 +22,7 @@ function readOrNull(path: string): string | null {
 export const platform: Platform = {
   adapterHost: dawnHost,
   env: process.env,
+  pollsWhileWaiting: true,
   noAdapterHelp: 'run `node scripts/ensure-adapter.mjs` (installs Mesa lavapipe on Debian as root) or install a Vulkan driver',
   webgpuGlobals: globals as Record<string, unknown>,
   readShader: (family) => readOrNull(join(SHADER_DIR, `${family}.wgsl`)),

@@ -4,7 +4,9 @@ export interface Platform {
   readonly adapterHost: AdapterHost;
   /** Environment variables (SISN_ADAPTER, ...); none in a browser. */
   readonly env: Readonly<Record<string, string | undefined>>;
-  /** What to do when `gpu()` offers no adapter. */
+  /** Whether waiting on a GPU promise keeps a CPU core busy (dawn.node does; browsers do not). */
+  readonly pollsWhileWaiting: boolean;
+  /** What to do when the host offers no adapter. */
   readonly noAdapterHelp: string;
   /** WebGPU's constant objects (GPUBufferUsage, ...) where the host does not define them globally. */
   readonly webgpuGlobals: Readonly<Record<string, unknown>>;
