@@ -10,4 +10,5 @@ if (!existsSync(new URL('./dist/cli/main.js', import.meta.url))) {
   execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', root], { stdio: 'inherit' });
 }
 const { main } = await import('./dist/cli/main.js');
-process.exitCode = await main(['train', ...process.argv.slice(2)]);
+const { withoutDawnWarnings } = await import('./dist/cli/quiet-dawn.js');
+process.exitCode = await withoutDawnWarnings(() => main(['train', ...process.argv.slice(2)]));

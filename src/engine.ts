@@ -19,13 +19,22 @@ export class Gpu implements Engine {
   readonly tape: Tape = new Tape({ full: (like, value) => Tensor.full(this, like.shape, value), accumulate });
   /**
    * Bumped whenever parameter values may change (a write to a tensor that requires grad, an
-   * optimiser step): values derived from parameters (packed conv weights) are reused only while
-   * it stays the same.
+   * optimiser step, a train-mode BatchNorm updating its running statistics): values derived from
+   * parameters (packed conv weights, eval BatchNorm folds) are reused only while it stays the same.
    */
   parameterVersion = 0;
   private readonly derived = new Map<object, { version: number; value: { dispose(): void } }>();
 
+  // The device context's parts, part of the engine's API.
+  readonly adapter: GPUAdapter;
+  readonly device: GPUDevice;
+  readonly features: EngineFeatures;
+  readonly limits: GPUSupportedLimits;
+  readonly pool: BufferPool;
+  readonly recorder: CommandRecorder;
+
   private constructor(readonly context: DeviceContext) {
+    ({ adapter: this.adapter, device: this.device, features: this.features, limits: this.limits, pool: this.pool, recorder: this.recorder } = context);
     this.kernels = new KernelRegistry(context);
   }
 
@@ -33,38 +42,23 @@ export class Gpu implements Engine {
     return new Gpu(await DeviceContext.open(options));
   }
 
-  get adapter(): GPUAdapter {
-    return this.context.adapter;
-  }
-
-  get device(): GPUDevice {
-    return this.context.device;
-  }
-
-  get features(): EngineFeatures {
-    return this.context.features;
-  }
-
-  get limits(): GPUSupportedLimits {
-    return this.context.limits;
-  }
-
-  get pool(): BufferPool {
-    return this.context.pool;
-  }
-
-  get recorder(): CommandRecorder {
-    return this.context.recorder;
-  }
-
   /** A short description of the adapter, for logs and benchmark tables. */
   describe(): string {
     return this.context.describe();
   }
 
-  /** Throws if the device was lost or reported an error. */
-  checkAlive(): void {
-    this.context.checkAlive();
+  get isDisposed(): boolean {
+    return this.context.isDisposed;
+  }
+
+  /** Throws, naming `operation`, if this engine was disposed. */
+  assertOpen(operation: string): void {
+    this.context.assertOpen(operation);
+  }
+
+  /** Throws, naming `operation`, if the engine was disposed, or the device lost or reported an error. */
+  checkAlive(operation?: string): void {
+    this.context.checkAlive(operation);
   }
 
   /** Submits what has been recorded. */

@@ -1,10 +1,11 @@
 export { Gpu, type GpuOptions, type EngineFeatures } from './engine.js';
+export { subgroupSizesFit } from './gpu/device.js';
 export { BufferPool, bucketSize } from './gpu/pool.js';
 export { KernelRegistry } from './kernels/registry.js';
 export { reflectShader, packUniforms } from './kernels/reflect.js';
 export { foldGroups } from './kernels/launch.js';
 export { SHADER_DIR } from './platform/node.js';
-export { Tensor, Storage, shapeSize, sameShape, formatShape, type Shape } from './tensor.js';
+export { Tensor, Storage, shapeSize, sameShape, formatShape, type Shape, type Engine } from './tensor.js';
 export { Tape } from './autograd/tape.js';
 export * from './ops/index.js';
 export { ParameterSet, type ParamSpec } from './optim/params.js';
@@ -17,7 +18,7 @@ export { parseSafetensors, serializeSafetensors, type SafeTensor, type SafeFile 
 export { loadSisn, saveSisn, loadStateDict, stateDict, inferConfig } from './nn/sisn-weights.js';
 export { stripModulePrefix, readStateDict } from './io/weights.js';
 export type { StateDict } from './io/safetensors.js';
-export { checkConformance, type ConformanceReport, type Check } from './conformance/check.js';
+export { checkConformance, type ConformanceReport, type ConformanceOptions, type Check } from './conformance/check.js';
 export { readTorchCheckpoint, parseTorchCheckpoint } from './io/torch.js';
 export { parseStateDict, detectWeightsFormat, type WeightsFormat } from './io/state-dict.js';
 export { upscale, defaultTileSize, type UpscaleOptions } from './nn/upscale.js';

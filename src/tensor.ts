@@ -30,7 +30,9 @@ export interface Engine {
   readonly features: EngineFeatures;
   readonly limits: GPUSupportedLimits;
   parameterVersion: number;
-  checkAlive(): void;
+  readonly isDisposed: boolean;
+  assertOpen(operation: string): void;
+  checkAlive(operation?: string): void;
   sync(): Promise<void>;
   fill(t: Tensor, value: number): void;
   scope<T>(fn: () => T): T;
@@ -95,12 +97,13 @@ export class Tensor {
   }
 
   /** An uninitialised tensor (its contents are whatever the pool's buffer held). */
-  static empty(gpu: Engine, shape: Shape): Tensor {
+  static empty(gpu: Engine, shape: Shape, operation = 'Tensor.empty'): Tensor {
+    gpu.assertOpen(operation);
     return new Tensor(gpu, shape, Storage.pooled(gpu, shapeSize(shape) * 4));
   }
 
   static full(gpu: Engine, shape: Shape, value: number): Tensor {
-    const t = Tensor.empty(gpu, shape);
+    const t = Tensor.empty(gpu, shape, 'Tensor.full');
     t.fill(value);
     return t;
   }
@@ -112,7 +115,7 @@ export class Tensor {
   static fromArray(gpu: Engine, data: ArrayLike<number>, shape: Shape = [data.length]): Tensor {
     const n = shapeSize(shape);
     if (data.length !== n) throw new Error(`${data.length} values do not fill shape ${formatShape(shape)} (${n} elements)`);
-    const t = Tensor.empty(gpu, shape);
+    const t = Tensor.empty(gpu, shape, 'Tensor.fromArray');
     t.write(data instanceof Float32Array ? data : Float32Array.from(data));
     return t;
   }
@@ -138,6 +141,7 @@ export class Tensor {
   /** Overwrites the contents (recorded in the current step, ordered with its dispatches). */
   write(data: Float32Array): void {
     this.assertAlive();
+    this.gpu.assertOpen('tensor.write()');
     if (data.length !== this.size) throw new Error(`write of ${data.length} values into a tensor of ${this.size}`);
     if (this.requiresGrad) this.gpu.parameterVersion++;
     this.gpu.recorder.upload(data, this.storage.buffer, this.storage.offset);
@@ -152,10 +156,17 @@ export class Tensor {
   /** Copies the values into `into` (or a new array). Submits the recorded step. */
   async read(into?: Float32Array): Promise<Float32Array> {
     this.assertAlive();
+    this.gpu.checkAlive('tensor.read()');
     const out = into ?? new Float32Array(this.size);
     if (out.length < this.size) throw new Error(`read target has ${out.length} elements, tensor has ${this.size}`);
-    await this.gpu.recorder.read(this.storage.buffer, this.storage.offset, this.size * 4, out);
-    this.gpu.checkAlive();
+    try {
+      await this.gpu.recorder.read(this.storage.buffer, this.storage.offset, this.size * 4, out);
+    } catch (e) {
+      // Dawn rejects a pending map of a destroyed device with an AbortError and no message.
+      if (this.gpu.isDisposed) throw new Error('tensor.read(): the GPU engine was disposed while the read was pending');
+      throw e;
+    }
+    this.gpu.checkAlive('tensor.read()');
     return out;
   }
 

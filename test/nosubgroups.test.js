@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
 import * as ops from '../dist/index.js';
-import { checkConformance, preprocess } from '../dist/index.js';
+import { checkConformance, preprocess, subgroupSizesFit } from '../dist/index.js';
 import * as ref from './reference.js';
 import { withGpu } from './helpers.js';
 import { checkOp } from './gradcheck.js';
@@ -17,6 +17,11 @@ test('the device really runs without subgroups', () => {
   assert.not.match(preprocess('t', '// @if subgroups\nx\n// @else\ny\n// @endif', { subgroups: false }), /enable subgroups|x/);
   assert.match(preprocess('t', '// @if subgroups\nx\n// @else\ny\n// @endif', { subgroups: true }), /^enable subgroups;[\s\S]*x/);
   assert.throws(() => preprocess('t', '// @if subgroups\nx', { subgroups: true }), /@if without @endif/);
+});
+
+test('subgroup paths only where subgroups have 4 to 64 lanes (whole subgroups of a 64-lane workgroup)', () => {
+  for (const [min, max] of [[4, 4], [8, 8], [4, 64], [16, 16]]) assert.ok(subgroupSizesFit({ subgroupMinSize: min, subgroupMaxSize: max }), `${min}-${max}`);
+  for (const [min, max] of [[4, 128], [128, 128], [2, 8], [0, 0], [undefined, undefined]]) assert.not.ok(subgroupSizesFit({ subgroupMinSize: min, subgroupMaxSize: max }), `${min}-${max}`);
 });
 
 for (const [B, C, H, W, O, K, G, bias] of [

@@ -6,7 +6,7 @@ import { detectRaces } from 'wgsl_reflect/wgsl_reflect.module.js';
 import * as ops from '../dist/index.js';
 import { SHADER_DIR, Tensor, preprocess } from '../dist/index.js';
 import * as ref from './reference.js';
-import { withGpu, random } from './helpers.js';
+import { withGpu, random, assertClose } from './helpers.js';
 import { checkOp } from './gradcheck.js';
 
 const test = suite('ops');
@@ -32,6 +32,53 @@ for (const [B, C, H, W, O, K, G, bias] of [
     });
   });
 }
+
+// Every element of the weight gradient (the finite-difference checks above sample a few): channel
+// counts that are not multiples of 4, 8 or 16, groups, batch > 1, and Cin/G past one workgroup of lanes.
+for (const [B, C, H, W, O, K, G] of [
+  [3, 5, 5, 6, 12, 3, 1],
+  [2, 20, 4, 5, 20, 3, 2],
+  [2, 12, 5, 4, 36, 3, 4],
+  [2, 72, 3, 4, 9, 3, 1],
+  [1, 7, 4, 9, 3, 1, 1],
+]) {
+  test(`conv2d weight gradient, every element: B${B} ${C}->${O} k${K} groups ${G}`, async () => {
+    const { gpu } = ctx;
+    const pad = (K - 1) / 2;
+    const ws = [O, C / G, K, K];
+    const xs = random(B * C * H * W, 11);
+    const gs = random(B * O * H * W, 12);
+    const x = Tensor.fromArray(gpu, xs, [B, C, H, W]);
+    const g = Tensor.fromArray(gpu, gs, [B, O, H, W]);
+    const dw = ops.conv2dWeightGrad(x, g, ws, { padding: pad, groups: G });
+    assertClose(await dw.read(), ref.conv2dWeightGrad(xs, [B, C, H, W], gs, ws, pad, G), { rtol: 1e-4, atol: 1e-4, what: 'dw' });
+    [x, g, dw].forEach((t) => t.dispose());
+  });
+}
+
+test('conv2d weight gradient where a subgroup spans several blocks of output channels', async () => {
+  // Blocks of 3 or 6 lanes: no adapter's subgroups align with them, so the kernel must notice that
+  // its lanes do not share one block and load the output gradient per lane.
+  const { gpu } = ctx;
+  const [B, C, H, W, O, K] = [2, 3, 5, 6, 20, 3];
+  const xs = random(B * C * H * W, 13);
+  const gs = random(B * O * H * W, 14);
+  const x = Tensor.fromArray(gpu, xs, [B, C, H, W]);
+  const g = Tensor.fromArray(gpu, gs, [B, O, H, W]);
+  const want = ref.conv2dWeightGrad(xs, [B, C, H, W], gs, [O, C, K], 1, 1);
+  for (const lanes of [3, 6]) {
+    const dw = Tensor.empty(gpu, [O, C, K, K]);
+    gpu.kernels.dispatch('conv2d.weight_grad', {
+      uniforms: { batch: B, cin: C, h: H, w: W, cout: O, hout: H, wout: W, groups: 1, pad: 1, lanes_per_block: lanes },
+      buffers: { out: dw, inp: x, dout: g },
+      groups: [1, 1, 1],
+      constants: { K },
+    });
+    assertClose(await dw.read(), want, { rtol: 1e-4, atol: 1e-4, what: `dw with ${lanes}-lane blocks` });
+    dw.dispose();
+  }
+  [x, g].forEach((t) => t.dispose());
+});
 
 test('conv2dFused: conv (+bias) -> eval BatchNorm -> + residual -> ReLU in one pass equals the composition', async () => {
   const { gpu } = ctx;

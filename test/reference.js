@@ -29,6 +29,33 @@ export function conv2d(x, [B, C, H, W], w, [O, Cg, K], bias, pad, groups) {
 }
 
 /** Returns the output, the batch mean and the biased batch variance (training) or uses running stats. */
+/** The weight gradient of conv2d: dw[o,i,ky,kx] = sum over b, y, x of dout[b,o,y,x] * x[b, g*Cg+i, y+ky-pad, x+kx-pad]. */
+export function conv2dWeightGrad(x, [B, C, H, W], dout, [O, Cg, K], pad, groups) {
+  const Ho = H + 2 * pad - K + 1;
+  const Wo = W + 2 * pad - K + 1;
+  const Og = O / groups;
+  const dw = new Float64Array(O * Cg * K * K);
+  for (let o = 0; o < O; o++) {
+    const g = Math.floor(o / Og);
+    for (let i = 0; i < Cg; i++)
+      for (let ky = 0; ky < K; ky++)
+        for (let kx = 0; kx < K; kx++) {
+          let acc = 0;
+          for (let b = 0; b < B; b++)
+            for (let y = 0; y < Ho; y++) {
+              const iy = y + ky - pad;
+              if (iy < 0 || iy >= H) continue;
+              for (let xo = 0; xo < Wo; xo++) {
+                const ix = xo + kx - pad;
+                if (ix >= 0 && ix < W) acc += dout[((b * O + o) * Ho + y) * Wo + xo] * x[((b * C + g * Cg + i) * H + iy) * W + ix];
+              }
+            }
+          dw[((o * Cg + i) * K + ky) * K + kx] = acc;
+        }
+  }
+  return dw;
+}
+
 export function batchNorm(x, [B, C, H, W], gamma, beta, { training, runningMean, runningVar, eps = 1e-5 }) {
   const M = B * H * W;
   const mean = new Float64Array(C);

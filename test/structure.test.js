@@ -45,6 +45,17 @@ test('src/ has no import cycles', () => {
   assert.equal(found, [], `import cycles:\n  ${found.join('\n  ')}`);
 });
 
+test('the device layer (src/gpu/) knows nothing of tensors, kernels, autograd or the engine', () => {
+  const above = ['tensor.ts', 'engine.ts', 'kernels/', 'autograd/', 'ops/', 'nn/'];
+  const found = filesUnder(join(SRC, 'gpu'), '.ts').flatMap((f) =>
+    imports(f)
+      .map((g) => relative(SRC, g))
+      .filter((g) => above.some((a) => g === a || g.startsWith(a)))
+      .map((g) => `${relative(SRC, f)} imports ${g}`),
+  );
+  assert.equal(found, [], found.join('\n'));
+});
+
 test('no .ts file in src/ is over 300 lines and no shader over 400', () => {
   const long = [...filesUnder(SRC, '.ts').map((f) => [f, 300]), ...filesUnder(join(ROOT, 'shaders'), '.wgsl').map((f) => [f, 400])]
     .map(([f, max]) => [relative(ROOT, f), readFileSync(f, 'utf8').split('\n').length, max])

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { loadSisn, Rng, PatchSampler, loadCheckpoint, encodePng } from '../dist/index.js';
+import { loadSisn, Rng, PatchSampler, loadCheckpoint, encodePng, TRAIN_DEFAULTS } from '../dist/index.js';
+import { startOptions } from '../dist/train/start.js';
 import { withGpu } from './helpers.js';
 
 const test = suite('train');
@@ -38,16 +39,59 @@ test('node train.js trains a tiny SISN on the shipped faces: the loss falls, che
   model.dispose();
 });
 
-test('--resume continues exactly: the same loss curve as an uninterrupted run', () => {
+test('--resume continues exactly with no option repeated: the same loss curve as an uninterrupted run', () => {
   const a = join(tmp, 'straight');
   const b = join(tmp, 'resumed');
   assert.is(trainJs(...TINY, '--max_steps', '12', '--eval_steps', '4', '--ckpt_root', a).status, 0);
   assert.is(trainJs(...TINY, '--max_steps', '8', '--eval_steps', '4', '--ckpt_root', b).status, 0);
-  const r = trainJs(...TINY, '--max_steps', '12', '--eval_steps', '4', '--ckpt_root', b, '--resume');
+  // Every option (data, lr, batch, patch, schedule) comes back from the checkpoint; only the new
+  // end is given, and printed as a change.
+  const r = trainJs('--ckpt_root', b, '--resume', '--max_steps', '12');
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stderr, /resuming from .* at step 8/);
+  assert.match(r.stderr, /max_steps: 12 \(checkpoint: 8\)/);
+  assert.not.match(r.stderr, /lr: /, 'an option that was not given was reported as changed');
   const strip = (entries) => entries.map(({ seconds, ...rest }) => rest);
   assert.equal(strip(log(b)), strip(log(a)));
+});
+
+test("the shipped checkpoints resume with their last phase's options (the model card's statement)", () => {
+  for (const [name, step, lr, batch, patch, decay] of [['x4', 10600, 1e-4, 16, 0, '8.6-9.8'], ['x8', 6000, 1e-4, 16, 0, '5.0-5.6']]) {
+    const ckpt_root = join(root, 'weights/checkpoints', name);
+    assert.throws(() => startOptions(TRAIN_DEFAULTS, { ckpt_root, resume: true }, () => {}), new RegExp(`is at step ${step} and --max_steps is ${step}: nothing to train`));
+    const changes = [];
+    const o = startOptions(TRAIN_DEFAULTS, { ckpt_root, resume: true, max_steps: step + 500 }, (m) => changes.push(m));
+    assert.equal(changes, [`max_steps: ${step + 500} (checkpoint: ${step})`]);
+    assert.equal([o.lr, o.batch_size, o.patch_size, o.decay, o.hr_crop, o.train_val_range, o.eval_steps], [lr, batch, patch, decay, '88x104', '1-9000/9001-9500', 500]);
+    assert.is(o.ckpt_root, ckpt_root);
+  }
+});
+
+test('a fresh run into a folder holding a run is refused unless --overwrite; --resume checks its options', () => {
+  const dir = join(tmp, 'resumed');
+  const before = ['last.safetensors', 'best.safetensors', 'log.jsonl'].map((f) => readFileSync(join(dir, f)));
+  let r = trainJs(...TINY, '--max_steps', '2', '--ckpt_root', dir);
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /--ckpt_root .*resumed already holds a training run \(last\.safetensors, best\.safetensors, log\.jsonl, plot\.svg, sheet\.png\): continue it with --resume, or replace it with --overwrite/);
+  const unchanged = () => ['last.safetensors', 'best.safetensors', 'log.jsonl'].forEach((f, i) => assert.ok(readFileSync(join(dir, f)).equals(before[i]), `${f} changed`));
+  unchanged();
+  r = trainJs('--ckpt_root', dir, '--resume', '--max_steps', '4');
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /--resume: .*last\.safetensors is at step 12 and --max_steps is 4: nothing to train; give a --max_steps above 12/);
+  r = trainJs('--ckpt_root', dir, '--resume');
+  assert.is(r.status, 1, 'a finished run resumed with its own --max_steps has nothing to do');
+  assert.match(r.stderr, /is at step 12 and --max_steps is 12/);
+  r = trainJs('--ckpt_root', dir, '--resume', '--max_steps', '20', '--num_channels', '16');
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /the checkpoint was trained with --num_channels 8; a resumed run cannot change it/);
+  r = trainJs('--ckpt_root', dir, '--resume', '--overwrite');
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /give one of them/);
+  unchanged();
+  r = trainJs(...TINY, '--max_steps', '2', '--eval_steps', '2', '--ckpt_root', dir, '--overwrite');
+  assert.is(r.status, 0, r.stderr);
+  assert.equal(log(dir).map((e) => `${e.type}${e.step}`), ['train1', 'train2', 'eval2']);
+  assert.ok(!readFileSync(join(dir, 'last.safetensors')).equals(before[0]), 'the old checkpoint was kept');
 });
 
 test('a training run killed with SIGKILL leaves a loadable checkpoint', async () => {

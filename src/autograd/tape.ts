@@ -77,17 +77,23 @@ export class Tape {
 
   /**
    * Runs `fn` and disposes every tensor it created, except those in its result (a tensor, or an
-   * array or object of tensors), which move to the enclosing scope.
+   * array or object of tensors), which move to the enclosing scope. When `fn` throws, every tensor
+   * it created is disposed and the nodes it recorded are dropped.
    */
   scope<T>(fn: () => T): T {
     const mine = new Set<TapeTensor>();
+    const firstNode = this.nodes.length;
     this.scopes.push(mine);
     let result: T;
     try {
       result = fn();
-    } finally {
+    } catch (e) {
       this.scopes.pop();
+      for (const node of this.nodes.splice(firstNode)) if (node.rule) this.releaseNode(node);
+      for (const t of mine) t.dispose();
+      throw e;
     }
+    this.scopes.pop();
     const kept = new Set<TapeTensor>();
     const collect = (v: unknown): void => {
       if (mine.has(v as TapeTensor)) kept.add(v as TapeTensor);

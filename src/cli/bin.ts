@@ -1,4 +1,5 @@
 #!/usr/bin/env node
 import { main } from './main.js';
+import { withoutDawnWarnings } from './quiet-dawn.js';
 
-process.exitCode = await main(process.argv.slice(2));
+process.exitCode = await withoutDawnWarnings(() => main(process.argv.slice(2)));

@@ -5,6 +5,8 @@ import { Gpu } from '../engine.js';
 import { loadSisn } from '../nn/sisn-weights.js';
 import { listImages, loadPairs, selectRange, parseSize } from '../data/dataset.js';
 import { evaluate, type Scores } from '../train/evaluate.js';
+import { checkFolderPath, makeFolder } from '../io/folders.js';
+import { dirname, resolve } from 'node:path';
 
 export async function evalCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -32,6 +34,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const roots = values.dataset_root ?? [];
   if (!roots.length) throw new Error('--dataset_root is required');
   if (values.range && roots.length > 1) throw new Error('--range needs exactly one --dataset_root');
+  if (values.json) checkFolderPath(dirname(resolve(values.json)), '--json folder');
   const gpu = await Gpu.open();
   try {
     const model = loadSisn(gpu, values.weights);
@@ -53,6 +56,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     console.log(row('SISN', result.sisn));
     console.log(`SISN - bicubic: ${(result.sisn.psnr - result.bicubic.psnr).toFixed(3)} dB PSNR, ${(result.sisn.ssim - result.bicubic.ssim).toFixed(4)} SSIM (${seconds.toFixed(1)} s)`);
     if (values.json) {
+      makeFolder(dirname(resolve(values.json)), '--json folder');
       writeFileSync(values.json, JSON.stringify({ weights: values.weights, dataset_root: roots, range: values.range ?? null, hr_crop: values.hr_crop ?? null, hr_size: values.hr_size ?? null, scale: s, border, config: model.config, count: pairs.length, sisn: result.sisn, bicubic: result.bicubic, images: result.images }, null, 1));
     }
     model.dispose();

@@ -1,6 +1,6 @@
 /** The `sisn` command line: upscale, train, eval. */
 import { parseArgs } from 'node:util';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Gpu } from '../engine.js';
@@ -9,17 +9,20 @@ import { readImage, writePng } from '../io/image.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { adaptersCommand } from './adapters.js';
+import { checkFolderPath, makeFolder } from '../io/folders.js';
+import { tileProgress } from './tile-progress.js';
 
 const USAGE = `usage:
   sisn train --dataset_root DIR [options]     (see sisn train --help)
   sisn eval --weights W --dataset_root DIR [--range 9501-10000] [--hr_crop WxH] [--json OUT]
-  sisn upscale IN... -o OUT [--weights W | --scale s] [--tile T]
+  sisn upscale IN... -o OUT [--weights W | --scale s] [--tile T] [--quiet]
       IN       PNG or JPEG low-resolution faces (RGB, RGBA or grayscale)
       -o OUT   output PNG (one input) or directory (several inputs)
       --weights W  SISN weights: .safetensors, or a PyTorch .pt/.pth state_dict
                    (default: the shipped weights/sisn-x4-celeba.safetensors, or -x8 with --scale 8)
       --scale s    expected scale (2, 3, 4, 8): an error if the weights are for another
       --tile T     largest low-resolution tile side (default: from the adapter's limits)
+      --quiet      no progress on stderr (tiles done and time left, for tiled images)
   sisn adapters                                the WebGPU adapters found, their subgroup sizes and limits
   --adapter NAME  (any command) run on the adapter whose name or description contains NAME,
                   e.g. llvmpipe or swiftshader; the same as SISN_ADAPTER=NAME`;
@@ -42,6 +45,7 @@ async function upscaleCommand(argv: string[]): Promise<number> {
       weights: { type: 'string', short: 'w' },
       scale: { type: 'string', short: 's' },
       tile: { type: 'string' },
+      quiet: { type: 'boolean', short: 'q' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -58,7 +62,8 @@ async function upscaleCommand(argv: string[]): Promise<number> {
   if (tile !== undefined && !(Number.isInteger(tile) && tile >= 8)) throw new UsageError(`--tile must be an integer >= 8, got ${values.tile}`);
   const many = positionals.length > 1;
   const outIsDir = many || values.output.endsWith('/') || (existsSync(values.output) && statSync(values.output).isDirectory());
-  mkdirSync(outIsDir ? values.output : dirname(resolve(values.output)), { recursive: true });
+  const outDir = outIsDir ? values.output : dirname(resolve(values.output));
+  checkFolderPath(outDir, 'output folder');
 
   const gpu = await Gpu.open();
   let failures = 0;
@@ -71,7 +76,8 @@ async function upscaleCommand(argv: string[]): Promise<number> {
       const target = outIsDir ? join(values.output, `${basename(input, extname(input))}_x${s}.png`) : values.output;
       try {
         const image = readImage(input);
-        const out = await model.upscale(image, { maxTile: tile });
+        const out = await model.upscale(image, { maxTile: tile, onProgress: values.quiet ? undefined : tileProgress() });
+        makeFolder(outDir, 'output folder');
         writePng(target, out);
         console.log(`${input} (${image.width}x${image.height}) -> ${target} (${out.width}x${out.height}) in ${((Date.now() - started) / 1000).toFixed(2)} s`);
       } catch (e) {

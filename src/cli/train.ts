@@ -18,14 +18,18 @@ export const TRAIN_USAGE = `usage: node train.js --dataset_root DIR [options]   
   --gclip V               clamp gradients to [-V, V] (default 0: off)
   --seed N                (default ${DEFAULTS.seed})
   --ckpt_root DIR         checkpoints, log.jsonl, plot.svg, sheet.png (default ${DEFAULTS.ckpt_root})
-  --resume                continue from DIR/last.safetensors exactly where it stopped
+  --resume                continue the run in DIR from its last.safetensors exactly where it stopped,
+                          with every option it was trained with; options given again override
+                          (printed as changes), except the architecture and --seed
+  --overwrite             start a fresh run in a DIR that holds one, replacing it (without
+                          --resume or --overwrite, a DIR holding a run is refused)
   --border B              evaluation border crop (default 6 + scale)
   --no_structure_path     ablation: remove the IA branch of every ESAG
   --no_attention          ablation: remove split attention inside the ISABs`;
 
 const NUMERIC = ['scale', 'num_groups', 'num_blocks', 'num_channels', 'lr', 'gamma', 'batch_size', 'patch_size', 'max_steps', 'eval_steps', 'gclip', 'seed', 'border', 'sheet_faces'] as const;
 const TEXT = ['dataset_root', 'train_val_range', 'val_root', 'lr_root', 'hr_crop', 'ckpt_root', 'decay'] as const;
-const FLAGS = ['resume', 'no_structure_path', 'no_attention'] as const;
+const FLAGS = ['resume', 'overwrite', 'no_structure_path', 'no_attention'] as const;
 
 export function parseTrainArgs(argv: string[]): Partial<TrainOptions> | null {
   const spec: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };

@@ -6,6 +6,7 @@
 import { readdirSync, statSync, existsSync, readFileSync } from 'node:fs';
 import { join, relative, extname } from 'node:path';
 import { readImage, imageSize } from '../io/image.js';
+import { fsProblem } from '../io/fs-messages.js';
 import { imresize, imresizeTo, type Rounding } from '../io/resize.js';
 
 export interface FacePair {
@@ -47,7 +48,8 @@ const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg']);
 
 /** Every PNG/JPEG below `root`, sorted by relative path. */
 export function listImages(root: string): string[] {
-  if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`dataset folder ${root} does not exist`);
+  if (!existsSync(root)) throw new Error(`dataset folder ${root} does not exist`);
+  if (!statSync(root).isDirectory()) throw new Error(`dataset folder ${root} is a file, not a folder`);
   const out: string[] = [];
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -150,7 +152,7 @@ export function loadPairs(root: string, files: readonly string[], o: DatasetOpti
     try {
       size = imageSize(readFileSync(file));
     } catch (e) {
-      throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+      throw new Error(`cannot read ${file}: ${fsProblem(e)}`);
     }
     if (!size) throw new Error(`${file}: cannot decode image: not a PNG or JPEG file`);
     return hrGeometry(size.width, size.height, o, file);

@@ -28,6 +28,18 @@ export interface EngineFeatures {
   f16: boolean;
 }
 
+/**
+ * Whether the kernels' subgroup paths hold on this adapter: they take values from lanes 0-3 of
+ * every subgroup of a 64-invocation workgroup, so they need subgroups of 4 to 64 lanes (a size the
+ * adapter may pick per pipeline, a power of two, so 64 invocations are whole subgroups). Elsewhere,
+ * or where the adapter does not say, the portable paths run.
+ */
+export function subgroupSizesFit(info: Pick<GPUAdapterInfo, 'subgroupMinSize' | 'subgroupMaxSize'>): boolean {
+  const min = info.subgroupMinSize ?? 0;
+  const max = info.subgroupMaxSize ?? 0;
+  return min >= 4 && min <= max && max <= 64;
+}
+
 // dawn.node segfaults when the object returned by create() is collected while a device lives:
 // every DeviceContext keeps it, and this set keeps every live one.
 const live = new Set<DeviceContext>();
@@ -67,7 +79,7 @@ export class DeviceContext {
     }
     const { adapter, navigatorGpu } = chosen;
     const wanted: GPUFeatureName[] = [];
-    const subgroups = (options.subgroups ?? env.subgroups) !== false && adapter.features.has('subgroups');
+    const subgroups = (options.subgroups ?? env.subgroups) !== false && adapter.features.has('subgroups') && subgroupSizesFit(adapter.info);
     const f16 = options.f16 !== false && adapter.features.has('shader-f16');
     if (subgroups) wanted.push('subgroups' as GPUFeatureName);
     if (f16) wanted.push('shader-f16');
@@ -94,9 +106,18 @@ export class DeviceContext {
     return `${name || 'unnamed adapter'} [${feats.join(', ') || 'no optional features'}]`;
   }
 
-  /** Throws if the device was lost or reported an error. */
-  checkAlive(): void {
-    if (this.disposed) throw new Error('the GPU engine was disposed');
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Throws, naming `operation`, if this engine was disposed. */
+  assertOpen(operation: string): void {
+    if (this.disposed) throw new Error(`${operation}: the GPU engine was disposed`);
+  }
+
+  /** Throws, naming `operation`, if the engine was disposed, or the device lost or reported an error. */
+  checkAlive(operation = 'GPU work'): void {
+    this.assertOpen(operation);
     if (this.lostError) throw this.lostError;
     if (this.uncaptured) {
       const e = this.uncaptured;
@@ -113,10 +134,11 @@ export class DeviceContext {
 
   /** Submits, waits until the GPU has finished, and throws any error of the submitted work. */
   async sync(): Promise<void> {
+    this.checkAlive('gpu.sync()');
     this.submit();
     await this.recorder.waitFor(() => this.device.queue.onSubmittedWorkDone());
     await this.recorder.checkErrors();
-    this.checkAlive();
+    this.checkAlive('gpu.sync()');
   }
 
   /** Waits for the GPU, then destroys the pool's idle buffers. */

@@ -1,4 +1,6 @@
 /** Image files: PNG and JPEG in (pngjs, jpeg-js), PNG out; 8-bit RGB or RGBA in memory. */
+import { readBytes } from './files.js';
+import { fsProblem } from './fs-messages.js';
 import jpeg from 'jpeg-js';
 import { platform } from '../platform/index.js';
 
@@ -17,6 +19,25 @@ function startsWith(bytes: Uint8Array, magic: number[]): boolean {
   return magic.every((b, i) => bytes[i] === b);
 }
 
+/** Why PNG bytes cannot be whole: a chunk running past the end, or no IEND chunk (null if intact). */
+function pngTruncation(bytes: Uint8Array): string | null {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let at = 8; ; ) {
+    if (at + 8 > bytes.byteLength) return `the PNG file is truncated: it ends at byte ${bytes.byteLength}, before its IEND chunk`;
+    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    const end = at + 12 + dv.getUint32(at);
+    if (end > bytes.byteLength) return `the PNG file is truncated: it ends at byte ${bytes.byteLength}, inside its ${type} chunk (which ends at byte ${end})`;
+    if (type === 'IEND') return null;
+    at = end;
+  }
+}
+
+/** Why JPEG bytes cannot be whole: no end-of-image marker (null if it has one). */
+function jpegTruncation(bytes: Uint8Array): string | null {
+  for (let i = bytes.byteLength - 2; i >= 2; i--) if (bytes[i] === 0xff && bytes[i + 1] === 0xd9) return null;
+  return `the JPEG file is truncated: it ends at byte ${bytes.byteLength} without an end-of-image marker`;
+}
+
 /** Decodes PNG or JPEG bytes. Grayscale becomes RGB; alpha is kept only when the image has it. */
 export function decodeImage(bytes: Uint8Array, source = 'image'): RgbImage {
   let width: number;
@@ -25,8 +46,12 @@ export function decodeImage(bytes: Uint8Array, source = 'image'): RgbImage {
   let hasAlpha = false;
   try {
     if (startsWith(bytes, PNG_MAGIC)) {
+      const truncated = pngTruncation(bytes);
+      if (truncated) throw new Error(truncated);
       ({ width, height, rgba, alpha: hasAlpha } = platform.png.decode(bytes));
     } else if (startsWith(bytes, JPEG_MAGIC)) {
+      const truncated = jpegTruncation(bytes);
+      if (truncated) throw new Error(truncated);
       const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 2048 });
       ({ width, height } = img);
       rgba = img.data;
@@ -70,13 +95,7 @@ export function imageSize(bytes: Uint8Array): { width: number; height: number } 
 }
 
 export function readImage(path: string): RgbImage {
-  let bytes: Uint8Array;
-  try {
-    bytes = platform.readFile(path);
-  } catch (e) {
-    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
-  }
-  return decodeImage(bytes, path);
+  return decodeImage(readBytes(path), path);
 }
 
 export function encodePng(img: RgbImage): Uint8Array {
@@ -85,5 +104,9 @@ export function encodePng(img: RgbImage): Uint8Array {
 
 /** Writes a PNG atomically: a failed write leaves no partial file. */
 export function writePng(path: string, img: RgbImage): void {
-  platform.writeFileAtomic(path, encodePng(img));
+  try {
+    platform.writeFileAtomic(path, encodePng(img));
+  } catch (e) {
+    throw new Error(`cannot write ${path}: ${fsProblem(e)}`);
+  }
 }

@@ -6,7 +6,7 @@
  * tuples, scalars), so nothing in the file is ever executed. Every tensor's offset, shape and
  * strides are checked against its storage before anything is allocated.
  */
-import { platform } from '../platform/index.js';
+import { readBytes } from './files.js';
 import { readZip, type ZipEntry } from './zip.js';
 import { unpickle, describe, type PickleGlobal } from './pickle.js';
 import type { SafeTensor, StateDict } from './safetensors.js';
@@ -178,11 +178,5 @@ export function parseTorchCheckpoint(bytes: Uint8Array, source: string): StateDi
 
 /** Reads a `torch.save(state_dict)` file (keys as saved; see stripModulePrefix). */
 export function readTorchCheckpoint(path: string): StateDict {
-  let bytes: Uint8Array;
-  try {
-    bytes = platform.readFile(path);
-  } catch (e) {
-    throw new Error(`cannot read checkpoint ${path}: ${(e as Error).message}`);
-  }
-  return parseTorchCheckpoint(bytes, path);
+  return parseTorchCheckpoint(readBytes(path, 'checkpoint'), path);
 }

@@ -1,5 +1,5 @@
 /** State dicts on disk: read from safetensors or a PyTorch checkpoint, DataParallel prefixes stripped. */
-import { platform } from '../platform/index.js';
+import { readBytes } from './files.js';
 import type { StateDict } from './safetensors.js';
 import { parseStateDict } from './state-dict.js';
 
@@ -12,13 +12,7 @@ export function stripModulePrefix(dict: StateDict): StateDict {
 
 /** Reads a state_dict from safetensors or a PyTorch zip checkpoint, told apart by their bytes. */
 export function readStateDict(path: string): StateDict {
-  let bytes: Uint8Array;
-  try {
-    bytes = platform.readFile(path);
-  } catch (e) {
-    throw new Error(`cannot read weights ${path}: ${(e as Error).message}`);
-  }
-  return parseStateDict(bytes, path);
+  return parseStateDict(readBytes(path, 'weights'), path);
 }
 
 /** Training checkpoints also carry the optimiser's state, under `optimizer.` keys. */

@@ -108,7 +108,7 @@ export class KernelRegistry {
 
   /** Records one dispatch of a kernel into the current step. */
   dispatch(name: string, args: DispatchArgs): void {
-    this.context.checkAlive();
+    this.context.checkAlive(`kernel ${name}`);
     this.context.recorder.reserveDispatch();
     const info = this.info(name);
     const { pipeline, layout } = this.pipelines.get(info, args.constants);

@@ -6,18 +6,34 @@ import { platform } from '../platform/index.js';
 import { readStateDict, stripModulePrefix, OPTIMIZER_PREFIX } from '../io/weights.js';
 import { assertFinite, parseStateDict } from '../io/state-dict.js';
 
+/** A few of the names found, for messages about what a file holds. */
+function foundNames(dict: StateDict): string {
+  const keys = [...dict.keys()];
+  return `found ${keys.length} tensor(s)${keys.length ? `: ${keys.slice(0, 4).join(', ')}${keys.length > 4 ? ', ...' : ''}` : ''}`;
+}
+
+/** 1 + the largest index N among names matching `pattern` (whose group 1 is N), 0 if none. */
+function countIndexed(dict: StateDict, pattern: RegExp): number {
+  let n = 0;
+  for (const k of dict.keys()) {
+    const m = pattern.exec(k);
+    if (m) n = Math.max(n, Number(m[1]) + 1);
+  }
+  return n;
+}
+
 /** Reads scale, G, I and C from the tensor names and shapes. */
 export function inferConfig(dict: StateDict): SisnConfig {
   const head = dict.get('head.1.weight');
-  if (!head || head.shape.length !== 4) throw new Error('not a SISN state_dict: missing head.1.weight [C, 3*s*s, 3, 3]');
+  if (!head) throw new Error(`not a SISN state_dict: tensor head.1.weight [C, 3*s*s, 3, 3], which gives the scale and width, is missing (${foundNames(dict)})`);
+  if (head.shape.length !== 4) throw new Error(`head.1.weight has shape ${JSON.stringify(head.shape)}, expected [C, 3*s*s, 3, 3]`);
   const channels = head.shape[0];
   const scale = Math.round(Math.sqrt(head.shape[1] / 3));
   if (![2, 3, 4, 8].includes(scale) || 3 * scale * scale !== head.shape[1]) throw new Error(`head.1.weight has ${head.shape[1]} input channels: not 3*s*s for s in 2, 3, 4, 8`);
-  let groups = 0;
-  while (dict.has(`body.${groups}.IA.conv1.weight`)) groups++;
-  let blocks = 0;
-  while (dict.has(`body.0.body.${blocks}.conv1.weight`)) blocks++;
-  if (!groups || !blocks) throw new Error('not a SISN state_dict: no body.0.IA / body.0.body.0 blocks');
+  // Counted from every tensor of a group or block, so one missing tensor is reported by name.
+  const groups = countIndexed(dict, /^body\.(\d+)\.IA\./);
+  const blocks = countIndexed(dict, /^body\.\d+\.body\.(\d+)\.[^.]+\./);
+  if (!groups || !blocks) throw new Error(`not a SISN state_dict: no body.N.IA groups or body.N.body.M blocks (${foundNames(dict)})`);
   return { scale: scale as SisnConfig['scale'], groups, blocks, channels };
 }
 
@@ -27,9 +43,10 @@ export function loadStateDict(model: SISN, input: StateDict): void {
   const expected = new Set(model.entries.map((e) => e.name));
   const unexpected = [...dict.keys()].filter((k) => !expected.has(k));
   if (unexpected.length) throw new Error(`unexpected tensor(s) for SISN ${JSON.stringify(model.config)}: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ', ...' : ''}`);
+  const missing = model.entries.filter((e) => !dict.has(e.name)).map((e) => `${e.name} ${JSON.stringify(e.shape)}`);
+  if (missing.length) throw new Error(`missing ${missing.length} of the ${model.entries.length} tensors of SISN ${JSON.stringify(model.config)}: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`);
   for (const e of model.entries) {
-    const t = dict.get(e.name);
-    if (!t) throw new Error(`missing tensor ${e.name} (${JSON.stringify(e.shape)})`);
+    const t = dict.get(e.name)!;
     if (t.shape.length !== e.shape.length || t.shape.some((d, i) => d !== e.shape[i])) throw new Error(`tensor ${e.name} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(e.shape)}`);
     const wantDtype = e.kind === 'counter' ? 'I64' : 'F32';
     if (t.dtype !== wantDtype) throw new Error(`tensor ${e.name} is ${t.dtype}, expected ${wantDtype}`);

@@ -26,7 +26,7 @@ export interface UpscaleOptions {
   maxTile?: number;
   /** LR pixels shared by neighbouring tiles (default 12). */
   overlap?: number;
-  /** Called after each tile with (done, total). */
+  /** Called with (0, total) before the first tile, then after each tile with (done, total). */
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -83,6 +83,7 @@ export async function upscale(model: SuperResolver, image: RgbImage, options: Up
   const acc = new Float32Array(3 * OW * OH);
   const weight = new Float32Array(OW * OH);
   let done = 0;
+  options.onProgress?.(0, ys.length * xs.length);
   for (const [yi, y0] of ys.entries()) {
     for (const [xi, x0] of xs.entries()) {
       const th = Math.min(tile, H - y0);

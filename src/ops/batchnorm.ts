@@ -38,6 +38,8 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
       buffers: { running_mean: runningMean, running_var: runningVar, mean, variance },
       invocations: channels,
     });
+    // The running statistics changed in place: what was derived from them (an eval BatchNorm fold) is stale.
+    gpu.parameterVersion++;
   } else {
     mean = runningMean;
     variance = runningVar;

@@ -8,7 +8,7 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
-/** Output columns and channels per forward invocation (TX and the 16-channel tile of the shader); output channels per weight_grad lane. */
+/** Forward: output columns and channels per invocation (TX and the 16-channel tile of the shader); weight_grad: output channels per lane. */
 const TILE_X = 8;
 const TILE_OC = 16;
 const GRAD_OC = 8;
@@ -74,7 +74,9 @@ export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly num
   const [cout, cinG, k] = weightShape;
   const [, , hout, wout] = g.shape as number[];
   const out = Tensor.empty(x.gpu, weightShape);
-  // Lanes per block of output channels: a whole number of subgroups (they share the block's values).
+  // Lanes per block of output channels: a whole number of the largest subgroups, so that where the
+  // adapter groups consecutive invocations, every subgroup works on one block and shares its values
+  // (the kernel checks that it does).
   const [lanes] = x.gpu.kernels.info('conv2d.weight_grad').workgroupSize;
   const subgroup = x.gpu.features.subgroups ? x.gpu.adapter.info.subgroupMaxSize || lanes : 1;
   const lanesPerBlock = cinG >= lanes ? lanes : Math.min(lanes, Math.ceil(cinG / subgroup) * subgroup);

@@ -10,10 +10,11 @@ import { platform } from '../platform/index.js';
 import type { Gpu } from '../engine.js';
 import { SISN, type SisnConfig } from '../nn/sisn.js';
 import type { Adam } from '../optim/adam.js';
-import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';
+import { parseSafetensors, serializeSafetensors, type SafeFile } from '../io/safetensors.js';
 import { assertFinite } from '../io/state-dict.js';
 import { stateDict, loadStateDict, inferConfig } from '../nn/sisn-weights.js';
 import { OPTIMIZER_PREFIX } from '../io/weights.js';
+import { fsProblem } from '../io/fs-messages.js';
 
 export const CHECKPOINT_FORMAT = 'sisn-webgpu-checkpoint/1';
 
@@ -37,7 +38,7 @@ export async function saveCheckpoint(path: string, model: SISN, adam: Adam, meta
   try {
     platform.writeFileAtomic(path, bytes);
   } catch (e) {
-    throw new Error(`cannot write checkpoint ${path}: ${(e as Error).message}`);
+    throw new Error(`cannot write checkpoint ${path}: ${fsProblem(e)}`);
   }
 }
 
@@ -48,16 +49,37 @@ export interface LoadedCheckpoint {
   expAvgSq: Float32Array;
 }
 
-export function loadCheckpoint(gpu: Gpu, path: string): LoadedCheckpoint {
+function readCheckpointFile(path: string): { file: SafeFile; meta: CheckpointMeta } {
+  let bytes;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new Error(`cannot read checkpoint ${path}: ${fsProblem(e)}`);
+  }
   let file;
   try {
-    file = parseSafetensors(readFileSync(path), path);
+    file = parseSafetensors(bytes, path);
   } catch (e) {
     throw new Error(`cannot load checkpoint ${path}: ${(e as Error).message}`);
   }
   if (!file.metadata.checkpoint) throw new Error(`${path} holds weights only, not a training checkpoint (no optimizer state)`);
-  const meta = JSON.parse(file.metadata.checkpoint) as CheckpointMeta;
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(file.metadata.checkpoint) as CheckpointMeta;
+  } catch (e) {
+    throw new Error(`${path}: the checkpoint metadata is not JSON (${(e as Error).message})`);
+  }
   if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${path}: unknown checkpoint format ${meta.format}`);
+  return { file, meta };
+}
+
+/** The step, options and state of a training checkpoint, without building the model. */
+export function readCheckpointMeta(path: string): CheckpointMeta {
+  return readCheckpointFile(path).meta;
+}
+
+export function loadCheckpoint(gpu: Gpu, path: string): LoadedCheckpoint {
+  const { file, meta } = readCheckpointFile(path);
   const expAvg = file.tensors.get(`${OPTIMIZER_PREFIX}exp_avg`)?.data;
   const expAvgSq = file.tensors.get(`${OPTIMIZER_PREFIX}exp_avg_sq`)?.data;
   if (!(expAvg instanceof Float32Array) || !(expAvgSq instanceof Float32Array)) throw new Error(`${path}: optimizer state missing`);

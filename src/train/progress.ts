@@ -1,32 +1,57 @@
-/** A one-line progress bar (step, loss, steps/s, ETA) on a terminal; periodic plain lines otherwise. */
+/**
+ * Progress of long work (training steps, upscaling tiles): a one-line bar with the rate and the
+ * time left on a terminal; on anything else a plain line now and then.
+ */
+export interface ProgressOptions {
+  /** What is counted, singular (default 'step'). */
+  unit?: string;
+  stream?: NodeJS.WriteStream;
+  /** Plain (non-terminal) output: at most one line per this many milliseconds (default 10 s). */
+  plainEveryMs?: number;
+  /** Plain output: a line at the first unit done, to show that work started (default true). */
+  plainFirst?: boolean;
+}
+
 export class Progress {
   private readonly started = Date.now();
-  private lastPrint = 0;
+  private lastPrint: number;
+  private printed = false;
   private readonly tty: boolean;
+  private readonly unit: string;
+  private readonly stream: NodeJS.WriteStream;
+  private readonly plainEveryMs: number;
+  private readonly plainFirst: boolean;
 
   constructor(
     private readonly total: number,
     private readonly first: number,
-    private readonly stream: NodeJS.WriteStream = process.stderr,
-    private readonly plainEveryMs = 10000,
+    options: ProgressOptions = {},
   ) {
-    this.tty = !!stream.isTTY;
+    this.unit = options.unit ?? 'step';
+    this.stream = options.stream ?? process.stderr;
+    this.plainEveryMs = options.plainEveryMs ?? 10000;
+    this.plainFirst = options.plainFirst ?? true;
+    this.tty = !!this.stream.isTTY;
+    this.lastPrint = this.started;
   }
 
-  update(step: number, loss: number, lr: number): void {
+  /** `done` units of `total` are done; `detail` (e.g. the loss) goes after the count. */
+  update(done: number, detail = ''): void {
     const now = Date.now();
-    const done = step - this.first;
-    const rate = done / Math.max((now - this.started) / 1000, 1e-9);
-    const eta = rate > 0 ? (this.total - step) / rate : Infinity;
-    const text = `step ${step}/${this.total} loss ${loss.toFixed(3)} lr ${lr.toExponential(1)} ${rate.toFixed(2)} steps/s ETA ${formatDuration(eta)}`;
+    const count = done - this.first;
+    const rate = count / Math.max((now - this.started) / 1000, 1e-9);
+    const eta = rate > 0 ? (this.total - done) / rate : Infinity;
+    const speed = rate >= 1 || rate === 0 ? `${rate.toFixed(2)} ${this.unit}s/s` : `${(1 / rate).toFixed(1)} s/${this.unit}`;
+    const text = `${this.unit} ${done}/${this.total}${detail ? ` ${detail}` : ''} ${speed} ETA ${formatDuration(eta)}`;
     if (this.tty) {
       const width = 24;
-      const filled = Math.round((width * step) / this.total);
+      const filled = Math.round((width * done) / this.total);
       this.stream.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text}\x1b[K`);
-      if (step === this.total) this.stream.write('\n');
-    } else if (now - this.lastPrint >= this.plainEveryMs || step === this.total || done === 1) {
+      if (done === this.total) this.stream.write('\n');
+    } else if (now - this.lastPrint >= this.plainEveryMs || (done === this.total && this.printed) || (count === 1 && this.plainFirst)) {
       this.stream.write(`${text}\n`);
       this.lastPrint = now;
+      this.printed = true;
     }
   }
 

@@ -6,7 +6,7 @@
  * optimiser and RNG state (`--resume` continues the same loss curve), a JSONL log, an SVG plot, a
  * PNG sheet of validation faces, and a stop with a clear message on a non-finite loss.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, appendFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { Gpu } from '../engine.js';
 import { Tensor } from '../tensor.js';
@@ -20,6 +20,7 @@ import { evaluate, predict } from './evaluate.js';
 import { saveCheckpoint, loadCheckpoint } from './checkpoint.js';
 import { writePlot, writeSheet, type Point } from './report.js';
 import { Progress, formatDuration } from './progress.js';
+import { startOptions, prepareRunFolder } from './start.js';
 
 export interface TrainOptions {
   scale: number;
@@ -45,6 +46,8 @@ export interface TrainOptions {
   hr_crop?: string;
   ckpt_root: string;
   resume: boolean;
+  /** Start a fresh run in a ckpt_root that holds an old one, replacing it. */
+  overwrite: boolean;
   no_structure_path: boolean;
   no_attention: boolean;
   /** Validation faces in the PNG sheet. */
@@ -71,6 +74,7 @@ export const DEFAULTS: TrainOptions = {
   train_val_range: '1-850/851-950',
   ckpt_root: './pt',
   resume: false,
+  overwrite: false,
   no_structure_path: false,
   no_attention: false,
   sheet_faces: 4,
@@ -137,8 +141,8 @@ interface Start {
   adamState: { expAvg: Float32Array; expAvgSq: Float32Array; step: number } | null;
 }
 
-/** Resumes from the last checkpoint (its architecture options win over `given`), or initialises a model. */
-function startModel(gpu: Gpu, o: TrainOptions, given: Partial<TrainOptions>, lastPath: string, log: (m: string) => void): Start {
+/** Resumes from the last checkpoint (`o` holds its options, see start.ts), or initialises a model. */
+function startModel(gpu: Gpu, o: TrainOptions, lastPath: string, log: (m: string) => void): Start {
   if (!o.resume) {
     const config: SisnConfig = { scale: o.scale as SisnConfig['scale'], groups: o.num_groups, blocks: o.num_blocks, channels: o.num_channels };
     const model = new SISN(gpu, config);
@@ -146,13 +150,7 @@ function startModel(gpu: Gpu, o: TrainOptions, given: Partial<TrainOptions>, las
     model.initialize(rng);
     return { model, rng, step: 0, bestPsnr: -Infinity, bestStep: 0, adamState: null };
   }
-  if (!existsSync(lastPath)) throw new Error(`--resume: no checkpoint at ${lastPath}`);
   const ck = loadCheckpoint(gpu, lastPath);
-  const saved = ck.meta.options as Partial<TrainOptions>;
-  for (const k of ['scale', 'num_groups', 'num_blocks', 'num_channels', 'no_structure_path', 'no_attention'] as const) {
-    if (given[k] !== undefined && given[k] !== saved[k]) log(`--resume: the checkpoint was trained with --${k} ${saved[k]}; keeping that`);
-    (o as unknown as Record<string, unknown>)[k] = saved[k];
-  }
   log(`resuming from ${lastPath} at step ${ck.meta.step}`);
   const { bestPsnr, bestStep } = ck.meta;
   return { model: ck.model, rng: new Rng(ck.meta.rng), step: ck.meta.step, bestPsnr, bestStep, adamState: { expAvg: ck.expAvg, expAvgSq: ck.expAvgSq, step: ck.meta.adamStep } };
@@ -208,16 +206,17 @@ async function validate(run: Run, steps: number, lr: number): Promise<void> {
   run.progress.note(`[${steps}/${o.max_steps}] val PSNR ${psnr.toFixed(2)} dB SSIM ${ssim.toFixed(4)} (best ${run.bestPsnr.toFixed(2)} @ ${run.bestStep}) lr ${lr} eval ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-/** Sets up a run on an open engine: model, data, optimiser, log (trimmed to the start), compiled pipelines. */
-async function prepareRun(gpu: Gpu, o: TrainOptions, given: Partial<TrainOptions>, milestones: number[], log: (m: string) => void): Promise<Run> {
+/** Sets up a run on an open engine: model, optimiser, run folder, log (trimmed to the start), compiled pipelines. */
+async function prepareRun(gpu: Gpu, o: TrainOptions, data: { train: FacePair[]; val: FacePair[] }, milestones: number[], log: (m: string) => void): Promise<Run> {
   const paths = { last: join(o.ckpt_root, 'last.safetensors'), best: join(o.ckpt_root, 'best.safetensors'), log: join(o.ckpt_root, 'log.jsonl') };
-  const start = startModel(gpu, o, given, paths.last, log);
+  const start = startModel(gpu, o, paths.last, log);
   const { model } = start;
   model.setAblation({ structurePath: !o.no_structure_path, attention: !o.no_attention });
-  const { train: trainSet, val } = loadData(o, log);
+  const { train: trainSet, val } = data;
   const sampler = new PatchSampler(trainSet, o.scale, o.batch_size, o.patch_size, log);
   const adam = new Adam(model.params, { lr: o.lr, betas: [0.9, 0.999], eps: 1e-8, gradClip: o.gclip });
   if (start.adamState) adam.loadState(start.adamState.expAvg, start.adamState.expAvgSq, start.adamState.step);
+  prepareRunFolder(o.ckpt_root, o.overwrite);
   const history = trimmedLog(paths.log, start.step);
   writeFileSync(`${paths.log}.tmp`, history.lines.map((l) => `${l}\n`).join(''));
   renameSync(`${paths.log}.tmp`, paths.log);
@@ -233,13 +232,13 @@ async function prepareRun(gpu: Gpu, o: TrainOptions, given: Partial<TrainOptions
 }
 
 export async function train(options: Partial<TrainOptions>, log: (m: string) => void = (m) => console.error(m)): Promise<TrainResult> {
-  const o: TrainOptions = { ...DEFAULTS, ...options };
+  const o = startOptions(DEFAULTS, options, log);
   const milestones = checkOptions(o);
-  mkdirSync(o.ckpt_root, { recursive: true });
+  const data = loadData(o, log);
   const gpu = await Gpu.open();
   try {
     log(`adapter: ${gpu.describe()}`);
-    const run = await prepareRun(gpu, o, options, milestones, log);
+    const run = await prepareRun(gpu, o, data, milestones, log);
     run.model.training = true;
     let lastLoss = NaN;
     for (let step = run.step; step < o.max_steps; step++) {
@@ -250,7 +249,7 @@ export async function train(options: Partial<TrainOptions>, log: (m: string) => 
       }
       appendFileSync(run.paths.log, `${JSON.stringify({ type: 'train', step: step + 1, loss: lastLoss, lr })}\n`);
       run.history.losses.push({ step: step + 1, value: lastLoss });
-      run.progress.update(step + 1, lastLoss, lr);
+      run.progress.update(step + 1, `loss ${lastLoss.toFixed(3)} lr ${lr.toExponential(1)}`);
       if ((step + 1) % o.eval_steps === 0 || step + 1 === o.max_steps) await validate(run, step + 1, lr);
     }
     const seconds = (Date.now() - run.started) / 1000;

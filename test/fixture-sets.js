@@ -1,0 +1,61 @@
+// Shared by the conformance tests: the bundled fixture sets, eval-only copies of them, and one
+// suite per set that runs the checker on the suite's GPU (SISN_ADAPTER and friends apply).
+import * as assert from 'uvu/assert';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { checkConformance } from '../dist/index.js';
+import { withGpu } from './helpers.js';
+
+export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
+export const EVAL_SECTIONS = ['files', 'weights', 'eval output', 'eval intermediates'];
+export const TRAIN_SECTIONS = ['train output', 'loss', 'gradients', 'BN buffers', 'Adam step'];
+
+/** A scratch folder for a suite, removed after it. */
+export function scratch(suite) {
+  const dir = mkdtempSync(join(tmpdir(), 'sisn-conformance-'));
+  suite.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Copies a set; `edit` may change the manifest before it is written back. */
+export function copySet(name, to, edit = () => {}) {
+  cpSync(join(FIXTURES, name), to, { recursive: true });
+  const path = join(to, 'manifest.json');
+  const manifest = JSON.parse(readFileSync(path, 'utf8'));
+  edit(manifest);
+  writeFileSync(path, JSON.stringify(manifest, null, 1));
+  return to;
+}
+
+/** An eval-only copy of a set: no train_* files and no train section, as such sets come. */
+export function evalOnlyCopy(name, to) {
+  copySet(name, to, (manifest) => {
+    delete manifest.train;
+    for (const file of Object.keys(manifest.files)) {
+      if (file.startsWith('train_')) {
+        delete manifest.files[file];
+        rmSync(join(to, file));
+      }
+    }
+    for (const key of Object.keys(manifest.tolerance_advice)) if (!key.startsWith('eval_')) delete manifest.tolerance_advice[key];
+  });
+  return to;
+}
+
+/**
+ * Registers a test that checks one fixture set and expects every check of the given sections to
+ * pass; `counts` pins the number of checks per section (gradients: one per parameter).
+ */
+export function conformanceTest(test, ctx, name, { dir, sections, counts = {} }) {
+  test(`${name}: ${sections.join(', ')}`, async () => {
+    const report = await checkConformance(ctx.gpu, typeof dir === 'function' ? dir() : dir);
+    assert.is(report.adapter, ctx.gpu.describe());
+    assert.equal(report.sections, sections);
+    for (const [section, n] of Object.entries(counts)) assert.is(report.checks.filter((c) => c.section === section).length, n, section);
+    assert.equal(report.failures.map((f) => `${f.section} / ${f.name}: ${f.detail}`), []);
+  });
+}
+
+export { withGpu };
