@@ -5,7 +5,7 @@
  * file, then rename), so a crash leaves the previous checkpoint intact. `loadSisn` reads the model
  * from it like any weights file.
  */
-import { writeFileSync, renameSync, rmSync } from 'node:fs';
+import { platform } from '../platform/index.js';
 import type { Gpu } from '../engine.js';
 import { SISN, type SisnConfig } from '../nn/sisn.js';
 import type { Adam } from '../optim/adam.js';
@@ -13,8 +13,8 @@ import { parseSafetensors, serializeSafetensors, type SafeFile } from '../io/saf
 import { assertFinite } from '../io/state-dict.js';
 import { stateDict, loadStateDict, inferConfig } from '../nn/sisn-weights.js';
 import { OPTIMIZER_PREFIX } from '../io/weights.js';
-import { readBytes } from '../io/files.js';
 import { fsProblem } from '../io/fs-messages.js';
+import { readBytes } from '../io/files.js';
 
 export const CHECKPOINT_FORMAT = 'sisn-webgpu-checkpoint/1';
 
@@ -35,12 +35,9 @@ export async function saveCheckpoint(path: string, model: SISN, adam: Adam, meta
   dict.set(`${OPTIMIZER_PREFIX}exp_avg_sq`, { dtype: 'F32', shape: [adam.params.length], data: await adam.expAvgSq.read() });
   const full: CheckpointMeta = { format: CHECKPOINT_FORMAT, config: model.config, adamStep: adam.step, ...meta };
   const bytes = serializeSafetensors(dict, { format: 'pt', arch: 'SISN', config: JSON.stringify(model.config), checkpoint: JSON.stringify(full) });
-  const tmp = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
+    platform.writeFileAtomic(path, bytes);
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new Error(`cannot write checkpoint ${path}: ${fsProblem(e)}`);
   }
 }
