@@ -4,7 +4,7 @@ export { BufferPool, bucketSize } from './gpu/pool.js';
 export { KernelRegistry } from './kernels/registry.js';
 export { reflectShader, packUniforms } from './kernels/reflect.js';
 export { foldGroups } from './kernels/launch.js';
-export { SHADER_DIR } from './kernels/shader-files.js';
+export { SHADER_DIR } from './platform/node.js';
 export { Tensor, Storage, shapeSize, sameShape, formatShape, type Shape, type Engine } from './tensor.js';
 export { Tape } from './autograd/tape.js';
 export * from './ops/index.js';

@@ -81,6 +81,7 @@ test('sisn adapters lists each adapter with its subgroup sizes and limits, and m
   assert.match(r.stdout, /maxComputeInvocationsPerWorkgroup +\d/);
   const chosen = node([join(root, 'dist/cli/bin.js'), 'adapters', '--adapter', 'swift']);
   assert.match(chosen.stdout, /SwiftShader[^\n]*<- chosen for 'swift'/);
+  assert.is(node([join(root, 'dist/cli/bin.js'), 'adapters', '--verbose']).status, 2);
 });
 
 test('--adapter on a sisn command: an unknown name fails before any work, listing the adapters', () => {

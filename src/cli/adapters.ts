@@ -1,4 +1,5 @@
 /** `sisn adapters`: the WebGPU adapters Dawn sees, and the one the engine would choose. */
+import { parseArgs } from 'node:util';
 import { dawnHost } from '../gpu/dawn.js';
 import { LIMITS_THAT_MATTER, adapterText, defaultAdapter, environmentSettings, listAdapters, namedAdapter } from '../gpu/adapter.js';
 
@@ -7,7 +8,8 @@ function size(n: number): string {
   return String(n);
 }
 
-export async function adaptersCommand(): Promise<number> {
+export async function adaptersCommand(argv: string[]): Promise<number> {
+  parseArgs({ args: argv, options: {} });
   dawnHost.revealDrivers();
   const all = await listAdapters(dawnHost);
   const wanted = environmentSettings().adapter;

@@ -110,7 +110,7 @@ export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     takeAdapterOption(rest);
-    if (command === 'adapters') return await adaptersCommand();
+    if (command === 'adapters') return await adaptersCommand(rest);
     if (command === 'upscale') return await upscaleCommand(rest);
     if (command === 'train') return await trainCommand(rest);
     if (command === 'eval') return await evalCommand(rest);

@@ -6,14 +6,8 @@
  * Without a name, a real GPU wins over a software adapter, and SwiftShader comes last: Dawn's own
  * default prefers SwiftShader to lavapipe when both are registered, and it is much slower.
  */
-
-/** Where adapters come from: Dawn in Node, `navigator.gpu` in a browser. */
-export interface AdapterHost {
-  /** A WebGPU entry point; Dawn reads the flags `backend=B` and `adapter=NAME`, other hosts ignore them. */
-  create(flags: string[]): GPU;
-  /** Makes drivers that are installed but not registered visible before adapters are listed by name. */
-  revealDrivers(): void;
-}
+import { platform } from '../platform/index.js';
+import type { AdapterHost } from '../platform/types.js';
 
 /** `adapter`: WebGPU's adapter limits as they are; `default`: the limits every WebGPU device has. */
 export type LimitsChoice = 'adapter' | 'default';
@@ -46,7 +40,7 @@ const LIST_FLAG = 'adapter=(sisn-webgpu: list the adapters)';
 
 /** The environment's settings (SISN_ADAPTER, SISN_SUBGROUPS=on|off, SISN_LIMITS=adapter|default); none in a browser. */
 export function environmentSettings(): { adapter?: string; subgroups?: boolean; limits?: LimitsChoice } {
-  const env = typeof process === 'undefined' ? {} : process.env;
+  const env = platform.env;
   const settings: { adapter?: string; subgroups?: boolean; limits?: LimitsChoice } = {};
   if (env.SISN_ADAPTER) settings.adapter = env.SISN_ADAPTER;
   if (env.SISN_SUBGROUPS) {

@@ -1,7 +1,7 @@
 /** Dawn's Node bindings (npm `webgpu`) as the engine's source of adapters. */
 import { create } from 'webgpu';
 import { existsSync } from 'node:fs';
-import type { AdapterHost } from './adapter.js';
+import type { AdapterHost } from '../platform/types.js';
 
 // Vulkan drivers installed outside the Vulkan loader's search path: SwiftShader as Debian's
 // chromium package ships it. They are added for this process only, when adapters are listed or

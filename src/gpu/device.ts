@@ -3,7 +3,7 @@
  * pool and command recorder. It knows nothing of tensors, kernels or autograd (see engine.ts).
  */
 import './globals.js';
-import { dawnHost } from './dawn.js';
+import { platform } from '../platform/index.js';
 import { defaultAdapter, environmentSettings, namedAdapter, requiredLimits, type LimitsChoice } from './adapter.js';
 import { BufferPool } from './pool.js';
 import { CommandRecorder } from './recorder.js';
@@ -73,9 +73,9 @@ export class DeviceContext {
   static async open(options: GpuOptions = {}): Promise<DeviceContext> {
     const env = environmentSettings();
     const name = options.adapter ?? env.adapter;
-    const chosen = name ? await namedAdapter(dawnHost, name) : await defaultAdapter(dawnHost, options.powerPreference);
+    const chosen = name ? await namedAdapter(platform.adapterHost, name) : await defaultAdapter(platform.adapterHost, options.powerPreference);
     if (!chosen) {
-      throw new Error('no WebGPU adapter found: run `node scripts/ensure-adapter.mjs` (installs Mesa lavapipe on Debian as root) or install a Vulkan driver');
+      throw new Error(`no WebGPU adapter found: ${platform.noAdapterHelp}`);
     }
     const { adapter, navigatorGpu } = chosen;
     const wanted: GPUFeatureName[] = [];

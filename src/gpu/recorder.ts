@@ -10,6 +10,7 @@
  *   the labels (kernel names) of what was recorded, by the next `sync()` or readback.
  */
 import './globals.js';
+import { platform } from '../platform/index.js';
 
 const UNIFORM_CHUNK_BYTES = 64 * 1024;
 
@@ -94,11 +95,12 @@ export class CommandRecorder {
   dispatchCount = 0;
   submitCount = 0;
   /**
-   * Sleep before waiting on the GPU (default on). While a map or work-done promise is pending,
-   * dawn.node polls its event loop without pause, taking a CPU core that a software adapter
-   * (lavapipe) would use: waiting for most of the expected time on a timer first avoids that.
+   * Sleep before waiting on the GPU (default: where the host polls busily, i.e. in Node). While a
+   * map or work-done promise is pending, dawn.node polls its event loop without pause, taking a CPU
+   * core that a software adapter (lavapipe) would use: waiting for most of the expected time on a
+   * timer first avoids that. A browser waits without polling, and the sleep would only add latency.
    */
-  quietWait = true;
+  quietWait = platform.pollsWhileWaiting;
   /** Milliseconds from submit to completion, by a submit's signature (its kernels and dispatch count). */
   private readonly latency = new Map<string, number>();
   private lastSubmit = { at: 0, signature: '' };

@@ -1,9 +1,8 @@
 /** Image files: PNG and JPEG in (pngjs, jpeg-js), PNG out; 8-bit RGB or RGBA in memory. */
-import { writeFileSync, renameSync, rmSync } from 'node:fs';
 import { readBytes } from './files.js';
 import { fsProblem } from './fs-messages.js';
-import pngjs from 'pngjs';
 import jpeg from 'jpeg-js';
+import { platform } from '../platform/index.js';
 
 export interface RgbImage {
   width: number;
@@ -49,10 +48,7 @@ export function decodeImage(bytes: Uint8Array, source = 'image'): RgbImage {
     if (startsWith(bytes, PNG_MAGIC)) {
       const truncated = pngTruncation(bytes);
       if (truncated) throw new Error(truncated);
-      const png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-      ({ width, height } = png);
-      rgba = png.data;
-      hasAlpha = png.alpha;
+      ({ width, height, rgba, alpha: hasAlpha } = platform.png.decode(bytes));
     } else if (startsWith(bytes, JPEG_MAGIC)) {
       const truncated = jpegTruncation(bytes);
       if (truncated) throw new Error(truncated);
@@ -102,20 +98,15 @@ export function readImage(path: string): RgbImage {
   return decodeImage(readBytes(path), path);
 }
 
-export function encodePng(img: RgbImage): Buffer {
-  const png = new pngjs.PNG({ width: img.width, height: img.height, colorType: img.channels === 4 ? 6 : 2, inputColorType: img.channels === 4 ? 6 : 2, inputHasAlpha: img.channels === 4 });
-  png.data = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
-  return pngjs.PNG.sync.write(png, { colorType: img.channels === 4 ? 6 : 2, inputColorType: img.channels === 4 ? 6 : 2, inputHasAlpha: img.channels === 4 });
+export function encodePng(img: RgbImage): Uint8Array {
+  return platform.png.encode(img.width, img.height, img.channels, img.data);
 }
 
 /** Writes a PNG atomically: a failed write leaves no partial file. */
 export function writePng(path: string, img: RgbImage): void {
-  const tmp = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, encodePng(img));
-    renameSync(tmp, path);
+    platform.writeFileAtomic(path, encodePng(img));
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new Error(`cannot write ${path}: ${fsProblem(e)}`);
   }
 }

@@ -4,7 +4,7 @@
  * inflates to at most its declared size, so a corrupt or hostile archive ends in a clear error.
  * CRC-32s are not checked.
  */
-import { inflateRawSync } from 'node:zlib';
+import { platform } from '../platform/index.js';
 
 export interface ZipEntry {
   name: string;
@@ -148,15 +148,15 @@ export function readZip(bytes: Uint8Array, source: string): Map<string, ZipEntry
 
 /** Inflates to at most `size` bytes (the declared size), and insists on exactly that many. */
 function inflate(raw: Uint8Array, size: number, what: string): Uint8Array {
-  let out: Buffer;
+  let out: Uint8Array;
   try {
     // One spare byte tells "too long" apart from "exactly right" without inflating the rest.
-    out = inflateRawSync(raw, { maxOutputLength: size + 1 });
+    out = platform.inflateRaw(raw, size + 1);
   } catch (e) {
     const code = (e as { code?: string }).code;
     if (code === 'ERR_BUFFER_TOO_LARGE') throw new Error(`${what} inflates to more than its declared ${size} bytes`);
     throw new Error(`${what} does not inflate: ${(e as Error).message}`);
   }
   if (out.byteLength !== size) throw new Error(`${what} inflates to ${out.byteLength} bytes, not its declared ${size}`);
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  return out;
 }

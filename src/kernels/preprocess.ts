@@ -1,5 +1,5 @@
 /** The shader preprocessor: feature blocks and includes. */
-import { readInclude } from './shader-files.js';
+import { platform } from '../platform/index.js';
 
 /**
  * Keeps the lines of `// @if FEATURE` / `// @else` / `// @endif` blocks that apply to the device's
@@ -9,7 +9,7 @@ import { readInclude } from './shader-files.js';
  */
 export function preprocess(file: string, source: string, features: Record<string, boolean>): string {
   const code = source.replace(/^[ \t]*\/\/[ \t]*@include[ \t]+(\w+)[ \t]*$/gm, (_, name: string) => {
-    const helper = readInclude(name);
+    const helper = platform.readInclude(name);
     if (helper === null) throw new Error(`shaders/${file}.wgsl: no shaders/include/${name}.wgsl to include`);
     // Joined into one line so the including file's line numbers stay true.
     return helper.split('\n').filter((l) => !/^\s*\/\//.test(l)).join(' ');

@@ -9,7 +9,7 @@
  */
 import '../gpu/globals.js';
 import type { DeviceContext } from '../gpu/device.js';
-import { readShader, shaderFamilies } from './shader-files.js';
+import { platform } from '../platform/index.js';
 import { preprocess } from './preprocess.js';
 import { reflectShader, packUniforms, type Constants, type KernelInfo } from './reflect.js';
 import { launchGroups, rangeOf, type BufferRange, type DispatchArgs } from './launch.js';
@@ -40,7 +40,7 @@ export class KernelRegistry {
     let info = this.infos.get(name);
     if (!info) {
       const file = name.split('.')[0];
-      const code = readShader(file);
+      const code = platform.readShader(file);
       if (code === null) throw new Error(`unknown kernel ${name}: no shaders/${file}.wgsl`);
       this.define(file, code);
       info = this.infos.get(name);
@@ -51,8 +51,8 @@ export class KernelRegistry {
 
   /** Every kernel of every file in `shaders/` (kernels added with `define` included). */
   allKernelNames(): string[] {
-    const families = shaderFamilies();
-    for (const family of families) if (![...this.infos.values()].some((i) => i.file === family)) this.define(family, readShader(family)!);
+    const families = platform.shaderFamilies();
+    for (const family of families) if (![...this.infos.values()].some((i) => i.file === family)) this.define(family, platform.readShader(family)!);
     return [...this.infos.values()].filter((i) => families.includes(i.file)).map((i) => i.name);
   }
 

@@ -1,10 +1,10 @@
 /** SISN weights: build a model from a state_dict (config inferred from names and shapes), save one. */
-import { writeFileSync, renameSync } from 'node:fs';
 import type { Gpu } from '../engine.js';
 import { SISN, type SisnConfig } from './sisn.js';
 import { serializeSafetensors, type StateDict } from '../io/safetensors.js';
+import { platform } from '../platform/index.js';
 import { readStateDict, stripModulePrefix, OPTIMIZER_PREFIX } from '../io/weights.js';
-import { assertFinite } from '../io/state-dict.js';
+import { assertFinite, parseStateDict } from '../io/state-dict.js';
 
 /** A few of the names found, for messages about what a file holds. */
 function foundNames(dict: StateDict): string {
@@ -61,9 +61,14 @@ export function loadStateDict(model: SISN, input: StateDict): void {
   }
 }
 
-/** Builds a SISN from a safetensors or PyTorch state_dict (or a training checkpoint), config inferred. */
-export function loadSisn(gpu: Gpu, path: string): SISN {
-  const dict = new Map([...stripModulePrefix(readStateDict(path))].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX)));
+/**
+ * Builds a SISN, config inferred, from a weights file or its bytes (safetensors, a PyTorch zip
+ * checkpoint, or a training checkpoint); bytes (e.g. fetched in a browser) are called `name` in errors.
+ */
+export function loadSisn(gpu: Gpu, source: string | Uint8Array, name = 'weights'): SISN {
+  const path = typeof source === 'string' ? source : name;
+  const state = typeof source === 'string' ? readStateDict(source) : parseStateDict(source, name);
+  const dict = new Map([...stripModulePrefix(state)].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX)));
   let config: SisnConfig;
   try {
     config = inferConfig(dict);
@@ -97,7 +102,5 @@ export async function stateDict(model: SISN): Promise<StateDict> {
 export async function saveSisn(model: SISN, path: string, metadata: Record<string, string> = {}): Promise<void> {
   const dict = await stateDict(model);
   const bytes = serializeSafetensors(dict, { format: 'pt', arch: 'SISN', config: JSON.stringify(model.config), ...metadata });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, path);
+  platform.writeFileAtomic(path, bytes);
 }

@@ -5,7 +5,8 @@
  * file, then rename), so a crash leaves the previous checkpoint intact. `loadSisn` reads the model
  * from it like any weights file.
  */
-import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { platform } from '../platform/index.js';
 import type { Gpu } from '../engine.js';
 import { SISN, type SisnConfig } from '../nn/sisn.js';
 import type { Adam } from '../optim/adam.js';
@@ -34,12 +35,9 @@ export async function saveCheckpoint(path: string, model: SISN, adam: Adam, meta
   dict.set(`${OPTIMIZER_PREFIX}exp_avg_sq`, { dtype: 'F32', shape: [adam.params.length], data: await adam.expAvgSq.read() });
   const full: CheckpointMeta = { format: CHECKPOINT_FORMAT, config: model.config, adamStep: adam.step, ...meta };
   const bytes = serializeSafetensors(dict, { format: 'pt', arch: 'SISN', config: JSON.stringify(model.config), checkpoint: JSON.stringify(full) });
-  const tmp = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
+    platform.writeFileAtomic(path, bytes);
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new Error(`cannot write checkpoint ${path}: ${fsProblem(e)}`);
   }
 }

@@ -1,0 +1,152 @@
+// The web app: a face photo in, SISN x4 or x8 out, beside the LR input and bicubic upsampling.
+// Everything runs in this tab on the user's GPU; the shipped weights are fetched once and kept in
+// the Cache API. Contract for tests: one <input type="file"> takes the face; when the result is
+// ready an <a download> whose href is the SISN PNG appears.
+import { Gpu, loadSisn, upscale, decodeImage, encodePng, imresize } from './sisn-webgpu.js';
+
+const $ = (id) => document.getElementById(id);
+const WEIGHTS_CACHE = 'sisn-weights';
+// `?tile=N` caps the LR tile side, as `sisn upscale --tile N` does; by default the adapter's limits decide.
+const maxTile = Number(new URLSearchParams(location.search).get('tile')) || undefined;
+let gpuReady = null;
+const models = new Map();
+let latestRun = 0;
+
+function setStatus(text) {
+  $('status').textContent = text;
+}
+
+function showError(message) {
+  $('error').textContent = message;
+  $('error').hidden = !message;
+}
+
+/** The shipped weights for `entry` (from manifest.json), from the Cache API when fetched before. */
+async function fetchWeights(entry) {
+  const url = new URL(`weights/${entry.file}?sha256=${entry.sha256}`, location.href).href;
+  // The Cache API exists only in secure contexts (https, localhost); elsewhere every visit fetches.
+  const cache = 'caches' in self ? await caches.open(WEIGHTS_CACHE) : null;
+  let response = await cache?.match(url);
+  if (!response) {
+    response = await fetch(url);
+    if (!response.ok) throw new Error(`cannot fetch ${entry.file}: HTTP ${response.status}`);
+    if (cache) {
+      await cache.put(url, response.clone());
+      // Older versions of the same file are dropped.
+      for (const request of await cache.keys()) if (request.url.split('?')[0] === url.split('?')[0] && request.url !== url) await cache.delete(request);
+    }
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function openGpu() {
+  const gpu = await Gpu.open();
+  $('adapter').textContent = `WebGPU adapter: ${gpu.describe()}`;
+  return gpu;
+}
+
+async function modelFor(scale) {
+  if (!models.has(scale)) {
+    models.set(scale, (async () => {
+      gpuReady ??= openGpu();
+      const gpu = await gpuReady;
+      const manifest = await (await fetch('weights/manifest.json', { cache: 'no-cache' })).json();
+      const entry = manifest[scale];
+      if (!entry) throw new Error(`no shipped weights for x${scale}`);
+      return loadSisn(gpu, await fetchWeights(entry), entry.file);
+    })());
+  }
+  try {
+    return await models.get(scale);
+  } catch (e) {
+    models.delete(scale);
+    throw e;
+  }
+}
+
+function draw(canvas, image) {
+  const { width, height, channels, data } = image;
+  const rgba = new Uint8ClampedArray(width * height * 4);
+  for (let i = 0; i < width * height; i++) {
+    for (let c = 0; c < 3; c++) rgba[4 * i + c] = data[channels * i + c];
+    rgba[4 * i + 3] = channels === 4 ? data[4 * i + 3] : 255;
+  }
+  canvas.width = width;
+  canvas.height = height;
+  canvas.getContext('2d').putImageData(new ImageData(rgba, width, height), 0, 0);
+}
+
+function bicubic(image, scale) {
+  const up = imresize(image.data, image.height, image.width, image.channels, scale, 1, 'matlab');
+  return { width: up.width, height: up.height, channels: image.channels, data: Uint8Array.from(up.data) };
+}
+
+async function run() {
+  const file = $('file').files[0];
+  if (!file) return;
+  const run = ++latestRun;
+  const scale = Number($('scale').value);
+  showError('');
+  $('download-row').replaceChildren();
+  try {
+    const image = decodeImage(new Uint8Array(await file.arrayBuffer()), file.name);
+    setStatus(`Loading the x${scale} model...`);
+    const model = await modelFor(scale);
+    if (run !== latestRun) return;
+    setStatus(`Upscaling ${image.width}x${image.height} by ${scale}...`);
+    const progress = $('progress');
+    progress.value = 0;
+    progress.hidden = false;
+    const start = performance.now();
+    const sr = await upscale(model, image, { maxTile, onProgress: (done, total) => (progress.value = done / total) });
+    const ms = performance.now() - start;
+    progress.hidden = true;
+    if (run !== latestRun) return;
+    $('results').hidden = false;
+    draw($('lr'), image);
+    draw($('bicubic'), bicubic(image, scale));
+    draw($('sisn'), sr);
+    setStatus(`SISN x${scale}: ${image.width}x${image.height} to ${sr.width}x${sr.height} in ${(ms / 1000).toFixed(2)} s`);
+    $('status').dataset.ms = ms.toFixed(0);
+    const link = document.createElement('a');
+    link.download = `${file.name.replace(/\.[^.]*$/, '')}_x${scale}.png`;
+    link.href = URL.createObjectURL(new Blob([encodePng(sr)], { type: 'image/png' }));
+    link.textContent = `Download the SISN result (${link.download})`;
+    $('download-row').replaceChildren(link);
+  } catch (e) {
+    $('progress').hidden = true;
+    if (run === latestRun) {
+      setStatus('');
+      showError(e.message);
+    }
+  }
+}
+
+function start() {
+  if (!navigator.gpu) {
+    const note = $('no-webgpu');
+    note.textContent = 'This browser has no WebGPU, so the model cannot run here. Use a current Chrome or Edge (113 or later), ' +
+      'Safari 26, or Firefox 141 or later on Windows; open the page over https or from localhost; on Linux, Chrome may need ' +
+      'chrome://flags/#enable-unsafe-webgpu and a Vulkan driver.';
+    note.hidden = false;
+    $('controls').hidden = true;
+    return;
+  }
+  $('file').addEventListener('change', run);
+  $('scale').addEventListener('change', run);
+  const drop = $('drop');
+  document.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    drop.classList.add('over');
+  });
+  document.addEventListener('dragleave', () => drop.classList.remove('over'));
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    if (!e.dataTransfer?.files.length) return;
+    $('file').files = e.dataTransfer.files;
+    run();
+  });
+}
+
+start();
