@@ -56,7 +56,7 @@ for (const [what, adamStep] of [
 }
 
 test('a declared section whose file is missing fails, and is listed as checked', async () => {
-  const dir = copySet('sisn-x2', join(tmp, 'no-grads'));
+  const dir = copySet('sisn-x2', tmp('no-grads'));
   rmSync(join(dir, 'train_grads.safetensors'));
   const report = await checkConformance(ctx.gpu, dir);
   assert.equal(report.sections, [...EVAL_SECTIONS, ...TRAIN_SECTIONS]);
@@ -69,7 +69,7 @@ test('a declared section whose file is missing fails, and is listed as checked',
 });
 
 test('a train section without its files fails; train files without a train section fail', async () => {
-  const undeclared = evalOnlyCopy('sisn-x2', join(tmp, 'train-undeclared'));
+  const undeclared = evalOnlyCopy('sisn-x2', tmp('train-undeclared'));
   const manifest = JSON.parse(readFileSync(join(undeclared, 'manifest.json'), 'utf8'));
   manifest.train = JSON.parse(readFileSync(join(x2, 'manifest.json'), 'utf8')).train;
   writeFileSync(join(undeclared, 'manifest.json'), JSON.stringify(manifest));
@@ -77,7 +77,7 @@ test('a train section without its files fails; train files without a train secti
   assert.equal(sectionsFailing(report), TRAIN_SECTIONS);
   assert.ok(failed(report).includes('train output / train output: train_io.safetensors: not declared in the manifest'), failed(report).join('\n'));
 
-  const noSection = copySet('sisn-x2', join(tmp, 'no-train-section'), (m) => delete m.train);
+  const noSection = copySet('sisn-x2', tmp('no-train-section'), (m) => delete m.train);
   const r2 = await checkConformance(ctx.gpu, noSection);
   assert.equal(r2.sections, EVAL_SECTIONS);
   assert.equal(sectionsFailing(r2), ['files']);
@@ -86,7 +86,7 @@ test('a train section without its files fails; train files without a train secti
 });
 
 test('a file that differs from its manifest entry fails the files section', async () => {
-  const dir = evalOnlyCopy('sisn-x2', join(tmp, 'tampered'));
+  const dir = evalOnlyCopy('sisn-x2', tmp('tampered'));
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
   manifest.files['eval_io.safetensors'].sha256 = '0'.repeat(64);
   manifest.files['eval_intermediates.safetensors'].tensors['tail.in'].shape = [3, 24, 9, 9];
@@ -101,7 +101,7 @@ test('a file that differs from its manifest entry fails the files section', asyn
 });
 
 test('a manifest that is not this format is a clear error', async () => {
-  const dir = copySet('sisn-x2', join(tmp, 'other-format'), (m) => (m.format = 'something/2'));
+  const dir = copySet('sisn-x2', tmp('other-format'), (m) => (m.format = 'something/2'));
   try {
     await checkConformance(ctx.gpu, dir);
     assert.unreachable();
@@ -111,7 +111,7 @@ test('a manifest that is not this format is a clear error', async () => {
 });
 
 test('npm run conformance names the adapter first, lists the sections and exits 1 on a mismatch', () => {
-  const bad = copySet('sisn-x2', join(tmp, 'bad-loss'), (m) => (m.train.loss *= 1.01));
+  const bad = copySet('sisn-x2', tmp('bad-loss'), (m) => (m.train.loss *= 1.01));
   const r = spawnSync(process.execPath, ['scripts/conformance.mjs', bad], { cwd: root, encoding: 'utf8', timeout: 120000 });
   assert.is(r.status, 1, r.stderr);
   const lines = r.stdout.split('\n');

@@ -12,11 +12,14 @@ export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 export const EVAL_SECTIONS = ['files', 'weights', 'eval output', 'eval intermediates'];
 export const TRAIN_SECTIONS = ['train output', 'loss', 'gradients', 'BN buffers', 'Adam step'];
 
-/** A scratch folder for a suite, removed after it. */
+/**
+ * Paths in a scratch folder for a suite: made on first use (not at import, so a run that never
+ * starts the suite leaves nothing behind) and removed after the suite.
+ */
 export function scratch(suite) {
-  const dir = mkdtempSync(join(tmpdir(), 'sisn-conformance-'));
-  suite.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  let dir = null;
+  suite.after(() => dir && rmSync(dir, { recursive: true, force: true }));
+  return (name) => join((dir ??= mkdtempSync(join(tmpdir(), 'sisn-conformance-'))), name);
 }
 
 /** Copies a set; `edit` may change the manifest before it is written back. */

@@ -1,4 +1,4 @@
-/** The `sisn` command line: upscale, train, eval. */
+/** The `sisn` command line: upscale, train, eval, adapters. */
 import { parseArgs } from 'node:util';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
