@@ -99,7 +99,8 @@ gpu.noGrad(() => {
   kernelCases[kernelCases.length - 1] = [`pixel shuffle [1,${4 * C},${2 * LR},${2 * LR}]`, 2 * ps.size * 4, 'byte', () => pixelShuffle(ps, 2).dispose()];
 }
 for (const [name, amount, unit, fn] of kernelCases) {
-  const ms = await gpu.noGrad(() => median(name, fn));
+  // noGrad around each launch: wrapped around the async median it would end at the first await.
+  const ms = await median(name, () => gpu.noGrad(fn));
   const rate = amount / ms / 1e6;
   results.kernels.push({ name, ms, ...(unit === 'flop' ? { gflops: rate } : { gbps: rate }) });
   console.error(`  ${name}: ${ms.toFixed(2)} ms`);
