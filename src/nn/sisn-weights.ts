@@ -68,7 +68,11 @@ export function loadStateDict(model: SISN, input: StateDict): void {
 export function loadSisn(gpu: Gpu, source: string | Uint8Array, name = 'weights'): SISN {
   const path = typeof source === 'string' ? source : name;
   const state = typeof source === 'string' ? readStateDict(source) : parseStateDict(source, name);
-  const dict = new Map([...stripModulePrefix(state)].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX)));
+  return sisnFromStateDict(gpu, new Map([...stripModulePrefix(state)].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX))), path);
+}
+
+/** A SISN of the config `dict` implies, holding its values; errors name `path`, a failed load disposes the model. */
+export function sisnFromStateDict(gpu: Gpu, dict: StateDict, path: string): SISN {
   let config: SisnConfig;
   try {
     config = inferConfig(dict);

@@ -7,11 +7,11 @@
  */
 import { platform } from '../platform/index.js';
 import type { Gpu } from '../engine.js';
-import { SISN, type SisnConfig } from '../nn/sisn.js';
+import type { SISN, SisnConfig } from '../nn/sisn.js';
 import type { Adam } from '../optim/adam.js';
 import { parseSafetensors, serializeSafetensors, type SafeFile } from '../io/safetensors.js';
 import { assertFinite } from '../io/state-dict.js';
-import { stateDict, loadStateDict, inferConfig } from '../nn/sisn-weights.js';
+import { stateDict, sisnFromStateDict } from '../nn/sisn-weights.js';
 import { OPTIMIZER_PREFIX } from '../io/weights.js';
 import { fsProblem } from '../io/fs-messages.js';
 import { readBytes } from '../io/files.js';
@@ -84,13 +84,6 @@ export function loadCheckpoint(gpu: Gpu, path: string): LoadedCheckpoint {
   } catch (e) {
     throw new Error(`${path}: ${(e as Error).message}`);
   }
-  const dict = new Map([...file.tensors].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX)));
-  const model = new SISN(gpu, inferConfig(dict));
-  try {
-    loadStateDict(model, dict);
-  } catch (e) {
-    model.dispose();
-    throw new Error(`${path}: ${(e as Error).message}`);
-  }
+  const model = sisnFromStateDict(gpu, new Map([...file.tensors].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX))), path);
   return { model, meta, expAvg, expAvgSq };
 }
