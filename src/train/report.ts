@@ -1,5 +1,5 @@
 /** Training reports: an SVG plot of loss and validation PSNR, and a PNG sheet of faces. */
-import { writeFileSync, renameSync } from 'node:fs';
+import { platform } from '../platform/index.js';
 import type { FacePair } from '../data/dataset.js';
 import { writePng } from '../io/image.js';
 import { bicubicUp } from './evaluate.js';
@@ -47,9 +47,7 @@ ${panel(`training L1 loss${window > 1 ? ` (mean of ${window} steps)` : ''}`, smo
 ${panel('validation PSNR (dB, RGB)', psnrs, '#2471a3', 245, maxStep)}
 </svg>
 `;
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, svg);
-  renameSync(tmp, path);
+  platform.writeFileAtomic(path, new TextEncoder().encode(svg));
 }
 
 /** A sheet with one row per face: LR (nearest), bicubic, SISN, HR. */

@@ -6,7 +6,8 @@
  * optimiser and RNG state (`--resume` continues the same loss curve), a JSONL log, an SVG plot, a
  * PNG sheet of validation faces, and a stop with a clear message on a non-finite loss.
  */
-import { existsSync, readFileSync, writeFileSync, appendFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, appendFileSync } from 'node:fs';
+import { platform } from '../platform/index.js';
 import { join } from 'node:path';
 import { Gpu } from '../engine.js';
 import { Tensor } from '../tensor.js';
@@ -218,8 +219,7 @@ async function prepareRun(gpu: Gpu, o: TrainOptions, data: { train: FacePair[]; 
   if (start.adamState) adam.loadState(start.adamState.expAvg, start.adamState.expAvgSq, start.adamState.step);
   prepareRunFolder(o.ckpt_root, o.overwrite);
   const history = trimmedLog(paths.log, start.step);
-  writeFileSync(`${paths.log}.tmp`, history.lines.map((l) => `${l}\n`).join(''));
-  renameSync(`${paths.log}.tmp`, paths.log);
+  platform.writeFileAtomic(paths.log, new TextEncoder().encode(history.lines.map((l) => `${l}\n`).join('')));
   const title = `SISN x${o.scale} G${model.config.groups} I${model.config.blocks} C${model.config.channels}`;
   const params = model.params.entries().reduce((n, [, t]) => n + t.size, 0);
   log(`${title}: ${params} parameters, batch ${o.batch_size}, LR patch ${sampler.patch.join('x')}, steps ${start.step}..${o.max_steps}`);
