@@ -14,24 +14,26 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 // Probing runs in a child process: a Vulkan loader that was missing when Dawn first looked is
-// not looked for again in the same process.
-function adapterDescription() {
-  const probe = `
-    import { create } from 'webgpu';
-    const gpu = create([]);
-    const adapter = await gpu.requestAdapter();
-    if (!adapter) process.exit(3);
-    const i = adapter.info;
-    console.log([i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' / ') || 'unnamed adapter');
-    process.exit(0);`;
+// not looked for again in the same process. The probe's output, or null if it failed.
+function probeDawn(script, env = process.env) {
   try {
-    return execFileSync(process.execPath, ['--input-type=module', '-e', probe], {
+    return execFileSync(process.execPath, ['--input-type=module', '-e', `import { create } from 'webgpu';\n${script}`], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
+      env,
     }).trim();
   } catch {
     return null;
   }
+}
+
+function adapterDescription() {
+  return probeDawn(`
+    const adapter = await create([]).requestAdapter();
+    if (!adapter) process.exit(3);
+    const i = adapter.info;
+    console.log([i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' / ') || 'unnamed adapter');
+    process.exit(0);`);
 }
 
 // SwiftShader as Debian's chromium ships it; src/gpu/dawn.ts adds the same file.
@@ -39,21 +41,11 @@ const CHROMIUM_SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 // Whether Dawn sees SwiftShader, given chromium's copy as the engine gives it.
 function seesSwiftShader() {
-  const probe = `
-    import { create } from 'webgpu';
-    try { await create(['adapter=(sisn-webgpu: list the adapters)']).requestAdapter(); } catch (e) { console.log(e.message); }
-    process.exit(0);`;
   const added = [process.env.VK_ADD_DRIVER_FILES, existsSync(CHROMIUM_SWIFTSHADER) ? CHROMIUM_SWIFTSHADER : ''].filter(Boolean).join(':');
-  try {
-    const listing = execFileSync(process.execPath, ['--input-type=module', '-e', probe], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      env: { ...process.env, VK_ADD_DRIVER_FILES: added },
-    });
-    return /swiftshader/i.test(listing);
-  } catch {
-    return false;
-  }
+  const listing = probeDawn(`
+    try { await create(['adapter=(sisn-webgpu: list the adapters)']).requestAdapter(); } catch (e) { console.log(e.message); }
+    process.exit(0);`, { ...process.env, VK_ADD_DRIVER_FILES: added });
+  return /swiftshader/i.test(listing ?? '');
 }
 
 function osRelease() {
