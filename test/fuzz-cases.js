@@ -8,20 +8,14 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseStateDict, serializeSafetensors } from '../dist/index.js';
 import { makeZip, torchSave } from './torch-files.js';
+import { mulberry32 } from './mulberry32.js';
 
 const [seed, first, count] = process.argv.slice(2).map(Number);
 const fixture = readFileSync(fileURLToPath(new URL('fixtures/sisn-small/weights_dataparallel.pt', import.meta.url)));
 
 /** Deterministic random numbers for one case (mulberry32 seeded by seed and case). */
 function generator(caseSeed) {
-  let s = caseSeed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(caseSeed);
   const int = (n) => Math.floor(next() * n);
   return { int, pick: (list) => list[int(list.length)] };
 }

@@ -1,6 +1,7 @@
 // Shared by the tests: one engine per test file, random data, and comparisons with useful messages.
 import * as assert from 'uvu/assert';
 import { Gpu } from '../dist/index.js';
+import { mulberry32 } from './mulberry32.js';
 
 /**
  * Opens an engine for a suite (on the adapter, subgroups and limits that SISN_ADAPTER,
@@ -28,15 +29,9 @@ export function withGpu(suite, options) {
 
 /** Deterministic pseudo-random numbers in [lo, hi) (mulberry32). */
 export function random(n, seed = 1, lo = -1, hi = 1) {
-  let s = seed >>> 0;
+  const next = mulberry32(seed);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  }
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * next();
   return out;
 }
 
