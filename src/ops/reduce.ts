@@ -16,11 +16,6 @@ export interface ReduceArgs {
   mode: ReduceMode;
   scale?: number;
   y?: Tensor;
-  /**
-   * Dot only: y holds one plane per `group` x planes' `chunk`: x plane q pairs with y plane
-   * (q / group) * chunk + q % chunk (split attention: group R*C, chunk C). Default: plane q.
-   */
-  yPlanes?: { group: number; chunk: number };
 }
 
 function checkView(op: string, x: Tensor, batch: number, channels: number, inner: number): void {
@@ -32,7 +27,7 @@ export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
   checkView('channelReduce', x, a.batch, a.channels, a.inner);
   const out = Tensor.empty(x.gpu, [a.channels]);
   x.gpu.kernels.dispatch('reduce.channel_sum', {
-    uniforms: { batch: a.batch, channels: a.channels, inner: a.inner, scale: a.scale ?? 1, y_group: a.yPlanes?.group ?? 1, y_chunk: a.yPlanes?.chunk ?? 1 },
+    uniforms: { batch: a.batch, channels: a.channels, inner: a.inner, scale: a.scale ?? 1 },
     buffers: { out, x, y: a.y },
     groups: a.channels,
     constants: { MODE: a.mode },
@@ -46,7 +41,7 @@ function pairReduce(kernel: string, x: Tensor, y: Tensor, m: Tensor | null, batc
   const out = Tensor.empty(x.gpu, [channels]);
   const out2 = Tensor.empty(x.gpu, [channels]);
   x.gpu.kernels.dispatch(kernel, {
-    uniforms: { batch, channels, inner, scale: 1, y_group: 1, y_chunk: 1, masked: mask ? 1 : 0 },
+    uniforms: { batch, channels, inner, scale: 1, masked: mask ? 1 : 0 },
     buffers: { out, out2, x, y, m, mask },
     groups: channels,
   });
