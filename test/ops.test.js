@@ -327,8 +327,11 @@ test('every shader that uses workgroup barriers passes race detection', () => {
     if (!/workgroupBarrier|storageBarrier/.test(code)) continue;
     // reduce.wgsl: 3 channels of [2, 3, 40], every entry and mode.
     const x = random(240, 1);
-    const uniform = new Uint32Array([2, 3, 40, 0, 1, 1, 0, 0]);
-    new Float32Array(uniform.buffer)[3] = 1;
+    // batch, channels, inner, scale, y_group, y_chunk, masked, accumulate, eps, momentum, unbias.
+    const uniform = new Uint32Array(12);
+    uniform.set([2, 3, 40, 0, 1, 1, 0, 0]);
+    new Float32Array(uniform.buffer).set([1], 3);
+    new Float32Array(uniform.buffer).set([1e-5, 0.1, 80 / 79], 8);
     const runs = [
       ...[0, 1, 2].map((MODE) => ['channel_sum', { MODE }]),
       ['moments', {}],
@@ -336,7 +339,7 @@ test('every shader that uses workgroup barriers passes race detection', () => {
     ];
     for (const [entry, constants] of runs) {
       const result = detectRaces(code, entry, [3, 1, 1], {
-        0: { 0: new Float32Array(3), 1: x, 2: x, 3: new Float32Array(3), 4: uniform, 5: new Float32Array(3), 6: x },
+        0: { 0: new Float32Array(6), 1: x, 2: x, 3: new Float32Array(6).fill(1), 4: uniform, 5: new Float32Array(3), 6: x, 7: new Float32Array(3) },
       }, { constants });
       const what = `${file} ${entry} ${JSON.stringify(constants)}`;
       assert.equal(result.errors, [], `${what}: ${result.errors.join('; ')}`);

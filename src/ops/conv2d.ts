@@ -118,11 +118,11 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
     'conv2d',
     inputs,
     out,
-    (g, needs) => {
+    (g, needs, into) => {
       const [batch, , hout, wout] = g.shape as number[];
       const dx = needs[0] ? conv2dInputGrad(g, w, options) : null;
       const dw = needs[1] ? conv2dWeightGrad(x, g, w.shape, options) : null;
-      const db = bias && needs[2] ? channelReduce(g, { batch, channels: cout, inner: hout * wout, mode: ReduceMode.Sum }) : null;
+      const db = bias && needs[2] ? channelReduce(g, { batch, channels: cout, inner: hout * wout, mode: ReduceMode.Sum, into: into[2] }) : null;
       return [dx, dw, db];
     },
     [x, w],
