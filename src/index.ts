@@ -2,6 +2,7 @@ export { Gpu, type GpuOptions, type EngineFeatures } from './engine.js';
 export { subgroupSizesFit } from './gpu/device.js';
 export { BufferPool, bucketSize } from './gpu/pool.js';
 export { KernelRegistry } from './kernels/registry.js';
+export { KernelTuner, type Trial, type TunedKey, type TuningRun, type TuneOptions } from './kernels/tuner.js';
 export { reflectShader, packUniforms } from './kernels/reflect.js';
 export { foldGroups } from './kernels/launch.js';
 export { SHADER_DIR } from './platform/node.js';

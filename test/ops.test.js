@@ -33,16 +33,17 @@ for (const [B, C, H, W, O, K, G, bias] of [
   });
 }
 
-// Every element of the weight gradient (the finite-difference checks above sample a few): channel
-// counts that are not multiples of 4, 8 or 16, groups, batch > 1, and Cin/G past one workgroup of lanes.
-for (const [B, C, H, W, O, K, G] of [
+// Every element of the weight gradient (the finite-difference checks above sample a few), in each
+// variant the tuner may choose: channel counts that are not multiples of 4, 8 or 16, groups,
+// batch > 1, and Cin/G past one workgroup of lanes.
+for (const [[B, C, H, W, O, K, G], variant] of [
   [3, 5, 5, 6, 12, 3, 1],
   [2, 20, 4, 5, 20, 3, 2],
   [2, 12, 5, 4, 36, 3, 4],
   [2, 72, 3, 4, 9, 3, 1],
   [1, 7, 4, 9, 3, 1, 1],
-]) {
-  test(`conv2d weight gradient, every element: B${B} ${C}->${O} k${K} groups ${G}`, async () => {
+].flatMap((shape) => ['packed', 'wide'].map((v) => [shape, v]))) {
+  test(`conv2d weight gradient, every element, ${variant}: B${B} ${C}->${O} k${K} groups ${G}`, async () => {
     const { gpu } = ctx;
     const pad = (K - 1) / 2;
     const ws = [O, C / G, K, K];
@@ -50,7 +51,7 @@ for (const [B, C, H, W, O, K, G] of [
     const gs = random(B * O * H * W, 12);
     const x = Tensor.fromArray(gpu, xs, [B, C, H, W]);
     const g = Tensor.fromArray(gpu, gs, [B, O, H, W]);
-    const dw = ops.conv2dWeightGrad(x, g, ws, { padding: pad, groups: G });
+    const dw = ops.conv2dWeightGrad(x, g, ws, { padding: pad, groups: G, variant });
     assertClose(await dw.read(), ref.conv2dWeightGrad(xs, [B, C, H, W], gs, ws, pad, G), { rtol: 1e-4, atol: 1e-4, what: 'dw' });
     [x, g, dw].forEach((t) => t.dispose());
   });
@@ -345,15 +346,18 @@ test('Adam: ten steps match torch.optim.Adam to 1e-6 relative; clipping; MultiSt
 test('every shader that uses workgroup barriers passes race detection', () => {
   const x = random(240, 1);
   // reduce.wgsl: 3 channels of [2, 3, 40], every entry and mode.
-  const reduceUniform = new Uint32Array([2, 3, 40, 0, 0, 0, 0, 0]);
-  new Float32Array(reduceUniform.buffer)[3] = 1;
+  // batch, channels, inner, scale, masked, accumulate, eps, momentum, unbias.
+  const reduceUniform = new Uint32Array(12);
+  reduceUniform.set([2, 3, 40, 0, 0, 0]);
+  new Float32Array(reduceUniform.buffer).set([1], 3);
+  new Float32Array(reduceUniform.buffer).set([1e-5, 0.1, 80 / 79], 6);
   // attention.wgsl: 3 pairs (B 1, C 3) of radix 2, planes of 40.
   const splitUniform = new Uint32Array([3, 3, 40, 2, 0, 0, 0, 0]);
   new Float32Array(splitUniform.buffer)[4] = 1 / 40;
   const files = {
     'reduce.wgsl': {
       runs: [...[0, 1, 2].map((MODE) => ['channel_sum', { MODE }]), ['moments', {}], ['bn_backward', {}]],
-      buffers: { 0: new Float32Array(3), 1: x, 2: x, 3: new Float32Array(3), 4: reduceUniform, 5: new Float32Array(3), 6: x },
+      buffers: { 0: new Float32Array(6), 1: x, 2: x, 3: new Float32Array(6).fill(1), 4: reduceUniform, 5: new Float32Array(3), 6: x, 7: new Float32Array(3) },
     },
     'attention.wgsl': {
       runs: [['pool_splits', {}], ['attend_backward', {}]],
