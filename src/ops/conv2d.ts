@@ -87,7 +87,9 @@ export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly num
   const [lanes] = x.gpu.kernels.info('conv2d.weight_grad').workgroupSize;
   const subgroup = x.gpu.features.subgroups ? x.gpu.adapter.info.subgroupMaxSize || lanes : 1;
   const key = `b${batch} c${cin}x${cout} g${groups} k${k} p${pad} ${h}x${wd}`;
-  const variant = options.variant ?? x.gpu.kernels.variant('conv2d.weight_grad', key, WEIGHT_GRAD_VARIANTS, (name) => conv2dWeightGrad(x, g, weightShape, { ...options, variant: name }).dispose());
+  // Layers as wide as a workgroup launch the same in both: nothing to choose.
+  const candidates = cinG >= lanes ? WEIGHT_GRAD_VARIANTS.slice(0, 1) : WEIGHT_GRAD_VARIANTS;
+  const variant = options.variant ?? x.gpu.kernels.variant('conv2d.weight_grad', key, candidates, (name) => conv2dWeightGrad(x, g, weightShape, { ...options, variant: name }).dispose());
   if (!WEIGHT_GRAD_VARIANTS.includes(variant)) throw new Error(`conv2d weight gradient: no variant '${variant}' (${WEIGHT_GRAD_VARIANTS.join(', ')})`);
   const lanesPerBlock = cinG >= lanes || variant === 'wide' ? lanes : Math.min(lanes, Math.ceil(cinG / subgroup) * subgroup);
   const blocks = groups * Math.ceil(cout / groups / GRAD_OC);
