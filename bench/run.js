@@ -6,19 +6,23 @@
 //   npm run bench                      everything (several minutes on a 2-core CPU adapter)
 //   npm run bench -- --quick           kernels and the smallest forward only
 //   npm run bench -- --json out.json   another output file
+//   npm run bench -- --no-pytorch      without the PyTorch CPU reference (run where `import torch` works)
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { Bench } from 'tinybench';
+import { spawnSync } from 'node:child_process';
 import {
-  Gpu, SISN, Tensor, Rng, Adam, conv2d, conv2dInputGrad, conv2dWeightGrad, batchNorm2d, globalAvgPool,
-  attend, radixSoftmax, pixelShuffle, l1Loss, upsampleNearest,
+  Gpu, SISN, Tensor, Rng, conv2d, conv2dInputGrad, conv2dWeightGrad, batchNorm2d, globalAvgPool, attend, radixSoftmax, pixelShuffle,
 } from '../dist/index.js';
+import { trainingStep, forwardPass, profile } from './step-profile.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const jsonPath = args[args.indexOf('--json') + 1] && args.includes('--json') ? args[args.indexOf('--json') + 1] : new URL('./results.json', import.meta.url).pathname;
 
-const gpu = await Gpu.open();
+// With timestamp queries where the adapter has them: the training step's breakdown by kernel family.
+const gpu = await Gpu.open({ profiling: true }).catch(() => Gpu.open());
+const profiling = gpu.device.features.has('timestamp-query');
 const compileStarted = performance.now();
 const pipelines = await SISN.prepare(gpu);
 const compileMs = performance.now() - compileStarted;
@@ -106,62 +110,72 @@ for (const [name, amount, unit, fn] of kernelCases) {
   console.error(`  ${name}: ${ms.toFixed(2)} ms`);
 }
 
-// End to end, paper config (G10 I10 C64), batch 1, eval.
-const paper = (scale) => {
-  const m = new SISN(gpu, { scale, groups: 10, blocks: 10, channels: 64 });
-  m.initialize(new Rng(1));
-  return m;
-};
+// End to end, paper config (G10 I10 C64): eval forwards at batch 1, and a training step.
 const forwardCases = quick ? [[4, 128, 12.6]] : [[4, 128, 12.6], [4, 256, 50.4], [8, 256, 17.8]];
 for (const [scale, hr, gflop] of forwardCases) {
-  const model = paper(scale);
-  const lr = rand([1, 3, hr / scale, hr / scale], 0, 255);
-  const run = () => gpu.noGrad(() => gpu.scope(() => model.forward(upsampleNearest(lr, scale)))).dispose();
-  let t = performance.now();
+  const run = forwardPass(gpu, { scale, lrSize: hr / scale });
+  const t = performance.now();
   run();
   await gpu.sync();
   const firstMs = performance.now() - t;
   const ms = await median(`forward x${scale} HR ${hr}`, run, { reps: 1, iterations: 3 });
-  results.endToEnd.push({ name: `forward x${scale} HR ${hr} (G10 I10 C64, batch 1, eval)`, ms, gflops: gflop / (ms / 1000), firstCallMs: firstMs });
+  results.endToEnd.push({ name: `forward x${scale} HR ${hr}`, case: 'G10 I10 C64, batch 1, eval', ms, gflops: gflop / (ms / 1000), firstCallMs: firstMs });
   console.error(`  forward x${scale} HR ${hr}: ${ms.toFixed(0)} ms (first call ${firstMs.toFixed(0)} ms)`);
-  model.dispose();
-  lr.dispose();
+  run.dispose();
 }
 if (!quick) {
-  const model = paper(4);
-  model.training = true;
-  const opt = new Adam(model.params, { lr: 2e-4 });
-  const B = 10;
-  const lr = rand([B, 3, 32, 32], 0, 255);
-  const hr = rand([B, 3, 128, 128], 0, 255);
-  const step = () => {
-    model.params.zeroGrad();
-    const loss = gpu.scope(() => l1Loss(model.forward(upsampleNearest(lr, 4)), hr));
-    gpu.tape.backward(loss);
-    opt.update();
-    loss.dispose();
-  };
-  let t = performance.now();
+  const step = trainingStep(gpu, { scale: 4, batch: 10, lrSize: 32 });
+  const t = performance.now();
   step();
   await gpu.sync();
   const firstMs = performance.now() - t;
   gpu.pool.resetPeak();
   const ms = await median('train step', step, { reps: 1, iterations: 3 });
-  results.endToEnd.push({ name: 'training step x4 (G10 I10 C64, batch 10, LR patch 32, L1 + backward + Adam)', ms, gflops: 378 / (ms / 1000), firstCallMs: firstMs, peakMiB: gpu.pool.peakInUseBytes / 2 ** 20 });
-  opt.dispose();
-  model.dispose();
+  const peakMiB = gpu.pool.peakInUseBytes / 2 ** 20;
+  results.endToEnd.push({ name: 'training step x4', case: 'G10 I10 C64, batch 10, LR patch 32, L1 + backward + Adam', ms, gflops: 378 / (ms / 1000), firstCallMs: firstMs, peakMiB });
+  console.error(`  training step: ${ms.toFixed(0)} ms (first call ${firstMs.toFixed(0)} ms)`);
+  if (profiling) {
+    const p = await profile(gpu, step);
+    results.trainingStepProfile = { gpuMs: p.gpuMs, dispatches: p.dispatches, shareOutsideConvolutions: 1 - p.convShare, families: p.families, kernels: p.kernels };
+  }
+  step.dispose();
+}
+for (const e of results.endToEnd) e.vsGemm = e.gflops / results.peakGemm.gflops;
+
+// PyTorch CPU as the external reference, where it is installed (never a dependency).
+const python = ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+if (python && !args.includes('--no-pytorch')) {
+  console.error(`  PyTorch CPU reference (${python}) ...`);
+  const ref = spawnSync(python, [new URL('./pytorch_reference.py', import.meta.url).pathname, '--threads', String(os.cpus().length), ...(quick ? ['--quick'] : [])], { encoding: 'utf8' });
+  if (ref.status === 0) {
+    results.pytorch = JSON.parse(ref.stdout);
+    for (const e of results.endToEnd) {
+      const refMs = results.pytorch.cases[e.name];
+      if (refMs) Object.assign(e, { pytorchMs: refMs, vsPytorch: e.ms / refMs });
+    }
+  } else console.error(`  PyTorch reference failed:\n${ref.stderr}`);
 }
 
 const rows = [
   [`compile all ${pipelines} pipelines (SISN.prepare)`, compileMs.toFixed(0), '', 'before any timing below'],
   ['reference GEMM 1024^3', results.peakGemm.ms.toFixed(2), `${results.peakGemm.gflops.toFixed(1)} GFLOP/s`, ''],
   ...results.kernels.map((k) => [k.name, k.ms.toFixed(2), k.gflops !== undefined ? `${k.gflops.toFixed(1)} GFLOP/s` : `${k.gbps.toFixed(1)} GB/s`, k.gflops !== undefined ? `${((100 * k.gflops) / results.peakGemm.gflops).toFixed(0)}% of GEMM` : '']),
-  ...results.endToEnd.map((e) => [e.name, e.ms.toFixed(0), `${e.gflops.toFixed(1)} GFLOP/s`, `first call ${e.firstCallMs.toFixed(0)} ms${e.peakMiB ? `, peak ${e.peakMiB.toFixed(0)} MiB` : ''}`]),
+  ...results.endToEnd.map((e) => [
+    `${e.name} (${e.case})`,
+    e.ms.toFixed(0),
+    `${e.gflops.toFixed(1)} GFLOP/s`,
+    [`${(100 * e.vsGemm).toFixed(0)}% of GEMM`, e.pytorchMs && `PyTorch CPU ${e.pytorchMs.toFixed(0)} ms (${e.vsPytorch.toFixed(1)}x)`, `first call ${e.firstCallMs.toFixed(0)} ms`, e.peakMiB && `peak ${e.peakMiB.toFixed(0)} MiB`].filter(Boolean).join(', '),
+  ]),
 ];
 const width = rows.reduce((w, r) => r.map((c, i) => Math.max(w[i] ?? 0, c.length)), []);
 console.log(`${results.adapter}\n${results.cpu} x${results.cores}, Node ${results.node}\n`);
 console.log(['case', 'ms (median)', 'rate', ''].map((c, i) => c.padEnd(width[i])).join('  '));
 for (const r of rows) console.log(r.map((c, i) => (i === 1 ? c.padStart(width[i]) : c.padEnd(width[i]))).join('  '));
+if (results.trainingStepProfile) {
+  const p = results.trainingStepProfile;
+  console.log(`\ntraining step by kernel family (GPU time, ${p.dispatches} dispatches; outside convolutions ${(100 * p.shareOutsideConvolutions).toFixed(0)}%)`);
+  for (const f of p.families) console.log(`  ${f.family.padEnd(22)} ${f.ms.toFixed(0).padStart(7)} ms  ${(100 * f.share).toFixed(1).padStart(5)}%  ${String(f.count).padStart(5)} dispatches`);
+}
 writeFileSync(jsonPath, JSON.stringify(results, null, 1));
 console.log(`\nwritten ${jsonPath}`);
 gpu.dispose();

@@ -1,35 +1,37 @@
 // Batch normalisation over NCHW tensors viewed as [batch, channels, inner] (inner = H*W; 1 for
 // pooled [B, C, 1, 1] features), with the ReLU and residual add that follow it in SISN fused in.
+// The per-channel statistics come as stats = [mean (C values), var (C)]: from reduce.wgsl's
+// moments in training (which also updates the running statistics), from eval_stats in eval.
 //
-// Math:     normalize:       y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c]
+// Math:     normalize:       y = (x - mean[c]) * gamma[c] / sqrt(var[c] + eps) + beta[c]
 //                            (+ res if has_res) (then max(., 0) if relu)
-//                            (batch statistics in training, running statistics in eval)
-//           update_running:  rm = momentum * mean + (1 - momentum) * rm
-//                            rv = momentum * var * M / (M - 1) + (1 - momentum) * rv   (unbiased, M = batch*inner)
-//           backward_input:  dx = A[c] * g + B[c] + D[c] * (x - mean[c]), from backward_coefficients:
+//           eval_stats:      stats = [running_mean, running_var]
+//           backward_input:  dx = A * g + B + D * (x - mean), per channel c:
 //                            training: A = gamma * r, B = -A * sum_g / M, D = -A * r^2 * sum_gxc / M
-//                                      (r = 1 / sqrt(var + eps); sum_g = sum g, sum_gxc = sum g * (x - mean),
-//                                      from reduce.wgsl); eval: A = gamma * r, B = D = 0.
+//                                      (r = 1 / sqrt(var + eps), M = batch * inner; sums = [sum_g (C),
+//                                      sum_gxc (C)] with sum_gxc = sum g * (x - mean), from reduce.wgsl's
+//                                      bn_backward); eval: A = gamma * r, B = D = 0.
 //                            g is the gradient at the BN output; with `masked` it counts only where
 //                            the fused ReLU's output is > 0.
-//           gamma_grad:      dgamma[c] = sum_gxc[c] / sqrt(var[c] + eps)
 //           fold:            eval-mode BN after a conv (with bias b, if any) as a per-channel affine map
 //                            for the conv's epilogue: scale = gamma / sqrt(var + eps),
 //                            shift = beta + (b - mean) * scale
-// Tiling:   normalize and backward_input: one vec4 per invocation (its 4 elements' channels are
-//           computed once when inner % 4 == 0, else per lane); the last vec4 writes only the lanes
-//           below n. update_running, gamma_grad: one channel per invocation. 64 per workgroup.
-// Dispatch: ceil(n / 256) workgroups (ceil(channels / 64) per channel), folded past 65,535.
+// Tiling:   normalize and backward_input: a run of RUN = 8 consecutive vec4s per invocation. When
+//           inner % 4 == 0 every vec4 lies in one channel's plane: the run loads that channel's
+//           values once and again only where it crosses into the next plane (a CPU adapter's cost
+//           is per load: one vec4 per invocation loaded 4-6 per-channel scalars per vec4 of x);
+//           otherwise each vec4 gathers its 4 elements' channels. The last vec4 writes only the
+//           lanes below n. eval_stats, fold: one channel per invocation. 64 per workgroup.
+// Dispatch: ceil(n / 4 / RUN) invocations (channels for eval_stats and fold), folded past 65,535
+//           workgroups.
 
 struct Norm { n: u32, channels: u32, inner: u32, eps: f32, has_res: u32, relu: u32 }
-struct Running { channels: u32, momentum: f32, unbias: f32 }
 struct Backward { n: u32, channels: u32, inner: u32, eps: f32, count: f32, train: u32, masked: u32 }
 struct Fold { channels: u32, eps: f32, has_bias: u32 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<vec4f>;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;
-@group(0) @binding(2) var<storage, read> mean: array<f32>;
-@group(0) @binding(3) var<storage, read> variance: array<f32>;
+@group(0) @binding(2) var<storage, read> stats: array<f32>;
 @group(0) @binding(4) var<storage, read> gamma: array<f32>;
 @group(0) @binding(5) var<storage, read> beta: array<f32>;
 @group(0) @binding(6) var<uniform> norm_p: Norm;
@@ -37,95 +39,112 @@ struct Fold { channels: u32, eps: f32, has_bias: u32 }
 
 // @include flat
 
-// Channels of the 4 elements of vec4 i (one channel for all four when inner % 4 == 0).
-fn channels_of(i: u32, inner: u32, channels: u32) -> vec4u {
-  if (inner % 4u == 0u) { return vec4u((4u * i / inner) % channels); }
-  let e = vec4u(0u, 1u, 2u, 3u) + 4u * i;
-  return (e / inner) % channels;
+const RUN: u32 = 8u;
+
+// An invocation's walk over its run of vec4s [j, end): the channels of vec4 j's lanes and, when
+// inner % 4 == 0 (every vec4 in one plane: inner4 = inner / 4, else 0), the vec4s left in that plane.
+struct Walk { j: u32, end: u32, c: vec4u, left: u32, inner4: u32, inner: u32, channels: u32 }
+
+fn channels_of(j: u32, inner: u32, channels: u32) -> vec4u {
+  return ((vec4u(0u, 1u, 2u, 3u) + 4u * j) / inner) % channels;
 }
 
-// Per-channel values of the 4 elements: one load when they share a channel.
-fn gather(values: ptr<storage, array<f32>, read>, c: vec4u) -> vec4f {
-  if (all(c == vec4u(c.x))) { return vec4f((*values)[c.x]); }
-  return vec4f((*values)[c.x], (*values)[c.y], (*values)[c.z], (*values)[c.w]);
+fn start_walk(i: u32, n: u32, inner: u32, channels: u32) -> Walk {
+  let j = RUN * i;
+  let inner4 = select(0u, inner / 4u, inner % 4u == 0u);
+  return Walk(j, min(j + RUN, (n + 3u) / 4u), channels_of(j, inner, channels), inner4 - j % max(inner4, 1u), inner4, inner, channels);
+}
+
+// Steps to the next vec4; true when its channels differ from the last one's (reload them).
+fn next(w: ptr<function, Walk>) -> bool {
+  (*w).j += 1u;
+  if ((*w).inner4 == 0u) {
+    (*w).c = channels_of((*w).j, (*w).inner, (*w).channels);
+    return true;
+  }
+  (*w).left -= 1u;
+  if ((*w).left > 0u) { return false; }
+  (*w).c = ((*w).c + 1u) % (*w).channels;
+  (*w).left = (*w).inner4;
+  return true;
+}
+
+// Per-lane coefficient rows from per-channel coefficient vectors: one load when the lanes share a channel.
+fn per_lane(k0: vec4f, k1: vec4f, k2: vec4f, k3: vec4f) -> mat4x4f {
+  return transpose(mat4x4f(k0, k1, k2, k3));
+}
+
+// (mean, gamma / sqrt(var + eps), beta, 0) of channel c.
+fn norm_coef(c: u32) -> vec4f {
+  let q = norm_p;
+  return vec4f(stats[c], gamma[c] / sqrt(stats[q.channels + c] + q.eps), beta[c], 0.0);
+}
+
+fn norm_coefs(c: vec4u) -> mat4x4f {
+  if (all(c == vec4u(c.x))) { let k = norm_coef(c.x); return per_lane(k, k, k, k); }
+  return per_lane(norm_coef(c.x), norm_coef(c.y), norm_coef(c.z), norm_coef(c.w));
+}
+
+fn normalized(j: u32, k: mat4x4f) -> vec4f {
+  var y = (x[j] - k[0]) * k[1] + k[2];
+  if (norm_p.has_res != 0u) { y += res[j]; }
+  if (norm_p.relu != 0u) { y = max(y, vec4f(0.0)); }
+  return y;
 }
 
 @compute @workgroup_size(64)
 fn normalize(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = flat(wid, nwg, lid);
-  let q = norm_p;
-  if (4u * i >= q.n) { return; }
-  let c = channels_of(i, q.inner, q.channels);
-  var y = (x[i] - gather(&mean, c)) / sqrt(gather(&variance, c) + q.eps) * gather(&gamma, c) + gather(&beta, c);
-  if (q.has_res != 0u) { y += res[i]; }
-  if (q.relu != 0u) { y = max(y, vec4f(0.0)); }
-  store4(&out, i, q.n, y);
+  var w = start_walk(flat(wid, nwg, lid), norm_p.n, norm_p.inner, norm_p.channels);
+  for (var k = norm_coefs(w.c); w.j < w.end; ) {
+    store4(&out, w.j, norm_p.n, normalized(w.j, k));
+    if (next(&w)) { k = norm_coefs(w.c); }
+  }
 }
 
-@group(0) @binding(0) var<storage, read_write> running_mean: array<f32>;
-@group(0) @binding(1) var<storage, read_write> running_var: array<f32>;
-@group(0) @binding(6) var<uniform> run_p: Running;
+@group(0) @binding(0) var<storage, read_write> stats_out: array<f32>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> variance: array<f32>;
 
 @compute @workgroup_size(64)
-fn update_running(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn eval_stats(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let c = flat(wid, nwg, lid);
-  if (c >= run_p.channels) { return; }
-  running_mean[c] = run_p.momentum * mean[c] + (1.0 - run_p.momentum) * running_mean[c];
-  running_var[c] = run_p.momentum * variance[c] * run_p.unbias + (1.0 - run_p.momentum) * running_var[c];
+  if (c >= norm_p.channels) { return; }
+  stats_out[c] = mean[c];
+  stats_out[norm_p.channels + c] = variance[c];
 }
 
 @group(0) @binding(5) var<storage, read> grad: array<vec4f>;
-@group(0) @binding(7) var<storage, read> sum_g: array<f32>;
-@group(0) @binding(8) var<storage, read> sum_gxc: array<f32>;
 @group(0) @binding(6) var<uniform> back_p: Backward;
-@group(0) @binding(0) var<storage, read_write> coef_out: array<f32>;
-@group(0) @binding(2) var<storage, read> coef: array<f32>;
 @group(0) @binding(3) var<storage, read> relu_out: array<vec4f>;
+@group(0) @binding(7) var<storage, read> sums: array<f32>;
 
-// coef = [A (C values), B (C), D (C), mean (C)] for backward_input.
-@compute @workgroup_size(64)
-fn backward_coefficients(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let c = flat(wid, nwg, lid);
+// (mean, A, B, D) of channel c.
+fn back_coef(c: u32) -> vec4f {
   let q = back_p;
-  if (c >= q.channels) { return; }
-  let r = 1.0 / sqrt(variance[c] + q.eps);
+  let r = 1.0 / sqrt(stats[q.channels + c] + q.eps);
   let a = gamma[c] * r;
-  var b = 0.0;
-  var d = 0.0;
-  if (q.train != 0u) {
-    b = -a * sum_g[c] / q.count;
-    d = -a * r * r * sum_gxc[c] / q.count;
-  }
-  coef_out[c] = a;
-  coef_out[q.channels + c] = b;
-  coef_out[2u * q.channels + c] = d;
-  coef_out[3u * q.channels + c] = mean[c];
+  if (q.train == 0u) { return vec4f(stats[c], a, 0.0, 0.0); }
+  return vec4f(stats[c], a, -a * sums[c] / q.count, -a * r * r * sums[q.channels + c] / q.count);
 }
 
-fn coef4(k: u32, c: vec4u) -> vec4f {
-  let o = k * back_p.channels;
-  if (all(c == vec4u(c.x))) { return vec4f(coef[o + c.x]); }
-  return vec4f(coef[o + c.x], coef[o + c.y], coef[o + c.z], coef[o + c.w]);
+fn back_coefs(c: vec4u) -> mat4x4f {
+  if (all(c == vec4u(c.x))) { let k = back_coef(c.x); return per_lane(k, k, k, k); }
+  return per_lane(back_coef(c.x), back_coef(c.y), back_coef(c.z), back_coef(c.w));
+}
+
+fn input_grad(j: u32, k: mat4x4f) -> vec4f {
+  var g = grad[j];
+  if (back_p.masked != 0u) { g = select(vec4f(0.0), g, relu_out[j] > vec4f(0.0)); }
+  return k[1] * g + k[2] + k[3] * (x[j] - k[0]);
 }
 
 @compute @workgroup_size(64)
 fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = flat(wid, nwg, lid);
-  let q = back_p;
-  if (4u * i >= q.n) { return; }
-  let c = channels_of(i, q.inner, q.channels);
-  var g = grad[i];
-  if (q.masked != 0u) { g = select(vec4f(0.0), g, relu_out[i] > vec4f(0.0)); }
-  store4(&out, i, q.n, coef4(0u, c) * g + coef4(1u, c) + coef4(2u, c) * (x[i] - coef4(3u, c)));
-}
-
-@group(0) @binding(0) var<storage, read_write> dgamma: array<f32>;
-
-@compute @workgroup_size(64)
-fn gamma_grad(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let c = flat(wid, nwg, lid);
-  if (c >= norm_p.channels) { return; }
-  dgamma[c] = sum_gxc[c] / sqrt(variance[c] + norm_p.eps);
+  var w = start_walk(flat(wid, nwg, lid), back_p.n, back_p.inner, back_p.channels);
+  for (var k = back_coefs(w.c); w.j < w.end; ) {
+    store4(&out, w.j, back_p.n, input_grad(w.j, k));
+    if (next(&w)) { k = back_coefs(w.c); }
+  }
 }
 
 @group(0) @binding(0) var<storage, read_write> fold_scale: array<f32>;

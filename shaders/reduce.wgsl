@@ -1,59 +1,83 @@
 // Per-channel reductions over NCHW tensors viewed as [batch, channels, inner].
 //
-// Math:     channel_sum: out[c] = scale * sum_{b < batch, i < inner} f(b, c, i), idx = (b * channels + c) * inner + i,
+// Math:     channel_sum: out[c] (+)= scale * sum_{b < batch, i < inner} f(b, c, i), idx = (b * channels + c) * inner + i,
 //           MODE 0: x[idx]                 (bias gradient, global average pooling)
-//           MODE 1: x[idx] * y[yidx]       (per-channel dot products; yidx = idx, or, for split
-//                                            attention, the plane (q / y_group) * y_chunk + q % y_chunk)
+//           MODE 1: x[idx] * y[idx]        (per-channel dot products)
 //           MODE 2: |x[idx] - y[idx]|      (L1 loss, channels = 1)
-//           moments: out[c] = mean of x over (b, i), out2[c] = mean of (x - out[c])^2  (biased
-//                    variance, two passes over the channel inside one workgroup: exact centring)
-//           bn_backward: out[c] = sum g, out2[c] = sum g * (x - m[c])   (g in y; one pass; with
-//                    `masked`, g counts only where mask > 0: the gradient through a fused ReLU)
-//           Operands a kernel does not read are bound to x by the host.
+//           (+)= : added to out when `accumulate` (a parameter's gradient), else stored.
+//           moments: out[c] = mean of x over (b, i), out[C + c] = mean of (x - mean)^2 (biased
+//                    variance), in one pass: each lane sums x - K and (x - K)^2 (K: the channel's
+//                    first value, so the sums stay small), turns them into its own (count, mean, M2),
+//                    and the workgroup tree merges those with Chan's formula
+//                    M2 = M2a + M2b + (mean_b - mean_a)^2 * na * nb / (na + nb).
+//                    And the running statistics: running_mean = momentum * mean + (1 - momentum) * running_mean,
+//                    running_var likewise with the unbiased variance (var * unbias, unbias = M / (M - 1)).
+//           bn_backward: out[c] = sum g, out[C + c] = sum g * (x - mean[c])   (g in y, mean and var in
+//                    `stats` = [mean (C), var (C)]; with `masked`, g counts only where mask > 0: the
+//                    gradient through a fused ReLU), and BatchNorm's parameter gradients
+//                    dbeta[c] (+)= sum g, dgamma[c] (+)= sum g * (x - mean[c]) / sqrt(var[c] + eps).
+//           Operands a kernel does not read are bound to placeholders by the host.
 // Tiling:   one workgroup per channel; for each sample its 64 lanes stride over the channel's
 //           plane, a vec4 at a time when inner % 4 == 0, then a tree reduction in workgroup memory
-//           (barriers between levels).
+//           (barriers between levels); lane 0 writes the channel's results.
 // Dispatch: `channels` workgroups, folded into (x, y) past 65,535.
 
-struct Reduce { batch: u32, channels: u32, inner: u32, scale: f32, y_group: u32, y_chunk: u32, masked: u32 }
+struct Reduce {
+  batch: u32, channels: u32, inner: u32, scale: f32, masked: u32,
+  accumulate: u32, eps: f32, momentum: f32, unbias: f32,
+}
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;
 @group(0) @binding(2) var<storage, read> y: array<vec4f>;
-@group(0) @binding(3) var<storage, read> m: array<f32>;
+@group(0) @binding(3) var<storage, read> stats: array<f32>;
 @group(0) @binding(4) var<uniform> p: Reduce;
-@group(0) @binding(5) var<storage, read_write> out2: array<f32>;
+@group(0) @binding(5) var<storage, read_write> running_mean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(6) var<storage, read> mask: array<vec4f>;
+@group(0) @binding(7) var<storage, read_write> running_var: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
 
 override MODE: u32 = 0u;
 const LANES: u32 = 64u;
-var<workgroup> partial: array<vec2f, 64>;
+var<workgroup> partial: array<vec3f, 64>;
 
 fn scalar(a: ptr<storage, array<vec4f>, read>, e: u32) -> f32 {
   return (*a)[e / 4u][e % 4u];
 }
 
-// Sums v over the workgroup; every lane gets the total.
+// Sums v over the workgroup; lane 0 gets the total.
 fn workgroup_sum(v: vec2f, lid: u32) -> vec2f {
-  partial[lid] = v;
+  partial[lid] = vec3f(v, 0.0);
   workgroupBarrier();
   for (var width = LANES / 2u; width > 0u; width = width / 2u) {
     if (lid < width) { partial[lid] = partial[lid] + partial[lid + width]; }
     workgroupBarrier();
   }
-  let total = partial[0];
+  return partial[0].xy;
+}
+
+// Chan's merge of two (count, mean, M2) summaries of disjoint parts.
+fn merge_moments(a: vec3f, b: vec3f) -> vec3f {
+  let n = a.x + b.x;
+  if (n == 0.0) { return a; }
+  let delta = b.y - a.y;
+  return vec3f(n, a.y + delta * b.x / n, a.z + b.z + delta * delta * a.x * b.x / n);
+}
+
+// Merges every lane's (count, mean, M2) over the workgroup; lane 0 gets the channel's.
+fn workgroup_moments(v: vec3f, lid: u32) -> vec3f {
+  partial[lid] = v;
   workgroupBarrier();
-  return total;
+  for (var width = LANES / 2u; width > 0u; width = width / 2u) {
+    if (lid < width) { partial[lid] = merge_moments(partial[lid], partial[lid + width]); }
+    workgroupBarrier();
+  }
+  return partial[0];
 }
 
 fn channel_of(wid: vec3u, nwg: vec3u) -> u32 {
   return wid.x + wid.y * nwg.x;
-}
-
-// Start of the y plane that pairs with channel c's x plane in sample b (MODE 1).
-fn y_start(b: u32, c: u32) -> u32 {
-  let q = b * p.channels + c;
-  return ((q / p.y_group) * p.y_chunk + q % p.y_chunk) * p.inner;
 }
 
 @compute @workgroup_size(64)
@@ -63,13 +87,12 @@ fn channel_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   var acc = vec4f(0.0);
   for (var b = 0u; b < p.batch; b++) {
     let start = (b * p.channels + c) * p.inner;
-    let ys = select(start, y_start(b, c), MODE == 1u);
     if (p.inner % 4u == 0u) {
       for (var i = 4u * lid; i < p.inner; i += 4u * LANES) {
         let u = x[(start + i) / 4u];
         switch MODE {
           case 0u: { acc += u; }
-          case 1u: { acc += u * y[(ys + i) / 4u]; }
+          case 1u: { acc += u * y[(start + i) / 4u]; }
           default: { acc += abs(u - y[(start + i) / 4u]); }
         }
       }
@@ -78,26 +101,28 @@ fn channel_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
         let u = scalar(&x, start + i);
         switch MODE {
           case 0u: { acc.x += u; }
-          case 1u: { acc.x += u * scalar(&y, ys + i); }
+          case 1u: { acc.x += u * scalar(&y, start + i); }
           default: { acc.x += abs(u - scalar(&y, start + i)); }
         }
       }
     }
   }
-  let total = workgroup_sum(vec2f(acc.x + acc.y + acc.z + acc.w, 0.0), lid);
-  if (lid == 0u) { out[c] = total.x * p.scale; }
+  let total = workgroup_sum(vec2f(acc.x + acc.y + acc.z + acc.w, 0.0), lid).x * p.scale;
+  if (lid == 0u) { out[c] = select(total, out[c] + total, p.accumulate != 0u); }
 }
 
-// Sum over the channel of f(x) (and g = y when `with_g`), centred on `centre`:
-// returns (sum of x - centre or of g, sum of (x - centre)^2 or of g * (x - centre)).
-fn centred_sums(c: u32, lid: u32, centre: f32, with_g: bool) -> vec2f {
+// Sum over the channel of f(x) (and g = y when `with_g`), centred on `centre`, and the count:
+// returns (sum of x - centre or of g, sum of (x - centre)^2 or of g * (x - centre), count).
+fn centred_sums(c: u32, lid: u32, centre: f32, with_g: bool) -> vec3f {
   var s = vec4f(0.0);
   var t = vec4f(0.0);
+  var n = 0u;
   for (var b = 0u; b < p.batch; b++) {
     let start = (b * p.channels + c) * p.inner;
     if (p.inner % 4u == 0u) {
       for (var i = 4u * lid; i < p.inner; i += 4u * LANES) {
         let d = x[(start + i) / 4u] - centre;
+        n += 4u;
         if (with_g) {
           var g = y[(start + i) / 4u];
           if (p.masked != 0u) { g = select(vec4f(0.0), g, mask[(start + i) / 4u] > vec4f(0.0)); }
@@ -111,6 +136,7 @@ fn centred_sums(c: u32, lid: u32, centre: f32, with_g: bool) -> vec2f {
     } else {
       for (var i = lid; i < p.inner; i += LANES) {
         let d = scalar(&x, start + i) - centre;
+        n += 1u;
         if (with_g) {
           var g = scalar(&y, start + i);
           if (p.masked != 0u && scalar(&mask, start + i) <= 0.0) { g = 0.0; }
@@ -123,19 +149,25 @@ fn centred_sums(c: u32, lid: u32, centre: f32, with_g: bool) -> vec2f {
       }
     }
   }
-  return vec2f(s.x + s.y + s.z + s.w, t.x + t.y + t.z + t.w);
+  return vec3f(s.x + s.y + s.z + s.w, t.x + t.y + t.z + t.w, f32(n));
 }
 
 @compute @workgroup_size(64)
 fn moments(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let c = channel_of(wid, nwg);
   if (c >= p.channels) { return; }
-  let count = f32(p.batch * p.inner);
-  let mean = workgroup_sum(centred_sums(c, lid, 0.0, false), lid).x / count;
-  let variance = workgroup_sum(centred_sums(c, lid, mean, false), lid).y / count;
+  let shift = scalar(&x, c * p.inner);
+  let sums = centred_sums(c, lid, shift, false);
+  // This lane's (count, mean, M2) from its shifted sums (no lane values: count 0).
+  let count = max(sums.z, 1.0);
+  let lane = vec3f(sums.z, shift + sums.x / count, max(sums.y - sums.x * sums.x / count, 0.0));
+  let total = workgroup_moments(lane, lid);
   if (lid == 0u) {
-    out[c] = mean;
-    out2[c] = variance;
+    let variance = total.z / total.x;
+    out[c] = total.y;
+    out[p.channels + c] = variance;
+    running_mean[c] = p.momentum * total.y + (1.0 - p.momentum) * running_mean[c];
+    running_var[c] = p.momentum * variance * p.unbias + (1.0 - p.momentum) * running_var[c];
   }
 }
 
@@ -143,9 +175,12 @@ fn moments(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
 fn bn_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let c = channel_of(wid, nwg);
   if (c >= p.channels) { return; }
-  let sums = workgroup_sum(centred_sums(c, lid, m[c], true), lid);
+  let sums = workgroup_sum(centred_sums(c, lid, stats[c], true).xy, lid);
   if (lid == 0u) {
     out[c] = sums.x;
-    out2[c] = sums.y;
+    out[p.channels + c] = sums.y;
+    let dg = sums.y / sqrt(stats[p.channels + c] + p.eps);
+    dgamma[c] = select(dg, dgamma[c] + dg, p.accumulate != 0u);
+    dbeta[c] = select(sums.x, dbeta[c] + sums.x, p.accumulate != 0u);
   }
 }

@@ -53,6 +53,11 @@ export class Storage {
     private readonly onFree: (() => void) | null,
   ) {}
 
+  /** Tensor views holding this storage. */
+  get views(): number {
+    return this.refs;
+  }
+
   static pooled(gpu: Engine, bytes: number): Storage {
     const buffer = gpu.pool.acquire(Math.max(bytes, 4));
     return new Storage(gpu, buffer, 0, bytes, () => gpu.pool.release(buffer));
@@ -132,6 +137,11 @@ export class Tensor {
   /** References held on this tensor (its creator's and the tape's). */
   get refCount(): number {
     return this.refs;
+  }
+
+  /** Nothing else holds this tensor or a view of its storage: it may be updated in place. */
+  get exclusive(): boolean {
+    return this.refs === 1 && this.storage.views === 1;
   }
 
   private assertAlive(): void {

@@ -87,7 +87,7 @@ test('conv variants: the default first, unique names, unknown names rejected wit
   }
   const x = Tensor.zeros(gpu, [1, 4, 3, 3]);
   const w = Tensor.zeros(gpu, [4, 4, 3, 3]);
-  assert.throws(() => gpu.noGrad(() => conv2d(x, w, null, { padding: 1, variant: 'nope' })), /no forward variant 'nope' on this adapter \(o16x8w64/);
+  assert.throws(() => gpu.noGrad(() => conv2d(x, w, null, { padding: 1, variant: 'nope' })), /conv2d forward: no variant 'nope' on this adapter \(o16x8w64/);
   [x, w].forEach((t) => t.dispose());
 });
 

@@ -6,6 +6,11 @@
  * tensor's gradient is complete (all its uses accumulated) by the time its producer is reached, so a
  * tensor used k times is visited once. Gradients of inputs that do not require grad are never asked
  * for (`needs[i]` is false). What a rule saved is released as soon as that rule has run.
+ *
+ * A leaf's first gradient becomes its `.grad` (no copy); a second one is added in place. Where a
+ * leaf already has a `.grad` that nothing else holds (a parameter's slot in the gradient arena), the
+ * rule is handed it as `into[k]` and may add its gradient there itself, in the kernel that computes
+ * it, instead of returning a tensor for the tape to add (one dispatch less per parameter).
  */
 import { formatShape, sameShape, type Shape } from '../shape.js';
 
@@ -15,6 +20,8 @@ export interface TapeTensor {
   readonly size: number;
   readonly alive: boolean;
   readonly refCount: number;
+  /** Nothing else holds it or a view of its storage: it may be updated in place. */
+  readonly exclusive: boolean;
   requiresGrad: boolean;
   node: TapeNode | null;
   grad: TapeTensor | null;
@@ -23,7 +30,11 @@ export interface TapeTensor {
   dispose(): void;
 }
 
-export type BackwardRule<T extends TapeTensor = TapeTensor> = (grad: T, needs: readonly boolean[]) => ReadonlyArray<T | null>;
+/**
+ * Returns the gradient of each input (null where `needs[k]` is false), or `into[k]` itself after
+ * adding input k's gradient into it in place (`into[k]` is null where the tape offers no target).
+ */
+export type BackwardRule<T extends TapeTensor = TapeTensor> = (grad: T, needs: readonly boolean[], into: readonly (T | null)[]) => ReadonlyArray<T | null>;
 
 export interface TapeNode {
   readonly op: string;
@@ -122,6 +133,15 @@ export class Tape {
     return output;
   }
 
+  /**
+   * Keeps `t` alive until the rule of the node that produced `output` has run, or the tape is
+   * cleared: how a backward rule hands a tensor to the rule of an earlier node it pairs with.
+   */
+  keepFor(output: TapeTensor, t: TapeTensor): void {
+    if (!output.node?.rule) throw new Error(`keepFor: ${formatShape(output.shape)} has no pending backward rule`);
+    output.node.saved.push(t.retain());
+  }
+
   /** Back-propagates from `root` (a scalar unless `seed` is given), accumulating into leaves' `.grad`. */
   backward(root: TapeTensor, seed?: TapeTensor): void {
     if (!root.requiresGrad || !root.node) throw new Error(`backward() from ${root}: it does not depend on any tensor that requires grad`);
@@ -139,11 +159,12 @@ export class Tape {
         if (!g || !node.rule) continue;
         grads.delete(node.output);
         const needs = node.inputs.map((t) => t.requiresGrad);
-        const inputGrads = this.scope(() => [...node.rule!(g, needs)]);
+        const into = node.inputs.map((t, k) => (needs[k] && !t.node && t.alive && t.grad?.exclusive ? t.grad : null));
+        const inputGrads = this.scope(() => [...node.rule!(g, needs, into)]);
         this.releaseNode(node);
         const owned = new Set<TapeTensor>();
         inputGrads.forEach((gi, k) => {
-          if (!gi || !needs[k]) return;
+          if (!gi || !needs[k] || gi === into[k]) return;
           const input = node.inputs[k];
           if (!sameShape(gi.shape, input.shape)) throw new Error(`backward of ${node.op}: gradient ${formatShape(gi.shape)} for input ${formatShape(input.shape)}`);
           this.untrack(gi);
@@ -164,22 +185,16 @@ export class Tape {
   }
 
   private accumulateInto(grads: Map<TapeTensor, TapeTensor>, input: TapeTensor, gi: TapeTensor): void {
-    const prev = grads.get(input);
+    let prev = grads.get(input);
     if (!prev) {
       grads.set(input, gi);
       return;
     }
-    if (prev.refCount > 1) {
-      // Shared with another holder: accumulate into a private copy.
-      const copy = this.kernels.full(input, 0);
-      this.untrack(copy);
-      this.kernels.accumulate(copy, prev);
-      prev.release();
-      grads.set(input, copy);
-      this.kernels.accumulate(copy, gi);
-    } else {
-      this.kernels.accumulate(prev, gi);
+    if (!prev.exclusive) {
+      prev = this.privateCopy(input, prev);
+      grads.set(input, prev);
     }
+    this.kernels.accumulate(prev, gi);
     gi.release();
   }
 
@@ -188,12 +203,25 @@ export class Tape {
       gi.release();
       return;
     }
-    if (!leaf.grad) {
-      leaf.grad = this.kernels.full(leaf, 0);
-      this.untrack(leaf.grad);
+    if (!leaf.grad && gi.exclusive) {
+      // Adopted: gi was untracked and nothing else holds it.
+      leaf.grad = gi;
+      return;
     }
+    if (!leaf.grad?.exclusive) leaf.grad = this.privateCopy(leaf, leaf.grad);
     this.kernels.accumulate(leaf.grad, gi);
     gi.release();
+  }
+
+  /** A new gradient tensor for `like` holding `shared` (or zeros), which it releases. */
+  private privateCopy(like: TapeTensor, shared: TapeTensor | null): TapeTensor {
+    const copy = this.kernels.full(like, 0);
+    this.untrack(copy);
+    if (shared) {
+      this.kernels.accumulate(copy, shared);
+      shared.release();
+    }
+    return copy;
   }
 
   private releaseNode(node: TapeNode): void {

@@ -18,84 +18,65 @@ export interface BatchNormOptions {
   relu?: boolean;
 }
 
+/** Vec4s per invocation of batchnorm.normalize and backward_input (RUN in the kernel). */
+const RUN_VEC4S = 8;
+
 export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, options: BatchNormOptions): Tensor {
   const [batch, channels, h, w] = dims4('batchNorm2d', x);
   for (const [name, t] of [['weight', weight], ['bias', bias], ['running_mean', runningMean], ['running_var', runningVar]] as const) {
     if (t.size !== channels) throw new Error(`batchNorm2d: ${name} ${formatShape(t.shape)} does not have ${channels} channels`);
   }
   const eps = options.eps ?? 1e-5;
-  const momentum = options.momentum ?? 0.1;
   const inner = h * w;
   const count = batch * inner;
   const gpu = x.gpu;
-  let mean: Tensor;
-  let variance: Tensor;
+  const invocations = Math.ceil(x.size / 4 / RUN_VEC4S);
+  let stats: Tensor;
   if (options.training) {
     if (count < 2) throw new Error(`batchNorm2d: training needs more than one value per channel, got input ${formatShape(x.shape)}`);
-    [mean, variance] = channelMoments(x, batch, channels, inner);
-    gpu.kernels.dispatch('batchnorm.update_running', {
-      uniforms: { channels, momentum, unbias: count / (count - 1) },
-      buffers: { running_mean: runningMean, running_var: runningVar, mean, variance },
-      invocations: channels,
-    });
+    stats = channelMoments(x, batch, channels, inner, { mean: runningMean, variance: runningVar, momentum: options.momentum ?? 0.1 });
     // The running statistics changed in place: what was derived from them (an eval BatchNorm fold) is stale.
     gpu.parameterVersion++;
   } else {
-    mean = runningMean;
-    variance = runningVar;
+    stats = Tensor.empty(gpu, [2 * channels]);
+    gpu.kernels.dispatch('batchnorm.eval_stats', { uniforms: { channels }, buffers: { stats_out: stats, mean: runningMean, variance: runningVar }, invocations: channels });
   }
   const residual = options.residual;
   if (residual && !sameShape(residual.shape, x.shape)) throw new Error(`batchNorm2d: residual ${formatShape(residual.shape)} does not match ${formatShape(x.shape)}`);
   const out = Tensor.empty(gpu, x.shape);
   gpu.kernels.dispatch('batchnorm.normalize', {
     uniforms: { n: x.size, channels, inner, eps, has_res: residual ? 1 : 0, relu: options.relu ? 1 : 0 },
-    buffers: { out, x, mean, variance, gamma: weight, beta: bias, res: residual },
-    invocations: Math.ceil(x.size / 4),
+    buffers: { out, x, stats, gamma: weight, beta: bias, res: residual },
+    invocations,
   });
   const result = gpu.tape.record(
     'batchNorm2d',
     residual ? [x, weight, bias, residual] : [x, weight, bias],
     out,
-    (gOut, needs) => {
+    (gOut, needs, into) => {
       // Through the fused ReLU: the output is > 0 exactly where it passed. The residual input needs
       // the masked gradient itself; otherwise the kernels below apply the mask as they read.
       const g = options.relu && residual ? reluBackward(gOut, out) : gOut;
       const mask = options.relu && !residual ? out : null;
-      const [sumG, sumGxc] = batchNormSums(g, x, mean, batch, channels, inner, mask);
+      // gamma's and beta's gradients go straight into their .grad when the tape offers both.
+      const target = into[1] && into[2] ? { dgamma: into[1], dbeta: into[2] } : null;
+      const { sums, dgamma, dbeta } = batchNormSums(g, x, stats, { batch, channels, inner, eps }, mask, target);
       let dx: Tensor | null = null;
       if (needs[0]) {
-        const uniforms = { n: x.size, channels, inner, eps, count, train: options.training ? 1 : 0, masked: mask ? 1 : 0 };
-        const coef = Tensor.empty(gpu, [4 * channels]);
-        gpu.kernels.dispatch('batchnorm.backward_coefficients', {
-          uniforms,
-          buffers: { coef_out: coef, mean, variance, gamma: weight, sum_g: sumG, sum_gxc: sumGxc },
-          invocations: channels,
-        });
         dx = Tensor.empty(gpu, x.shape);
         gpu.kernels.dispatch('batchnorm.backward_input', {
-          uniforms,
-          buffers: { out: dx, grad: g, x, coef, relu_out: mask },
-          invocations: Math.ceil(x.size / 4),
+          uniforms: { n: x.size, channels, inner, eps, count, train: options.training ? 1 : 0, masked: mask ? 1 : 0 },
+          buffers: { out: dx, grad: g, x, stats, gamma: weight, sums, relu_out: mask },
+          invocations,
         });
       }
-      let dgamma: Tensor | null = null;
-      if (needs[1]) {
-        dgamma = Tensor.empty(gpu, weight.shape);
-        gpu.kernels.dispatch('batchnorm.gamma_grad', {
-          uniforms: { n: channels, channels, inner, eps },
-          buffers: { dgamma, variance, sum_gxc: sumGxc },
-          invocations: channels,
-        });
-      }
-      return [dx, dgamma, needs[2] ? sumG.view(bias.shape) : null, residual && needs[3] ? g : null];
+      if (target) return [dx, into[1], into[2], residual && needs[3] ? g : null];
+      return [dx, needs[1] ? dgamma.view(weight.shape) : null, needs[2] ? dbeta.view(bias.shape) : null, residual && needs[3] ? g : null];
     },
-    options.relu ? [x, mean, variance, weight, out] : [x, mean, variance, weight],
+    options.relu ? [x, stats, weight, out] : [x, stats, weight],
   );
-  if (options.training) {
-    // The tape holds its own references to the batch statistics.
-    mean.dispose();
-    variance.dispose();
-  }
+  // The tape holds its own reference to the statistics.
+  stats.dispose();
   return result;
 }
 

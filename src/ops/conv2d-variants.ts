@@ -15,7 +15,7 @@ export type ConvRole = 'forward' | 'inputGrad' | 'weightGrad';
 export interface Conv2dOptions {
   padding?: number;
   groups?: number;
-  /** A kernel variant by name (convVariants lists them per role); default: the tuner's choice for the adapter and shapes. */
+  /** A kernel variant by name (convVariants lists them per role); default: the one tuned for this adapter and shape. */
   variant?: string;
 }
 
@@ -37,6 +37,8 @@ export interface WeightGradVariant {
   columns: number;
   workgroup: number;
   subgroups: boolean;
+  /** Every block of 8 output channels gets whole workgroups (else narrow layers put several blocks in one). */
+  wide: boolean;
   /** Split-K: cut the (batch, row) sum into chunks until there are this many invocations (0: never). */
   minInvocations: number;
 }
@@ -58,14 +60,15 @@ const FORWARD_TILES: readonly [number, number, number, boolean][] = [
   [16, 8, 64, true],
 ];
 
-// [columns, workgroup, minInvocations]: the first is the shader's own constants. Dropped after
-// measuring on lavapipe: 8-column runs (2-3x slower: the 8 x TW output gradient no longer fits in
-// registers beside the K*K accumulators).
-const WEIGHT_GRAD_TILES: readonly [number, number, number][] = [
-  [4, 64, 0],
-  [4, 64, 2048],
-  [4, 16, 2048],
-  [4, 64, 32768],
+// [columns, workgroup, wide, minInvocations]: the first is the shader's own constants. Dropped
+// after measuring on lavapipe: 8-column runs (2-3x slower: the 8 x TW output gradient no longer
+// fits in registers beside the K*K accumulators).
+const WEIGHT_GRAD_TILES: readonly [number, number, boolean, number][] = [
+  [4, 64, false, 0],
+  [4, 64, true, 0],
+  [4, 64, false, 2048],
+  [4, 16, false, 2048],
+  [4, 64, false, 32768],
 ];
 
 /**
@@ -76,9 +79,9 @@ const WEIGHT_GRAD_TILES: readonly [number, number, number][] = [
 export function convVariants(gpu: Engine, role: ConvRole): ConvVariant[] {
   const lanes = subgroupSize(gpu);
   if (role === 'weightGrad') {
-    return WEIGHT_GRAD_TILES.map(([columns, workgroup, minInvocations]) => ({
-      name: `t${columns}w${workgroup}${minInvocations ? `-split${minInvocations}` : ''}`,
-      ...{ columns, workgroup, minInvocations, subgroups: lanes > 0 },
+    return WEIGHT_GRAD_TILES.map(([columns, workgroup, wide, minInvocations]) => ({
+      name: `t${columns}w${workgroup}${wide ? '-wide' : ''}${minInvocations ? `-split${minInvocations}` : ''}`,
+      ...{ columns, workgroup, wide, minInvocations, subgroups: lanes > 0 },
     }));
   }
   const variants: ForwardVariant[] = FORWARD_TILES.map(([channels, columns, workgroup, staged]) => ({
@@ -93,8 +96,24 @@ export function convVariants(gpu: Engine, role: ConvRole): ConvVariant[] {
 export function findVariant<V extends ConvVariant>(gpu: Engine, role: ConvRole, name: string | undefined): V {
   const variants = convVariants(gpu, role) as V[];
   const found = name === undefined ? variants[0] : variants.find((v) => v.name === name);
-  if (!found) throw new Error(`conv2d: no ${role} variant '${name}' on this adapter (${variants.map((v) => v.name).join(', ')})`);
+  if (!found) throw new Error(`conv2d ${role}: no variant '${name}' on this adapter (${variants.map((v) => v.name).join(', ')})`);
   return found;
+}
+
+/** The kernel of a forward (and input-gradient) variant. */
+export function forwardKernel(gpu: Engine, v: ForwardVariant): string {
+  return variantKernel(gpu, 'conv2d', 'forward', { TX: v.columns, TO: v.channels, WG: v.workgroup, STAGE: v.staged }, v.subgroups);
+}
+
+/** The kernel of a weight-gradient variant. */
+export function weightGradKernel(gpu: Engine, v: WeightGradVariant): string {
+  return variantKernel(gpu, 'conv2d_weight', 'weight_grad', { TW: v.columns, WG: v.workgroup }, v.subgroups);
+}
+
+/** Defines every variant's shader file (nothing compiles), so that `prepareAll` finds the tuned ones. */
+export function defineConvVariants(gpu: Engine): void {
+  for (const v of convVariants(gpu, 'forward') as ForwardVariant[]) forwardKernel(gpu, v);
+  for (const v of convVariants(gpu, 'weightGrad') as WeightGradVariant[]) weightGradKernel(gpu, v);
 }
 
 /** Per kernel registry: the shader file built for each variant key. */
@@ -105,7 +124,7 @@ const builtFiles = new WeakMap<object, Map<string, string>>();
  * `const NAME: type = ...;` line) and subgroup use: the file itself where they are its own, else a
  * variant file defined once per registry (e.g. `conv2d@16_16_64_0.forward`).
  */
-export function variantKernel(gpu: Engine, file: string, entry: string, constants: Record<string, number | boolean>, subgroups: boolean): string {
+function variantKernel(gpu: Engine, file: string, entry: string, constants: Record<string, number | boolean>, subgroups: boolean): string {
   const key = `${file}@${Object.values(constants).map(Number).join('_')}${subgroups ? '' : '_plain'}`;
   const built = builtFiles.get(gpu.kernels) ?? new Map<string, string>();
   builtFiles.set(gpu.kernels, built);
@@ -132,15 +151,7 @@ function defineVariant(gpu: Engine, file: string, variantFile: string, constants
   return variantFile;
 }
 
-/**
- * Which variant to run for `kernel` on shapes `key`: the tuner's choice (it may time each
- * candidate with `trial`); a stand-in returning the default until the tuner lands.
- */
-export function chooseVariant(_gpu: Engine, _kernel: string, _key: string, names: string[], _trial: (name: string) => void): string {
-  return names[0];
-}
-
-/** The shapes of a convolution, as a tuning key: `b10 c64x256 g4 k3 32x32`. */
-export function shapeKey(batch: number, cin: number, cout: number, groups: number, k: number, h: number, w: number): string {
-  return `b${batch} c${cin}x${cout} g${groups} k${k} ${h}x${w}`;
+/** The shapes of a convolution, as a tuning key: `b10 c64x256 g4 k3 p1 32x32`. */
+export function shapeKey(batch: number, cin: number, cout: number, groups: number, k: number, pad: number, h: number, w: number): string {
+  return `b${batch} c${cin}x${cout} g${groups} k${k} p${pad} ${h}x${w}`;
 }

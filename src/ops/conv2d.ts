@@ -6,7 +6,7 @@
 import { Tensor, formatShape } from '../tensor.js';
 import { channelReduce, ReduceMode } from './reduce.js';
 import { dims4 } from '../shape.js';
-import { chooseVariant, convVariants, findVariant, shapeKey, variantKernel, type Conv2dOptions, type ForwardVariant } from './conv2d-variants.js';
+import { convVariants, findVariant, forwardKernel, shapeKey, type Conv2dOptions, type ForwardVariant } from './conv2d-variants.js';
 import { conv2dWeightGrad } from './conv2d-weight-grad.js';
 
 export { conv2dWeightGrad };
@@ -45,7 +45,10 @@ interface ForwardLaunch {
   pad: number;
   groups: number;
   bias?: Tensor | null;
-  /** 'inputGrad': the input gradient (the forward on flipped weights), tuned apart. */
+  /**
+   * 'inputGrad': the input gradient, the forward on flipped weights (its shape key, that of the
+   * forward it runs, shares the forward's tuned choice).
+   */
   role: 'forward' | 'inputGrad';
   variant?: string;
   tag?: string;
@@ -58,11 +61,11 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Tensor
   const [batch, cin, h, wd] = x.shape as number[];
   const name =
     launch.variant ??
-    chooseVariant(gpu, role === 'forward' ? 'conv2d.forward' : 'conv2d.input_grad', shapeKey(batch, cin, cout, groups, k, h, wd), convVariants(gpu, role).map((v) => v.name), (variant) =>
+    gpu.kernels.variant('conv2d.forward', shapeKey(batch, cin, cout, groups, k, pad, h, wd), convVariants(gpu, role).map((v) => v.name), (variant) =>
       launchForward(x, packed, { ...launch, variant }).dispose(),
     );
   const v = findVariant<ForwardVariant>(gpu, role, name);
-  const kernel = variantKernel(gpu, 'conv2d', 'forward', { TX: v.columns, TO: v.channels, WG: v.workgroup, STAGE: v.staged }, v.subgroups);
+  const kernel = forwardKernel(gpu, v);
   const hout = h + 2 * pad - k + 1;
   const wout = wd + 2 * pad - k + 1;
   const out = Tensor.empty(gpu, [batch, cout, hout, wout]);
@@ -119,11 +122,11 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
     'conv2d',
     inputs,
     out,
-    (g, needs) => {
+    (g, needs, into) => {
       const [batch, , hout, wout] = g.shape as number[];
       const dx = needs[0] ? conv2dInputGrad(g, w, backward) : null;
       const dw = needs[1] ? conv2dWeightGrad(x, g, w.shape, backward) : null;
-      const db = bias && needs[2] ? channelReduce(g, { batch, channels: cout, inner: hout * wout, mode: ReduceMode.Sum }) : null;
+      const db = bias && needs[2] ? channelReduce(g, { batch, channels: cout, inner: hout * wout, mode: ReduceMode.Sum, into: into[2] }) : null;
       return [dx, dw, db];
     },
     [x, w],

@@ -2,7 +2,7 @@
  * Layout ops (shaders/layout.wgsl): pixel shuffle, SISN's space-to-depth head, nearest upsampling,
  * radix chunk sums, per-channel broadcast, and reshape. Each with its backward.
  */
-import { Tensor, shapeSize, type Shape } from '../tensor.js';
+import { Tensor, type Shape } from '../tensor.js';
 import { dims4 } from '../shape.js';
 
 const enum ShuffleOrder {
@@ -13,11 +13,13 @@ const enum ShuffleOrder {
 /** Moves data between an image [B, C, H, W] and its packed form [B, C*s*s, H/s, W/s]. */
 function shuffle(src: Tensor, outShape: Shape, image: Shape, s: number, order: ShuffleOrder, toImage: boolean): Tensor {
   const out = Tensor.empty(src.gpu, outShape);
-  const [, channels, h, w] = image;
+  const [batch, channels, h, w] = image;
+  // One invocation per run of 4 packed columns of an image row (see the kernel).
+  const runs = batch * channels * h * Math.ceil(w / s / 4);
   src.gpu.kernels.dispatch('layout.space_shuffle', {
-    uniforms: { n: shapeSize(image), channels, h, w, s, order, to_image: toImage ? 1 : 0 },
+    uniforms: { n: runs, channels, h, w, s, order, to_image: toImage ? 1 : 0 },
     buffers: { out, x: src },
-    invocations: shapeSize(image),
+    invocations: runs,
   });
   return out;
 }

@@ -16,23 +16,30 @@ export interface ReduceArgs {
   mode: ReduceMode;
   scale?: number;
   y?: Tensor;
-  /**
-   * Dot only: y holds one plane per `group` x planes' `chunk`: x plane q pairs with y plane
-   * (q / group) * chunk + q % chunk (split attention: group R*C, chunk C). Default: plane q.
-   */
-  yPlanes?: { group: number; chunk: number };
+  /** Add the result into this tensor (a parameter's gradient) instead of returning a new one. */
+  into?: Tensor | null;
 }
 
 function checkView(op: string, x: Tensor, batch: number, channels: number, inner: number): void {
   if (batch * channels * inner !== x.size) throw new Error(`${op}: [${batch}, ${channels}, ${inner}] does not match ${formatShape(x.shape)}`);
 }
 
-/** `out[c] = scale * sum over (b, i) of term(x, y)`, x viewed as [batch, channels, inner]. Not recorded. */
+/**
+ * `out[c] = scale * sum over (b, i) of term(x, y)`, x viewed as [batch, channels, inner]; with
+ * `into`, added into it and `into` returned. Not recorded.
+ */
 export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
   checkView('channelReduce', x, a.batch, a.channels, a.inner);
-  const out = Tensor.empty(x.gpu, [a.channels]);
+  if (a.into && a.into.size !== a.channels) throw new Error(`channelReduce: into ${formatShape(a.into.shape)} does not have ${a.channels} values`);
+  const out = a.into ?? Tensor.empty(x.gpu, [a.channels]);
   x.gpu.kernels.dispatch('reduce.channel_sum', {
-    uniforms: { batch: a.batch, channels: a.channels, inner: a.inner, scale: a.scale ?? 1, y_group: a.yPlanes?.group ?? 1, y_chunk: a.yPlanes?.chunk ?? 1 },
+    uniforms: {
+      batch: a.batch,
+      channels: a.channels,
+      inner: a.inner,
+      scale: a.scale ?? 1,
+      accumulate: a.into ? 1 : 0,
+    },
     buffers: { out, x, y: a.y },
     groups: a.channels,
     constants: { MODE: a.mode },
@@ -40,27 +47,53 @@ export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
   return out;
 }
 
-/** Two per-channel results of one pass (moments, BatchNorm backward sums). */
-function pairReduce(kernel: string, x: Tensor, y: Tensor, m: Tensor | null, batch: number, channels: number, inner: number, mask: Tensor | null = null): [Tensor, Tensor] {
-  checkView(kernel, x, batch, channels, inner);
-  const out = Tensor.empty(x.gpu, [channels]);
-  const out2 = Tensor.empty(x.gpu, [channels]);
-  x.gpu.kernels.dispatch(kernel, {
-    uniforms: { batch, channels, inner, scale: 1, y_group: 1, y_chunk: 1, masked: mask ? 1 : 0 },
-    buffers: { out, out2, x, y, m, mask },
+/** BatchNorm's running statistics, updated in place by `channelMoments`. */
+export interface RunningStats {
+  mean: Tensor;
+  variance: Tensor;
+  momentum: number;
+}
+
+/**
+ * Per-channel mean and biased variance of x viewed as [batch, channels, inner], as one [2C] tensor
+ * (means, then variances), in one pass; the `running` statistics are updated in the same kernel.
+ */
+export function channelMoments(x: Tensor, batch: number, channels: number, inner: number, running: RunningStats): Tensor {
+  checkView('channelMoments', x, batch, channels, inner);
+  const stats = Tensor.empty(x.gpu, [2 * channels]);
+  const count = batch * inner;
+  x.gpu.kernels.dispatch('reduce.moments', {
+    uniforms: { batch, channels, inner, momentum: running.momentum, unbias: count / (count - 1) },
+    buffers: { out: stats, x, running_mean: running.mean, running_var: running.variance },
     groups: channels,
   });
-  return [out, out2];
+  return stats;
 }
 
-/** Per-channel mean and biased variance of x viewed as [batch, channels, inner] (exactly centred). */
-export function channelMoments(x: Tensor, batch: number, channels: number, inner: number): [Tensor, Tensor] {
-  return pairReduce('reduce.moments', x, x, null, batch, channels, inner);
+export interface BatchNormSums {
+  /** [2C]: sum g, then sum g * (x - mean), per channel. */
+  sums: Tensor;
+  dgamma: Tensor;
+  dbeta: Tensor;
 }
 
-/** BatchNorm backward sums per channel: sum g and sum g * (x - mean), g counted where mask > 0 if given. */
-export function batchNormSums(g: Tensor, x: Tensor, mean: Tensor, batch: number, channels: number, inner: number, mask: Tensor | null = null): [Tensor, Tensor] {
-  return pairReduce('reduce.bn_backward', x, g, mean, batch, channels, inner, mask);
+/**
+ * BatchNorm's backward sums per channel (g counted where mask > 0 if given), and from them the
+ * gradients of gamma and beta: added into `into` (the parameters' gradients) when given, else new.
+ */
+export function batchNormSums(g: Tensor, x: Tensor, stats: Tensor, dims: { batch: number; channels: number; inner: number; eps: number }, mask: Tensor | null, into: { dgamma: Tensor; dbeta: Tensor } | null): BatchNormSums {
+  const { batch, channels, inner, eps } = dims;
+  checkView('batchNormSums', x, batch, channels, inner);
+  const gpu = x.gpu;
+  const sums = Tensor.empty(gpu, [2 * channels]);
+  const dgamma = into?.dgamma ?? Tensor.empty(gpu, [channels]);
+  const dbeta = into?.dbeta ?? Tensor.empty(gpu, [channels]);
+  gpu.kernels.dispatch('reduce.bn_backward', {
+    uniforms: { batch, channels, inner, eps, masked: mask ? 1 : 0, accumulate: into ? 1 : 0 },
+    buffers: { out: sums, x, y: g, stats, mask, dgamma, dbeta },
+    groups: channels,
+  });
+  return { sums, dgamma, dbeta };
 }
 
 /** Global average pooling: [B, C, H, W] -> [B, C, 1, 1]. */
