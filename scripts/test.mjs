@@ -9,7 +9,9 @@
 // With SISN_ADAPTER, SISN_SUBGROUPS or SISN_LIMITS set, only the whole suite runs, as they say
 // (e.g. `SISN_ADAPTER=swiftshader npm test`).
 import { spawn, spawnSync } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

@@ -1,127 +1,203 @@
-// Split attention (ResNeSt, cardinality 1): the radix softmax and the attention-weighted sum of splits.
+// Split attention (ResNeSt, radix R, cardinality 1): the two passes over the splits z [B, R*C, inner]
+// of each direction. Between them, a gate (fc1, bn1, relu, fc2: [B, *, 1, 1], other kernels) maps the
+// pooled splits to the logits l [B, R*C]; a = softmax over k of l[b, k*C + c] (per b, c).
 //
-// Math:     radix_softmax: for each sample b and channel c of C, the R logits x[b, k*C + c], k < R,
-//             become their softmax over k (max-subtracted). Backward: dx_k = s_k * (g_k - sum_j g_j s_j),
-//             with s the saved softmax output.
-//           attend: out[b, c, i] = sum_k att[b, k*C + c] * z[b, k*C + c, i]  (z: [B, R*C, inner]);
-//             this replaces a per-channel multiply and a chunk sum, and the [B, R*C, inner] product.
-//           attend_backward: dz[b, k*C + c, i] = att[b, k*C + c] * g[b, c, i]
-//             (the attention gradient is a per-channel dot product, reduce.wgsl).
-// Tiling:   radix kernels: one (b, c) pair per invocation. attend kernels: one output vec4 per
-//           invocation; when inner % 4 == 0 its 4 elements share (b, c) and z, g are read as vec4s,
-//           otherwise lane by lane. 64 invocations per workgroup.
-// Dispatch: ceil(B * C / 64), resp. ceil(#outputs / 256) workgroups, folded past 65,535.
+// Math:     pool_splits:     gap[b, c] = scale * sum_k sum_i z[b, k*C + c, i]   (scale = 1 / inner:
+//                            global average pooling of the chunks' sum, [B, R*C, inner] -> [B, C])
+//           attend:          out[b, c, i] = sum_k a[b, k*C + c] * z[b, k*C + c, i]  (softmax inline,
+//                            online: one load per logit)
+//           attend_backward: dA_k = sum_i z[b, k*C + c, i] * g[b, c, i]; writes a, and the logits'
+//                            gradient through the softmax: dl_k = a_k * (dA_k - sum_j a_j dA_j)
+//           splits_backward: dz[b, k*C + c, i] = a[b, k*C + c] * g[b, c, i] + scale * dgap[b, c]
+//                            (attend's and the pool's gradients, written once)
+// Tiling:   pool_splits, attend_backward: one workgroup of 64 lanes per (b, c); each lane strides
+//           over the R planes (and g's plane, read once for all R), a vec4 at a time when
+//           inner % 4 == 0, lane by lane otherwise; then two levels of 8 partial sums in workgroup
+//           memory (a six-level tree cost more than the loads here on lavapipe), lane 0 finishes.
+//           attend, splits_backward: one output vec4 per invocation, 64 per workgroup; when
+//           inner % 4 == 0 its 4 elements share (b, c), otherwise lane by lane.
+// Dispatch: B * C workgroups, resp. ceil(#outputs / 256) workgroups; folded past 65,535.
 
-struct Radix { pairs: u32, channels: u32, radix: u32 }
-struct Attend { n: u32, channels: u32, inner: u32, radix: u32 }
+struct Split { n: u32, channels: u32, inner: u32, radix: u32, scale: f32 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> s: array<f32>;
-@group(0) @binding(3) var<uniform> p: Radix;
+@group(0) @binding(0) var<storage, read_write> dst: array<vec4f>;
+@group(0) @binding(1) var<storage, read> z: array<vec4f>;
+@group(0) @binding(2) var<storage, read> g: array<vec4f>;
+@group(0) @binding(3) var<storage, read> logits: array<f32>;
+@group(0) @binding(3) var<storage, read> att: array<f32>;
+@group(0) @binding(4) var<uniform> p: Split;
+@group(0) @binding(5) var<storage, read_write> att_out: array<f32>;
+@group(0) @binding(5) var<storage, read> dgap: array<f32>;
 
 // @include flat
 
-fn base_of(pair: u32) -> u32 {
+const LANES: u32 = 64u;
+var<workgroup> partial: array<vec4f, 64>;
+var<workgroup> partial8: array<vec4f, 8>;
+
+fn element(a: ptr<storage, array<vec4f>, read>, e: u32) -> f32 {
+  return (*a)[e / 4u][e % 4u];
+}
+
+// The sum of v over the workgroup, valid in lane 0 (lanes 0-7 sum 8 partials each, lane 0 their 8).
+fn workgroup_total(v: vec4f, lid: u32) -> vec4f {
+  partial[lid] = v;
+  workgroupBarrier();
+  if (lid < 8u) {
+    var s = vec4f(0.0);
+    for (var j = 0u; j < 8u; j++) { s += partial[8u * lid + j]; }
+    partial8[lid] = s;
+  }
+  workgroupBarrier();
+  var total = vec4f(0.0);
+  if (lid == 0u) {
+    for (var j = 0u; j < 8u; j++) { total += partial8[j]; }
+  }
+  return total;
+}
+
+fn pair_of(wid: vec3u, nwg: vec3u) -> u32 {
+  return wid.x + wid.y * nwg.x;
+}
+
+// The z channel of split 0 for pair (b, c); split k's is that + k*C.
+fn split0(pair: u32) -> u32 {
   let b = pair / p.channels;
   return b * p.radix * p.channels + (pair - b * p.channels);
 }
 
+// p.n = B * C pairs.
 @compute @workgroup_size(64)
-fn radix_softmax(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let pair = flat(wid, nwg, lid);
-  if (pair >= p.pairs) { return; }
-  let base = base_of(pair);
-  var mx = x[base];
-  for (var k = 1u; k < p.radix; k++) { mx = max(mx, x[base + k * p.channels]); }
+fn pool_splits(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let pair = pair_of(wid, nwg);
+  if (pair >= p.n) { return; }
+  let first = split0(pair);
+  var acc = vec4f(0.0);
+  for (var k = 0u; k < p.radix; k++) {
+    let start = (first + k * p.channels) * p.inner;
+    if (p.inner % 4u == 0u) {
+      for (var i = 4u * lid; i < p.inner; i += 4u * LANES) { acc += z[(start + i) / 4u]; }
+    } else {
+      for (var i = lid; i < p.inner; i += LANES) { acc.x += element(&z, start + i); }
+    }
+  }
+  let total = workgroup_total(acc, lid);
+  if (lid == 0u) { out[pair] = p.scale * (total.x + total.y + total.z + total.w); }
+}
+
+// z element e, lane by lane or (vector) as the vec4 that starts there.
+fn split_value(e: u32, vector: bool) -> vec4f {
+  if (vector) { return z[e / 4u]; }
+  return vec4f(element(&z, e));
+}
+
+// attend's output at position `pos` of pair `pair`'s plane (the vec4 there, or its first lane).
+// Online softmax: the running max m, the sum of exp(l_k - m) and the weighted sum rescale as m grows.
+fn attended(pair: u32, pos: u32, vector: bool) -> vec4f {
+  let first = split0(pair);
+  var m = logits[first];
   var total = 0.0;
-  for (var k = 0u; k < p.radix; k++) { total += exp(x[base + k * p.channels] - mx); }
+  var acc = vec4f(0.0);
   for (var k = 0u; k < p.radix; k++) {
-    let at = base + k * p.channels;
-    out[at] = exp(x[at] - mx) / total;
+    let zc = first + k * p.channels;
+    let logit = logits[zc];
+    let grown = max(m, logit);
+    let shrink = exp(m - grown);
+    let w = exp(logit - grown);
+    total = total * shrink + w;
+    acc = acc * shrink + w * split_value(zc * p.inner + pos, vector);
+    m = grown;
   }
+  return acc / total;
 }
 
-// x: the output gradient, s: the softmax output.
-@compute @workgroup_size(64)
-fn radix_softmax_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let pair = flat(wid, nwg, lid);
-  if (pair >= p.pairs) { return; }
-  let base = base_of(pair);
-  var dot = 0.0;
-  for (var k = 0u; k < p.radix; k++) {
-    let at = base + k * p.channels;
-    dot += x[at] * s[at];
-  }
-  for (var k = 0u; k < p.radix; k++) {
-    let at = base + k * p.channels;
-    out[at] = s[at] * (x[at] - dot);
-  }
-}
-
-@group(0) @binding(0) var<storage, read_write> dst: array<vec4f>;
-@group(0) @binding(1) var<storage, read> src: array<vec4f>;
-@group(0) @binding(2) var<storage, read> att: array<f32>;
-@group(0) @binding(3) var<uniform> q: Attend;
-
-fn scalar(e: u32) -> f32 {
-  return src[e / 4u][e % 4u];
-}
-
-// For output element e of attend ([B, C, inner]): (z channel of split 0, position in the plane);
-// split k's channel is that + k*C.
-fn attend_source(e: u32) -> vec2u {
-  let j = e % q.inner;
-  let c = (e / q.inner) % q.channels;
-  let b = e / (q.inner * q.channels);
-  return vec2u(b * q.radix * q.channels + c, j);
-}
-
-// For dz element e ([B, R*C, inner]): (its z channel, the start of the matching g element).
-fn split_source(e: u32) -> vec2u {
-  let zc = e / q.inner;
-  let b = zc / (q.channels * q.radix);
-  return vec2u(zc, (b * q.channels + zc % q.channels) * q.inner + e % q.inner);
-}
-
-// out: [B, C, inner], src = z: [B, R*C, inner].
+// out = dst: [B, C, inner]; p.n counts its elements.
 @compute @workgroup_size(64)
 fn attend(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = flat(wid, nwg, lid);
-  if (4u * i >= q.n) { return; }
+  if (4u * i >= p.n) { return; }
   var r = vec4f(0.0);
-  if (q.inner % 4u == 0u) {
-    let at = attend_source(4u * i);
-    for (var k = 0u; k < q.radix; k++) {
-      let zc = at.x + k * q.channels;
-      r += att[zc] * src[(zc * q.inner + at.y) / 4u];
-    }
+  if (p.inner % 4u == 0u) {
+    r = attended(4u * i / p.inner, 4u * i % p.inner, true);
   } else {
     for (var l = 0u; l < 4u; l++) {
-      let at = attend_source(min(4u * i + l, q.n - 1u));
-      for (var k = 0u; k < q.radix; k++) {
-        let zc = at.x + k * q.channels;
-        r[l] += att[zc] * scalar(zc * q.inner + at.y);
-      }
+      let e = min(4u * i + l, p.n - 1u);
+      r[l] = attended(e / p.inner, e % p.inner, false).x;
     }
   }
-  store4(&dst, i, q.n, r);
+  store4(&dst, i, p.n, r);
 }
 
-// dst = dz: [B, R*C, inner], src = g: [B, C, inner]; q.n counts dz's elements.
+// Per pair: out = dl [B, R*C], att_out = a [B, R*C]; reads z, g, logits. p.n = B * C pairs.
 @compute @workgroup_size(64)
 fn attend_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = flat(wid, nwg, lid);
-  if (4u * i >= q.n) { return; }
-  var r = vec4f(0.0);
-  if (q.inner % 4u == 0u) {
-    let at = split_source(4u * i);
-    r = att[at.x] * src[at.y / 4u];
-  } else {
-    for (var l = 0u; l < 4u; l++) {
-      let at = split_source(min(4u * i + l, q.n - 1u));
-      r[l] = att[at.x] * scalar(at.y);
+  let pair = pair_of(wid, nwg);
+  if (pair >= p.n) { return; }
+  let first = split0(pair);
+  let gstart = pair * p.inner;
+  // Four splits per sweep over g's plane: R <= 4 (SISN's 4) reads it once.
+  for (var k0 = 0u; k0 < p.radix; k0 += 4u) {
+    let splits = min(4u, p.radix - k0);
+    var acc = mat4x4f();
+    if (p.inner % 4u == 0u) {
+      for (var i = 4u * lid; i < p.inner; i += 4u * LANES) {
+        let gv = g[(gstart + i) / 4u];
+        for (var m = 0u; m < splits; m++) { acc[m] += gv * z[((first + (k0 + m) * p.channels) * p.inner + i) / 4u]; }
+      }
+    } else {
+      for (var i = lid; i < p.inner; i += LANES) {
+        let gv = element(&g, gstart + i);
+        for (var m = 0u; m < splits; m++) { acc[m].x += gv * element(&z, (first + (k0 + m) * p.channels) * p.inner + i); }
+      }
+    }
+    let ones = vec4f(1.0);
+    let total = workgroup_total(vec4f(dot(acc[0], ones), dot(acc[1], ones), dot(acc[2], ones), dot(acc[3], ones)), lid);
+    if (lid == 0u) {
+      for (var m = 0u; m < splits; m++) { out[first + (k0 + m) * p.channels] = total[m]; }
     }
   }
-  store4(&dst, i, q.n, r);
+  if (lid != 0u) { return; }
+  // The softmax and its backward, serially in lane 0 (R values); out holds dA until overwritten.
+  var mx = logits[first];
+  for (var k = 1u; k < p.radix; k++) { mx = max(mx, logits[first + k * p.channels]); }
+  var total = 0.0;
+  for (var k = 0u; k < p.radix; k++) { total += exp(logits[first + k * p.channels] - mx); }
+  var weighted = 0.0;
+  for (var k = 0u; k < p.radix; k++) {
+    let at = first + k * p.channels;
+    let a = exp(logits[at] - mx) / total;
+    att_out[at] = a;
+    weighted += a * out[at];
+  }
+  for (var k = 0u; k < p.radix; k++) {
+    let at = first + k * p.channels;
+    out[at] = att_out[at] * (out[at] - weighted);
+  }
+}
+
+// For dz element e ([B, R*C, inner]): (its z channel, the start of the matching g element, its pair).
+fn split_source(e: u32) -> vec3u {
+  let zc = e / p.inner;
+  let b = zc / (p.channels * p.radix);
+  let pair = b * p.channels + zc % p.channels;
+  return vec3u(zc, pair * p.inner + e % p.inner, pair);
+}
+
+// dst = dz: [B, R*C, inner]; reads g, att (a), dgap; p.n counts dz's elements.
+@compute @workgroup_size(64)
+fn splits_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wid, nwg, lid);
+  if (4u * i >= p.n) { return; }
+  var r = vec4f(0.0);
+  if (p.inner % 4u == 0u) {
+    let at = split_source(4u * i);
+    r = att[at.x] * g[at.y / 4u] + p.scale * dgap[at.z];
+  } else {
+    for (var l = 0u; l < 4u; l++) {
+      let at = split_source(min(4u * i + l, p.n - 1u));
+      r[l] = att[at.x] * element(&g, at.y) + p.scale * dgap[at.z];
+    }
+  }
+  store4(&dst, i, p.n, r);
 }

@@ -2,8 +2,7 @@
 //
 // Math:     channel_sum: out[c] (+)= scale * sum_{b < batch, i < inner} f(b, c, i), idx = (b * channels + c) * inner + i,
 //           MODE 0: x[idx]                 (bias gradient, global average pooling)
-//           MODE 1: x[idx] * y[yidx]       (per-channel dot products; yidx = idx, or, for split
-//                                            attention, the plane (q / y_group) * y_chunk + q % y_chunk)
+//           MODE 1: x[idx] * y[idx]        (per-channel dot products)
 //           MODE 2: |x[idx] - y[idx]|      (L1 loss, channels = 1)
 //           (+)= : added to out when `accumulate` (a parameter's gradient), else stored.
 //           moments: out[c] = mean of x over (b, i), out[C + c] = mean of (x - mean)^2 (biased
@@ -24,7 +23,7 @@
 // Dispatch: `channels` workgroups, folded into (x, y) past 65,535.
 
 struct Reduce {
-  batch: u32, channels: u32, inner: u32, scale: f32, y_group: u32, y_chunk: u32, masked: u32,
+  batch: u32, channels: u32, inner: u32, scale: f32, masked: u32,
   accumulate: u32, eps: f32, momentum: f32, unbias: f32,
 }
 
@@ -81,12 +80,6 @@ fn channel_of(wid: vec3u, nwg: vec3u) -> u32 {
   return wid.x + wid.y * nwg.x;
 }
 
-// Start of the y plane that pairs with channel c's x plane in sample b (MODE 1).
-fn y_start(b: u32, c: u32) -> u32 {
-  let q = b * p.channels + c;
-  return ((q / p.y_group) * p.y_chunk + q % p.y_chunk) * p.inner;
-}
-
 @compute @workgroup_size(64)
 fn channel_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let c = channel_of(wid, nwg);
@@ -94,13 +87,12 @@ fn channel_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   var acc = vec4f(0.0);
   for (var b = 0u; b < p.batch; b++) {
     let start = (b * p.channels + c) * p.inner;
-    let ys = select(start, y_start(b, c), MODE == 1u);
     if (p.inner % 4u == 0u) {
       for (var i = 4u * lid; i < p.inner; i += 4u * LANES) {
         let u = x[(start + i) / 4u];
         switch MODE {
           case 0u: { acc += u; }
-          case 1u: { acc += u * y[(ys + i) / 4u]; }
+          case 1u: { acc += u * y[(start + i) / 4u]; }
           default: { acc += abs(u - y[(start + i) / 4u]); }
         }
       }
@@ -109,7 +101,7 @@ fn channel_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
         let u = scalar(&x, start + i);
         switch MODE {
           case 0u: { acc.x += u; }
-          case 1u: { acc.x += u * scalar(&y, ys + i); }
+          case 1u: { acc.x += u * scalar(&y, start + i); }
           default: { acc.x += abs(u - scalar(&y, start + i)); }
         }
       }

@@ -7,6 +7,7 @@ import { DeviceContext, type GpuOptions, type EngineFeatures } from './gpu/devic
 import type { BufferPool } from './gpu/pool.js';
 import type { CommandRecorder } from './gpu/recorder.js';
 import { KernelRegistry } from './kernels/registry.js';
+import type { TuneOptions, TuningRun } from './kernels/tuner.js';
 import { Tape } from './autograd/tape.js';
 import { accumulate, add, fill } from './ops/elementwise.js';
 import { Tensor, type Engine } from './tensor.js';
@@ -69,6 +70,15 @@ export class Gpu implements Engine {
   /** Submits, waits until the GPU has finished, and throws any error of the submitted work. */
   sync(): Promise<void> {
     return this.context.sync();
+  }
+
+  /**
+   * Runs `run` (a forward or a training step) once as a tuning run: every shape it meets for which
+   * an op offers kernel variants and this adapter has no choice yet is timed, variant by variant,
+   * and the fastest is kept in the user's cache folder for every later run (kernels/tuner.ts).
+   */
+  tune<T>(run: () => T | Promise<T>, options?: TuneOptions): Promise<TuningRun<T>> {
+    return this.kernels.tuner.tune(run, options);
   }
 
   /** Waits for the GPU, then destroys the pool's idle buffers. */

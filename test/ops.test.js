@@ -33,16 +33,17 @@ for (const [B, C, H, W, O, K, G, bias] of [
   });
 }
 
-// Every element of the weight gradient (the finite-difference checks above sample a few): channel
-// counts that are not multiples of 4, 8 or 16, groups, batch > 1, and Cin/G past one workgroup of lanes.
-for (const [B, C, H, W, O, K, G] of [
+// Every element of the weight gradient (the finite-difference checks above sample a few), in each
+// variant the tuner may choose: channel counts that are not multiples of 4, 8 or 16, groups,
+// batch > 1, and Cin/G past one workgroup of lanes.
+for (const [[B, C, H, W, O, K, G], variant] of [
   [3, 5, 5, 6, 12, 3, 1],
   [2, 20, 4, 5, 20, 3, 2],
   [2, 12, 5, 4, 36, 3, 4],
   [2, 72, 3, 4, 9, 3, 1],
   [1, 7, 4, 9, 3, 1, 1],
-]) {
-  test(`conv2d weight gradient, every element: B${B} ${C}->${O} k${K} groups ${G}`, async () => {
+].flatMap((shape) => ['packed', 'wide'].map((v) => [shape, v]))) {
+  test(`conv2d weight gradient, every element, ${variant}: B${B} ${C}->${O} k${K} groups ${G}`, async () => {
     const { gpu } = ctx;
     const pad = (K - 1) / 2;
     const ws = [O, C / G, K, K];
@@ -50,7 +51,7 @@ for (const [B, C, H, W, O, K, G] of [
     const gs = random(B * O * H * W, 12);
     const x = Tensor.fromArray(gpu, xs, [B, C, H, W]);
     const g = Tensor.fromArray(gpu, gs, [B, O, H, W]);
-    const dw = ops.conv2dWeightGrad(x, g, ws, { padding: pad, groups: G });
+    const dw = ops.conv2dWeightGrad(x, g, ws, { padding: pad, groups: G, variant });
     assertClose(await dw.read(), ref.conv2dWeightGrad(xs, [B, C, H, W], gs, ws, pad, G), { rtol: 1e-4, atol: 1e-4, what: 'dw' });
     [x, g, dw].forEach((t) => t.dispose());
   });
@@ -190,8 +191,6 @@ const simple = [
   ['upsampleNearest x4', [1, 3, 2, 2], (x) => ops.upsampleNearest(x, 4), (x, s) => ref.upsampleNearest(x, s, 4)],
   ['chunkSum R4', [2, 20, 3, 3], (x) => ops.chunkSum(x, 4), (x, s) => ref.chunkSum(x, s, 4)],
   ['chunkSum R2', [1, 6, 1, 5], (x) => ops.chunkSum(x, 2), (x, s) => ref.chunkSum(x, s, 2)],
-  ['radixSoftmax R4', [2, 28, 1, 1], (x) => ops.radixSoftmax(x, 4), (x, s) => ref.radixSoftmax(x, s, 4)],
-  ['radixSoftmax R4 batch 1', [1, 12, 1, 1], (x) => ops.radixSoftmax(x, 4), (x, s) => ref.radixSoftmax(x, s, 4)],
   ['reshape', [2, 3, 2, 2], (x) => ops.relu(ops.reshape(x, [6, 4])), (x) => ref.relu(x)],
 ];
 for (const [name, shape, gpuFn, cpuFn] of simple) {
@@ -202,16 +201,40 @@ for (const [name, shape, gpuFn, cpuFn] of simple) {
   });
 }
 
-for (const [B, R, C, H, W] of [[2, 4, 5, 3, 3], [1, 4, 3, 2, 4], [3, 2, 6, 1, 1]]) {
-  test(`attend (split-attention weighted sum) B${B} R${R} C${C} ${H}x${W}`, async () => {
+// Split attention around a 1x1-conv gate: the pooling, the inline softmax, the weighted sum, and the
+// gradients of z (both terms, written by one kernel) and of the gate through the logits. Planes with
+// inner % 4 != 0 (lane by lane), over 64 lanes' vec4s (400), radix past 4 (two sweeps over g), 1x1.
+for (const [B, R, C, H, W, zGrad] of [
+  [2, 4, 5, 3, 3, true],
+  [1, 4, 3, 2, 4, true],
+  [3, 2, 6, 1, 1, true],
+  [2, 4, 3, 20, 20, true],
+  [2, 5, 2, 3, 4, true],
+  [2, 4, 3, 2, 2, false],
+]) {
+  test(`splitAttend B${B} R${R} C${C} ${H}x${W}${zGrad ? '' : ' (z constant)'}`, async () => {
+    const zs = [B, R * C, H, W];
     await checkOp(ctx.gpu, {
-      name: 'attend',
-      inputs: [{ shape: [B, R * C, 1, 1], grad: true }, { shape: [B, R * C, H, W], grad: true }],
-      gpuFn: ([a, z]) => ops.attend(a, z, R),
-      cpuFn: ([a, z]) => ref.chunkSum(ref.scaleChannels(a, z, [B, R * C, H, W]), [B, R * C, H, W], R),
+      name: 'splitAttend',
+      inputs: [{ shape: zs, grad: zGrad, lo: 0, hi: 2 }, { shape: [R * C, C, 1, 1], grad: true, lo: -2, hi: 2 }, { shape: [R * C], grad: true }],
+      gpuFn: ([z, w, b]) => ops.splitAttend(z, R, (gap) => ops.conv2d(gap, w, b)),
+      cpuFn: ([z, w, b]) => {
+        const gap = ref.globalAvgPool(ref.chunkSum(z, zs, R), [B, C, H, W]);
+        const a = ref.radixSoftmax(ref.conv2d(gap, [B, C, 1, 1], w, [R * C, C, 1, 1], b, 0, 1), [B, R * C], R);
+        return ref.chunkSum(ref.scaleChannels(a, z, zs), zs, R);
+      },
     });
   });
 }
+
+test('splitAttend refuses a gate that ignores the pooled splits', () => {
+  const z = Tensor.zeros(ctx.gpu, [1, 8, 2, 2]);
+  z.requiresGrad = true;
+  assert.throws(() => ops.splitAttend(z, 4, () => Tensor.zeros(ctx.gpu, [1, 8, 1, 1])), /do not depend on its input/);
+  assert.throws(() => ops.splitAttend(z, 4, () => Tensor.zeros(ctx.gpu, [1, 4, 1, 1])), /gate gave \[1, 4, 1, 1\]/);
+  ctx.gpu.tape.clear();
+  z.dispose();
+});
 
 test('elementwise add/sub/mul/affine gradients', async () => {
   const s = [3, 7];
@@ -321,33 +344,37 @@ test('Adam: ten steps match torch.optim.Adam to 1e-6 relative; clipping; MultiSt
 });
 
 test('every shader that uses workgroup barriers passes race detection', () => {
-  let checked = 0;
+  const x = random(240, 1);
+  // reduce.wgsl: 3 channels of [2, 3, 40], every entry and mode.
+  // batch, channels, inner, scale, masked, accumulate, eps, momentum, unbias.
+  const reduceUniform = new Uint32Array(12);
+  reduceUniform.set([2, 3, 40, 0, 0, 0]);
+  new Float32Array(reduceUniform.buffer).set([1], 3);
+  new Float32Array(reduceUniform.buffer).set([1e-5, 0.1, 80 / 79], 6);
+  // attention.wgsl: 3 pairs (B 1, C 3) of radix 2, planes of 40.
+  const splitUniform = new Uint32Array([3, 3, 40, 2, 0, 0, 0, 0]);
+  new Float32Array(splitUniform.buffer)[4] = 1 / 40;
+  const files = {
+    'reduce.wgsl': {
+      runs: [...[0, 1, 2].map((MODE) => ['channel_sum', { MODE }]), ['moments', {}], ['bn_backward', {}]],
+      buffers: { 0: new Float32Array(6), 1: x, 2: x, 3: new Float32Array(6).fill(1), 4: reduceUniform, 5: new Float32Array(3), 6: x, 7: new Float32Array(3) },
+    },
+    'attention.wgsl': {
+      runs: [['pool_splits', {}], ['attend_backward', {}]],
+      buffers: { 0: new Float32Array(6), 1: x, 2: x, 3: random(6, 2), 4: splitUniform, 5: new Float32Array(6) },
+    },
+  };
   for (const file of readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl'))) {
     const code = preprocess(file.slice(0, -5), readFileSync(`${SHADER_DIR}/${file}`, 'utf8'), { subgroups: false, f16: false });
     if (!/workgroupBarrier|storageBarrier/.test(code)) continue;
-    // reduce.wgsl: 3 channels of [2, 3, 40], every entry and mode.
-    const x = random(240, 1);
-    // batch, channels, inner, scale, y_group, y_chunk, masked, accumulate, eps, momentum, unbias.
-    const uniform = new Uint32Array(12);
-    uniform.set([2, 3, 40, 0, 1, 1, 0, 0]);
-    new Float32Array(uniform.buffer).set([1], 3);
-    new Float32Array(uniform.buffer).set([1e-5, 0.1, 80 / 79], 8);
-    const runs = [
-      ...[0, 1, 2].map((MODE) => ['channel_sum', { MODE }]),
-      ['moments', {}],
-      ['bn_backward', {}],
-    ];
-    for (const [entry, constants] of runs) {
-      const result = detectRaces(code, entry, [3, 1, 1], {
-        0: { 0: new Float32Array(6), 1: x, 2: x, 3: new Float32Array(6).fill(1), 4: uniform, 5: new Float32Array(3), 6: x, 7: new Float32Array(3) },
-      }, { constants });
+    assert.ok(files[file], `${file} uses barriers: give it a race-detection run here`);
+    for (const [entry, constants] of files[file].runs) {
+      const result = detectRaces(code, entry, [3, 1, 1], { 0: files[file].buffers }, { constants });
       const what = `${file} ${entry} ${JSON.stringify(constants)}`;
       assert.equal(result.errors, [], `${what}: ${result.errors.join('; ')}`);
       assert.equal(result.races.map((r) => r.message), [], `${what} has races`);
     }
-    checked++;
   }
-  assert.is(checked, 1, 'expected exactly reduce.wgsl to use barriers');
 });
 
 test.run();

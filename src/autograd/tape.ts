@@ -136,6 +136,15 @@ export class Tape {
     return output;
   }
 
+  /**
+   * Keeps `t` alive until the rule of the node that produced `output` has run, or the tape is
+   * cleared: how a backward rule hands a tensor to the rule of an earlier node it pairs with.
+   */
+  keepFor(output: TapeTensor, t: TapeTensor): void {
+    if (!output.node?.rule) throw new Error(`keepFor: ${formatShape(output.shape)} has no pending backward rule`);
+    output.node.saved.push(t.retain());
+  }
+
   /** Back-propagates from `root` (a scalar unless `seed` is given), accumulating into leaves' `.grad`. */
   backward(root: TapeTensor, seed?: TapeTensor): void {
     if (!root.requiresGrad || !root.node) throw new Error(`backward() from ${root}: it does not depend on any tensor that requires grad`);

@@ -1,4 +1,4 @@
-/** The `sisn` command line: upscale, train, eval, adapters. */
+/** The `sisn` command line: upscale, train, eval, tune, adapters. */
 import { parseArgs } from 'node:util';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
@@ -9,6 +9,7 @@ import { readImage, writePng } from '../io/image.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { adaptersCommand } from './adapters.js';
+import { tuneCommand } from './tune.js';
 import { checkFolderPath, makeFolder } from '../io/folders.js';
 import { tileProgress } from './tile-progress.js';
 
@@ -23,6 +24,9 @@ const USAGE = `usage:
       --scale s    expected scale (2, 3, 4, 8): an error if the weights are for another
       --tile T     largest low-resolution tile side (default: from the adapter's limits)
       --quiet      no progress on stderr (tiles done and time left, for tiled images)
+  sisn tune [--scale s] [--lr N ...] [--batch B] [--train] [--infer]   (see sisn tune --help)
+               times the kernel variants for these shapes on this adapter and keeps the fastest in
+               the user's cache folder, where upscale, eval and train find them
   sisn adapters                                the WebGPU adapters found, their subgroup sizes and limits
   --adapter NAME  (any command) run on the adapter whose name or description contains NAME,
                   e.g. llvmpipe or swiftshader; the same as SISN_ADAPTER=NAME`;
@@ -114,6 +118,7 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'upscale') return await upscaleCommand(rest);
     if (command === 'train') return await trainCommand(rest);
     if (command === 'eval') return await evalCommand(rest);
+    if (command === 'tune') return await tuneCommand(rest);
     if (!command || command === '--help' || command === '-h' || command === 'help') {
       console.log(USAGE);
       return command ? 0 : 2;

@@ -18,7 +18,11 @@ export interface GpuOptions {
   /** Use the `shader-f16` feature when the adapter has it (default true). */
   f16?: boolean;
   powerPreference?: GPUPowerPreference;
-  /** Request `timestamp-query` so `recorder.startProfiling()` can time kernels (default false). */
+  /**
+   * `timestamp-query`, with which `recorder.startProfiling()` and the kernel tuner time kernels:
+   * true requires it (an error where the adapter lacks it), false leaves it off; by default it is
+   * requested where the adapter has it.
+   */
   profiling?: boolean;
 }
 
@@ -83,10 +87,8 @@ export class DeviceContext {
     const f16 = options.f16 !== false && adapter.features.has('shader-f16');
     if (subgroups) wanted.push('subgroups' as GPUFeatureName);
     if (f16) wanted.push('shader-f16');
-    if (options.profiling) {
-      if (!adapter.features.has('timestamp-query')) throw new Error('this adapter has no timestamp-query feature: kernel profiling is unavailable');
-      wanted.push('timestamp-query');
-    }
+    if (options.profiling && !adapter.features.has('timestamp-query')) throw new Error('this adapter has no timestamp-query feature: kernel profiling is unavailable');
+    if (options.profiling !== false && adapter.features.has('timestamp-query')) wanted.push('timestamp-query');
     // Unless told otherwise, ask for the adapter's real limits: the defaults (128 MiB bindings, 8
     // storage buffers per stage) are lower than most adapters offer.
     const limits = requiredLimits(adapter, options.limits ?? env.limits ?? 'adapter');

@@ -8,9 +8,12 @@
  *   dispatches around them.
  * - Validation and out-of-memory errors of a submit are collected in error scopes and thrown, with
  *   the labels (kernel names) of what was recorded, by the next `sync()` or readback.
+ * - Dispatches can be timed (profiler.ts): all of them (`startProfiling`) or only those recorded
+ *   inside `timed` (the kernel tuner's trials), each in a compute pass of its own.
  */
 import './globals.js';
 import { platform } from '../platform/index.js';
+import { Profiler, type KernelTime } from './profiler.js';
 
 const UNIFORM_CHUNK_BYTES = 64 * 1024;
 
@@ -18,63 +21,6 @@ interface UniformChunk {
   buffer: GPUBuffer;
   bytes: Uint8Array;
   used: number;
-}
-
-/** Per-kernel GPU time from timestamp queries (one compute pass per dispatch while profiling). */
-export interface KernelTime {
-  ms: number;
-  count: number;
-}
-
-const QUERY_CAPACITY = 4096;
-
-class Profiler {
-  readonly querySet: GPUQuerySet;
-  labels: string[] = [];
-  private pending: Promise<void>[] = [];
-  readonly totals = new Map<string, KernelTime>();
-
-  constructor(private readonly device: GPUDevice) {
-    this.querySet = device.createQuerySet({ type: 'timestamp', count: QUERY_CAPACITY, label: 'profiler' });
-  }
-
-  get full(): boolean {
-    return this.labels.length * 2 >= QUERY_CAPACITY;
-  }
-
-  /** Records the resolve of this encoder's timestamps; the times are read after the submit. */
-  resolve(encoder: GPUCommandEncoder): (() => void) | null {
-    const n = this.labels.length * 2;
-    if (!n) return null;
-    const labels = this.labels;
-    this.labels = [];
-    const resolved = this.device.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-    const readable = this.device.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    encoder.resolveQuerySet(this.querySet, 0, n, resolved, 0);
-    encoder.copyBufferToBuffer(resolved, 0, readable, 0, n * 8);
-    return () => {
-      this.pending.push(
-        readable.mapAsync(GPUMapMode.READ).then(() => {
-          const t = new BigUint64Array(readable.getMappedRange());
-          labels.forEach((label, i) => {
-            const entry = this.totals.get(label) ?? { ms: 0, count: 0 };
-            entry.ms += Number(t[2 * i + 1] - t[2 * i]) / 1e6;
-            entry.count++;
-            this.totals.set(label, entry);
-          });
-          readable.unmap();
-          readable.destroy();
-          resolved.destroy();
-        }),
-      );
-    };
-  }
-
-  async collect(): Promise<Map<string, KernelTime>> {
-    await Promise.all(this.pending);
-    this.pending = [];
-    return this.totals;
-  }
 }
 
 export interface UniformSlice {
@@ -91,6 +37,10 @@ export class CommandRecorder {
   private labels = new Set<string>();
   private pendingErrors: Promise<Error | null>[] = [];
   private profiler: Profiler | null = null;
+  /** Whether every dispatch is timed (`startProfiling`), not only those of `timed`. */
+  private profilingAll = false;
+  /** The label the dispatches recorded now are timed under (inside `timed`). */
+  private timedLabel: string | null = null;
   /** Dispatches recorded since the engine started (for tests and benchmarks). */
   dispatchCount = 0;
   submitCount = 0;
@@ -114,12 +64,34 @@ export class CommandRecorder {
   /** Times every dispatch from now on (needs the `timestamp-query` feature). */
   startProfiling(): void {
     this.profiler ??= new Profiler(this.device);
+    this.profilingAll = true;
   }
 
   /** Per-kernel GPU time of everything profiled and submitted so far. Call after `sync()`. */
   async profile(): Promise<Map<string, KernelTime>> {
-    if (!this.profiler) throw new Error('profiling was not started');
+    if (!this.profiler || !this.profilingAll) throw new Error('profiling was not started');
     return this.profiler.collect();
+  }
+
+  /**
+   * Times the dispatches that `record` records under `label` (needs the `timestamp-query`
+   * feature); read them with `takeTimes` after a sync. Dispatches outside stay untimed, in shared
+   * passes, unless every dispatch is profiled.
+   */
+  timed<T>(label: string, record: () => T): T {
+    this.profiler ??= new Profiler(this.device);
+    const outer = this.timedLabel;
+    this.timedLabel = label;
+    try {
+      return record();
+    } finally {
+      this.timedLabel = outer;
+    }
+  }
+
+  /** The GPU time of `timed` labels (submitted and synced), removed from the profile. */
+  async takeTimes(labels: readonly string[]): Promise<Map<string, KernelTime>> {
+    return this.profiler ? this.profiler.take(labels) : new Map();
   }
 
   /** Called before a dispatch's resources are recorded: submits early when the profiler's queries are used up. */
@@ -169,16 +141,17 @@ export class CommandRecorder {
 
   dispatch(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, groups: [number, number, number], label: string): void {
     this.getEncoder();
-    if (this.profiler) {
+    const timedAs = this.timedLabel ?? (this.profilingAll ? label : null);
+    if (timedAs !== null) {
       this.endPass();
-      const at = this.profiler.labels.length * 2;
-      this.profiler.labels.push(label);
-      this.pass = this.encoder!.beginComputePass({ label, timestampWrites: { querySet: this.profiler.querySet, beginningOfPassWriteIndex: at, endOfPassWriteIndex: at + 1 } });
+      this.pass = this.encoder!.beginComputePass({ label, timestampWrites: this.profiler!.timestampWrites(timedAs) });
     }
     if (!this.pass) this.pass = this.encoder!.beginComputePass({ label: 'compute' });
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
+    // A timed pass holds its one dispatch only.
+    if (timedAs !== null) this.endPass();
     this.labels.add(label);
     this.dispatchCount++;
     this.dispatchesInEncoder++;

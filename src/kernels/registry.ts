@@ -5,7 +5,8 @@
  * A kernel is `file.entry` (e.g. `elementwise.binary`). Pipelines are cached by kernel and
  * override constants (pipelines.ts); `compile()` builds them asynchronously and de-duplicated,
  * `warmup()` builds a set ahead of the first step. Shapes travel in uniforms, so one pipeline
- * serves every size. `dispatch()` owns the launch contract (launch.ts).
+ * serves every size. `dispatch()` owns the launch contract (launch.ts). Where an op offers variants
+ * of a kernel, `variant()` says which to launch, as tuned for this adapter (tuner.ts).
  */
 import '../gpu/globals.js';
 import type { DeviceContext } from '../gpu/device.js';
@@ -14,14 +15,18 @@ import { preprocess } from './preprocess.js';
 import { reflectShader, packUniforms, type Constants, type KernelInfo } from './reflect.js';
 import { launchGroups, rangeOf, type BufferRange, type DispatchArgs } from './launch.js';
 import { PipelineCache } from './pipelines.js';
+import { KernelTuner, type Trial } from './tuner.js';
 
 export class KernelRegistry {
   private readonly infos = new Map<string, KernelInfo>();
   private readonly pipelines: PipelineCache;
   private placeholderBuffer: GPUBuffer | null = null;
+  /** Chooses among an op's variants of a kernel, and times them in tuning runs. */
+  readonly tuner: KernelTuner;
 
   constructor(private readonly context: DeviceContext) {
     this.pipelines = new PipelineCache(context.device, context.recorder);
+    this.tuner = new KernelTuner(context, (name) => this.find(name)?.code ?? null);
   }
 
   /** Pipelines created so far (cache misses), for tests. */
@@ -37,16 +42,30 @@ export class KernelRegistry {
   }
 
   info(name: string): KernelInfo {
-    let info = this.infos.get(name);
-    if (!info) {
+    const info = this.find(name);
+    if (info) return info;
+    const file = name.split('.')[0];
+    if (platform.readShader(file) === null) throw new Error(`unknown kernel ${name}: no shaders/${file}.wgsl`);
+    throw new Error(`unknown kernel ${name}: shaders/${file}.wgsl has no compute entry '${name.slice(file.length + 1)}'`);
+  }
+
+  /** A kernel's info (loading its file from `shaders/` the first time), or null when there is no such kernel. */
+  private find(name: string): KernelInfo | null {
+    if (!this.infos.has(name)) {
       const file = name.split('.')[0];
       const code = platform.readShader(file);
-      if (code === null) throw new Error(`unknown kernel ${name}: no shaders/${file}.wgsl`);
-      this.define(file, code);
-      info = this.infos.get(name);
-      if (!info) throw new Error(`unknown kernel ${name}: shaders/${file}.wgsl has no compute entry '${name.slice(file.length + 1)}'`);
+      if (code !== null && ![...this.infos.values()].some((i) => i.file === file)) this.define(file, code);
     }
-    return info;
+    return this.infos.get(name) ?? null;
+  }
+
+  /**
+   * Which of an op's variants of `kernel` to launch for the shape `key`: the one tuned for this
+   * adapter, else `names[0]`; in a tuning run (`gpu.tune`) an untuned key's candidates are timed
+   * with `trial` (tuner.ts).
+   */
+  variant(kernel: string, key: string, names: readonly string[], trial: Trial): string {
+    return this.tuner.variant(kernel, key, names, trial);
   }
 
   /** Every kernel of every file in `shaders/` (kernels added with `define` included). */
@@ -68,7 +87,8 @@ export class KernelRegistry {
 
   /**
    * Compiles every kernel of `shaders/` for every combination of the given override values (each
-   * kernel gets the overrides its file declares), then runs each pipeline once on empty shapes:
+   * kernel gets the overrides its file declares) and the pipelines of the variants tuned for this
+   * adapter, then runs each pipeline once on empty shapes:
    * a software adapter compiles at the first dispatch, so this is what moves all compilation
    * before a job's first step. Returns the number of pipelines.
    */
@@ -83,6 +103,7 @@ export class KernelRegistry {
       }
       for (const constants of combos) jobs.push({ name, constants: Object.keys(constants).length ? constants : undefined });
     }
+    jobs.push(...this.tuner.chosenPipelines().filter((p) => this.find(p.name)));
     await this.warmup(jobs);
     // Zero uniforms (empty shapes); read-only bindings get the placeholder, writable ones their own buffer.
     const device = this.context.device;
@@ -112,6 +133,7 @@ export class KernelRegistry {
     this.context.recorder.reserveDispatch();
     const info = this.info(name);
     const { pipeline, layout } = this.pipelines.get(info, args.constants);
+    this.tuner.observe(name, args.constants);
     const limits = this.context.limits;
     const entries: GPUBindGroupEntry[] = [];
     const given = new Set(Object.keys(args.buffers).filter((k) => args.buffers[k]));

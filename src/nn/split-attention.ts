@@ -1,64 +1,63 @@
 /**
- * Split attention (ResNeSt, radix R, cardinality 1) in one place: the module, and its two ops, the
- * radix softmax and the attention-weighted sum of the splits (`attend`), each forward launch beside
- * its backward rule; their kernels are shaders/attention.wgsl.
+ * Split attention (ResNeSt, radix R, cardinality 1) in one place: the module, and `splitAttend`, the
+ * op around its gate, whose kernels (shaders/attention.wgsl) are the only passes over the
+ * [B, R*C, H, W] splits: pooling and the attention-weighted sum forward; the attention's gradient
+ * (one reduction) and the splits' gradient (written once) backward.
  */
 import { Tensor, formatShape } from '../tensor.js';
 import { dims4 } from '../shape.js';
-import { channelReduce, ReduceMode, globalAvgPool } from '../ops/reduce.js';
-import { chunkSum } from '../ops/layout.js';
 import { Module, Conv2d, BatchNorm2d, convBn, type ModelState, type StateEntry } from './module.js';
 
 /**
- * Softmax over the R chunks of a [B, R*C, 1, 1] tensor, per channel: for each (b, c), the values at
- * channels k*C + c (k < R) become their softmax. ResNeSt's rSoftMax with cardinality 1.
+ * Split attention around a gate. gap = mean over (H, W) of the sum of z's R channel chunks
+ * ([B, R*C, H, W] -> [B, C, 1, 1]); logits = gate(gap) ([B, R*C, 1, 1], recorded ops whose result
+ * depends on gap); a = softmax over k of logits[b, k*C + c]; out[b, c] = sum_k a[b, k*C + c] *
+ * z[b, k*C + c] ([B, C, H, W]).
+ *
+ * z is read by the pooling and by the weighted sum, so its gradient has two terms; instead of the
+ * tape summing two [B, R*C, H, W] gradients, the weighted sum's rule (which runs first) hands its
+ * output gradient and a to the pooling's rule, which writes dz = a * g + dgap / (H*W) in one pass.
  */
-export function radixSoftmax(x: Tensor, radix: number): Tensor {
-  if (x.shape.length !== 4 || x.shape[2] !== 1 || x.shape[3] !== 1) throw new Error(`radixSoftmax: expected [B, R*C, 1, 1], got ${formatShape(x.shape)}`);
-  const [b, rc] = x.shape;
-  if (!Number.isInteger(radix) || radix < 1 || rc % radix) throw new Error(`radixSoftmax: ${rc} channels do not split into radix ${radix}`);
-  const channels = rc / radix;
-  const launch = (kernel: string, src: Tensor, s: Tensor) => {
-    const out = Tensor.empty(x.gpu, x.shape);
-    x.gpu.kernels.dispatch(kernel, {
-      uniforms: { pairs: b * channels, channels, radix },
-      buffers: kernel.endsWith('backward') ? { out, x: src, s } : { out, x: src },
-      invocations: b * channels,
-    });
-    return out;
-  };
-  const out = launch('attention.radix_softmax', x, x);
-  return x.gpu.tape.record('radixSoftmax', [x], out, (g) => [launch('attention.radix_softmax_backward', g, out)], [out]);
-}
-
-/**
- * The attention-weighted sum of the R splits: out[b, c] = sum_k att[b, k*C + c] * z[b, k*C + c]
- * for att [B, R*C, 1, 1] and z [B, R*C, H, W]; in one pass, without the [B, R*C, H, W] product.
- */
-export function attend(att: Tensor, z: Tensor, radix: number): Tensor {
-  const [b, rc, h, w] = dims4('attend', z);
-  if (!Number.isInteger(radix) || radix < 1 || rc % radix) throw new Error(`attend: ${rc} channels do not split into radix ${radix}`);
-  if (att.size !== b * rc || att.shape.length !== 4 || att.shape[2] !== 1 || att.shape[3] !== 1) throw new Error(`attend: attention ${formatShape(att.shape)} does not match ${formatShape(z.shape)}`);
+export function splitAttend(z: Tensor, radix: number, gate: (gap: Tensor) => Tensor): Tensor {
+  const [b, rc, h, w] = dims4('splitAttend', z);
+  if (!Number.isInteger(radix) || radix < 1 || rc % radix) throw new Error(`splitAttend: ${rc} channels do not split into radix ${radix}`);
+  const { gpu } = z;
   const channels = rc / radix;
   const inner = h * w;
-  const launch = (kernel: string, dst: Tensor, src: Tensor) => {
-    z.gpu.kernels.dispatch(kernel, { uniforms: { n: dst.size, channels, inner, radix }, buffers: { dst, src, att }, invocations: Math.ceil(dst.size / 4) });
-    return dst;
-  };
-  const out = launch('attention.attend', Tensor.empty(z.gpu, [b, channels, h, w]), z);
-  return z.gpu.tape.record(
+  const pairs = b * channels;
+  const uniforms = (n: number) => ({ n, channels, inner, radix, scale: 1 / inner });
+
+  const gap = Tensor.empty(gpu, [b, channels, 1, 1]);
+  gpu.kernels.dispatch('attention.pool_splits', { uniforms: uniforms(pairs), buffers: { out: gap, z }, groups: pairs });
+  let handoff: { g: Tensor; att: Tensor } | null = null;
+  gpu.tape.record('poolSplits', [z], gap, (dgap) => {
+    if (!handoff) throw new Error('splitAttend: the gradient of the weighted sum did not reach the pooling (does the gate ignore its input?)');
+    const dz = Tensor.empty(gpu, z.shape);
+    gpu.kernels.dispatch('attention.splits_backward', { uniforms: uniforms(dz.size), buffers: { dst: dz, g: handoff.g, att: handoff.att, dgap }, invocations: Math.ceil(dz.size / 4) });
+    return [dz];
+  });
+
+  const logits = gate(gap);
+  if (logits.size !== b * rc || logits.shape.length !== 4 || logits.shape[2] !== 1 || logits.shape[3] !== 1) throw new Error(`splitAttend: the gate gave ${formatShape(logits.shape)} for splits ${formatShape(z.shape)}`);
+  if (gap.requiresGrad && !logits.requiresGrad) throw new Error('splitAttend: the gate\'s logits do not depend on its input');
+  const out = Tensor.empty(gpu, [b, channels, h, w]);
+  gpu.kernels.dispatch('attention.attend', { uniforms: uniforms(out.size), buffers: { dst: out, z, logits }, invocations: Math.ceil(out.size / 4) });
+  return gpu.tape.record(
     'attend',
-    [att, z],
+    [logits, z],
     out,
     (g, needs) => {
-      let dAtt: Tensor | null = null;
-      if (needs[0]) {
-        // dAtt[b, k*C + c] = sum_i z[b, k*C + c, i] * g[b, c, i]: z plane q pairs with g plane (q / RC) * C + q % C.
-        dAtt = channelReduce(z, { batch: 1, channels: b * rc, inner, mode: ReduceMode.Dot, y: g, yPlanes: { group: rc, chunk: channels } }).view(att.shape);
+      const dLogits = Tensor.empty(gpu, logits.shape);
+      const att = Tensor.empty(gpu, logits.shape);
+      gpu.kernels.dispatch('attention.attend_backward', { uniforms: uniforms(pairs), buffers: { out: dLogits, att_out: att, z, g, logits }, groups: pairs });
+      if (needs[1]) {
+        gpu.tape.keepFor(gap, g);
+        gpu.tape.keepFor(gap, att);
+        handoff = { g, att };
       }
-      return [dAtt, needs[1] ? launch('attention.attend_backward', Tensor.empty(z.gpu, z.shape), g) : null];
+      return [needs[0] ? dLogits : null, null];
     },
-    [att, z],
+    [logits, z],
   );
 }
 
@@ -87,10 +86,7 @@ export class SplitAttention extends Module {
   }
   forward(s: ModelState, x: Tensor): Tensor {
     const splits = convBn(s, this.conv, this.bn0, x, { relu: true });
-    // The pooled sum of the splits, pooled first: [B, R*C, 1, 1] is cheap to sum, [B, R*C, H, W] is not.
-    const gap = this.out(s, 'conv1x1_1.in', chunkSum(globalAvgPool(splits), this.radix));
-    const logits = this.fc2.forward(s, convBn(s, this.fc1, this.bn1, gap, { relu: true }));
-    const attention = radixSoftmax(logits, this.radix);
-    return this.out(s, 'out', attend(attention, splits, this.radix));
+    const gate = (gap: Tensor) => this.fc2.forward(s, convBn(s, this.fc1, this.bn1, this.out(s, 'conv1x1_1.in', gap), { relu: true }));
+    return this.out(s, 'out', splitAttend(splits, this.radix, gate));
   }
 }

@@ -6,7 +6,15 @@ import { dims4 } from '../shape.js';
 export interface Conv2dOptions {
   padding?: number;
   groups?: number;
+  /** The kernel variant to launch (tests, the tuner); default: the one tuned for this adapter. */
+  variant?: string;
 }
+
+/**
+ * weight_grad's variants: `packed` puts the blocks of narrow layers (few input channels per group)
+ * several to a workgroup, `wide` gives every block a workgroup of its own.
+ */
+const WEIGHT_GRAD_VARIANTS = ['packed', 'wide'];
 
 /** Forward: output columns and channels per invocation (TX and the 16-channel tile of the shader); weight_grad: output channels per lane. */
 const TILE_X = 8;
@@ -73,14 +81,19 @@ export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly num
   const [batch, cin, h, wd] = x.shape as number[];
   const [cout, cinG, k] = weightShape;
   const [, , hout, wout] = g.shape as number[];
-  const out = Tensor.empty(x.gpu, weightShape);
   // Lanes per block of output channels: a whole number of the largest subgroups, so that where the
   // adapter groups consecutive invocations, every subgroup works on one block and shares its values
   // (the kernel checks that it does).
   const [lanes] = x.gpu.kernels.info('conv2d.weight_grad').workgroupSize;
   const subgroup = x.gpu.features.subgroups ? x.gpu.adapter.info.subgroupMaxSize || lanes : 1;
-  const lanesPerBlock = cinG >= lanes ? lanes : Math.min(lanes, Math.ceil(cinG / subgroup) * subgroup);
+  const key = `b${batch} c${cin}x${cout} g${groups} k${k} p${pad} ${h}x${wd}`;
+  // Layers as wide as a workgroup launch the same in both: nothing to choose.
+  const candidates = cinG >= lanes ? WEIGHT_GRAD_VARIANTS.slice(0, 1) : WEIGHT_GRAD_VARIANTS;
+  const variant = options.variant ?? x.gpu.kernels.variant('conv2d.weight_grad', key, candidates, (name) => conv2dWeightGrad(x, g, weightShape, { ...options, variant: name }).dispose());
+  if (!WEIGHT_GRAD_VARIANTS.includes(variant)) throw new Error(`conv2d weight gradient: no variant '${variant}' (${WEIGHT_GRAD_VARIANTS.join(', ')})`);
+  const lanesPerBlock = cinG >= lanes || variant === 'wide' ? lanes : Math.min(lanes, Math.ceil(cinG / subgroup) * subgroup);
   const blocks = groups * Math.ceil(cout / groups / GRAD_OC);
+  const out = Tensor.empty(x.gpu, weightShape);
   x.gpu.kernels.dispatch('conv2d.weight_grad', {
     uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, lanes_per_block: lanesPerBlock },
     buffers: { out, inp: x, dout: g },

@@ -18,11 +18,6 @@ export interface ReduceArgs {
   y?: Tensor;
   /** Add the result into this tensor (a parameter's gradient) instead of returning a new one. */
   into?: Tensor | null;
-  /**
-   * Dot only: y holds one plane per `group` x planes' `chunk`: x plane q pairs with y plane
-   * (q / group) * chunk + q % chunk (split attention: group R*C, chunk C). Default: plane q.
-   */
-  yPlanes?: { group: number; chunk: number };
 }
 
 function checkView(op: string, x: Tensor, batch: number, channels: number, inner: number): void {
@@ -43,8 +38,6 @@ export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
       channels: a.channels,
       inner: a.inner,
       scale: a.scale ?? 1,
-      y_group: a.yPlanes?.group ?? 1,
-      y_chunk: a.yPlanes?.chunk ?? 1,
       accumulate: a.into ? 1 : 0,
     },
     buffers: { out, x, y: a.y },

@@ -37,4 +37,6 @@ export const platform: Platform = {
     throw new Error('deflated zip entries are read in Node only: convert the weights to safetensors (or save them uncompressed, as torch.save does)');
   },
   png: pngjsCodec(pngjs, (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
+  // Nothing outlives the page: tuned kernel choices last as long as the engine.
+  cacheFile: () => null,
 };

@@ -4,4 +4,4 @@
  * Nothing else in src/ that the browser bundle reaches imports fs, zlib, path, url or Dawn.
  */
 export { platform } from './node.js';
-export type { Platform, PngCodec, PngImage } from './types.js';
+export type { Platform, PngCodec, PngImage, CacheFile } from './types.js';

@@ -22,6 +22,16 @@ export interface Platform {
   /** Raw DEFLATE decompression (zip entries) to at most `maxBytes`; more throws an error with code ERR_BUFFER_TOO_LARGE. */
   inflateRaw(bytes: Uint8Array, maxBytes: number): Uint8Array;
   png: PngCodec;
+  /** A file of the user's cache folder (Node: SISN_CACHE_DIR, else the XDG cache folder), or null where there is none (a browser). */
+  cacheFile(name: string): CacheFile | null;
+}
+
+/** A text file that outlives the process; written atomically, its folder made on the first write. */
+export interface CacheFile {
+  readonly path: string;
+  /** The text, or null when the file does not exist. */
+  read(): string | null;
+  write(text: string): void;
 }
 
 export interface AdapterHost {

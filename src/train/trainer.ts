@@ -55,6 +55,8 @@ export interface TrainOptions {
   sheet_faces: number;
   /** Evaluation border; default 6 + scale. */
   border?: number;
+  /** Skip timing kernel variants in the first step for shapes this adapter has no choice for. */
+  no_tune: boolean;
 }
 
 export const DEFAULTS: TrainOptions = {
@@ -79,6 +81,7 @@ export const DEFAULTS: TrainOptions = {
   no_structure_path: false,
   no_attention: false,
   sheet_faces: 4,
+  no_tune: false,
 };
 
 export interface TrainResult {
@@ -188,6 +191,15 @@ async function trainStep(run: Run): Promise<number> {
   return value;
 }
 
+/** The first step as a tuning run: shapes without a kernel choice for this adapter are timed (kernels/tuner.ts). */
+async function tunedStep(run: Run): Promise<number> {
+  const { result, tuned, skipped } = await run.gpu.tune(() => trainStep(run));
+  const changed = tuned.filter((t) => t.choice !== t.candidates[0]).length;
+  if (tuned.length) run.progress.note(`the first step timed the kernel variants of ${tuned.length} shapes (${changed} faster than the default), kept in ${run.gpu.kernels.tuner.cachePath ?? 'memory'}`);
+  if (skipped) run.progress.note(skipped);
+  return result;
+}
+
 /** Validation after `steps` steps: checkpoints (last, and best when it is), log, plot and sheet. */
 async function validate(run: Run, steps: number, lr: number): Promise<void> {
   const { o, model, paths } = run;
@@ -243,7 +255,7 @@ export async function train(options: Partial<TrainOptions>, log: (m: string) => 
     let lastLoss = NaN;
     for (let step = run.step; step < o.max_steps; step++) {
       const lr = run.scheduler.at(step);
-      lastLoss = await trainStep(run);
+      lastLoss = step === run.step && !o.no_tune ? await tunedStep(run) : await trainStep(run);
       if (!Number.isFinite(lastLoss)) {
         throw new Error(`the loss became ${lastLoss} at step ${step + 1}; training stopped. The last good checkpoint is ${existsSync(run.paths.last) ? run.paths.last : 'not written yet'}; try a lower --lr or --gclip`);
       }
