@@ -9,7 +9,7 @@ import type { CommandRecorder } from './gpu/recorder.js';
 import { KernelRegistry } from './kernels/registry.js';
 import type { TuneOptions, TuningRun } from './kernels/tuner.js';
 import { Tape } from './autograd/tape.js';
-import { accumulate, fill } from './ops/elementwise.js';
+import { accumulate, add, fill } from './ops/elementwise.js';
 import { Tensor, type Engine } from './tensor.js';
 
 export type { GpuOptions, EngineFeatures };
@@ -17,7 +17,7 @@ export type { GpuOptions, EngineFeatures };
 export class Gpu implements Engine {
   readonly kernels: KernelRegistry;
   /** Autograd tape, grad mode and tensor scopes of this engine. */
-  readonly tape: Tape = new Tape({ full: (like, value) => Tensor.full(this, like.shape, value), accumulate });
+  readonly tape: Tape = new Tape({ full: (like, value) => Tensor.full(this, like.shape, value), accumulate, sum: add });
   /**
    * Bumped whenever parameter values may change (a write to a tensor that requires grad, an
    * optimiser step, a train-mode BatchNorm updating its running statistics): values derived from

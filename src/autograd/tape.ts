@@ -7,7 +7,8 @@
  * tensor used k times is visited once. Gradients of inputs that do not require grad are never asked
  * for (`needs[i]` is false). What a rule saved is released as soon as that rule has run.
  *
- * A leaf's first gradient becomes its `.grad` (no copy); a second one is added in place. Where a
+ * A leaf's first gradient becomes its `.grad` (no copy); a second one is added in place (or, where
+ * the first is shared with another holder, both are summed into a new tensor). Where a
  * leaf already has a `.grad` that nothing else holds (a parameter's slot in the gradient arena), the
  * rule is handed it as `into[k]` and may add its gradient there itself, in the kernel that computes
  * it, instead of returning a tensor for the tape to add (one dispatch less per parameter).
@@ -44,12 +45,14 @@ export interface TapeNode {
   rule: BackwardRule | null;
 }
 
-/** The two kernels a backward sweep needs, given by the engine (not recorded). */
+/** The kernels a backward sweep needs, given by the engine (not recorded). */
 export interface GradientKernels {
   /** A new tensor of `like`'s shape with every element `value`. */
   full(like: TapeTensor, value: number): TapeTensor;
   /** In place: `dst += src`. */
   accumulate(dst: TapeTensor, src: TapeTensor): void;
+  /** A new tensor `a + b`. */
+  sum(a: TapeTensor, b: TapeTensor): TapeTensor;
 }
 
 export class Tape {
@@ -185,17 +188,9 @@ export class Tape {
   }
 
   private accumulateInto(grads: Map<TapeTensor, TapeTensor>, input: TapeTensor, gi: TapeTensor): void {
-    let prev = grads.get(input);
-    if (!prev) {
-      grads.set(input, gi);
-      return;
-    }
-    if (!prev.exclusive) {
-      prev = this.privateCopy(input, prev);
-      grads.set(input, prev);
-    }
-    this.kernels.accumulate(prev, gi);
-    gi.release();
+    const prev = grads.get(input);
+    if (!prev) grads.set(input, gi);
+    else grads.set(input, this.add(prev, gi));
   }
 
   private accumulateLeaf(leaf: TapeTensor, gi: TapeTensor): void {
@@ -203,25 +198,36 @@ export class Tape {
       gi.release();
       return;
     }
-    if (!leaf.grad && gi.exclusive) {
+    if (leaf.grad) {
+      leaf.grad = this.add(leaf.grad, gi);
+    } else if (gi.exclusive) {
       // Adopted: gi was untracked and nothing else holds it.
       leaf.grad = gi;
-      return;
+    } else {
+      // Shared with another holder: the leaf gets a copy of its own.
+      leaf.grad = this.add(this.untracked(this.kernels.full(leaf, 0)), gi);
     }
-    if (!leaf.grad?.exclusive) leaf.grad = this.privateCopy(leaf, leaf.grad);
-    this.kernels.accumulate(leaf.grad, gi);
-    gi.release();
   }
 
-  /** A new gradient tensor for `like` holding `shared` (or zeros), which it releases. */
-  private privateCopy(like: TapeTensor, shared: TapeTensor | null): TapeTensor {
-    const copy = this.kernels.full(like, 0);
-    this.untrack(copy);
-    if (shared) {
-      this.kernels.accumulate(copy, shared);
-      shared.release();
+  /**
+   * `total + gi`, releasing gi: in place where nothing else holds `total`, else into a new tensor
+   * (one dispatch either way) that replaces it.
+   */
+  private add(total: TapeTensor, gi: TapeTensor): TapeTensor {
+    let result = total;
+    if (total.exclusive) {
+      this.kernels.accumulate(total, gi);
+    } else {
+      result = this.untracked(this.kernels.sum(total, gi));
+      total.release();
     }
-    return copy;
+    gi.release();
+    return result;
+  }
+
+  private untracked(t: TapeTensor): TapeTensor {
+    this.untrack(t);
+    return t;
   }
 
   private releaseNode(node: TapeNode): void {

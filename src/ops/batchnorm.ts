@@ -58,8 +58,9 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
       // the masked gradient itself; otherwise the kernels below apply the mask as they read.
       const g = options.relu && residual ? reluBackward(gOut, out) : gOut;
       const mask = options.relu && !residual ? out : null;
-      // gamma's and beta's gradients go straight into their .grad when the tape offers both.
-      const target = into[1] && into[2] ? { dgamma: into[1], dbeta: into[2] } : null;
+      // gamma's and beta's gradients go straight into their .grad when the tape offers both (two
+      // different tensors: one kernel writes both).
+      const target = into[1] && into[2] && into[1] !== into[2] ? { dgamma: into[1], dbeta: into[2] } : null;
       const { sums, dgamma, dbeta } = batchNormSums(g, x, stats, { batch, channels, inner, eps }, mask, target);
       let dx: Tensor | null = null;
       if (needs[0]) {

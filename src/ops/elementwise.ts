@@ -1,9 +1,9 @@
 /** Elementwise ops: add, sub, mul, affine (scale), relu, in-place fill and accumulate. Forward and backward. */
 import { Tensor, formatShape, sameShape } from '../tensor.js';
 
-/** The elementwise kernels handle one vec4 per invocation. */
+/** The elementwise kernels handle RUN = 8 vec4s per invocation. */
 function vec4s(n: number): number {
-  return Math.ceil(n / 4);
+  return Math.ceil(n / 4 / 8);
 }
 
 const enum BinaryOp {
