@@ -14,7 +14,10 @@
 //           covers one block depends on how the adapter groups invocations (WebGPU promises no
 //           layout), so the kernel checks it and a subgroup that spans blocks loads per lane.
 // Variants: TW and WG are rewritten per variant by src/ops/conv2d-variants.ts (the values below are
-//           the default), which also picks the chunking; see there for what was measured.
+//           the default), which also picks the chunking. Measured on lavapipe: split-K in
+//           16-invocation workgroups won batch-1 and the grouped/1x1 batch-10 gradients, the
+//           unsplit default the 3x3 and tail ones; TW = 8 was 2-3x slower (dropped). The numbers
+//           are in that file.
 // Dispatch: WG-invocation workgroups. weight_grad, with L = lanes_per_block: L >= WG:
 //           (ceil((Cin/G)/WG), blocks, chunks); L < WG: (1, ceil(blocks / (WG/L)), chunks),
 //           blocks = G * ceil((Cout/G)/8). sum_partials: ceil(#dw / 64).

@@ -5,7 +5,15 @@
  * first candidate of a role is the default where nothing is tuned; it is the shader file as
  * written, so `prepareAll` compiles it ahead of the first step.
  *
- * Measured on lavapipe (2 shared cores): see README ("Convolution kernel variants").
+ * Measured on lavapipe (2 shared cores under load; least of 7 interleaved launches, ms; SISN's
+ * layers at LR 32, batch 1 and 10, and the 3x3 64->256 tail at 64): the defaults were fastest or
+ * within noise on most forwards (grouped 3x3 g4 b10: 32.8 ms vs 58.7-84.0 for the others); 8x8 in
+ * 16-invocation workgroups won batch-1 input gradients (grouped 3x3: 8.9 vs 21.9), 16x16 the tail
+ * (110.4 vs 115.8) and batch-10 input gradients (grouped: 29.7 vs 47.5); split-K in 16-invocation
+ * workgroups won batch-1 weight gradients (1x1: 14.7 vs 20.9) and batch-10 grouped and 1x1 ones
+ * (108.5 vs 134.4), the unsplit default the 3x3 and tail ones (105.2 vs 135.5). Staged and plain
+ * loads were 1.5-3x slower here (a CPU adapter pays for barriers; the subgroup broadcast pays
+ * off): they are candidates for GPUs. So the tuner picks per adapter and shape.
  */
 import type { Engine } from '../tensor.js';
 import { platform } from '../platform/index.js';
