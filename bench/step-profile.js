@@ -44,12 +44,15 @@ export function forwardPass(gpu, { scale = 4, lrSize = 32, ...shape } = {}) {
   return run;
 }
 
-/** The family of a profiler label ('conv2d.forward (input grad)' -> 'conv2d input grad'). */
+/**
+ * The family of a profiler label ('conv2d.forward (input grad)' -> 'conv2d input grad'; kernel
+ * variants such as 'conv2d@16_16_64_0.forward' count with their kernel).
+ */
 export function kernelFamily(label) {
   const [kernel, tag] = label.split(' (');
-  if (kernel.startsWith('conv2d.')) {
+  if (kernel.startsWith('conv2d')) {
     if (tag) return `conv2d ${tag.slice(0, -1)}`;
-    return kernel === 'conv2d.forward' ? 'conv2d forward' : `conv2d ${kernel.slice(7).replace('_', ' ')}`;
+    return `conv2d ${kernel.split('.')[1].replace('_', ' ')}`;
   }
   return kernel.split('.')[0];
 }

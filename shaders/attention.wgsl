@@ -4,19 +4,24 @@
 //
 // Math:     pool_splits:     gap[b, c] = scale * sum_k sum_i z[b, k*C + c, i]   (scale = 1 / inner:
 //                            global average pooling of the chunks' sum, [B, R*C, inner] -> [B, C])
-//           attend:          out[b, c, i] = sum_k a[b, k*C + c] * z[b, k*C + c, i]  (softmax inline,
-//                            online: one load per logit)
+//           attend:          out[b, c, i] = sum_k a[b, k*C + c] * z[b, k*C + c, i]  (softmax inline)
 //           attend_backward: dA_k = sum_i z[b, k*C + c, i] * g[b, c, i]; writes a, and the logits'
 //                            gradient through the softmax: dl_k = a_k * (dA_k - sum_j a_j dA_j)
 //           splits_backward: dz[b, k*C + c, i] = a[b, k*C + c] * g[b, c, i] + scale * dgap[b, c]
 //                            (attend's and the pool's gradients, written once)
-// Tiling:   pool_splits, attend_backward: one workgroup of 64 lanes per (b, c); each lane strides
-//           over the R planes (and g's plane, read once for all R), a vec4 at a time when
-//           inner % 4 == 0, lane by lane otherwise; then two levels of 8 partial sums in workgroup
-//           memory (a six-level tree cost more than the loads here on lavapipe), lane 0 finishes.
-//           attend, splits_backward: one output vec4 per invocation, 64 per workgroup; when
-//           inner % 4 == 0 its 4 elements share (b, c), otherwise lane by lane.
-// Dispatch: B * C workgroups, resp. ceil(#outputs / 256) workgroups; folded past 65,535.
+// Tiling:   (times: [10, 256, 32, 32] on lavapipe, per kernel, against the first version of each)
+//           pool_splits, attend_backward: PAIR_LANES = 8 lanes per (b, c), 8 pairs per 64-lane
+//           workgroup; each lane strides over the R planes (attend_backward: over g's plane, read
+//           once for up to 4 splits, in 4 named accumulators: a dynamically indexed matrix lives
+//           in memory on lavapipe, 2-3x slower), a vec4 at a time when inner % 4 == 0, lane by lane
+//           otherwise; lane 0 of the pair sums the 8 partials from workgroup memory (64 lanes per
+//           pair with a two-level sum were 3-4x slower for pool_splits).
+//           attend: when inner % 4 == 0 an invocation computes one pair's softmax once and writes
+//           up to QUADS = 4 vec4s of its plane (fewer index divisions and exps than one vec4 per
+//           invocation: ~2.5x faster). splits_backward: when inner % 4 == 0 an invocation takes one
+//           vec4 of g and writes the R vec4s of dz it feeds (~4x faster than one per dz vec4).
+//           Otherwise both write one output vec4 per invocation, lane by lane (it may span planes).
+// Dispatch: one invocation per unit above, 64 per workgroup; folded past 65,535.
 
 struct Split { n: u32, channels: u32, inner: u32, radix: u32, scale: f32 }
 
@@ -32,33 +37,23 @@ struct Split { n: u32, channels: u32, inner: u32, radix: u32, scale: f32 }
 
 // @include flat
 
-const LANES: u32 = 64u;
+const PAIR_LANES: u32 = 8u;
 var<workgroup> partial: array<vec4f, 64>;
-var<workgroup> partial8: array<vec4f, 8>;
 
 fn element(a: ptr<storage, array<vec4f>, read>, e: u32) -> f32 {
   return (*a)[e / 4u][e % 4u];
 }
 
-// The sum of v over the workgroup, valid in lane 0 (lanes 0-7 sum 8 partials each, lane 0 their 8).
-fn workgroup_total(v: vec4f, lid: u32) -> vec4f {
+// The sum of v over the pair's lanes, valid in its lane 0 (all lanes of the workgroup call it).
+fn pair_total(v: vec4f, lid: u32) -> vec4f {
   partial[lid] = v;
   workgroupBarrier();
-  if (lid < 8u) {
-    var s = vec4f(0.0);
-    for (var j = 0u; j < 8u; j++) { s += partial[8u * lid + j]; }
-    partial8[lid] = s;
+  var total = vec4f(0.0);
+  if (lid % PAIR_LANES == 0u) {
+    for (var j = 0u; j < PAIR_LANES; j++) { total += partial[lid + j]; }
   }
   workgroupBarrier();
-  var total = vec4f(0.0);
-  if (lid == 0u) {
-    for (var j = 0u; j < 8u; j++) { total += partial8[j]; }
-  }
   return total;
-}
-
-fn pair_of(wid: vec3u, nwg: vec3u) -> u32 {
-  return wid.x + wid.y * nwg.x;
 }
 
 // The z channel of split 0 for pair (b, c); split k's is that + k*C.
@@ -70,60 +65,69 @@ fn split0(pair: u32) -> u32 {
 // p.n = B * C pairs.
 @compute @workgroup_size(64)
 fn pool_splits(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let pair = pair_of(wid, nwg);
-  if (pair >= p.n) { return; }
-  let first = split0(pair);
+  let pair = flat(wid, nwg, lid) / PAIR_LANES;
+  let lane = lid % PAIR_LANES;
   var acc = vec4f(0.0);
-  for (var k = 0u; k < p.radix; k++) {
-    let start = (first + k * p.channels) * p.inner;
-    if (p.inner % 4u == 0u) {
-      for (var i = 4u * lid; i < p.inner; i += 4u * LANES) { acc += z[(start + i) / 4u]; }
-    } else {
-      for (var i = lid; i < p.inner; i += LANES) { acc.x += element(&z, start + i); }
+  if (pair < p.n) {
+    let first = split0(pair);
+    for (var k = 0u; k < p.radix; k++) {
+      let start = (first + k * p.channels) * p.inner;
+      if (p.inner % 4u == 0u) {
+        for (var i = 4u * lane; i < p.inner; i += 4u * PAIR_LANES) { acc += z[(start + i) / 4u]; }
+      } else {
+        for (var i = lane; i < p.inner; i += PAIR_LANES) { acc.x += element(&z, start + i); }
+      }
     }
   }
-  let total = workgroup_total(acc, lid);
-  if (lid == 0u) { out[pair] = p.scale * (total.x + total.y + total.z + total.w); }
+  let total = pair_total(acc, lid);
+  if (lane == 0u && pair < p.n) { out[pair] = p.scale * (total.x + total.y + total.z + total.w); }
 }
 
-// z element e, lane by lane or (vector) as the vec4 that starts there.
-fn split_value(e: u32, vector: bool) -> vec4f {
-  if (vector) { return z[e / 4u]; }
-  return vec4f(element(&z, e));
-}
-
-// attend's output at position `pos` of pair `pair`'s plane (the vec4 there, or its first lane).
-// Online softmax: the running max m, the sum of exp(l_k - m) and the weighted sum rescale as m grows.
-fn attended(pair: u32, pos: u32, vector: bool) -> vec4f {
-  let first = split0(pair);
-  var m = logits[first];
+// (max, sum of exp(l_k - max)) of pair `first`'s R logits, k's at first + k*C.
+fn softmax_stats(first: u32) -> vec2f {
+  var mx = logits[first];
+  for (var k = 1u; k < p.radix; k++) { mx = max(mx, logits[first + k * p.channels]); }
   var total = 0.0;
-  var acc = vec4f(0.0);
-  for (var k = 0u; k < p.radix; k++) {
-    let zc = first + k * p.channels;
-    let logit = logits[zc];
-    let grown = max(m, logit);
-    let shrink = exp(m - grown);
-    let w = exp(logit - grown);
-    total = total * shrink + w;
-    acc = acc * shrink + w * split_value(zc * p.inner + pos, vector);
-    m = grown;
-  }
-  return acc / total;
+  for (var k = 0u; k < p.radix; k++) { total += exp(logits[first + k * p.channels] - mx); }
+  return vec2f(mx, total);
+}
+
+fn softmax_at(at: u32, stats: vec2f) -> f32 {
+  return exp(logits[at] - stats.x) / stats.y;
 }
 
 // out = dst: [B, C, inner]; p.n counts its elements.
+const QUADS: u32 = 4u;
 @compute @workgroup_size(64)
 fn attend(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = flat(wid, nwg, lid);
+  if (p.inner % 4u == 0u) {
+    let quads = p.inner / 4u;
+    let per_plane = (quads + QUADS - 1u) / QUADS;
+    let pair = i / per_plane;
+    if (pair * p.inner >= p.n) { return; }
+    let q0 = (i - pair * per_plane) * QUADS;
+    let count = min(QUADS, quads - q0);
+    let first = split0(pair);
+    let stats = softmax_stats(first);
+    var acc: array<vec4f, QUADS>;
+    for (var k = 0u; k < p.radix; k++) {
+      let zc = first + k * p.channels;
+      let w = softmax_at(zc, stats);
+      for (var v = 0u; v < count; v++) { acc[v] += w * z[zc * quads + q0 + v]; }
+    }
+    for (var v = 0u; v < count; v++) { dst[pair * quads + q0 + v] = acc[v]; }
+    return;
+  }
   if (4u * i >= p.n) { return; }
   var r = vec4f(0.0);
-  if (p.inner % 4u == 0u) {
-    r = attended(4u * i / p.inner, 4u * i % p.inner, true);
-  } else {
-    for (var l = 0u; l < 4u; l++) {
-      let e = min(4u * i + l, p.n - 1u);
-      r[l] = attended(e / p.inner, e % p.inner, false).x;
+  for (var l = 0u; l < 4u; l++) {
+    let e = min(4u * i + l, p.n - 1u);
+    let first = split0(e / p.inner);
+    let stats = softmax_stats(first);
+    for (var k = 0u; k < p.radix; k++) {
+      let zc = first + k * p.channels;
+      r[l] += softmax_at(zc, stats) * element(&z, zc * p.inner + e % p.inner);
     }
   }
   store4(&dst, i, p.n, r);
@@ -132,41 +136,53 @@ fn attend(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 // Per pair: out = dl [B, R*C], att_out = a [B, R*C]; reads z, g, logits. p.n = B * C pairs.
 @compute @workgroup_size(64)
 fn attend_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let pair = pair_of(wid, nwg);
-  if (pair >= p.n) { return; }
+  let pair = flat(wid, nwg, lid) / PAIR_LANES;
+  let lane = lid % PAIR_LANES;
+  let live = pair < p.n;
   let first = split0(pair);
   let gstart = pair * p.inner;
   // Four splits per sweep over g's plane: R <= 4 (SISN's 4) reads it once.
   for (var k0 = 0u; k0 < p.radix; k0 += 4u) {
-    let splits = min(4u, p.radix - k0);
-    var acc = mat4x4f();
+    let splits = select(0u, min(4u, p.radix - k0), live);
+    // Four named accumulators: a dynamically indexed matrix would live in memory on lavapipe.
+    var acc0 = vec4f(0.0);
+    var acc1 = vec4f(0.0);
+    var acc2 = vec4f(0.0);
+    var acc3 = vec4f(0.0);
+    let base = (first + k0 * p.channels) * p.inner;
+    let step = p.channels * p.inner;
     if (p.inner % 4u == 0u) {
-      for (var i = 4u * lid; i < p.inner; i += 4u * LANES) {
+      for (var i = 4u * lane; i < p.inner && live; i += 4u * PAIR_LANES) {
         let gv = g[(gstart + i) / 4u];
-        for (var m = 0u; m < splits; m++) { acc[m] += gv * z[((first + (k0 + m) * p.channels) * p.inner + i) / 4u]; }
+        let at = (base + i) / 4u;
+        acc0 += gv * z[at];
+        if (splits > 1u) { acc1 += gv * z[at + step / 4u]; }
+        if (splits > 2u) { acc2 += gv * z[at + 2u * step / 4u]; }
+        if (splits > 3u) { acc3 += gv * z[at + 3u * step / 4u]; }
       }
     } else {
-      for (var i = lid; i < p.inner; i += LANES) {
+      for (var i = lane; i < p.inner && live; i += PAIR_LANES) {
         let gv = element(&g, gstart + i);
-        for (var m = 0u; m < splits; m++) { acc[m].x += gv * element(&z, (first + (k0 + m) * p.channels) * p.inner + i); }
+        let at = base + i;
+        acc0.x += gv * element(&z, at);
+        if (splits > 1u) { acc1.x += gv * element(&z, at + step); }
+        if (splits > 2u) { acc2.x += gv * element(&z, at + 2u * step); }
+        if (splits > 3u) { acc3.x += gv * element(&z, at + 3u * step); }
       }
     }
     let ones = vec4f(1.0);
-    let total = workgroup_total(vec4f(dot(acc[0], ones), dot(acc[1], ones), dot(acc[2], ones), dot(acc[3], ones)), lid);
-    if (lid == 0u) {
+    let total = pair_total(vec4f(dot(acc0, ones), dot(acc1, ones), dot(acc2, ones), dot(acc3, ones)), lid);
+    if (lane == 0u) {
       for (var m = 0u; m < splits; m++) { out[first + (k0 + m) * p.channels] = total[m]; }
     }
   }
-  if (lid != 0u) { return; }
-  // The softmax and its backward, serially in lane 0 (R values); out holds dA until overwritten.
-  var mx = logits[first];
-  for (var k = 1u; k < p.radix; k++) { mx = max(mx, logits[first + k * p.channels]); }
-  var total = 0.0;
-  for (var k = 0u; k < p.radix; k++) { total += exp(logits[first + k * p.channels] - mx); }
+  if (lane != 0u || !live) { return; }
+  // The softmax and its backward, serially in the pair's lane 0 (R values); out holds dA until overwritten.
+  let stats = softmax_stats(first);
   var weighted = 0.0;
   for (var k = 0u; k < p.radix; k++) {
     let at = first + k * p.channels;
-    let a = exp(logits[at] - mx) / total;
+    let a = softmax_at(at, stats);
     att_out[at] = a;
     weighted += a * out[at];
   }
@@ -188,16 +204,24 @@ fn split_source(e: u32) -> vec3u {
 @compute @workgroup_size(64)
 fn splits_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = flat(wid, nwg, lid);
+  if (p.inner % 4u == 0u) {
+    if (4u * i * p.radix >= p.n) { return; }
+    let pair = 4u * i / p.inner;
+    let first = split0(pair);
+    let gv = g[i];
+    let pooled = p.scale * dgap[pair];
+    let pos = 4u * i - pair * p.inner;
+    for (var k = 0u; k < p.radix; k++) {
+      let zc = first + k * p.channels;
+      dst[(zc * p.inner + pos) / 4u] = att[zc] * gv + pooled;
+    }
+    return;
+  }
   if (4u * i >= p.n) { return; }
   var r = vec4f(0.0);
-  if (p.inner % 4u == 0u) {
-    let at = split_source(4u * i);
-    r = att[at.x] * g[at.y / 4u] + p.scale * dgap[at.z];
-  } else {
-    for (var l = 0u; l < 4u; l++) {
-      let at = split_source(min(4u * i + l, p.n - 1u));
-      r[l] = att[at.x] * element(&g, at.y) + p.scale * dgap[at.z];
-    }
+  for (var l = 0u; l < 4u; l++) {
+    let at = split_source(min(4u * i + l, p.n - 1u));
+    r[l] = att[at.x] * element(&g, at.y) + p.scale * dgap[at.z];
   }
   store4(&dst, i, p.n, r);
 }

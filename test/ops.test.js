@@ -33,17 +33,17 @@ for (const [B, C, H, W, O, K, G, bias] of [
   });
 }
 
-// Every element of the weight gradient (the finite-difference checks above sample a few), in each
+// Every element of the weight gradient (the finite-difference checks above sample a few), in every
 // variant the tuner may choose: channel counts that are not multiples of 4, 8 or 16, groups,
 // batch > 1, and Cin/G past one workgroup of lanes.
-for (const [[B, C, H, W, O, K, G], variant] of [
+for (const [B, C, H, W, O, K, G] of [
   [3, 5, 5, 6, 12, 3, 1],
   [2, 20, 4, 5, 20, 3, 2],
   [2, 12, 5, 4, 36, 3, 4],
   [2, 72, 3, 4, 9, 3, 1],
   [1, 7, 4, 9, 3, 1, 1],
-].flatMap((shape) => ['packed', 'wide'].map((v) => [shape, v]))) {
-  test(`conv2d weight gradient, every element, ${variant}: B${B} ${C}->${O} k${K} groups ${G}`, async () => {
+]) {
+  test(`conv2d weight gradient, every element, every variant: B${B} ${C}->${O} k${K} groups ${G}`, async () => {
     const { gpu } = ctx;
     const pad = (K - 1) / 2;
     const ws = [O, C / G, K, K];
@@ -51,9 +51,13 @@ for (const [[B, C, H, W, O, K, G], variant] of [
     const gs = random(B * O * H * W, 12);
     const x = Tensor.fromArray(gpu, xs, [B, C, H, W]);
     const g = Tensor.fromArray(gpu, gs, [B, O, H, W]);
-    const dw = ops.conv2dWeightGrad(x, g, ws, { padding: pad, groups: G, variant });
-    assertClose(await dw.read(), ref.conv2dWeightGrad(xs, [B, C, H, W], gs, ws, pad, G), { rtol: 1e-4, atol: 1e-4, what: 'dw' });
-    [x, g, dw].forEach((t) => t.dispose());
+    const want = ref.conv2dWeightGrad(xs, [B, C, H, W], gs, ws, pad, G);
+    for (const { name } of ops.convVariants(gpu, 'weightGrad')) {
+      const dw = ops.conv2dWeightGrad(x, g, ws, { padding: pad, groups: G, variant: name });
+      assertClose(await dw.read(), want, { rtol: 1e-4, atol: 1e-4, what: `dw ${name}` });
+      dw.dispose();
+    }
+    [x, g].forEach((t) => t.dispose());
   });
 }
 
@@ -69,8 +73,8 @@ test('conv2d weight gradient where a subgroup spans several blocks of output cha
   const want = ref.conv2dWeightGrad(xs, [B, C, H, W], gs, [O, C, K], 1, 1);
   for (const lanes of [3, 6]) {
     const dw = Tensor.empty(gpu, [O, C, K, K]);
-    gpu.kernels.dispatch('conv2d.weight_grad', {
-      uniforms: { batch: B, cin: C, h: H, w: W, cout: O, hout: H, wout: W, groups: 1, pad: 1, lanes_per_block: lanes },
+    gpu.kernels.dispatch('conv2d_weight.weight_grad', {
+      uniforms: { batch: B, cin: C, h: H, w: W, cout: O, hout: H, wout: W, groups: 1, pad: 1, lanes_per_block: lanes, rows_per_chunk: B * H, size: O * C * K * K },
       buffers: { out: dw, inp: x, dout: g },
       groups: [1, 1, 1],
       constants: { K },
@@ -363,13 +367,22 @@ test('every shader that uses workgroup barriers passes race detection', () => {
       runs: [['pool_splits', {}], ['attend_backward', {}]],
       buffers: { 0: new Float32Array(6), 1: x, 2: x, 3: random(6, 2), 4: splitUniform, 5: new Float32Array(6) },
     },
+    // The staged forward variant (its barriers are off by default): 5 input channels (staging
+    // rounds of 2, 2 and 1 in alternating halves), 4 outputs, 3x6, 3x3, one workgroup of 16.
+    'conv2d.wgsl': {
+      source: (code) => code.replace('const STAGE: bool = false;', 'const STAGE: bool = true;').replace('const WG: u32 = 64u;', 'const WG: u32 = 16u;'),
+      groups: [1, 1, 1],
+      runs: [['forward', { K: 3 }]],
+      buffers: { 0: new Float32Array(72), 1: random(90, 2), 2: random(720, 3), 3: new Float32Array(4), 4: new Uint32Array([1, 5, 3, 6, 4, 3, 6, 1, 1, 0, 1, 1, 16, 0, 0, 0]), 5: new Float32Array(4), 6: new Float32Array(72) },
+    },
   };
   for (const file of readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl'))) {
     const code = preprocess(file.slice(0, -5), readFileSync(`${SHADER_DIR}/${file}`, 'utf8'), { subgroups: false, f16: false });
     if (!/workgroupBarrier|storageBarrier/.test(code)) continue;
     assert.ok(files[file], `${file} uses barriers: give it a race-detection run here`);
-    for (const [entry, constants] of files[file].runs) {
-      const result = detectRaces(code, entry, [3, 1, 1], { 0: files[file].buffers }, { constants });
+    const { source = (c) => c, groups = [3, 1, 1], runs, buffers } = files[file];
+    for (const [entry, constants] of runs) {
+      const result = detectRaces(source(code), entry, groups, { 0: buffers }, { constants });
       const what = `${file} ${entry} ${JSON.stringify(constants)}`;
       assert.equal(result.errors, [], `${what}: ${result.errors.join('; ')}`);
       assert.equal(result.races.map((r) => r.message), [], `${what} has races`);

@@ -173,3 +173,31 @@ export function adamStep(p, g, m, v, step, { lr, beta1 = 0.9, beta2 = 0.999, eps
     p[i] = f(p[i] - f(f(stepSize) * f(m[i] / denom)));
   }
 }
+
+/** The input gradient of conv2d: dx[b,c,iy,ix] = sum over o of c's group, ky, kx of dout[b,o,iy-ky+pad,ix-kx+pad] * w[o,i,ky,kx]. */
+export function conv2dInputGrad(dout, [B, C, H, W], w, [O, Cg, K], pad, groups) {
+  const Ho = H + 2 * pad - K + 1;
+  const Wo = W + 2 * pad - K + 1;
+  const Og = O / groups;
+  const dx = new Float64Array(B * C * H * W);
+  for (let b = 0; b < B; b++)
+    for (let c = 0; c < C; c++) {
+      const g = Math.floor(c / Cg);
+      const i = c % Cg;
+      for (let iy = 0; iy < H; iy++)
+        for (let ix = 0; ix < W; ix++) {
+          let acc = 0;
+          for (let o = g * Og; o < (g + 1) * Og; o++)
+            for (let ky = 0; ky < K; ky++) {
+              const y = iy - ky + pad;
+              if (y < 0 || y >= Ho) continue;
+              for (let kx = 0; kx < K; kx++) {
+                const xo = ix - kx + pad;
+                if (xo >= 0 && xo < Wo) acc += dout[((b * O + o) * Ho + y) * Wo + xo] * w[((o * Cg + i) * K + ky) * K + kx];
+              }
+            }
+          dx[((b * C + c) * H + iy) * W + ix] = acc;
+        }
+    }
+  return dx;
+}

@@ -34,9 +34,12 @@ export class KernelRegistry {
     return this.pipelines.created;
   }
 
-  /** Adds a shader from source (the `shaders/` directory is loaded on first use). */
-  define(file: string, source: string): KernelInfo[] {
-    const infos = reflectShader(file, preprocess(file, source, { ...this.context.features }));
+  /**
+   * Adds a shader from source (the `shaders/` directory is loaded on first use). `flags` add to or
+   * override the device's features for its `// @if` blocks: a kernel variant built as its own file.
+   */
+  define(file: string, source: string, flags: Record<string, boolean> = {}): KernelInfo[] {
+    const infos = reflectShader(file, preprocess(file, source, { ...this.context.features, ...flags }));
     for (const info of infos) this.infos.set(info.name, info);
     return infos;
   }

@@ -9,7 +9,7 @@
 import { Tensor, formatShape } from '../tensor.js';
 import type { Gpu } from '../engine.js';
 import { ParameterSet } from '../optim/params.js';
-import { add, spaceToDepth, pixelShuffle } from '../ops/index.js';
+import { add, spaceToDepth, pixelShuffle, defineConvVariants } from '../ops/index.js';
 import { Conv2d, Module, type ModelState, type StateEntry } from './module.js';
 import { ESAG } from './blocks.js';
 import { upscale, type UpscaleOptions } from './upscale.js';
@@ -99,6 +99,7 @@ export class SISN {
    * no step pays for compilation. Returns the number of pipelines.
    */
   static prepare(gpu: Gpu): Promise<number> {
+    defineConvVariants(gpu);
     return gpu.kernels.prepareAll({ K: [1, 3], MODE: [0, 1, 2], OP: [0, 1, 2, 3] });
   }
 

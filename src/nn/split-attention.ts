@@ -8,6 +8,11 @@ import { Tensor, formatShape } from '../tensor.js';
 import { dims4 } from '../shape.js';
 import { Module, Conv2d, BatchNorm2d, convBn, type ModelState, type StateEntry } from './module.js';
 
+/** Lanes per (b, c) pair in attention.wgsl's reductions (its PAIR_LANES). */
+const PAIR_LANES = 8;
+/** Output vec4s per invocation of attention.attend where planes hold whole vec4s (its QUADS). */
+const ATTEND_QUADS = 4;
+
 /**
  * Split attention around a gate. gap = mean over (H, W) of the sum of z's R channel chunks
  * ([B, R*C, H, W] -> [B, C, 1, 1]); logits = gate(gap) ([B, R*C, 1, 1], recorded ops whose result
@@ -28,12 +33,14 @@ export function splitAttend(z: Tensor, radix: number, gate: (gap: Tensor) => Ten
   const uniforms = (n: number) => ({ n, channels, inner, radix, scale: 1 / inner });
 
   const gap = Tensor.empty(gpu, [b, channels, 1, 1]);
-  gpu.kernels.dispatch('attention.pool_splits', { uniforms: uniforms(pairs), buffers: { out: gap, z }, groups: pairs });
+  gpu.kernels.dispatch('attention.pool_splits', { uniforms: uniforms(pairs), buffers: { out: gap, z }, invocations: pairs * PAIR_LANES });
   let handoff: { g: Tensor; att: Tensor } | null = null;
   gpu.tape.record('poolSplits', [z], gap, (dgap) => {
     if (!handoff) throw new Error('splitAttend: the gradient of the weighted sum did not reach the pooling (does the gate ignore its input?)');
     const dz = Tensor.empty(gpu, z.shape);
-    gpu.kernels.dispatch('attention.splits_backward', { uniforms: uniforms(dz.size), buffers: { dst: dz, g: handoff.g, att: handoff.att, dgap }, invocations: Math.ceil(dz.size / 4) });
+    // Where planes hold whole vec4s, an invocation takes a vec4 of g and writes the R of dz it feeds.
+    const invocations = Math.ceil(dz.size / (inner % 4 ? 4 : 4 * radix));
+    gpu.kernels.dispatch('attention.splits_backward', { uniforms: uniforms(dz.size), buffers: { dst: dz, g: handoff.g, att: handoff.att, dgap }, invocations });
     return [dz];
   });
 
@@ -41,7 +48,9 @@ export function splitAttend(z: Tensor, radix: number, gate: (gap: Tensor) => Ten
   if (logits.size !== b * rc || logits.shape.length !== 4 || logits.shape[2] !== 1 || logits.shape[3] !== 1) throw new Error(`splitAttend: the gate gave ${formatShape(logits.shape)} for splits ${formatShape(z.shape)}`);
   if (gap.requiresGrad && !logits.requiresGrad) throw new Error('splitAttend: the gate\'s logits do not depend on its input');
   const out = Tensor.empty(gpu, [b, channels, h, w]);
-  gpu.kernels.dispatch('attention.attend', { uniforms: uniforms(out.size), buffers: { dst: out, z, logits }, invocations: Math.ceil(out.size / 4) });
+  // Where planes hold whole vec4s, an invocation writes up to ATTEND_QUADS of one plane, else one.
+  const attendInvocations = inner % 4 ? Math.ceil(out.size / 4) : pairs * Math.ceil(inner / (4 * ATTEND_QUADS));
+  gpu.kernels.dispatch('attention.attend', { uniforms: uniforms(out.size), buffers: { dst: out, z, logits }, invocations: attendInvocations });
   return gpu.tape.record(
     'attend',
     [logits, z],
@@ -49,7 +58,7 @@ export function splitAttend(z: Tensor, radix: number, gate: (gap: Tensor) => Ten
     (g, needs) => {
       const dLogits = Tensor.empty(gpu, logits.shape);
       const att = Tensor.empty(gpu, logits.shape);
-      gpu.kernels.dispatch('attention.attend_backward', { uniforms: uniforms(pairs), buffers: { out: dLogits, att_out: att, z, g, logits }, groups: pairs });
+      gpu.kernels.dispatch('attention.attend_backward', { uniforms: uniforms(pairs), buffers: { out: dLogits, att_out: att, z, g, logits }, invocations: pairs * PAIR_LANES });
       if (needs[1]) {
         gpu.tape.keepFor(gap, g);
         gpu.tape.keepFor(gap, att);

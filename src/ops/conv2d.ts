@@ -1,25 +1,18 @@
-/** conv2d: NCHW, stride 1, zero padding, groups, optional bias. Forward and backward (shaders/conv2d.wgsl). */
+/**
+ * conv2d: NCHW, stride 1, zero padding, groups, optional bias. Forward and backward
+ * (shaders/conv2d.wgsl; the weight gradient in conv2d-weight-grad.ts), each in the kernel variant
+ * the tuner picks for the adapter and shapes (conv2d-variants.ts) or `options.variant`.
+ */
 import { Tensor, formatShape } from '../tensor.js';
 import { channelReduce, ReduceMode } from './reduce.js';
 import { dims4 } from '../shape.js';
+import { convVariants, findVariant, forwardKernel, shapeKey, type Conv2dOptions, type ForwardVariant } from './conv2d-variants.js';
+import { conv2dWeightGrad } from './conv2d-weight-grad.js';
 
-export interface Conv2dOptions {
-  padding?: number;
-  groups?: number;
-  /** The kernel variant to launch (tests, the tuner); default: the one tuned for this adapter. */
-  variant?: string;
-}
+export { conv2dWeightGrad };
 
-/**
- * weight_grad's variants: `packed` puts the blocks of narrow layers (few input channels per group)
- * several to a workgroup, `wide` gives every block a workgroup of its own.
- */
-const WEIGHT_GRAD_VARIANTS = ['packed', 'wide'];
-
-/** Forward: output columns and channels per invocation (TX and the 16-channel tile of the shader); weight_grad: output channels per lane. */
-const TILE_X = 8;
-const TILE_OC = 16;
-const GRAD_OC = 8;
+/** Packed output channels are padded to a multiple of the widest output-channel tile. */
+const PACK_OC = 16;
 const KMAX = 7;
 
 /**
@@ -27,7 +20,7 @@ const KMAX = 7;
  * forward weight [G*in_g, out_g, K, K] flipped, for the input gradient.
  */
 function packWeight(w: Tensor, groups: number, inG: number, outG: number, k: number, transposed: boolean): Tensor {
-  const outPad = Math.ceil(outG / TILE_OC) * TILE_OC;
+  const outPad = Math.ceil(outG / PACK_OC) * PACK_OC;
   const packed = Tensor.empty(w.gpu, [groups * inG * k * k * outPad]);
   w.gpu.kernels.dispatch('conv2d.pack_weight', {
     uniforms: { groups, in_g: inG, out_g: outG, out_pad: outPad, transposed: transposed ? 1 : 0 },
@@ -45,15 +38,41 @@ export interface ConvEpilogue {
   relu?: boolean;
 }
 
-function launchForward(x: Tensor, packed: Tensor, cout: number, k: number, bias: Tensor | null, pad: number, groups: number, tag = '', epilogue: ConvEpilogue = {}): Tensor {
+/** What the forward kernel computes, beyond its input and packed weights. */
+interface ForwardLaunch {
+  cout: number;
+  k: number;
+  pad: number;
+  groups: number;
+  bias?: Tensor | null;
+  /**
+   * 'inputGrad': the input gradient, the forward on flipped weights (its shape key, that of the
+   * forward it runs, shares the forward's tuned choice).
+   */
+  role: 'forward' | 'inputGrad';
+  variant?: string;
+  tag?: string;
+  epilogue?: ConvEpilogue;
+}
+
+function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Tensor {
+  const { cout, k, pad, groups, bias = null, role, tag = '', epilogue = {} } = launch;
+  const gpu = x.gpu;
   const [batch, cin, h, wd] = x.shape as number[];
+  const name =
+    launch.variant ??
+    gpu.kernels.variant('conv2d.forward', shapeKey(batch, cin, cout, groups, k, pad, h, wd), convVariants(gpu, role).map((v) => v.name), (variant) =>
+      launchForward(x, packed, { ...launch, variant }).dispose(),
+    );
+  const v = findVariant<ForwardVariant>(gpu, role, name);
+  const kernel = forwardKernel(gpu, v);
   const hout = h + 2 * pad - k + 1;
   const wout = wd + 2 * pad - k + 1;
-  const out = Tensor.empty(x.gpu, [batch, cout, hout, wout]);
-  const outPad = Math.ceil(cout / groups / TILE_OC) * TILE_OC;
-  const ocBlocks = (groups * outPad) / TILE_OC;
-  const xBlocks = Math.ceil(wout / TILE_X);
-  x.gpu.kernels.dispatch('conv2d.forward', {
+  const out = Tensor.empty(gpu, [batch, cout, hout, wout]);
+  const outPad = Math.ceil(cout / groups / PACK_OC) * PACK_OC;
+  const ocBlocks = groups * Math.ceil(cout / groups / v.channels);
+  const xBlocks = Math.ceil(wout / v.columns);
+  gpu.kernels.dispatch(kernel, {
     tag,
     uniforms: {
       ...{ batch, cin, h, w: wd, cout, hout, wout, groups, pad, oc_blocks: ocBlocks, x_blocks: xBlocks, out_pad: outPad },
@@ -71,37 +90,8 @@ export function conv2dInputGrad(g: Tensor, w: Tensor, options: Conv2dOptions = {
   const pad = options.padding ?? 0;
   const groups = options.groups ?? 1;
   const [cout, cinG, k] = w.shape as number[];
-  return g.gpu.scope(() => launchForward(g, packWeight(w, groups, cout / groups, cinG, k, true), cinG * groups, k, null, k - 1 - pad, groups, 'input grad'));
-}
-
-/** The weight gradient for input x and output gradient g (not recorded). */
-export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly number[], options: Conv2dOptions = {}): Tensor {
-  const pad = options.padding ?? 0;
-  const groups = options.groups ?? 1;
-  const [batch, cin, h, wd] = x.shape as number[];
-  const [cout, cinG, k] = weightShape;
-  const [, , hout, wout] = g.shape as number[];
-  // Lanes per block of output channels: a whole number of the largest subgroups, so that where the
-  // adapter groups consecutive invocations, every subgroup works on one block and shares its values
-  // (the kernel checks that it does).
-  const [lanes] = x.gpu.kernels.info('conv2d.weight_grad').workgroupSize;
-  const subgroup = x.gpu.features.subgroups ? x.gpu.adapter.info.subgroupMaxSize || lanes : 1;
-  const key = `b${batch} c${cin}x${cout} g${groups} k${k} p${pad} ${h}x${wd}`;
-  // Layers as wide as a workgroup launch the same in both: nothing to choose.
-  const candidates = cinG >= lanes ? WEIGHT_GRAD_VARIANTS.slice(0, 1) : WEIGHT_GRAD_VARIANTS;
-  const variant = options.variant ?? x.gpu.kernels.variant('conv2d.weight_grad', key, candidates, (name) => conv2dWeightGrad(x, g, weightShape, { ...options, variant: name }).dispose());
-  if (!WEIGHT_GRAD_VARIANTS.includes(variant)) throw new Error(`conv2d weight gradient: no variant '${variant}' (${WEIGHT_GRAD_VARIANTS.join(', ')})`);
-  const lanesPerBlock = cinG >= lanes || variant === 'wide' ? lanes : Math.min(lanes, Math.ceil(cinG / subgroup) * subgroup);
-  const blocks = groups * Math.ceil(cout / groups / GRAD_OC);
-  const out = Tensor.empty(x.gpu, weightShape);
-  x.gpu.kernels.dispatch('conv2d.weight_grad', {
-    uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, lanes_per_block: lanesPerBlock },
-    buffers: { out, inp: x, dout: g },
-    // Wide blocks: x walks the input channels; narrow ones: one workgroup holds several blocks.
-    invocations: lanesPerBlock >= lanes ? [cinG, blocks, 1] : [lanes, Math.ceil(blocks / Math.floor(lanes / lanesPerBlock)), 1],
-    constants: { K: k },
-  });
-  return out;
+  const launch: ForwardLaunch = { cout: cinG * groups, k, pad: k - 1 - pad, groups, role: 'inputGrad', variant: options.variant, tag: 'input grad' };
+  return g.gpu.scope(() => launchForward(g, packWeight(w, groups, cout / groups, cinG, k, true), launch));
 }
 
 function untracked(t: Tensor): Tensor {
@@ -123,9 +113,10 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
   if (h + 2 * pad < k || wd + 2 * pad < k) throw new Error(`conv2d: input ${formatShape(x.shape)} is smaller than the ${k}x${k} kernel`);
   // Without gradients (inference) parameters do not change between calls: pack each weight once.
   const packed = () => packWeight(w, groups, cinG, cout / groups, k, false);
-  const out = x.gpu.tape.gradEnabled
-    ? x.gpu.scope(() => launchForward(x, packed(), cout, k, bias, pad, groups))
-    : launchForward(x, x.gpu.derive(w, () => untracked(packed())), cout, k, bias, pad, groups);
+  const launch: ForwardLaunch = { cout, k, pad, groups, bias, role: 'forward', variant: options.variant };
+  const out = x.gpu.tape.gradEnabled ? x.gpu.scope(() => launchForward(x, packed(), launch)) : launchForward(x, x.gpu.derive(w, () => untracked(packed())), launch);
+  // The backward picks its own variants (options.variant names a forward one).
+  const backward = { padding: pad, groups };
   const inputs = bias ? [x, w, bias] : [x, w];
   return x.gpu.tape.record(
     'conv2d',
@@ -133,8 +124,8 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
     out,
     (g, needs, into) => {
       const [batch, , hout, wout] = g.shape as number[];
-      const dx = needs[0] ? conv2dInputGrad(g, w, options) : null;
-      const dw = needs[1] ? conv2dWeightGrad(x, g, w.shape, options) : null;
+      const dx = needs[0] ? conv2dInputGrad(g, w, backward) : null;
+      const dw = needs[1] ? conv2dWeightGrad(x, g, w.shape, backward) : null;
       const db = bias && needs[2] ? channelReduce(g, { batch, channels: cout, inner: hout * wout, mode: ReduceMode.Sum, into: into[2] }) : null;
       return [dx, dw, db];
     },
@@ -155,5 +146,5 @@ export function conv2dFused(x: Tensor, w: Tensor, shift: Tensor | null, options:
   const groups = options.groups ?? 1;
   const [cout, cinG, k] = w.shape as number[];
   const packed = x.gpu.derive(w, () => untracked(packWeight(w, groups, cinG, cout / groups, k, false)));
-  return launchForward(x, packed, cout, k, shift, pad, groups, 'fused', options);
+  return launchForward(x, packed, { cout, k, pad, groups, bias: shift, role: 'forward', variant: options.variant, tag: 'fused', epilogue: options });
 }

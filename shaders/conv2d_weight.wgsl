@@ -1,0 +1,147 @@
+// The weight gradient of conv2d (conv2d.wgsl): NCHW, stride 1, zero padding, groups.
+//
+// Math:     dw[o,i,ky,kx] = sum_{b,y,x} dout[b,o,y,x] * in[b, g*Cin/G+i, y+ky-pad, x+kx-pad], g = o / (Cout/G).
+//           Split-K: the (b, y) rows are cut into chunks of `rows_per_chunk`; chunk z writes its
+//           partial sums to part[z] and `sum_partials` adds the chunks (one chunk: dw directly).
+// Tiling:   each invocation computes 8 output channels x K*K taps of one input channel over its
+//           chunk, walking each row in runs of TW columns (dout 8 x TW, input K rows of TW+K-1).
+//           Lanes are input channels, `lanes_per_block` of them (Cin/G rounded up to the adapter's
+//           largest subgroup size, or WG and more) per block of 8 output channels. With
+//           lanes_per_block >= WG a workgroup is one block (x ids walk the input channels); below,
+//           a workgroup holds WG / lanes_per_block blocks.
+//           With subgroups, a subgroup whose lanes all work on one block shares the block's output
+//           gradient: lanes 0-3 load two channels each and broadcast them. Whether a subgroup
+//           covers one block depends on how the adapter groups invocations (WebGPU promises no
+//           layout), so the kernel checks it and a subgroup that spans blocks loads per lane.
+// Variants: TW and WG are rewritten per variant by src/ops/conv2d-variants.ts (the values below are
+//           the default), which also picks the chunking; see there for what was measured.
+// Dispatch: WG-invocation workgroups. weight_grad, with L = lanes_per_block: L >= WG:
+//           (ceil((Cin/G)/WG), blocks, chunks); L < WG: (1, ceil(blocks / (WG/L)), chunks),
+//           blocks = G * ceil((Cout/G)/8). sum_partials: ceil(#dw / 64).
+
+struct WeightGrad {
+  batch: u32, cin: u32, h: u32, w: u32,
+  cout: u32, hout: u32, wout: u32, groups: u32,
+  pad: u32, lanes_per_block: u32, rows_per_chunk: u32, size: u32,
+}
+
+struct Partials { size: u32, chunks: u32 }
+
+override K: u32 = 3u;
+const KMAX: u32 = 7u;
+const TW: u32 = 4u;
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> inp: array<f32>;
+@group(0) @binding(2) var<storage, read> dout: array<f32>;
+@group(0) @binding(3) var<uniform> p: WeightGrad;
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+@group(0) @binding(3) var<uniform> sum_p: Partials;
+
+// @include flat
+
+// The output gradient of channels ol0 .. ol0+7 (of cout_g in group g) at columns x0 .. x0+TW-1 of
+// row y, loaded by this invocation alone: d[c][0] holds channels ol0 .. ol0+3 at column x0 + c,
+// d[c][1] the next 4; 0 past the group's channels and the row's end.
+fn dout_run(b: u32, g: u32, cout_g: u32, ol0: u32, y: u32, x0: u32) -> array<array<vec4f, 2>, TW> {
+  var d: array<array<vec4f, 2>, TW>;
+  for (var c = 0u; c < TW; c++) {
+    for (var j = 0u; j < 8u; j++) {
+      let at = ((b * p.cout + g * cout_g + min(ol0 + j, cout_g - 1u)) * p.hout + y) * p.wout + min(x0 + c, p.wout - 1u);
+      d[c][j / 4u][j % 4u] = select(0.0, dout[at], ol0 + j < cout_g && x0 + c < p.wout);
+    }
+  }
+  return d;
+}
+
+// out is dw [Cout, Cin/G, K, K], or the partial sums [chunks][Cout, Cin/G, K, K] (size = #dw).
+@compute @workgroup_size(WG)
+fn weight_grad(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+// @if subgroups
+  @builtin(subgroup_invocation_id) sid: u32,
+// @endif
+) {
+  let cin_g = p.cin / p.groups;
+  let cout_g = p.cout / p.groups;
+  let oblocks = (cout_g + 7u) / 8u;
+  let span = min(p.lanes_per_block, WG);
+  let i = wid.x * WG + lid % span;
+  let blk = min(wid.y * (WG / span) + lid / span, p.groups * oblocks - 1u);
+  let g = blk / oblocks;
+  let ol0 = (blk % oblocks) * 8u;
+  let ci = g * cin_g + min(i, cin_g - 1u);
+  let r0 = wid.z * p.rows_per_chunk;
+  let r1 = min(r0 + p.rows_per_chunk, p.batch * p.hout);
+// @if subgroups
+  // Sharing needs lanes 0-3 active and one block across the subgroup.
+  let share = (subgroupBallot(true).x & 15u) == 15u && subgroupAll(blk == subgroupBroadcastFirst(blk));
+// @endif
+  var acc: array<array<vec4f, 2>, KMAX * KMAX>;
+  var seg: array<f32, TW + KMAX - 1u>;
+  for (var r = r0; r < r1; r++) {
+    let b = r / p.hout;
+    let y = r % p.hout;
+    let plane = (b * p.cin + ci) * p.h;
+    for (var x0 = 0u; x0 < p.wout; x0 += TW) {
+      // d[c]: the output gradient of the 8 channels at column x0 + c (see dout_run).
+// @if subgroups
+      // Lane j (of 0-3) loads channels j and 4 + j; every lane takes all 8 from the subgroup.
+      let j = sid & 3u;
+      let row_lo = ((b * p.cout + g * cout_g + min(ol0 + j, cout_g - 1u)) * p.hout + y) * p.wout;
+      let row_hi = ((b * p.cout + g * cout_g + min(ol0 + 4u + j, cout_g - 1u)) * p.hout + y) * p.wout;
+      var d: array<array<vec4f, 2>, TW>;
+      for (var c = 0u; c < TW; c++) {
+        let x = min(x0 + c, p.wout - 1u);
+        let lo = select(0.0, dout[row_lo + x], ol0 + j < cout_g && x0 + c < p.wout);
+        let hi = select(0.0, dout[row_hi + x], ol0 + 4u + j < cout_g && x0 + c < p.wout);
+        d[c][0] = vec4f(subgroupBroadcast(lo, 0u), subgroupBroadcast(lo, 1u), subgroupBroadcast(lo, 2u), subgroupBroadcast(lo, 3u));
+        d[c][1] = vec4f(subgroupBroadcast(hi, 0u), subgroupBroadcast(hi, 1u), subgroupBroadcast(hi, 2u), subgroupBroadcast(hi, 3u));
+      }
+      if (!share) { d = dout_run(b, g, cout_g, ol0, y, x0); }
+// @else
+      let d = dout_run(b, g, cout_g, ol0, y, x0);
+// @endif
+      for (var ky = 0u; ky < K; ky++) {
+        let iy = i32(y + ky) - i32(p.pad);
+        let yok = iy >= 0 && iy < i32(p.h);
+        let row = (plane + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w;
+        for (var jx = 0u; jx < TW + K - 1u; jx++) {
+          let ix = i32(x0 + jx) - i32(p.pad);
+          seg[jx] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], yok && ix >= 0 && ix < i32(p.w));
+        }
+        for (var kx = 0u; kx < K; kx++) {
+          let tap = ky * K + kx;
+          var s0 = acc[tap][0];
+          var s1 = acc[tap][1];
+          for (var c = 0u; c < TW; c++) {
+            s0 += seg[c + kx] * d[c][0];
+            s1 += seg[c + kx] * d[c][1];
+          }
+          acc[tap][0] = s0;
+          acc[tap][1] = s1;
+        }
+      }
+    }
+  }
+  if (i >= cin_g || wid.y * (WG / span) + lid / span >= p.groups * oblocks) { return; }
+  let kk = K * K;
+  for (var jj = 0u; jj < 8u; jj++) {
+    let ol = ol0 + jj;
+    if (ol >= cout_g) { break; }
+    let base = wid.z * p.size + ((g * cout_g + ol) * cin_g + i) * kk;
+    for (var tap = 0u; tap < kk; tap++) { out[base + tap] = acc[tap][jj / 4u][jj % 4u]; }
+  }
+}
+
+// out[n] = sum over chunks z of part[z * size + n].
+@compute @workgroup_size(64)
+fn sum_partials(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let n = flat(wid, nwg, lid);
+  if (n >= sum_p.size) { return; }
+  var s = 0.0;
+  for (var z = 0u; z < sum_p.chunks; z++) { s += part[z * sum_p.size + n]; }
+  out[n] = s;
+}

@@ -1,0 +1,77 @@
+/** The weight gradient of conv2d (shaders/conv2d_weight.wgsl), in the variant tuned for the adapter and shape or `options.variant`. */
+import { Tensor, type Engine } from '../tensor.js';
+import { convVariants, findVariant, shapeKey, weightGradKernel, type Conv2dOptions, type WeightGradVariant } from './conv2d-variants.js';
+
+/** Output channels per lane of the weight_grad kernel. */
+const GRAD_OC = 8;
+
+/** How a variant launches on a shape: two variants with equal launches are one candidate. */
+interface WeightGradLaunch {
+  kernel: string;
+  lanesPerBlock: number;
+  /** Invocations along x (input channels, or a workgroup of blocks) and y (blocks). */
+  grid: [number, number];
+  chunks: number;
+  rowsPerChunk: number;
+}
+
+function plan(gpu: Engine, v: WeightGradVariant, batch: number, hout: number, cinG: number, cout: number, groups: number): WeightGradLaunch {
+  const kernel = weightGradKernel(gpu, v);
+  // Lanes per block of output channels: a whole number of the largest subgroups, so that where the
+  // adapter groups consecutive invocations, every subgroup works on one block and shares its values
+  // (the kernel checks that it does).
+  const [lanes] = gpu.kernels.info(kernel).workgroupSize;
+  const subgroup = v.subgroups ? gpu.adapter.info.subgroupMaxSize || lanes : 1;
+  const lanesPerBlock = cinG >= lanes || v.wide ? lanes : Math.min(lanes, Math.ceil(cinG / subgroup) * subgroup);
+  const blocks = groups * Math.ceil(cout / groups / GRAD_OC);
+  // Wide blocks: x walks the input channels; narrow ones: one workgroup holds several blocks.
+  const grid: [number, number] = lanesPerBlock >= lanes ? [cinG, blocks] : [lanes, Math.ceil(blocks / Math.floor(lanes / lanesPerBlock))];
+  // Split-K: chunks of (batch, row) rows, enough for v.minInvocations invocations in all.
+  const rows = batch * hout;
+  const rowsPerChunk = Math.ceil(rows / Math.min(rows, Math.max(1, Math.ceil(v.minInvocations / (grid[0] * grid[1])))));
+  return { kernel, lanesPerBlock, grid, chunks: Math.ceil(rows / rowsPerChunk), rowsPerChunk };
+}
+
+/** The weight gradient for input x and output gradient g (not recorded). */
+export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly number[], options: Conv2dOptions = {}): Tensor {
+  const gpu = x.gpu;
+  const pad = options.padding ?? 0;
+  const groups = options.groups ?? 1;
+  const [batch, cin, h, wd] = x.shape as number[];
+  const [cout, cinG, k] = weightShape;
+  const [, , hout, wout] = g.shape as number[];
+  const launch = (v: WeightGradVariant) => plan(gpu, v, batch, hout, cinG, cout, groups);
+  let chosen: WeightGradLaunch;
+  if (options.variant !== undefined) {
+    chosen = launch(findVariant<WeightGradVariant>(gpu, 'weightGrad', options.variant));
+  } else {
+    // The candidates whose launches differ on this shape (the first of each kind).
+    const candidates = new Map<string, WeightGradLaunch>();
+    const seen = new Set<string>();
+    for (const v of convVariants(gpu, 'weightGrad') as WeightGradVariant[]) {
+      const l = launch(v);
+      const kind = JSON.stringify(l);
+      if (!seen.has(kind)) candidates.set(v.name, l);
+      seen.add(kind);
+    }
+    const trial = (variant: string) => conv2dWeightGrad(x, g, weightShape, { ...options, variant }).dispose();
+    chosen = candidates.get(gpu.kernels.variant('conv2d_weight.weight_grad', shapeKey(batch, cin, cout, groups, k, pad, h, wd), [...candidates.keys()], trial))!;
+  }
+  const { kernel, lanesPerBlock, grid, chunks, rowsPerChunk } = chosen;
+  const size = weightShape.reduce((a, b) => a * b, 1);
+  const out = Tensor.empty(gpu, weightShape);
+  gpu.scope(() => {
+    const partials = chunks > 1 ? Tensor.empty(gpu, [chunks * size]) : out;
+    gpu.kernels.dispatch(kernel, {
+      tag: 'weight grad',
+      uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, lanes_per_block: lanesPerBlock, rows_per_chunk: rowsPerChunk, size },
+      buffers: { out: partials, inp: x, dout: g },
+      invocations: [...grid, chunks],
+      constants: { K: k },
+    });
+    if (chunks > 1) {
+      gpu.kernels.dispatch('conv2d_weight.sum_partials', { tag: 'weight grad', uniforms: { size, chunks }, buffers: { out, part: partials }, invocations: size });
+    }
+  });
+  return out;
+}

@@ -1,0 +1,94 @@
+// Every kernel variant of every conv role (convVariants) against the CPU references, on shapes
+// that are awkward for the tiles: odd channel counts, groups, 1x1 and 3x3, widths that are not a
+// multiple of a tile, maps smaller than a tile, batch 1-3 (and split-K chunks that end mid-image).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Tensor, conv2d, conv2dFused, conv2dInputGrad, conv2dWeightGrad, convVariants } from '../dist/index.js';
+import * as ref from './reference.js';
+import { withGpu, random, assertClose } from './helpers.js';
+
+const test = suite('ops-conv');
+const ctx = withGpu(test);
+const tolerance = { rtol: 1e-4, atol: 1e-4 };
+
+for (const [B, C, H, W, O, K, G] of [
+  [1, 3, 5, 7, 5, 3, 1], // width under every column tile
+  [2, 8, 6, 19, 36, 3, 4], // grouped, 9 output channels per group (between the 8 and 16 tiles)
+  [3, 6, 4, 9, 6, 1, 1], // 1x1, batch 3
+  [2, 20, 3, 3, 20, 3, 2], // map smaller than a tile
+]) {
+  const pad = (K - 1) / 2;
+  const ws = [O, C / G, K, K];
+  const shape = `B${B} ${C}->${O} ${H}x${W} k${K} groups ${G}`;
+  const data = () => {
+    const { gpu } = ctx;
+    const [xs, wv, gs, bs] = [random(B * C * H * W, 21), random(O * (C / G) * K * K, 22), random(B * O * H * W, 23), random(O, 24)];
+    const [x, w, g, bias] = [Tensor.fromArray(gpu, xs, [B, C, H, W]), Tensor.fromArray(gpu, wv, ws), Tensor.fromArray(gpu, gs, [B, O, H, W]), Tensor.fromArray(gpu, bs, [O])];
+    return { xs, wv, gs, bs, x, w, g, bias, dispose: () => [x, w, g, bias].forEach((t) => t.dispose()) };
+  };
+
+  test(`every forward variant: ${shape}`, async () => {
+    const { gpu } = ctx;
+    const d = data();
+    const want = ref.conv2d(d.xs, [B, C, H, W], d.wv, ws, d.bs, pad, G);
+    for (const { name } of convVariants(gpu, 'forward')) {
+      // Under gradients (weights packed per call) and without (packed once, cached).
+      const y = conv2d(d.x, d.w, d.bias, { padding: pad, groups: G, variant: name });
+      const z = gpu.noGrad(() => conv2d(d.x, d.w, d.bias, { padding: pad, groups: G, variant: name }));
+      assertClose(await y.read(), want, { ...tolerance, what: `forward ${name}` });
+      assertClose(await z.read(), want, { ...tolerance, what: `forward ${name} (no grad)` });
+      [y, z].forEach((t) => t.dispose());
+    }
+    d.dispose();
+  });
+
+  // The gradients: each variant of a role against the role's CPU reference.
+  const gradients = {
+    inputGrad: [(d) => ref.conv2dInputGrad(d.gs, [B, C, H, W], d.wv, ws, pad, G), (d, variant) => conv2dInputGrad(d.g, d.w, { padding: pad, groups: G, variant })],
+    weightGrad: [(d) => ref.conv2dWeightGrad(d.xs, [B, C, H, W], d.gs, ws, pad, G), (d, variant) => conv2dWeightGrad(d.x, d.g, ws, { padding: pad, groups: G, variant })],
+  };
+  for (const [role, [reference, run]] of Object.entries(gradients)) {
+    test(`every ${role} variant: ${shape}`, async () => {
+      const d = data();
+      const want = reference(d);
+      for (const { name } of convVariants(ctx.gpu, role)) {
+        const got = run(d, name);
+        assertClose(await got.read(), want, { ...tolerance, what: `${role} ${name}` });
+        got.dispose();
+      }
+      d.dispose();
+    });
+  }
+}
+
+test('every forward variant applies the fused epilogue (scale, shift, residual, ReLU)', async () => {
+  const { gpu } = ctx;
+  const [B, C, H, W, O, G] = [2, 8, 5, 11, 36, 4];
+  const x = Tensor.fromArray(gpu, random(B * C * H * W, 31), [B, C, H, W]);
+  const w = Tensor.fromArray(gpu, random(O * (C / G) * 9, 32), [O, C / G, 3, 3]);
+  const [scale, shift] = [Tensor.fromArray(gpu, random(O, 33), [O]), Tensor.fromArray(gpu, random(O, 34), [O])];
+  const residual = Tensor.fromArray(gpu, random(B * O * H * W, 35), [B, O, H, W]);
+  const options = { padding: 1, groups: G, scale, residual, relu: true };
+  const want = await gpu.noGrad(() => conv2dFused(x, w, shift, options)).read();
+  for (const { name } of convVariants(gpu, 'forward')) {
+    const y = gpu.noGrad(() => conv2dFused(x, w, shift, { ...options, variant: name }));
+    assertClose(await y.read(), want, { ...tolerance, what: `fused ${name}` });
+    y.dispose();
+  }
+  [x, w, scale, shift, residual].forEach((t) => t.dispose());
+});
+
+test('conv variants: the default first, unique names, unknown names rejected with the valid ones', () => {
+  const { gpu } = ctx;
+  for (const role of ['forward', 'inputGrad', 'weightGrad']) {
+    const names = convVariants(gpu, role).map((v) => v.name);
+    assert.ok(names.length > 1, `${role} has variants`);
+    assert.is(new Set(names).size, names.length, `${role} names are unique`);
+  }
+  const x = Tensor.zeros(gpu, [1, 4, 3, 3]);
+  const w = Tensor.zeros(gpu, [4, 4, 3, 3]);
+  assert.throws(() => gpu.noGrad(() => conv2d(x, w, null, { padding: 1, variant: 'nope' })), /conv2d forward: no variant 'nope' on this adapter \(o16x8w64/);
+  [x, w].forEach((t) => t.dispose());
+});
+
+test.run();
