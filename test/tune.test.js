@@ -210,6 +210,26 @@ test('conv2d weight gradient: an unknown variant is an error', async () => {
   gpu.dispose();
 });
 
+test('training times kernel variants in its first step and validation, and not with --no_tune', () => {
+  const own = mkdtempSync(join(tmpdir(), 'sisn-tune-train-'));
+  const faces = join(root, 'test/fixtures/faces');
+  const tiny = ['--dataset_root', faces, '--train_val_range', '1-4/5-6', '--hr_crop', '88x104', '--num_groups', '1', '--num_blocks', '1', '--num_channels', '8', '--batch_size', '2', '--patch_size', '8', '--max_steps', '2', '--eval_steps', '2'];
+  const trainJs = (cache, ...args) => spawnSync(process.execPath, [join(root, 'train.js'), ...tiny, ...args], { encoding: 'utf8', env: { ...process.env, SISN_CACHE_DIR: join(own, cache) }, timeout: 300000 });
+  try {
+    const tuned = trainJs('tuned', '--ckpt_root', join(own, 'a'));
+    assert.is(tuned.status, 0, tuned.stderr);
+    assert.match(tuned.stderr, /the first step timed the kernel variants of \d+ shapes/);
+    const cache = JSON.parse(readFileSync(join(own, 'tuned', 'kernel-choices.json'), 'utf8'));
+    assert.ok(Object.values(cache.adapters)[0].kernels['conv2d.weight_grad']);
+    const untuned = trainJs('untuned', '--ckpt_root', join(own, 'b'), '--no_tune');
+    assert.is(untuned.status, 0, untuned.stderr);
+    assert.not.match(untuned.stderr, /timed the kernel variants/);
+    assert.not.ok(existsSync(join(own, 'untuned', 'kernel-choices.json')));
+  } finally {
+    rmSync(own, { recursive: true, force: true });
+  }
+});
+
 test('sisn tune on a tiny config times the kernels and writes the cache', () => {
   const own = mkdtempSync(join(tmpdir(), 'sisn-tune-cli-'));
   try {

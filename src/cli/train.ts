@@ -26,8 +26,8 @@ export const TRAIN_USAGE = `usage: node train.js --dataset_root DIR [options]   
   --border B              evaluation border crop (default 6 + scale)
   --no_structure_path     ablation: remove the IA branch of every ESAG
   --no_attention          ablation: remove split attention inside the ISABs
-  --no_tune               do not time kernel variants in the first step for shapes this adapter
-                          has no choice for yet (see sisn tune)`;
+  --no_tune               do not time kernel variants in the first step and validation for shapes
+                          this adapter has no choice for yet (see sisn tune)`;
 
 const NUMERIC = ['scale', 'num_groups', 'num_blocks', 'num_channels', 'lr', 'gamma', 'batch_size', 'patch_size', 'max_steps', 'eval_steps', 'gclip', 'seed', 'border', 'sheet_faces'] as const;
 const TEXT = ['dataset_root', 'train_val_range', 'val_root', 'lr_root', 'hr_crop', 'ckpt_root', 'decay'] as const;

@@ -8,7 +8,7 @@
 const FIXED_ON_RESUME = ['scale', 'num_groups', 'num_blocks', 'num_channels', 'no_structure_path', 'no_attention', 'seed'];
 
 /** Options that say how to start this process, not what the run is: never restored. */
-const PER_INVOCATION = ['ckpt_root', 'resume', 'overwrite', 'no_tune'];
+const PER_INVOCATION = ['ckpt_root', 'resume', 'overwrite'];
 
 function sameValue(a: unknown, b: unknown): boolean {
   return a === b || (a === undefined && b === false) || (a === false && b === undefined);

@@ -55,7 +55,7 @@ export interface TrainOptions {
   sheet_faces: number;
   /** Evaluation border; default 6 + scale. */
   border?: number;
-  /** Skip timing kernel variants in the first step for shapes this adapter has no choice for. */
+  /** Skip timing kernel variants in the first step and validation for shapes this adapter has no choice for. */
   no_tune: boolean;
 }
 
@@ -191,12 +191,16 @@ async function trainStep(run: Run): Promise<number> {
   return value;
 }
 
-/** The first step as a tuning run: shapes without a kernel choice for this adapter are timed (kernels/tuner.ts). */
-async function tunedStep(run: Run): Promise<number> {
-  const { result, tuned, skipped } = await run.gpu.tune(() => trainStep(run));
+/**
+ * `fn` (the first step, the first validation) as a tuning run: shapes without a kernel choice for
+ * this adapter are timed (kernels/tuner.ts), unless --no_tune.
+ */
+async function tuning<T>(run: Run, what: string, fn: () => Promise<T>): Promise<T> {
+  if (run.o.no_tune) return fn();
+  const { result, tuned, skipped } = await run.gpu.tune(fn);
   const changed = tuned.filter((t) => t.choice !== t.candidates[0]).length;
-  if (tuned.length) run.progress.note(`the first step timed the kernel variants of ${tuned.length} shapes (${changed} faster than the default), kept in ${run.gpu.kernels.tuner.cachePath ?? 'memory'}`);
-  if (skipped) run.progress.note(skipped);
+  if (tuned.length) run.progress.note(`${what} timed the kernel variants of ${tuned.length} shapes (${changed} faster than the default), kept in ${run.gpu.kernels.tuner.cachePath ?? 'memory'}`);
+  if (skipped) run.progress.note(`${what}: ${skipped}`);
   return result;
 }
 
@@ -253,16 +257,21 @@ export async function train(options: Partial<TrainOptions>, log: (m: string) => 
     const run = await prepareRun(gpu, o, data, milestones, log);
     run.model.training = true;
     let lastLoss = NaN;
+    let validated = false;
     for (let step = run.step; step < o.max_steps; step++) {
       const lr = run.scheduler.at(step);
-      lastLoss = step === run.step && !o.no_tune ? await tunedStep(run) : await trainStep(run);
+      lastLoss = step === run.step ? await tuning(run, 'the first step', () => trainStep(run)) : await trainStep(run);
       if (!Number.isFinite(lastLoss)) {
         throw new Error(`the loss became ${lastLoss} at step ${step + 1}; training stopped. The last good checkpoint is ${existsSync(run.paths.last) ? run.paths.last : 'not written yet'}; try a lower --lr or --gclip`);
       }
       appendFileSync(run.paths.log, `${JSON.stringify({ type: 'train', step: step + 1, loss: lastLoss, lr })}\n`);
       run.history.losses.push({ step: step + 1, value: lastLoss });
       run.progress.update(step + 1, `loss ${lastLoss.toFixed(3)} lr ${lr.toExponential(1)}`);
-      if ((step + 1) % o.eval_steps === 0 || step + 1 === o.max_steps) await validate(run, step + 1, lr);
+      if ((step + 1) % o.eval_steps === 0 || step + 1 === o.max_steps) {
+        const validation = () => validate(run, step + 1, lr);
+        await (validated ? validation() : tuning(run, 'the first validation', validation));
+        validated = true;
+      }
     }
     const seconds = (Date.now() - run.started) / 1000;
     log(`done: ${o.max_steps - run.step} steps in ${formatDuration(seconds)}; best validation PSNR ${run.bestPsnr.toFixed(2)} dB at step ${run.bestStep}; checkpoints in ${o.ckpt_root}`);
