@@ -17,11 +17,11 @@ const faces = join(root, 'test/fixtures/faces');
 const tmp = mkdtempSync(join(tmpdir(), 'sisn-train-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
-// No kernel tuning (test/tune.test.js covers it) and a cache folder of their own: kernel variants may
-// differ in round-off (the conv weight gradient's split-K sums in another order), so runs compared
-// exactly must launch the same ones.
+// No kernel tuning (test/tune.test.js covers it) and no choices from other tests (an empty cache
+// folder): every run launches the default variants, so runs compare bit for bit.
 const TINY = ['--dataset_root', faces, '--train_val_range', '1-6/7-8', '--hr_crop', '88x104', '--num_groups', '1', '--num_blocks', '1', '--num_channels', '8', '--batch_size', '4', '--patch_size', '8', '--lr', '1e-3', '--no_tune'];
-const trainJs = (...args) => spawnSync(process.execPath, [join(root, 'train.js'), ...args], { encoding: 'utf8', timeout: 300000, env: { ...process.env, SISN_CACHE_DIR: join(tmp, 'cache') } });
+const untunedEnv = { ...process.env, SISN_CACHE_DIR: join(tmp, 'no-kernel-choices') };
+const trainJs = (...args) => spawnSync(process.execPath, [join(root, 'train.js'), ...args], { encoding: 'utf8', env: untunedEnv, timeout: 300000 });
 const log = (dir) => readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
 test('node train.js trains a tiny SISN on the shipped faces: the loss falls, checkpoints and reports are written', () => {

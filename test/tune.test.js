@@ -219,6 +219,7 @@ test('training times kernel variants in its first step and validation, and not w
     const tuned = trainJs('tuned', '--ckpt_root', join(own, 'a'));
     assert.is(tuned.status, 0, tuned.stderr);
     assert.match(tuned.stderr, /the first step timed the kernel variants of \d+ shapes/);
+    assert.match(tuned.stderr, /the first validation timed the kernel variants of \d+ shapes/);
     const cache = JSON.parse(readFileSync(join(own, 'tuned', 'kernel-choices.json'), 'utf8'));
     assert.ok(Object.values(cache.adapters)[0].kernels['conv2d_weight.weight_grad']);
     const untuned = trainJs('untuned', '--ckpt_root', join(own, 'b'), '--no_tune');
