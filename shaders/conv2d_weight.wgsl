@@ -26,9 +26,10 @@ struct WeightGrad {
   batch: u32, cin: u32, h: u32, w: u32,
   cout: u32, hout: u32, wout: u32, groups: u32,
   pad: u32, lanes_per_block: u32, rows_per_chunk: u32, size: u32,
+  accumulate: u32,
 }
 
-struct Partials { size: u32, chunks: u32 }
+struct Partials { size: u32, chunks: u32, accumulate: u32 }
 
 override K: u32 = 3u;
 const KMAX: u32 = 7u;
@@ -59,6 +60,7 @@ fn dout_run(b: u32, g: u32, cout_g: u32, ol0: u32, y: u32, x0: u32) -> array<arr
 }
 
 // out is dw [Cout, Cin/G, K, K], or the partial sums [chunks][Cout, Cin/G, K, K] (size = #dw).
+// With `accumulate`, dw is added into out (a parameter's gradient) instead of replacing it.
 @compute @workgroup_size(WG)
 fn weight_grad(
   @builtin(workgroup_id) wid: vec3u,
@@ -135,16 +137,21 @@ fn weight_grad(
     let ol = ol0 + jj;
     if (ol >= cout_g) { break; }
     let base = wid.z * p.size + ((g * cout_g + ol) * cin_g + i) * kk;
-    for (var tap = 0u; tap < kk; tap++) { out[base + tap] = acc[tap][jj / 4u][jj % 4u]; }
+    for (var tap = 0u; tap < kk; tap++) {
+      var v = acc[tap][jj / 4u][jj % 4u];
+      if (p.accumulate != 0u) { v += out[base + tap]; }
+      out[base + tap] = v;
+    }
   }
 }
 
-// out[n] = sum over chunks z of part[z * size + n].
+// out[n] = sum over chunks z of part[z * size + n] (added into out with `accumulate`).
 @compute @workgroup_size(64)
 fn sum_partials(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let n = flat(wid, nwg, lid);
   if (n >= sum_p.size) { return; }
   var s = 0.0;
   for (var z = 0u; z < sum_p.chunks; z++) { s += part[z * sum_p.size + n]; }
+  if (sum_p.accumulate != 0u) { s += out[n]; }
   out[n] = s;
 }

@@ -55,6 +55,14 @@ for (const [B, C, H, W, O, K, G] of [
         const got = run(d, name);
         assertClose(await got.read(), want, { ...tolerance, what: `${role} ${name}` });
         got.dispose();
+        if (role === 'weightGrad') {
+          // Into a parameter's gradient: added in the same pass, `into` returned.
+          const before = random(want.length, 31);
+          const into = Tensor.fromArray(ctx.gpu, before, ws);
+          assert.is(conv2dWeightGrad(d.x, d.g, ws, { padding: pad, groups: G, variant: name }, into), into);
+          assertClose(await into.read(), want.map((v, i) => v + before[i]), { ...tolerance, what: `${role} ${name} into a gradient` });
+          into.dispose();
+        }
       }
       d.dispose();
     });

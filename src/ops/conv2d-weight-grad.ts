@@ -32,8 +32,11 @@ function plan(gpu: Engine, v: WeightGradVariant, batch: number, hout: number, ci
   return { kernel, lanesPerBlock, grid, chunks: Math.ceil(rows / rowsPerChunk), rowsPerChunk };
 }
 
-/** The weight gradient for input x and output gradient g (not recorded). */
-export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly number[], options: Conv2dOptions = {}): Tensor {
+/**
+ * The weight gradient for input x and output gradient g (not recorded); with `into` (a
+ * parameter's gradient), added into it in the same pass and `into` returned.
+ */
+export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly number[], options: Conv2dOptions = {}, into: Tensor | null = null): Tensor {
   const gpu = x.gpu;
   const pad = options.padding ?? 0;
   const groups = options.groups ?? 1;
@@ -54,23 +57,26 @@ export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly num
       if (!seen.has(kind)) candidates.set(v.name, l);
       seen.add(kind);
     }
+    // Trials write a gradient of their own, never into `into`.
     const trial = (variant: string) => conv2dWeightGrad(x, g, weightShape, { ...options, variant }).dispose();
     chosen = candidates.get(gpu.kernels.variant('conv2d_weight.weight_grad', shapeKey(batch, cin, cout, groups, k, pad, h, wd), [...candidates.keys()], trial))!;
   }
   const { kernel, lanesPerBlock, grid, chunks, rowsPerChunk } = chosen;
   const size = weightShape.reduce((a, b) => a * b, 1);
-  const out = Tensor.empty(gpu, weightShape);
+  if (into && into.size !== size) throw new Error(`conv2dWeightGrad: into has ${into.size} values, the weight ${size}`);
+  const out = into ?? Tensor.empty(gpu, weightShape);
+  const accumulate = into ? 1 : 0;
   gpu.scope(() => {
     const partials = chunks > 1 ? Tensor.empty(gpu, [chunks * size]) : out;
     gpu.kernels.dispatch(kernel, {
       tag: 'weight grad',
-      uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, lanes_per_block: lanesPerBlock, rows_per_chunk: rowsPerChunk, size },
+      uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, lanes_per_block: lanesPerBlock, rows_per_chunk: rowsPerChunk, size, accumulate: chunks > 1 ? 0 : accumulate },
       buffers: { out: partials, inp: x, dout: g },
       invocations: [...grid, chunks],
       constants: { K: k },
     });
     if (chunks > 1) {
-      gpu.kernels.dispatch('conv2d_weight.sum_partials', { tag: 'weight grad', uniforms: { size, chunks }, buffers: { out, part: partials }, invocations: size });
+      gpu.kernels.dispatch('conv2d_weight.sum_partials', { tag: 'weight grad', uniforms: { size, chunks, accumulate }, buffers: { out, part: partials }, invocations: size });
     }
   });
   return out;

@@ -125,7 +125,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
     (g, needs, into) => {
       const [batch, , hout, wout] = g.shape as number[];
       const dx = needs[0] ? conv2dInputGrad(g, w, backward) : null;
-      const dw = needs[1] ? conv2dWeightGrad(x, g, w.shape, backward) : null;
+      const dw = needs[1] ? conv2dWeightGrad(x, g, w.shape, backward, into[1]) : null;
       const db = bias && needs[2] ? channelReduce(g, { batch, channels: cout, inner: hout * wout, mode: ReduceMode.Sum, into: into[2] }) : null;
       return [dx, dw, db];
     },
