@@ -8,7 +8,6 @@
 //     holding image[b, c, y*s+dy, x*s+dx] at packed[b, channel, y, x]. to_image = 1 gathers the image
 //     from the packed tensor (pixel shuffle; its gradient is the reverse), 0 packs the image.
 //   upsample_nearest: out[b,c,Y,X] = x[b,c,Y/s,X/s]; its gradient sums each s*s block.
-//   chunk_sum: out[b,c,i] = sum_k x[b, k*C + c, i] (R chunks); chunk_tile: out[b, k*C + c, i] = x[b,c,i].
 //   expand_channels: out[j] = a[j / inner] * alpha   (a: [B*C], out: [B, C, inner]; one vec4 per
 //     invocation, the last one masked)
 // Tiling:   one output element per invocation, 64 per workgroup; space_shuffle: one run of up to 4
@@ -17,7 +16,6 @@
 
 struct Shuffle { n: u32, channels: u32, h: u32, w: u32, s: u32, order: u32, to_image: u32 }
 struct Upsample { n: u32, h: u32, w: u32, s: u32 }
-struct Chunks { n: u32, channels: u32, inner: u32, radix: u32 }
 struct Channels { n: u32, inner: u32, alpha: f32 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
@@ -25,7 +23,6 @@ struct Channels { n: u32, inner: u32, alpha: f32 }
 @group(0) @binding(2) var<storage, read> a: array<f32>;
 @group(0) @binding(3) var<uniform> shuffle_p: Shuffle;
 @group(0) @binding(3) var<uniform> up_p: Upsample;
-@group(0) @binding(3) var<uniform> chunk_p: Chunks;
 @group(0) @binding(3) var<uniform> chan_p: Channels;
 
 // @include flat
@@ -89,32 +86,6 @@ fn upsample_nearest_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_wor
     for (var dx = 0u; dx < up_p.s; dx++) { acc += x[row + dx]; }
   }
   out[i] = acc;
-}
-
-// chunk_p.n = B * C * inner (output elements), chunk_p.channels = C.
-@compute @workgroup_size(64)
-fn chunk_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = flat(wid, nwg, lid);
-  if (i >= chunk_p.n) { return; }
-  let j = i % chunk_p.inner;
-  let c = (i / chunk_p.inner) % chunk_p.channels;
-  let b = i / (chunk_p.inner * chunk_p.channels);
-  var acc = 0.0;
-  for (var k = 0u; k < chunk_p.radix; k++) {
-    acc += x[((b * chunk_p.radix + k) * chunk_p.channels + c) * chunk_p.inner + j];
-  }
-  out[i] = acc;
-}
-
-// chunk_p.n = B * R * C * inner (output elements).
-@compute @workgroup_size(64)
-fn chunk_tile(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = flat(wid, nwg, lid);
-  if (i >= chunk_p.n) { return; }
-  let j = i % chunk_p.inner;
-  let c = (i / chunk_p.inner) % chunk_p.channels;
-  let b = i / (chunk_p.inner * chunk_p.channels * chunk_p.radix);
-  out[i] = x[(b * chunk_p.channels + c) * chunk_p.inner + j];
 }
 
 @group(0) @binding(0) var<storage, read_write> out4: array<vec4f>;

@@ -193,8 +193,6 @@ const simple = [
   ['spaceToDepth s4', [1, 3, 8, 12], (x) => ops.spaceToDepth(x, 4), (x, s) => ref.spaceToDepth(x, s, 4)],
   ['upsampleNearest x3', [2, 3, 3, 5], (x) => ops.upsampleNearest(x, 3), (x, s) => ref.upsampleNearest(x, s, 3)],
   ['upsampleNearest x4', [1, 3, 2, 2], (x) => ops.upsampleNearest(x, 4), (x, s) => ref.upsampleNearest(x, s, 4)],
-  ['chunkSum R4', [2, 20, 3, 3], (x) => ops.chunkSum(x, 4), (x, s) => ref.chunkSum(x, s, 4)],
-  ['chunkSum R2', [1, 6, 1, 5], (x) => ops.chunkSum(x, 2), (x, s) => ref.chunkSum(x, s, 2)],
   ['reshape', [2, 3, 2, 2], (x) => ops.relu(ops.reshape(x, [6, 4])), (x) => ref.relu(x)],
 ];
 for (const [name, shape, gpuFn, cpuFn] of simple) {

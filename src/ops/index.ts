@@ -3,5 +3,5 @@ export { conv2d, conv2dFused, conv2dInputGrad, conv2dWeightGrad, type ConvEpilog
 export { convVariants, defineConvVariants, type Conv2dOptions, type ConvRole, type ConvVariant } from './conv2d-variants.js';
 export { batchNorm2d, foldBatchNorm, type BatchNormOptions } from './batchnorm.js';
 export { channelReduce, globalAvgPool, ReduceMode } from './reduce.js';
-export { pixelShuffle, spaceToDepth, upsampleNearest, chunkSum, reshape } from './layout.js';
+export { pixelShuffle, spaceToDepth, upsampleNearest, reshape } from './layout.js';
 export { l1Loss } from './loss.js';

@@ -1,6 +1,6 @@
 /**
  * Layout ops (shaders/layout.wgsl): pixel shuffle, SISN's space-to-depth head, nearest upsampling,
- * radix chunk sums, per-channel broadcast, and reshape. Each with its backward.
+ * per-channel broadcast, and reshape. Each with its backward.
  */
 import { Tensor, type Shape } from '../tensor.js';
 import { dims4 } from '../shape.js';
@@ -56,21 +56,6 @@ export function upsampleNearest(x: Tensor, s: number): Tensor {
   };
   const out = launch('layout.upsample_nearest', x, [b, c, h * s, w * s]);
   return x.gpu.tape.record('upsampleNearest', [x], out, (g) => [launch('layout.upsample_nearest_backward', g, x.shape)]);
-}
-
-function chunkLaunch(kernel: string, src: Tensor, shape: Shape, channels: number, inner: number, radix: number): Tensor {
-  const out = Tensor.empty(src.gpu, shape);
-  src.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, channels, inner, radix }, buffers: { out, x: src }, invocations: out.size });
-  return out;
-}
-
-/** Sum of the R channel chunks: [B, R*C, H, W] -> [B, C, H, W] (`sum(torch.split(x, C, 1))`). */
-export function chunkSum(x: Tensor, radix: number): Tensor {
-  const [b, rc, h, w] = dims4('chunkSum', x);
-  if (!Number.isInteger(radix) || radix < 1 || rc % radix) throw new Error(`chunkSum: ${rc} channels do not split into ${radix} chunks`);
-  const c = rc / radix;
-  const out = chunkLaunch('layout.chunk_sum', x, [b, c, h, w], c, h * w, radix);
-  return x.gpu.tape.record('chunkSum', [x], out, (g) => [chunkLaunch('layout.chunk_tile', g, x.shape, c, h * w, radix)]);
 }
 
 /** `a[b, c] * alpha` broadcast over an [B, C, inner] tensor of `shape` (not recorded). */
