@@ -12,7 +12,7 @@ import os from 'node:os';
 import { Bench } from 'tinybench';
 import { spawnSync } from 'node:child_process';
 import {
-  Gpu, SISN, Tensor, Rng, conv2d, conv2dInputGrad, conv2dWeightGrad, batchNorm2d, globalAvgPool, attend, radixSoftmax, pixelShuffle,
+  Gpu, SISN, Tensor, Rng, conv2d, conv2dInputGrad, conv2dWeightGrad, batchNorm2d, globalAvgPool, splitAttend, pixelShuffle,
 } from '../dist/index.js';
 import { trainingStep, forwardPass, profile } from './step-profile.js';
 
@@ -96,8 +96,8 @@ gpu.noGrad(() => {
   kernelCases.push([`batchNorm train [1,${4 * C},${LR},${LR}]`, 4 * bytes, 'byte', () => batchNorm2d(z, gm, bt, rm, rv, { training: true }).dispose()]);
   kernelCases.push([`global avg pool [1,${4 * C},${LR},${LR}]`, bytes, 'byte', () => globalAvgPool(z).dispose()]);
   const att = rand([1, 4 * C, 1, 1]);
-  kernelCases.push([`attend R4 [1,${4 * C},${LR},${LR}]`, bytes * 1.25, 'byte', () => attend(att, z, 4).dispose()]);
-  kernelCases.push([`radix softmax [1,${4 * C},1,1]`, 8 * 4 * C, 'byte', () => radixSoftmax(att, 4).dispose()]);
+  // Pooling of the splits' sum, then the softmax-weighted sum (the gate replaced by fixed logits).
+  kernelCases.push([`split attention R4 [1,${4 * C},${LR},${LR}]`, bytes * 2.25, 'byte', () => splitAttend(z, 4, () => att).dispose()]);
   kernelCases.push([`pixel shuffle [1,${4 * C},${2 * LR},${2 * LR}]`, 0, 'byte', null]);
   const ps = rand([1, 4 * C, 2 * LR, 2 * LR]);
   kernelCases[kernelCases.length - 1] = [`pixel shuffle [1,${4 * C},${2 * LR},${2 * LR}]`, 2 * ps.size * 4, 'byte', () => pixelShuffle(ps, 2).dispose()];
