@@ -131,7 +131,9 @@ fn weight_grad(
       }
     }
   }
-  if (i >= cin_g || wid.y * (WG / span) + lid / span >= p.groups * oblocks) { return; }
+  // Lanes past the workgroup's whole blocks (WG not a multiple of span) repeat the next workgroup's
+  // first lanes: only that workgroup stores (a second store would add twice with `accumulate`).
+  if (i >= cin_g || lid >= (WG / span) * span || wid.y * (WG / span) + lid / span >= p.groups * oblocks) { return; }
   let kk = K * K;
   for (var jj = 0u; jj < 8u; jj++) {
     let ol = ol0 + jj;

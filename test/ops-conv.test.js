@@ -16,6 +16,7 @@ for (const [B, C, H, W, O, K, G] of [
   [2, 8, 6, 19, 36, 3, 4], // grouped, 9 output channels per group (between the 8 and 16 tiles)
   [3, 6, 4, 9, 6, 1, 1], // 1x1, batch 3
   [2, 20, 3, 3, 20, 3, 2], // map smaller than a tile
+  [1, 48, 4, 5, 16, 3, 1], // SISN x4's head: 48 input channels, lanes per block not dividing a workgroup
 ]) {
   const pad = (K - 1) / 2;
   const ws = [O, C / G, K, K];
