@@ -84,7 +84,18 @@ const WEIGHT_GRAD_TILES: readonly [number, number, boolean, number][] = [
  * of whole subgroups only (WG >= the largest subgroup); where the adapter has subgroups, the
  * default tile also comes without them.
  */
-export function convVariants(gpu: Engine, role: ConvRole): ConvVariant[] {
+export function convVariants(gpu: Engine, role: ConvRole): readonly ConvVariant[] {
+  // Every launch asks (twice): the lists depend only on the engine's adapter and features, so they are built once per engine.
+  const lists = variantLists.get(gpu) ?? new Map<ConvRole, readonly ConvVariant[]>();
+  variantLists.set(gpu, lists);
+  let list = lists.get(role);
+  if (!list) lists.set(role, (list = buildVariants(gpu, role)));
+  return list;
+}
+
+const variantLists = new WeakMap<Engine, Map<ConvRole, readonly ConvVariant[]>>();
+
+function buildVariants(gpu: Engine, role: ConvRole): ConvVariant[] {
   const lanes = subgroupSize(gpu);
   if (role === 'weightGrad') {
     return WEIGHT_GRAD_TILES.map(([columns, workgroup, wide, minInvocations]) => ({
@@ -102,7 +113,7 @@ export function convVariants(gpu: Engine, role: ConvRole): ConvVariant[] {
 
 /** The variant named `name` (or the default) of a role; unknown names are errors that list the valid ones. */
 export function findVariant<V extends ConvVariant>(gpu: Engine, role: ConvRole, name: string | undefined): V {
-  const variants = convVariants(gpu, role) as V[];
+  const variants = convVariants(gpu, role) as readonly V[];
   const found = name === undefined ? variants[0] : variants.find((v) => v.name === name);
   if (!found) throw new Error(`conv2d ${role}: no variant '${name}' on this adapter (${variants.map((v) => v.name).join(', ')})`);
   return found;
