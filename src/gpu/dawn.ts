@@ -1,6 +1,7 @@
 /** Dawn's Node bindings (npm `webgpu`) as the engine's source of adapters. */
 import { create } from 'webgpu';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { AdapterHost } from '../platform/types.js';
 
 // Vulkan drivers installed outside the Vulkan loader's search path: SwiftShader as Debian's
@@ -14,4 +15,26 @@ function revealDrivers(): void {
   if (missing.length) process.env.VK_ADD_DRIVER_FILES = [...added, ...missing].join(':');
 }
 
-export const dawnHost: AdapterHost = { create, revealDrivers };
+/** Worker threads per core for Mesa's software drivers, unless LP_NUM_THREADS is set (see below). */
+const SOFTWARE_THREADS_PER_CORE = 4;
+/** llvmpipe's own ceiling (LP_MAX_THREADS); a larger value would be clamped anyway. */
+const SOFTWARE_THREADS_MAX = 32;
+
+// Mesa's software drivers (lavapipe, llvmpipe) cut each compute dispatch into one static chunk of
+// workgroups per worker thread (LP_NUM_THREADS, one per core by default) and wait for the last
+// chunk, so a worker that starts late (the machine's other work, Node's own threads) leaves a
+// core idle for the rest of the dispatch: SISN's forward kept 1.25 of 2 cores busy. With several
+// chunks per core the OS balances them (1.7 of 2 busy, the x4 HR 256 forward 3.2-3.5 s -> 2.4-2.7 s
+// on the same machine). The driver reads the variable when it loads, so it is set before the
+// first instance; a value the user set is kept, and other drivers never read it.
+function balanceSoftwareDriverThreads(): void {
+  if (process.env.LP_NUM_THREADS === undefined) process.env.LP_NUM_THREADS = String(Math.min(SOFTWARE_THREADS_MAX, SOFTWARE_THREADS_PER_CORE * availableParallelism()));
+}
+
+export const dawnHost: AdapterHost = {
+  create(flags) {
+    balanceSoftwareDriverThreads();
+    return create(flags);
+  },
+  revealDrivers,
+};
