@@ -96,15 +96,26 @@ export async function tuneCommand(argv: string[]): Promise<number> {
       if (both || values.infer) runs.push([`inference, LR ${lr}x${lr}`, () => inferenceForward(model, lr)]);
     }
     let count = 0;
+    const failed: string[] = [];
     for (const [what, run] of runs) {
       const started = Date.now();
-      const { tuned } = await gpu.tune(run, { retime: true });
-      console.log(`x${scale} C${channels} ${what}: ${tuned.length} kernel shapes timed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      tuned.forEach((t) => console.log(describe(t)));
-      count += tuned.length;
+      try {
+        const { tuned } = await gpu.tune(run, { retime: true });
+        console.log(`x${scale} C${channels} ${what}: ${tuned.length} kernel shapes timed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        tuned.forEach((t) => console.log(describe(t)));
+        count += tuned.length;
+      } catch (e) {
+        // A shape this adapter cannot run (a binding over its limits, say) costs only its own run.
+        console.error(`x${scale} C${channels} ${what}: not tuned: ${(e as Error).message}`);
+        failed.push(what);
+      }
     }
     model.dispose();
     console.log(`${count} choices kept in ${gpu.kernels.tuner.cachePath}`);
+    if (failed.length) {
+      console.error(`sisn tune: ${failed.length} of ${runs.length} runs could not run on this adapter: ${failed.join('; ')}`);
+      return 1;
+    }
   } finally {
     gpu.dispose();
   }
