@@ -74,7 +74,9 @@ fn tap_weights(wi: u32, si: u32, lane: u32) -> array<vec4f, TQ> {
     for (var q = 0u; q < TQ; q++) { w[q] = staged[si + q]; }
   } else {
 // @if subgroups
-    let mine = packed[wi + min(lane & 3u, TQ - 1u)];
+    // Only lanes 0 .. TQ-1 load: a CPU adapter runs a load lane by lane, skipping inactive lanes.
+    var mine = vec4f(0.0);
+    if (lane < TQ) { mine = packed[wi + lane]; }
     let all = array(subgroupBroadcast(mine, 0u), subgroupBroadcast(mine, 1u), subgroupBroadcast(mine, 2u), subgroupBroadcast(mine, 3u));
     for (var q = 0u; q < TQ; q++) { w[q] = all[q]; }
 // @else

@@ -100,8 +100,13 @@ fn weight_grad(
       var d: array<array<vec4f, 2>, TW>;
       for (var c = 0u; c < TW; c++) {
         let x = min(x0 + c, p.wout - 1u);
-        let lo = select(0.0, dout[row_lo + x], ol0 + j < cout_g && x0 + c < p.wout);
-        let hi = select(0.0, dout[row_hi + x], ol0 + 4u + j < cout_g && x0 + c < p.wout);
+        // Only lanes 0-3 load (a CPU adapter runs a load lane by lane, skipping inactive lanes).
+        var lo = 0.0;
+        var hi = 0.0;
+        if (sid < 4u && x0 + c < p.wout) {
+          lo = select(0.0, dout[row_lo + x], ol0 + j < cout_g);
+          hi = select(0.0, dout[row_hi + x], ol0 + 4u + j < cout_g);
+        }
         d[c][0] = vec4f(subgroupBroadcast(lo, 0u), subgroupBroadcast(lo, 1u), subgroupBroadcast(lo, 2u), subgroupBroadcast(lo, 3u));
         d[c][1] = vec4f(subgroupBroadcast(hi, 0u), subgroupBroadcast(hi, 1u), subgroupBroadcast(hi, 2u), subgroupBroadcast(hi, 3u));
       }
