@@ -55,9 +55,8 @@ test('the default adapter is not SwiftShader even when the Vulkan loader lists i
 
 test("Mesa's software drivers get several worker threads per core unless LP_NUM_THREADS is set", () => {
   const probe = "import { Gpu } from './dist/index.js'; import { availableParallelism } from 'node:os'; const g = await Gpu.open(); console.log(`${process.env.LP_NUM_THREADS} ${availableParallelism()}`); g.dispose();";
-  const clean = { ...process.env };
-  delete clean.LP_NUM_THREADS;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: root, encoding: 'utf8', timeout: 60000, env: clean });
+  // An undefined value leaves the variable out of the child's environment.
+  const r = node(['--input-type=module', '-e', probe], { LP_NUM_THREADS: undefined });
   assert.is(r.status, 0, r.stderr);
   // Dawn prints warnings to stdout too: the probe's line is the one of two numbers.
   const [threads, cores] = r.stdout.match(/^(\d+) (\d+)$/m).slice(1).map(Number);
