@@ -1,18 +1,22 @@
 // Batch normalisation over NCHW tensors viewed as [batch, channels, inner] (inner = H*W; 1 for
 // pooled [B, C, 1, 1] features), with the ReLU and residual add that follow it in SISN fused in.
-// The per-channel statistics come as stats = [mean (C values), var (C)]: from reduce.wgsl's
-// moments in training (which also updates the running statistics), from eval_stats in eval.
+// The per-channel statistics come as stats = [mean, var, scale, beta] (C values each; scale =
+// gamma / sqrt(var + eps)): from reduce.wgsl's moments in training (which also updates the running
+// statistics), from eval_stats in eval. The backward reads scale and beta from there too, so the
+// ReLU's mask it recomputes from x is the forward's own arithmetic.
 //
-// Math:     normalize:       y = (x - mean[c]) * gamma[c] / sqrt(var[c] + eps) + beta[c]
-//                            (+ res if has_res) (then max(., 0) if relu)
-//           eval_stats:      stats = [running_mean, running_var]
+// Math:     normalize:       y = (x - mean[c]) * scale[c] + beta[c] (+ res if has_res) (then max(., 0) if relu)
+//           eval_stats:      stats = [running_mean, running_var, gamma / sqrt(running_var + eps), beta]
 //           backward_input:  dx = A * g + B + D * (x - mean), per channel c:
-//                            training: A = gamma * r, B = -A * sum_g / M, D = -A * r^2 * sum_gxc / M
+//                            training: A = scale, B = -A * sum_g / M, D = -A * r^2 * sum_gxc / M
 //                                      (r = 1 / sqrt(var + eps), M = batch * inner; sums = [sum_g (C),
 //                                      sum_gxc (C)] with sum_gxc = sum g * (x - mean), from reduce.wgsl's
-//                                      bn_backward); eval: A = gamma * r, B = D = 0.
-//                            g is the gradient at the BN output; with `masked` it counts only where
-//                            the fused ReLU's output is > 0.
+//                                      bn_backward); eval: A = scale, B = D = 0.
+//                            g is the gradient at the BN output; through the fused ReLU (`masked`) it
+//                            counts only where the ReLU's output is > 0: masked = 1 reads that output
+//                            (relu_out), masked = 2 recomputes it from x (no residual: (x - mean) *
+//                            scale + beta > 0, one load less). With `write_masked` the masked g is
+//                            also stored in g_out (the residual input's gradient).
 //           fold:            eval-mode BN after a conv (with bias b, if any) as a per-channel affine map
 //                            for the conv's epilogue: scale = gamma / sqrt(var + eps),
 //                            shift = beta + (b - mean) * scale
@@ -26,7 +30,7 @@
 //           workgroups.
 
 struct Norm { n: u32, channels: u32, inner: u32, eps: f32, has_res: u32, relu: u32 }
-struct Backward { n: u32, channels: u32, inner: u32, eps: f32, count: f32, train: u32, masked: u32 }
+struct Backward { n: u32, channels: u32, inner: u32, eps: f32, count: f32, train: u32, masked: u32, write_masked: u32 }
 struct Fold { channels: u32, eps: f32, has_bias: u32 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<vec4f>;
@@ -74,10 +78,10 @@ fn per_lane(k0: vec4f, k1: vec4f, k2: vec4f, k3: vec4f) -> mat4x4f {
   return transpose(mat4x4f(k0, k1, k2, k3));
 }
 
-// (mean, gamma / sqrt(var + eps), beta, 0) of channel c.
+// (mean, scale, beta, 0) of channel c.
 fn norm_coef(c: u32) -> vec4f {
-  let q = norm_p;
-  return vec4f(stats[c], gamma[c] / sqrt(stats[q.channels + c] + q.eps), beta[c], 0.0);
+  let n = norm_p.channels;
+  return vec4f(stats[c], stats[2u * n + c], stats[3u * n + c], 0.0);
 }
 
 fn norm_coefs(c: vec4u) -> mat4x4f {
@@ -108,42 +112,65 @@ fn normalize(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(64)
 fn eval_stats(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let c = flat(wid, nwg, lid);
-  if (c >= norm_p.channels) { return; }
+  let n = norm_p.channels;
+  if (c >= n) { return; }
   stats_out[c] = mean[c];
-  stats_out[norm_p.channels + c] = variance[c];
+  stats_out[n + c] = variance[c];
+  stats_out[2u * n + c] = gamma[c] / sqrt(variance[c] + norm_p.eps);
+  stats_out[3u * n + c] = beta[c];
 }
 
 @group(0) @binding(5) var<storage, read> grad: array<vec4f>;
 @group(0) @binding(6) var<uniform> back_p: Backward;
 @group(0) @binding(3) var<storage, read> relu_out: array<vec4f>;
 @group(0) @binding(7) var<storage, read> sums: array<f32>;
+@group(0) @binding(4) var<storage, read_write> g_out: array<vec4f>;
+
+// Per-lane rows of a vec4's coefficients: mean, A, B, D (back_coef), then the forward's scale and
+// beta (to recompute the ReLU's mask).
+struct BackCoefs { k: mat4x4f, scale: vec4f, beta: vec4f }
 
 // (mean, A, B, D) of channel c.
 fn back_coef(c: u32) -> vec4f {
   let q = back_p;
-  let r = 1.0 / sqrt(stats[q.channels + c] + q.eps);
-  let a = gamma[c] * r;
+  let n = q.channels;
+  let r = 1.0 / sqrt(stats[n + c] + q.eps);
+  let a = stats[2u * n + c];
   if (q.train == 0u) { return vec4f(stats[c], a, 0.0, 0.0); }
-  return vec4f(stats[c], a, -a * sums[c] / q.count, -a * r * r * sums[q.channels + c] / q.count);
+  return vec4f(stats[c], a, -a * sums[c] / q.count, -a * r * r * sums[n + c] / q.count);
 }
 
-fn back_coefs(c: vec4u) -> mat4x4f {
-  if (all(c == vec4u(c.x))) { let k = back_coef(c.x); return per_lane(k, k, k, k); }
-  return per_lane(back_coef(c.x), back_coef(c.y), back_coef(c.z), back_coef(c.w));
+fn back_coefs(c: vec4u) -> BackCoefs {
+  let n = back_p.channels;
+  if (all(c == vec4u(c.x))) {
+    let k = back_coef(c.x);
+    return BackCoefs(per_lane(k, k, k, k), vec4f(stats[2u * n + c.x]), vec4f(stats[3u * n + c.x]));
+  }
+  return BackCoefs(
+    per_lane(back_coef(c.x), back_coef(c.y), back_coef(c.z), back_coef(c.w)),
+    vec4f(stats[2u * n + c.x], stats[2u * n + c.y], stats[2u * n + c.z], stats[2u * n + c.w]),
+    vec4f(stats[3u * n + c.x], stats[3u * n + c.y], stats[3u * n + c.z], stats[3u * n + c.w]),
+  );
 }
 
-fn input_grad(j: u32, k: mat4x4f) -> vec4f {
+fn input_grad(j: u32, q: BackCoefs) -> vec4f {
   var g = grad[j];
-  if (back_p.masked != 0u) { g = select(vec4f(0.0), g, relu_out[j] > vec4f(0.0)); }
-  return k[1] * g + k[2] + k[3] * (x[j] - k[0]);
+  let d = x[j] - q.k[0];
+  switch back_p.masked {
+    case 1u: { g = select(vec4f(0.0), g, relu_out[j] > vec4f(0.0)); }
+    case 2u: { g = select(vec4f(0.0), g, d * q.scale + q.beta > vec4f(0.0)); }
+    default: {}
+  }
+  if (back_p.write_masked != 0u) { store4(&g_out, j, back_p.n, g); }
+  return q.k[1] * g + q.k[2] + q.k[3] * d;
 }
 
 @compute @workgroup_size(64)
 fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   var w = start_walk(flat(wid, nwg, lid), back_p.n, back_p.inner, back_p.channels);
-  for (var k = back_coefs(w.c); w.j < w.end; ) {
-    store4(&out, w.j, back_p.n, input_grad(w.j, k));
-    if (next(&w)) { k = back_coefs(w.c); }
+  for (var q = back_coefs(w.c); w.j < w.end; ) {
+    store4(&out, w.j, back_p.n, input_grad(w.j, q));
+    if (next(&w)) { q = back_coefs(w.c); }
   }
 }
 

@@ -10,11 +10,14 @@
 //                    first value, so the sums stay small), turns them into its own (count, mean, M2),
 //                    and the workgroup tree merges those with Chan's formula
 //                    M2 = M2a + M2b + (mean_b - mean_a)^2 * na * nb / (na + nb).
+//                    out[2C + c] = gamma[c] / sqrt(var + eps), out[3C + c] = beta[c]: the coefficients
+//                    batchnorm.wgsl's normalize applies (and its backward recomputes the ReLU's mask with).
 //                    And the running statistics: running_mean = momentum * mean + (1 - momentum) * running_mean,
 //                    running_var likewise with the unbiased variance (var * unbias, unbias = M / (M - 1)).
-//           bn_backward: out[c] = sum g, out[C + c] = sum g * (x - mean[c])   (g in y, mean and var in
-//                    `stats` = [mean (C), var (C)]; with `masked`, g counts only where mask > 0: the
-//                    gradient through a fused ReLU), and BatchNorm's parameter gradients
+//           bn_backward: out[c] = sum g, out[C + c] = sum g * (x - mean[c])   (g in y; `stats` = moments'
+//                    [mean, var, scale, beta]; g counts only where a fused ReLU passed it: masked = 1
+//                    where mask > 0 (the ReLU's output), masked = 2 where (x - mean) * scale + beta > 0
+//                    (no residual: recomputed from x, one load less)), and BatchNorm's parameter gradients
 //                    dbeta[c] (+)= sum g, dgamma[c] (+)= sum g * (x - mean[c]) / sqrt(var[c] + eps).
 //           Operands a kernel does not read are bound to placeholders by the host.
 // Tiling:   one workgroup per channel; for each sample its 64 lanes stride over the channel's
@@ -37,6 +40,8 @@ struct Reduce {
 @group(0) @binding(6) var<storage, read> mask: array<vec4f>;
 @group(0) @binding(7) var<storage, read_write> running_var: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
+@group(0) @binding(3) var<storage, read> bn_gamma: array<f32>;
+@group(0) @binding(8) var<storage, read> bn_beta: array<f32>;
 
 override MODE: u32 = 0u;
 const LANES: u32 = 64u;
@@ -113,7 +118,8 @@ fn channel_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 
 // Sum over the channel of f(x) (and g = y when `with_g`), centred on `centre`, and the count:
 // returns (sum of x - centre or of g, sum of (x - centre)^2 or of g * (x - centre), count).
-fn centred_sums(c: u32, lid: u32, centre: f32, with_g: bool) -> vec3f {
+// With masked = 2, g counts where (x - centre) * scale + beta > 0 (centre = the mean).
+fn centred_sums(c: u32, lid: u32, centre: f32, with_g: bool, scale: f32, beta: f32) -> vec3f {
   var s = vec4f(0.0);
   var t = vec4f(0.0);
   var n = 0u;
@@ -125,7 +131,11 @@ fn centred_sums(c: u32, lid: u32, centre: f32, with_g: bool) -> vec3f {
         n += 4u;
         if (with_g) {
           var g = y[(start + i) / 4u];
-          if (p.masked != 0u) { g = select(vec4f(0.0), g, mask[(start + i) / 4u] > vec4f(0.0)); }
+          switch p.masked {
+            case 1u: { g = select(vec4f(0.0), g, mask[(start + i) / 4u] > vec4f(0.0)); }
+            case 2u: { g = select(vec4f(0.0), g, d * scale + beta > vec4f(0.0)); }
+            default: {}
+          }
           s += g;
           t += g * d;
         } else {
@@ -139,7 +149,11 @@ fn centred_sums(c: u32, lid: u32, centre: f32, with_g: bool) -> vec3f {
         n += 1u;
         if (with_g) {
           var g = scalar(&y, start + i);
-          if (p.masked != 0u && scalar(&mask, start + i) <= 0.0) { g = 0.0; }
+          switch p.masked {
+            case 1u: { g = select(0.0, g, scalar(&mask, start + i) > 0.0); }
+            case 2u: { g = select(0.0, g, d * scale + beta > 0.0); }
+            default: {}
+          }
           s.x += g;
           t.x += g * d;
         } else {
@@ -157,7 +171,7 @@ fn moments(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let c = channel_of(wid, nwg);
   if (c >= p.channels) { return; }
   let shift = scalar(&x, c * p.inner);
-  let sums = centred_sums(c, lid, shift, false);
+  let sums = centred_sums(c, lid, shift, false, 0.0, 0.0);
   // This lane's (count, mean, M2) from its shifted sums (no lane values: count 0).
   let count = max(sums.z, 1.0);
   let lane = vec3f(sums.z, shift + sums.x / count, max(sums.y - sums.x * sums.x / count, 0.0));
@@ -166,6 +180,8 @@ fn moments(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
     let variance = total.z / total.x;
     out[c] = total.y;
     out[p.channels + c] = variance;
+    out[2u * p.channels + c] = bn_gamma[c] / sqrt(variance + p.eps);
+    out[3u * p.channels + c] = bn_beta[c];
     running_mean[c] = p.momentum * total.y + (1.0 - p.momentum) * running_mean[c];
     running_var[c] = p.momentum * variance * p.unbias + (1.0 - p.momentum) * running_var[c];
   }
@@ -175,7 +191,8 @@ fn moments(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
 fn bn_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let c = channel_of(wid, nwg);
   if (c >= p.channels) { return; }
-  let sums = workgroup_sum(centred_sums(c, lid, stats[c], true).xy, lid);
+  let n = p.channels;
+  let sums = workgroup_sum(centred_sums(c, lid, stats[c], true, stats[2u * n + c], stats[3u * n + c]).xy, lid);
   if (lid == 0u) {
     out[c] = sums.x;
     out[p.channels + c] = sums.y;

@@ -61,7 +61,7 @@ test('a user-defined kernel runs through the registry with its reflected layout'
   assert.throws(() => gpu.kernels.dispatch('custom.main', { uniforms: { n: 5, k: 2, offset: [0, 0, 0, 0] }, buffers: { x }, groups: 1 }), /'y' not given/);
 });
 
-test('the registry sizes launches from @workgroup_size, zeroes omitted uniforms and fills omitted read-only bindings', async () => {
+test('the registry sizes launches from @workgroup_size, zeroes omitted uniforms, fills omitted read-only bindings and unwritten writable ones', async () => {
   const { gpu } = ctx;
   gpu.kernels.define('launch', `
     struct P { n: u32, k: f32, add: f32, use_b: u32 }
@@ -87,6 +87,13 @@ test('the registry sizes launches from @workgroup_size, zeroes omitted uniforms 
   const cube = await y.read();
   for (let i = 0; i < 45; i++) assert.is(cube[i], (i % 5) + 10 * (Math.floor(i / 5) % 3) + 100 * Math.floor(i / 15));
   assert.throws(() => gpu.kernels.dispatch('launch.line', { buffers: { a }, invocations: 1 }), /'y' not given/);
+  // A writable binding a call does not write (its flag off) is named as such and gets scratch.
+  const before = [...(await y.read())];
+  gpu.kernels.dispatch('launch.line', { uniforms: { n: 0 }, buffers: { a }, unwritten: ['y'], invocations: 1 });
+  assert.equal([...(await y.read())], before, 'y untouched');
+  assert.throws(() => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, unwritten: ['y'], invocations: 1 }), /'y' is marked unwritten but given a buffer/);
+  assert.throws(() => gpu.kernels.dispatch('launch.line', { buffers: { y }, unwritten: ['a'], invocations: 1 }), /'a' is marked unwritten but read-only/);
+  assert.throws(() => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, unwritten: ['z'], invocations: 1 }), /no storage binding named z/);
   assert.throws(() => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, invocations: 1, groups: 1 }), /either invocations or groups/);
   assert.throws(() => gpu.kernels.dispatch('launch.cube', { buffers: { y }, invocations: [4, 2, 2 * 70000] }), /exceeds/);
   [a, y].forEach((t) => t.dispose());

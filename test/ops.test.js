@@ -359,7 +359,7 @@ test('every shader that uses workgroup barriers passes race detection', () => {
   const files = {
     'reduce.wgsl': {
       runs: [...[0, 1, 2].map((MODE) => ['channel_sum', { MODE }]), ['moments', {}], ['bn_backward', {}]],
-      buffers: { 0: new Float32Array(6), 1: x, 2: x, 3: new Float32Array(6).fill(1), 4: reduceUniform, 5: new Float32Array(3), 6: x, 7: new Float32Array(3) },
+      buffers: { 0: new Float32Array(12), 1: x, 2: x, 3: new Float32Array(12).fill(1), 4: reduceUniform, 5: new Float32Array(3), 6: x, 7: new Float32Array(3), 8: new Float32Array(3) },
     },
     'attention.wgsl': {
       runs: [['pool_splits', {}], ['attend_backward', {}]],
@@ -371,7 +371,7 @@ test('every shader that uses workgroup barriers passes race detection', () => {
       source: (code) => code.replace('const STAGE: bool = false;', 'const STAGE: bool = true;').replace('const WG: u32 = 64u;', 'const WG: u32 = 16u;'),
       groups: [1, 1, 1],
       runs: [['forward', { K: 3 }]],
-      buffers: { 0: new Float32Array(72), 1: random(90, 2), 2: random(720, 3), 3: new Float32Array(4), 4: new Uint32Array([1, 5, 3, 6, 4, 3, 6, 1, 1, 0, 1, 1, 16, 0, 0, 0]), 5: new Float32Array(4), 6: new Float32Array(72) },
+      buffers: { 0: new Float32Array(72), 1: random(90, 2), 2: random(720, 3), 3: new Float32Array(4), 4: new Uint32Array([1, 5, 3, 6, 4, 3, 6, 1, 1, 0, 1, 1, 16, 0, 0, 0, 0, 0, 0, 0]), 5: new Float32Array(4), 6: new Float32Array(72) },
     },
   };
   for (const file of readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl'))) {

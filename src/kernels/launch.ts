@@ -28,6 +28,11 @@ export interface DispatchArgs {
    * does not read it (a flag in the uniforms says so): the registry binds a small placeholder.
    */
   buffers: Record<string, Bindable | null | undefined>;
+  /**
+   * Writable bindings this call does not write (a flag in the uniforms says so): each gets a small
+   * scratch buffer of its own (a writable binding may not alias another).
+   */
+  unwritten?: readonly string[];
   /** Invocations: a count or an [x, y, z] grid, divided by the entry point's `@workgroup_size`. */
   invocations?: number | Grid;
   /** Or workgroups directly, for kernels whose workgroup shares one item: a count or a grid. */

@@ -21,6 +21,7 @@ export class KernelRegistry {
   private readonly infos = new Map<string, KernelInfo>();
   private readonly pipelines: PipelineCache;
   private placeholderBuffer: GPUBuffer | null = null;
+  private readonly scratchBuffers: GPUBuffer[] = [];
   /** Chooses among an op's variants of a kernel, and times them in tuning runs. */
   readonly tuner: KernelTuner;
 
@@ -130,6 +131,12 @@ export class KernelRegistry {
     return { buffer: this.placeholderBuffer, offset: 0, size: 256 };
   }
 
+  /** The k-th scratch buffer bound to a writable binding a call does not write. */
+  private scratch(k: number): BufferRange {
+    this.scratchBuffers[k] ??= this.context.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'unwritten binding' });
+    return { buffer: this.scratchBuffers[k], offset: 0, size: 256 };
+  }
+
   /** Records one dispatch of a kernel into the current step. */
   dispatch(name: string, args: DispatchArgs): void {
     this.context.checkAlive(`kernel ${name}`);
@@ -140,11 +147,14 @@ export class KernelRegistry {
     const limits = this.context.limits;
     const entries: GPUBindGroupEntry[] = [];
     const given = new Set(Object.keys(args.buffers).filter((k) => args.buffers[k]));
+    const unwritten = args.unwritten ?? [];
     for (const slot of info.storage) {
       const b = args.buffers[slot.name];
       given.delete(slot.name);
-      if (!b && !slot.readOnly) throw new Error(`kernel ${name}: storage binding '${slot.name}' not given`);
-      const r = b ? rangeOf(b) : this.placeholder();
+      const scratch = unwritten.indexOf(slot.name);
+      if (scratch >= 0 && (b || slot.readOnly)) throw new Error(`kernel ${name}: '${slot.name}' is marked unwritten but ${b ? 'given a buffer' : 'read-only'}`);
+      if (!b && !slot.readOnly && scratch < 0) throw new Error(`kernel ${name}: storage binding '${slot.name}' not given`);
+      const r = b ? rangeOf(b) : scratch >= 0 ? this.scratch(scratch) : this.placeholder();
       if (Math.ceil(r.size / 16) * 16 > limits.maxStorageBufferBindingSize) {
         throw new Error(`kernel ${name}: binding '${slot.name}' is ${r.size} bytes, over this adapter's maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}); process the data in smaller pieces`);
       }
@@ -152,7 +162,8 @@ export class KernelRegistry {
       // (pooled buffers, arena views) has that slack, and kernels never let the slack reach a result.
       entries.push({ binding: slot.binding, resource: { buffer: r.buffer, offset: r.offset, size: Math.max(16, Math.ceil(r.size / 16) * 16) } });
     }
-    if (given.size) throw new Error(`kernel ${name}: no storage binding named ${[...given].join(', ')}`);
+    const unknown = unwritten.filter((u) => !info.storage.some((slot) => slot.name === u));
+    if (given.size || unknown.length) throw new Error(`kernel ${name}: no storage binding named ${[...given, ...unknown].join(', ')}`);
     if (info.uniform) {
       const slice = this.context.recorder.uniform(packUniforms(name, info.uniform, args.uniforms ?? {}, true));
       entries.push({ binding: info.uniform.binding, resource: { buffer: slice.buffer, offset: slice.offset, size: slice.size } });

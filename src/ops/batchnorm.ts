@@ -5,7 +5,7 @@
  */
 import { Tensor, formatShape, sameShape } from '../tensor.js';
 import { reluBackward } from './elementwise.js';
-import { channelMoments, batchNormSums } from './reduce.js';
+import { channelMoments, batchNormSums, ReluMask } from './reduce.js';
 import { dims4 } from '../shape.js';
 
 export interface BatchNormOptions {
@@ -34,19 +34,19 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
   let stats: Tensor;
   if (options.training) {
     if (count < 2) throw new Error(`batchNorm2d: training needs more than one value per channel, got input ${formatShape(x.shape)}`);
-    stats = channelMoments(x, batch, channels, inner, { mean: runningMean, variance: runningVar, momentum: options.momentum ?? 0.1 });
+    stats = channelMoments(x, batch, channels, inner, { mean: runningMean, variance: runningVar, momentum: options.momentum ?? 0.1 }, { gamma: weight, beta: bias, eps });
     // The running statistics changed in place: what was derived from them (an eval BatchNorm fold) is stale.
     gpu.parameterVersion++;
   } else {
-    stats = Tensor.empty(gpu, [2 * channels]);
-    gpu.kernels.dispatch('batchnorm.eval_stats', { uniforms: { channels }, buffers: { stats_out: stats, mean: runningMean, variance: runningVar }, invocations: channels });
+    stats = Tensor.empty(gpu, [4 * channels]);
+    gpu.kernels.dispatch('batchnorm.eval_stats', { uniforms: { channels, eps }, buffers: { stats_out: stats, mean: runningMean, variance: runningVar, gamma: weight, beta: bias }, invocations: channels });
   }
   const residual = options.residual;
   if (residual && !sameShape(residual.shape, x.shape)) throw new Error(`batchNorm2d: residual ${formatShape(residual.shape)} does not match ${formatShape(x.shape)}`);
   const out = Tensor.empty(gpu, x.shape);
   gpu.kernels.dispatch('batchnorm.normalize', {
     uniforms: { n: x.size, channels, inner, eps, has_res: residual ? 1 : 0, relu: options.relu ? 1 : 0 },
-    buffers: { out, x, stats, gamma: weight, beta: bias, res: residual },
+    buffers: { out, x, stats, res: residual },
     invocations,
   });
   const result = gpu.tape.record(
@@ -54,27 +54,32 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
     residual ? [x, weight, bias, residual] : [x, weight, bias],
     out,
     (gOut, needs, into) => {
-      // Through the fused ReLU: the output is > 0 exactly where it passed. The residual input needs
-      // the masked gradient itself; otherwise the kernels below apply the mask as they read.
-      const g = options.relu && residual ? reluBackward(gOut, out) : gOut;
-      const mask = options.relu && !residual ? out : null;
+      // Through the fused ReLU, the kernels below apply its mask as they read gOut: the output is
+      // > 0 exactly where it passed, which without a residual they recompute from x (one load less).
+      const mask = !options.relu ? ReluMask.None : residual ? ReluMask.Output : ReluMask.FromInput;
+      const reluOut = mask === ReluMask.Output ? out : null;
+      // The residual input's gradient is the masked gOut: backward_input stores it as it goes, or
+      // (no dx wanted) a pass of its own.
+      const residualGrad = residual && needs[3] ? (reluOut && !needs[0] ? reluBackward(gOut, reluOut) : reluOut ? Tensor.empty(gpu, x.shape) : gOut) : null;
       // gamma's and beta's gradients go straight into their .grad when the tape offers both (two
       // different tensors: one kernel writes both).
       const target = into[1] && into[2] && into[1] !== into[2] ? { dgamma: into[1], dbeta: into[2] } : null;
-      const { sums, dgamma, dbeta } = batchNormSums(g, x, stats, { batch, channels, inner, eps }, mask, target);
+      const { sums, dgamma, dbeta } = batchNormSums(gOut, x, stats, { batch, channels, inner, eps }, mask, reluOut, target);
       let dx: Tensor | null = null;
       if (needs[0]) {
         dx = Tensor.empty(gpu, x.shape);
+        const writeMasked = !!reluOut && !!residualGrad;
         gpu.kernels.dispatch('batchnorm.backward_input', {
-          uniforms: { n: x.size, channels, inner, eps, count, train: options.training ? 1 : 0, masked: mask ? 1 : 0 },
-          buffers: { out: dx, grad: g, x, stats, gamma: weight, sums, relu_out: mask },
+          uniforms: { n: x.size, channels, inner, eps, count, train: options.training ? 1 : 0, masked: mask, write_masked: writeMasked ? 1 : 0 },
+          buffers: { out: dx, grad: gOut, x, stats, sums, relu_out: reluOut, g_out: writeMasked ? residualGrad : null },
+          unwritten: writeMasked ? [] : ['g_out'],
           invocations,
         });
       }
-      if (target) return [dx, into[1], into[2], residual && needs[3] ? g : null];
-      return [dx, needs[1] ? dgamma.view(weight.shape) : null, needs[2] ? dbeta.view(bias.shape) : null, residual && needs[3] ? g : null];
+      if (target) return [dx, into[1], into[2], residualGrad];
+      return [dx, needs[1] ? dgamma.view(weight.shape) : null, needs[2] ? dbeta.view(bias.shape) : null, residualGrad];
     },
-    options.relu ? [x, stats, weight, out] : [x, stats, weight],
+    options.relu && residual ? [x, stats, weight, out] : [x, stats, weight],
   );
   // The tape holds its own reference to the statistics.
   stats.dispose();

@@ -54,17 +54,26 @@ export interface RunningStats {
   momentum: number;
 }
 
+/** A BatchNorm's affine parameters and epsilon. */
+export interface BatchNormAffine {
+  gamma: Tensor;
+  beta: Tensor;
+  eps: number;
+}
+
 /**
- * Per-channel mean and biased variance of x viewed as [batch, channels, inner], as one [2C] tensor
- * (means, then variances), in one pass; the `running` statistics are updated in the same kernel.
+ * Per-channel mean and biased variance of x viewed as [batch, channels, inner], in one pass, as one
+ * [4C] tensor: means, variances, then BatchNorm's scale gamma / sqrt(var + eps) and beta (what the
+ * normalisation applies and its backward recomputes the ReLU's mask with); the `running`
+ * statistics are updated in the same kernel.
  */
-export function channelMoments(x: Tensor, batch: number, channels: number, inner: number, running: RunningStats): Tensor {
+export function channelMoments(x: Tensor, batch: number, channels: number, inner: number, running: RunningStats, affine: BatchNormAffine): Tensor {
   checkView('channelMoments', x, batch, channels, inner);
-  const stats = Tensor.empty(x.gpu, [2 * channels]);
+  const stats = Tensor.empty(x.gpu, [4 * channels]);
   const count = batch * inner;
   x.gpu.kernels.dispatch('reduce.moments', {
-    uniforms: { batch, channels, inner, momentum: running.momentum, unbias: count / (count - 1) },
-    buffers: { out: stats, x, running_mean: running.mean, running_var: running.variance },
+    uniforms: { batch, channels, inner, eps: affine.eps, momentum: running.momentum, unbias: count / (count - 1) },
+    buffers: { out: stats, x, running_mean: running.mean, running_var: running.variance, bn_gamma: affine.gamma, bn_beta: affine.beta },
     groups: channels,
   });
   return stats;
@@ -78,19 +87,32 @@ export interface BatchNormSums {
 }
 
 /**
- * BatchNorm's backward sums per channel (g counted where mask > 0 if given), and from them the
- * gradients of gamma and beta: added into `into` (the parameters' gradients) when given, else new.
+ * Where a BatchNorm's gradient passes a fused ReLU: nowhere masked (no ReLU), where `Output` > 0
+ * (the ReLU's output, needed when a residual was added before it), or where the normalised x
+ * (recomputed from x and the statistics' scale and beta) > 0.
  */
-export function batchNormSums(g: Tensor, x: Tensor, stats: Tensor, dims: { batch: number; channels: number; inner: number; eps: number }, mask: Tensor | null, into: { dgamma: Tensor; dbeta: Tensor } | null): BatchNormSums {
+export enum ReluMask {
+  None = 0,
+  Output = 1,
+  FromInput = 2,
+}
+
+/**
+ * BatchNorm's backward sums per channel (g counted where the fused ReLU passed it), and from them
+ * the gradients of gamma and beta: added into `into` (the parameters' gradients) when given, else
+ * new. `stats` is channelMoments' [4C]; `reluOut` is the ReLU's output for ReluMask.Output.
+ */
+export function batchNormSums(g: Tensor, x: Tensor, stats: Tensor, dims: { batch: number; channels: number; inner: number; eps: number }, mask: ReluMask, reluOut: Tensor | null, into: { dgamma: Tensor; dbeta: Tensor } | null): BatchNormSums {
   const { batch, channels, inner, eps } = dims;
   checkView('batchNormSums', x, batch, channels, inner);
+  if ((mask === ReluMask.Output) !== !!reluOut) throw new Error('batchNormSums: the ReLU output is needed exactly for ReluMask.Output');
   const gpu = x.gpu;
   const sums = Tensor.empty(gpu, [2 * channels]);
   const dgamma = into?.dgamma ?? Tensor.empty(gpu, [channels]);
   const dbeta = into?.dbeta ?? Tensor.empty(gpu, [channels]);
   gpu.kernels.dispatch('reduce.bn_backward', {
-    uniforms: { batch, channels, inner, eps, masked: mask ? 1 : 0, accumulate: into ? 1 : 0 },
-    buffers: { out: sums, x, y: g, stats, mask, dgamma, dbeta },
+    uniforms: { batch, channels, inner, eps, masked: mask, accumulate: into ? 1 : 0 },
+    buffers: { out: sums, x, y: g, stats, mask: reluOut, dgamma, dbeta },
     groups: channels,
   });
   return { sums, dgamma, dbeta };
