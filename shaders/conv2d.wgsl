@@ -30,13 +30,15 @@
 // Dispatch: WG-invocation workgroups: (ceil(Hout * ceil(Wout/TX) / WG), G * ceil((Cout/G)/TO), B).
 //           pack_weight: ceil(#packed / 64), folded past the per-dimension limit.
 
-// Epilogue flags: out = relu?(acc * scale[o] (if has_scale) + bias[o] (if has_bias) + res (if has_res)).
+// Epilogue flags: out = relu?(acc * scale[o] (if has_scale) + bias[o] (if has_bias) + res (if has_res)),
+// or with `accumulate`, out += acc (an input gradient added into the partial gradient already there).
 // scale/bias fold an eval-mode BatchNorm into the convolution (inference only).
 struct Conv {
   batch: u32, cin: u32, h: u32, w: u32,
   cout: u32, hout: u32, wout: u32, groups: u32,
   pad: u32, has_bias: u32, oc_blocks: u32, x_blocks: u32,
   out_pad: u32, has_scale: u32, has_res: u32, relu: u32,
+  accumulate: u32,
 }
 
 struct Pack { groups: u32, in_g: u32, out_g: u32, out_pad: u32, transposed: u32 }
@@ -165,6 +167,7 @@ fn forward(
       if (xo + c >= p.wout) { break; }
       var v = acc[c][j / 4u][j % 4u] * sv + bv;
       if (p.has_res != 0u) { v += res[base + xo + c]; }
+      if (p.accumulate != 0u) { v += out[base + xo + c]; }
       if (p.relu != 0u) { v = max(v, 0.0); }
       out[base + xo + c] = v;
     }

@@ -1,12 +1,14 @@
 // Where gradients land: a leaf's first gradient adopted as its .grad, a second one added in place,
-// parameters' gradients (the arena) added by the kernels that compute them; and BatchNorm's
-// one-pass statistics on data far from zero.
+// parameters' gradients (the arena) and a twice-used tensor's second gradient (a convolution's
+// input gradient) added by the kernels that compute them; and BatchNorm's one-pass statistics on
+// data far from zero.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as ops from '../dist/index.js';
 import { Tensor } from '../dist/index.js';
 import * as ref from './reference.js';
 import { withGpu, random, assertClose } from './helpers.js';
+import { checkOp } from './gradcheck.js';
 
 const test = suite('ops-gradients');
 const ctx = withGpu(test);
@@ -66,6 +68,39 @@ test('parameters in the arena: conv bias and BatchNorm gamma/beta gradients adde
   assertClose(await arena[2].grad.read(), await leaves[2].grad.read(), { rtol: 1e-4, atol: 1e-5, what: 'gamma.grad after zeroGrad and one step' });
   params.dispose();
   [x, seed, ...leaves].forEach((t) => t.dispose());
+});
+
+test('a tensor read by a residual add and a convolution: the convolution adds its input gradient into the partial one (no separate pass) and every gradient equals finite differences', async () => {
+  const { gpu } = ctx;
+  const [B, C, H, W] = [2, 4, 5, 6];
+  const shape = [B, C, H, W];
+  const launched = [];
+  const dispatch = gpu.kernels.dispatch;
+  gpu.kernels.dispatch = function (name, args) {
+    launched.push({ name, accumulate: args.uniforms?.accumulate ?? 0, tag: args.tag });
+    return dispatch.call(this, name, args);
+  };
+  try {
+    // An ISAB's shape: y = relu(bn(conv(h)) + h), h = 2x an intermediate (not a leaf). The tape meets
+    // h's residual gradient first (BatchNorm's rule), then offers it to the convolution's rule.
+    await checkOp(gpu, {
+      name: 'conv -> BN + residual -> ReLU',
+      inputs: [{ shape, grad: true }, { shape: [C, C, 3, 3], grad: true, lo: -0.4, hi: 0.4 }, { shape: [C], grad: true, lo: 0.5, hi: 1.5 }, { shape: [C], grad: true }],
+      gpuFn: ([x, w, gamma, beta]) => {
+        const h = ops.scale(x, 2);
+        return ops.batchNorm2d(ops.conv2d(h, w, null, { padding: 1 }), gamma, beta, Tensor.zeros(gpu, [C]), Tensor.full(gpu, [C], 1), { training: true, residual: h, relu: true });
+      },
+      cpuFn: ([x, w, gamma, beta]) => {
+        const h = x.map((v) => 2 * v);
+        const bn = ref.batchNorm(ref.conv2d(h, shape, w, [C, C, 3], null, 1, 1), shape, gamma, beta, { training: true }).out;
+        return ref.relu(bn.map((v, i) => v + h[i]));
+      },
+    });
+  } finally {
+    gpu.kernels.dispatch = dispatch;
+  }
+  assert.ok(launched.some((l) => l.tag === 'input grad' && l.accumulate === 1), 'the input gradient is added into the residual\'s gradient by the convolution');
+  assert.not.ok(launched.some((l) => l.name === 'elementwise.accumulate'), 'no separate accumulation pass');
 });
 
 test('BatchNorm statistics in one pass stay exact on data far from zero', async () => {

@@ -8,10 +8,11 @@
  * for (`needs[i]` is false). What a rule saved is released as soon as that rule has run.
  *
  * A leaf's first gradient becomes its `.grad` (no copy); a second one is added in place (or, where
- * the first is shared with another holder, both are summed into a new tensor). Where a
- * leaf already has a `.grad` that nothing else holds (a parameter's slot in the gradient arena), the
- * rule is handed it as `into[k]` and may add its gradient there itself, in the kernel that computes
- * it, instead of returning a tensor for the tape to add (one dispatch less per parameter).
+ * the first is shared with another holder, both are summed into a new tensor). Where an input
+ * already has a gradient that nothing else holds (a leaf's `.grad`, e.g. a parameter's slot in the
+ * gradient arena, or the partial gradient of a tensor used twice), the rule is handed it as
+ * `into[k]` and may add its gradient there itself, in the kernel that computes it, instead of
+ * returning a tensor for the tape to add (one pass less).
  */
 import { formatShape, sameShape, type Shape } from '../shape.js';
 
@@ -162,7 +163,7 @@ export class Tape {
         if (!g || !node.rule) continue;
         grads.delete(node.output);
         const needs = node.inputs.map((t) => t.requiresGrad);
-        const into = node.inputs.map((t, k) => (needs[k] && !t.node && t.alive && t.grad?.exclusive ? t.grad : null));
+        const into = node.inputs.map((t, k) => this.target(grads, t, needs[k]));
         const inputGrads = this.scope(() => [...node.rule!(g, needs, into)]);
         this.releaseNode(node);
         const owned = new Set<TapeTensor>();
@@ -185,6 +186,13 @@ export class Tape {
       for (const g of grads.values()) g.release();
       this.clear();
     }
+  }
+
+  /** The gradient so far of `input` that a rule may add into in place, if any (see the header). */
+  private target(grads: Map<TapeTensor, TapeTensor>, input: TapeTensor, needed: boolean): TapeTensor | null {
+    if (!needed) return null;
+    const partial = input.node ? grads.get(input) : input.alive ? input.grad : null;
+    return partial?.exclusive ? partial : null;
   }
 
   private accumulateInto(grads: Map<TapeTensor, TapeTensor>, input: TapeTensor, gi: TapeTensor): void {

@@ -53,22 +53,25 @@ interface ForwardLaunch {
   variant?: string;
   tag?: string;
   epilogue?: ConvEpilogue;
+  /** Add the result into this tensor (a partial input gradient) and return it, instead of a new one. */
+  into?: Tensor | null;
 }
 
 function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Tensor {
-  const { cout, k, pad, groups, bias = null, role, tag = '', epilogue = {} } = launch;
+  const { cout, k, pad, groups, bias = null, role, tag = '', epilogue = {}, into = null } = launch;
   const gpu = x.gpu;
   const [batch, cin, h, wd] = x.shape as number[];
   const name =
     launch.variant ??
     gpu.kernels.variant('conv2d.forward', shapeKey(batch, cin, cout, groups, k, pad, h, wd), convVariants(gpu, role).map((v) => v.name), (variant) =>
-      launchForward(x, packed, { ...launch, variant }).dispose(),
+      launchForward(x, packed, { ...launch, variant, into: null }).dispose(),
     );
   const v = findVariant<ForwardVariant>(gpu, role, name);
   const kernel = forwardKernel(gpu, v);
   const hout = h + 2 * pad - k + 1;
   const wout = wd + 2 * pad - k + 1;
-  const out = Tensor.empty(gpu, [batch, cout, hout, wout]);
+  if (into && (into.shape.length !== 4 || [batch, cout, hout, wout].some((d, i) => d !== into.shape[i]))) throw new Error(`conv2d: cannot add a [${batch}, ${cout}, ${hout}, ${wout}] result into ${formatShape(into.shape)}`);
+  const out = into ?? Tensor.empty(gpu, [batch, cout, hout, wout]);
   const outPad = Math.ceil(cout / groups / PACK_OC) * PACK_OC;
   const ocBlocks = groups * Math.ceil(cout / groups / v.channels);
   const xBlocks = Math.ceil(wout / v.columns);
@@ -76,7 +79,7 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Tensor
     tag,
     uniforms: {
       ...{ batch, cin, h, w: wd, cout, hout, wout, groups, pad, oc_blocks: ocBlocks, x_blocks: xBlocks, out_pad: outPad },
-      ...{ has_bias: bias ? 1 : 0, has_scale: epilogue.scale ? 1 : 0, has_res: epilogue.residual ? 1 : 0, relu: epilogue.relu ? 1 : 0 },
+      ...{ has_bias: bias ? 1 : 0, has_scale: epilogue.scale ? 1 : 0, has_res: epilogue.residual ? 1 : 0, relu: epilogue.relu ? 1 : 0, accumulate: into ? 1 : 0 },
     },
     buffers: { out, inp: x, packed, bias, scale: epilogue.scale, res: epilogue.residual },
     invocations: [hout * xBlocks, ocBlocks, batch],
@@ -85,12 +88,15 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Tensor
   return out;
 }
 
-/** The input gradient: a forward convolution of g with the flipped, transposed weights (not recorded). */
-export function conv2dInputGrad(g: Tensor, w: Tensor, options: Conv2dOptions = {}): Tensor {
+/**
+ * The input gradient: a forward convolution of g with the flipped, transposed weights (not
+ * recorded); with `into`, added into it (the input's partial gradient) and `into` returned.
+ */
+export function conv2dInputGrad(g: Tensor, w: Tensor, options: Conv2dOptions = {}, into: Tensor | null = null): Tensor {
   const pad = options.padding ?? 0;
   const groups = options.groups ?? 1;
   const [cout, cinG, k] = w.shape as number[];
-  const launch: ForwardLaunch = { cout: cinG * groups, k, pad: k - 1 - pad, groups, role: 'inputGrad', variant: options.variant, tag: 'input grad' };
+  const launch: ForwardLaunch = { cout: cinG * groups, k, pad: k - 1 - pad, groups, role: 'inputGrad', variant: options.variant, tag: 'input grad', into };
   return g.gpu.scope(() => launchForward(g, packWeight(w, groups, cout / groups, cinG, k, true), launch));
 }
 
@@ -124,7 +130,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
     out,
     (g, needs, into) => {
       const [batch, , hout, wout] = g.shape as number[];
-      const dx = needs[0] ? conv2dInputGrad(g, w, backward) : null;
+      const dx = needs[0] ? conv2dInputGrad(g, w, backward, into[0]) : null;
       const dw = needs[1] ? conv2dWeightGrad(x, g, w.shape, backward, into[1]) : null;
       const db = bias && needs[2] ? channelReduce(g, { batch, channels: cout, inner: hout * wout, mode: ReduceMode.Sum, into: into[2] }) : null;
       return [dx, dw, db];
