@@ -5,7 +5,7 @@
 //           g = o / (Cout/G). Weights are [Cout, Cin/G, K, K] (PyTorch); `pack_weight` first lays them out
 //           as packed[g][i][ky*K+kx][o padded to a multiple of 16] so one vec4 load gives 4 output channels.
 //           The input gradient is this same forward on the output gradient with weights packed
-//           transposed and flipped (`transposed` = 1) and padding K-1-pad.
+//           transposed and flipped (packed_t) and padding K-1-pad; in training one dispatch packs both.
 // Tiling:   each invocation computes a tile of TO output channels x TX adjacent output columns. Per
 //           input channel and kernel row it loads TX+K-1 input values once and TO/4 vec4 weights per
 //           tap (the loads, not the arithmetic, bound a CPU adapter). An epilogue can fold an
@@ -28,7 +28,9 @@
 //           workgroups lost everywhere (dropped); STAGE and no subgroups were 1.5-3x slower (for
 //           GPUs). The numbers are in that file.
 // Dispatch: WG-invocation workgroups: (ceil(Hout * ceil(Wout/TX) / WG), G * ceil((Cout/G)/TO), B).
-//           pack_weight: ceil(#packed / 64), folded past the per-dimension limit.
+//           pack_weight: one invocation per packed row (g, i, tap) of the larger packing, each writing
+//           its row's out_pad values (the row's divisions once, not per value: a CPU adapter runs an
+//           integer division lane by lane), in workgroups of 64, folded past the per-dimension limit.
 
 // Epilogue flags: out = relu?(acc * scale[o] (if has_scale) + bias[o] (if has_bias) + res (if has_res)),
 // or with `accumulate`, out += acc (an input gradient added into the partial gradient already there).
@@ -41,7 +43,8 @@ struct Conv {
   accumulate: u32,
 }
 
-struct Pack { groups: u32, in_g: u32, out_g: u32, out_pad: u32, transposed: u32 }
+// The forward's dims; rows / t_rows: the rows to write of packed / packed_t (0: not wanted).
+struct Pack { in_g: u32, out_g: u32, out_pad: u32, rows: u32, t_out_pad: u32, t_rows: u32 }
 
 override K: u32 = 3u;
 const KMAX: u32 = 7u;
@@ -62,6 +65,7 @@ const STAGED_HALF: u32 = select(0u, CHUNK * KMAX * KMAX * TQ, STAGE);
 @group(0) @binding(6) var<storage, read> res: array<f32>;
 @group(0) @binding(1) var<storage, read> w_src: array<f32>;
 @group(0) @binding(4) var<uniform> pack_p: Pack;
+@group(0) @binding(2) var<storage, read_write> packed_t: array<f32>;
 // STAGE: the weights of CHUNK input channels x K*K taps for the workgroup's output channels,
 // twice (double-buffered; 12.5 KiB at KMAX and TO = 16, within WebGPU's default 16 KiB).
 var<workgroup> staged: array<vec4f, max(1u, 2u * STAGED_HALF)>;
@@ -174,24 +178,31 @@ fn forward(
   }
 }
 
-// packed[((g*in_g + i)*K*K + tap)*out_pad + ol] = w[g*out_g + ol, i, tap] (forward), or, for the
-// input gradient (w is the forward weight [G*in_g, out_g, K, K]), w[g*in_g + i, ol, K*K-1-tap]; 0 past out_g.
+// packed[((g*in_g + i)*K*K + tap)*out_pad + ol] = w[g*out_g + ol, i, tap] (forward); packed_t, for the
+// input gradient, is the same layout with in_g and out_g swapped holding w[g*out_g + i, ol, K*K-1-tap];
+// 0 past out_g (past in_g for packed_t).
+fn packed_value(g: u32, i: u32, tap: u32, ol: u32, in_g: u32, out_g: u32, transposed: bool) -> f32 {
+  let kk = K * K;
+  if (ol >= out_g) { return 0.0; }
+  if (!transposed) { return w_src[((g * out_g + ol) * in_g + i) * kk + tap]; }
+  return w_src[((g * in_g + i) * out_g + ol) * kk + (kk - 1u - tap)];
+}
+
 @compute @workgroup_size(64)
 fn pack_weight(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let id = flat(wid, nwg, lid);
+  let r = flat(wid, nwg, lid);
   let q = pack_p;
   let kk = K * K;
-  if (id >= q.groups * q.in_g * kk * q.out_pad) { return; }
-  let ol = id % q.out_pad;
-  let tap = (id / q.out_pad) % kk;
-  let gi = id / (q.out_pad * kk);
-  let i = gi % q.in_g;
-  let g = gi / q.in_g;
-  if (ol >= q.out_g) {
-    out[id] = 0.0;
-  } else if (q.transposed == 0u) {
-    out[id] = w_src[((g * q.out_g + ol) * q.in_g + i) * kk + tap];
-  } else {
-    out[id] = w_src[((g * q.in_g + i) * q.out_g + ol) * kk + (kk - 1u - tap)];
+  let tap = r % kk;
+  let gi = r / kk;
+  if (r < q.rows) {
+    let g = gi / q.in_g;
+    let i = gi % q.in_g;
+    for (var ol = 0u; ol < q.out_pad; ol++) { out[r * q.out_pad + ol] = packed_value(g, i, tap, ol, q.in_g, q.out_g, false); }
+  }
+  if (r < q.t_rows) {
+    let g = gi / q.out_g;
+    let i = gi % q.out_g;
+    for (var ol = 0u; ol < q.t_out_pad; ol++) { packed_t[r * q.t_out_pad + ol] = packed_value(g, i, tap, ol, q.out_g, q.in_g, true); }
   }
 }

@@ -15,20 +15,31 @@ export { conv2dWeightGrad };
 const PACK_OC = 16;
 const KMAX = 7;
 
-/**
- * Packs weights for the forward kernel: [G][in_g][K*K][out_g padded to 16]. `transposed` packs the
- * forward weight [G*in_g, out_g, K, K] flipped, for the input gradient.
- */
-function packWeight(w: Tensor, groups: number, inG: number, outG: number, k: number, transposed: boolean): Tensor {
-  const outPad = Math.ceil(outG / PACK_OC) * PACK_OC;
-  const packed = Tensor.empty(w.gpu, [groups * inG * k * k * outPad]);
+const padChannels = (n: number) => Math.ceil(n / PACK_OC) * PACK_OC;
+
+interface PackedWeights {
+  /** For the forward kernel: [G][in_g][K*K][out_g padded to 16]. */
+  forward: Tensor | null;
+  /** For the input gradient (the forward kernel on g): the same, transposed (in_g and out_g swapped) and flipped. */
+  transposed: Tensor | null;
+}
+
+/** Packs a weight [Cout, Cin/G, K, K] for the kernels that want it, in one dispatch. */
+function packWeights(w: Tensor, groups: number, want: { forward: boolean; transposed: boolean }): PackedWeights {
+  const [cout, inG, k] = w.shape as number[];
+  const outG = cout / groups;
+  const rows = want.forward ? groups * inG * k * k : 0;
+  const tRows = want.transposed ? groups * outG * k * k : 0;
+  const forward = rows ? Tensor.empty(w.gpu, [rows * padChannels(outG)]) : null;
+  const transposed = tRows ? Tensor.empty(w.gpu, [tRows * padChannels(inG)]) : null;
   w.gpu.kernels.dispatch('conv2d.pack_weight', {
-    uniforms: { groups, in_g: inG, out_g: outG, out_pad: outPad, transposed: transposed ? 1 : 0 },
-    buffers: { out: packed, w_src: w },
-    invocations: packed.size,
+    uniforms: { in_g: inG, out_g: outG, out_pad: padChannels(outG), rows, t_out_pad: padChannels(inG), t_rows: tRows },
+    buffers: { out: forward, packed_t: transposed, w_src: w },
+    unwritten: [...(forward ? [] : ['out']), ...(transposed ? [] : ['packed_t'])],
+    invocations: Math.max(rows, tRows),
     constants: { K: k },
   });
-  return packed;
+  return { forward, transposed };
 }
 
 /** What the forward kernel applies before storing: `relu?(acc * scale + bias + residual)`. */
@@ -72,7 +83,7 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Tensor
   const wout = wd + 2 * pad - k + 1;
   if (into && (into.shape.length !== 4 || [batch, cout, hout, wout].some((d, i) => d !== into.shape[i]))) throw new Error(`conv2d: cannot add a [${batch}, ${cout}, ${hout}, ${wout}] result into ${formatShape(into.shape)}`);
   const out = into ?? Tensor.empty(gpu, [batch, cout, hout, wout]);
-  const outPad = Math.ceil(cout / groups / PACK_OC) * PACK_OC;
+  const outPad = padChannels(cout / groups);
   const ocBlocks = groups * Math.ceil(cout / groups / v.channels);
   const xBlocks = Math.ceil(wout / v.columns);
   gpu.kernels.dispatch(kernel, {
@@ -93,16 +104,25 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Tensor
  * recorded); with `into`, added into it (the input's partial gradient) and `into` returned.
  */
 export function conv2dInputGrad(g: Tensor, w: Tensor, options: Conv2dOptions = {}, into: Tensor | null = null): Tensor {
-  const pad = options.padding ?? 0;
-  const groups = options.groups ?? 1;
-  const [cout, cinG, k] = w.shape as number[];
-  const launch: ForwardLaunch = { cout: cinG * groups, k, pad: k - 1 - pad, groups, role: 'inputGrad', variant: options.variant, tag: 'input grad', into };
-  return g.gpu.scope(() => launchForward(g, packWeight(w, groups, cout / groups, cinG, k, true), launch));
+  return inputGrad(g, w, null, options, into);
 }
 
-function untracked(t: Tensor): Tensor {
-  t.gpu.tape.untrack(t);
-  return t;
+/** conv2dInputGrad, with w's transposed packing when the forward already made it. */
+function inputGrad(g: Tensor, w: Tensor, packedTransposed: Tensor | null, options: Conv2dOptions, into: Tensor | null): Tensor {
+  const pad = options.padding ?? 0;
+  const groups = options.groups ?? 1;
+  const [, cinG, k] = w.shape as number[];
+  const launch: ForwardLaunch = { cout: cinG * groups, k, pad: k - 1 - pad, groups, role: 'inputGrad', variant: options.variant, tag: 'input grad', into };
+  return g.gpu.scope(() => launchForward(g, packedTransposed ?? packWeights(w, groups, { forward: false, transposed: true }).transposed!, launch));
+}
+
+/** Without gradients (inference) parameters do not change between calls: each weight is packed once. */
+function inferencePacking(w: Tensor, groups: number): Tensor {
+  return w.gpu.derive(w, () => {
+    const packed = packWeights(w, groups, { forward: true, transposed: false }).forward!;
+    w.gpu.tape.untrack(packed);
+    return packed;
+  });
 }
 
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
@@ -117,26 +137,34 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== cout)) throw new Error(`conv2d: bias ${formatShape(bias.shape)} must be [${cout}]`);
   if (!Number.isInteger(pad) || pad < 0 || pad > k - 1) throw new Error(`conv2d: padding ${pad} must be in [0, ${k - 1}]`);
   if (h + 2 * pad < k || wd + 2 * pad < k) throw new Error(`conv2d: input ${formatShape(x.shape)} is smaller than the ${k}x${k} kernel`);
-  // Without gradients (inference) parameters do not change between calls: pack each weight once.
-  const packed = () => packWeight(w, groups, cinG, cout / groups, k, false);
   const launch: ForwardLaunch = { cout, k, pad, groups, bias, role: 'forward', variant: options.variant };
-  const out = x.gpu.tape.gradEnabled ? x.gpu.scope(() => launchForward(x, packed(), launch)) : launchForward(x, x.gpu.derive(w, () => untracked(packed())), launch);
+  if (!x.gpu.tape.gradEnabled) {
+    return launchForward(x, inferencePacking(w, groups), launch);
+  }
+  // In training the weights change every step: pack them here, and for the input gradient too
+  // when there will be one (one dispatch for both), which the backward gets from the tape.
+  const packs = packWeights(w, groups, { forward: true, transposed: x.requiresGrad });
+  const out = launchForward(x, packs.forward!, launch);
+  packs.forward!.dispose();
   // The backward picks its own variants (options.variant names a forward one).
   const backward = { padding: pad, groups };
   const inputs = bias ? [x, w, bias] : [x, w];
-  return x.gpu.tape.record(
+  const result = x.gpu.tape.record(
     'conv2d',
     inputs,
     out,
     (g, needs, into) => {
       const [batch, , hout, wout] = g.shape as number[];
-      const dx = needs[0] ? conv2dInputGrad(g, w, backward, into[0]) : null;
+      const dx = needs[0] ? inputGrad(g, w, packs.transposed, backward, into[0]) : null;
       const dw = needs[1] ? conv2dWeightGrad(x, g, w.shape, backward, into[1]) : null;
       const db = bias && needs[2] ? channelReduce(g, { batch, channels: cout, inner: hout * wout, mode: ReduceMode.Sum, into: into[2] }) : null;
       return [dx, dw, db];
     },
-    [x, w],
+    packs.transposed ? [x, w, packs.transposed] : [x, w],
   );
+  // The tape holds its own reference to the transposed packing (none if nothing is recorded).
+  packs.transposed?.dispose();
+  return result;
 }
 
 /**
@@ -150,7 +178,6 @@ export function conv2dFused(x: Tensor, w: Tensor, shift: Tensor | null, options:
   }
   const pad = options.padding ?? 0;
   const groups = options.groups ?? 1;
-  const [cout, cinG, k] = w.shape as number[];
-  const packed = x.gpu.derive(w, () => untracked(packWeight(w, groups, cinG, cout / groups, k, false)));
-  return launchForward(x, packed, { cout, k, pad, groups, bias: shift, role: 'forward', variant: options.variant, tag: 'fused', epilogue: options });
+  const [cout, , k] = w.shape as number[];
+  return launchForward(x, inferencePacking(w, groups), { cout, k, pad, groups, bias: shift, role: 'forward', variant: options.variant, tag: 'fused', epilogue: options });
 }
