@@ -23,7 +23,11 @@
 // Tiling:   one workgroup per channel; for each sample its 64 lanes stride over the channel's
 //           plane, a vec4 at a time when inner % 4 == 0, then a tree reduction in workgroup memory
 //           (barriers between levels); lane 0 writes the channel's results.
-// Dispatch: `channels` workgroups, folded into (x, y) past 65,535.
+//           channel_sum_serial: channel_sum where batch * inner is small (the bias gradient of a conv
+//           on pooled features: 10 values a channel): one invocation per channel sums them in turn,
+//           64 channels per workgroup (a workgroup per channel was ~4x the dispatch's fixed cost).
+// Dispatch: `channels` workgroups, folded into (x, y) past 65,535; channel_sum_serial: `channels`
+//           invocations.
 
 struct Reduce {
   batch: u32, channels: u32, inner: u32, scale: f32, masked: u32,
@@ -42,6 +46,8 @@ struct Reduce {
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
 @group(0) @binding(3) var<storage, read> bn_gamma: array<f32>;
 @group(0) @binding(8) var<storage, read> bn_beta: array<f32>;
+
+// @include flat
 
 override MODE: u32 = 0u;
 const LANES: u32 = 64u;
@@ -85,6 +91,20 @@ fn channel_of(wid: vec3u, nwg: vec3u) -> u32 {
   return wid.x + wid.y * nwg.x;
 }
 
+// f(b, c, i) at element e of x (and y).
+fn term(e: u32) -> f32 {
+  let u = scalar(&x, e);
+  switch MODE {
+    case 0u: { return u; }
+    case 1u: { return u * scalar(&y, e); }
+    default: { return abs(u - scalar(&y, e)); }
+  }
+}
+
+fn add_result(c: u32, total: f32) {
+  out[c] = select(total, out[c] + total, p.accumulate != 0u);
+}
+
 @compute @workgroup_size(64)
 fn channel_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let c = channel_of(wid, nwg);
@@ -102,18 +122,23 @@ fn channel_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
         }
       }
     } else {
-      for (var i = lid; i < p.inner; i += LANES) {
-        let u = scalar(&x, start + i);
-        switch MODE {
-          case 0u: { acc.x += u; }
-          case 1u: { acc.x += u * scalar(&y, start + i); }
-          default: { acc.x += abs(u - scalar(&y, start + i)); }
-        }
-      }
+      for (var i = lid; i < p.inner; i += LANES) { acc.x += term(start + i); }
     }
   }
   let total = workgroup_sum(vec2f(acc.x + acc.y + acc.z + acc.w, 0.0), lid).x * p.scale;
-  if (lid == 0u) { out[c] = select(total, out[c] + total, p.accumulate != 0u); }
+  if (lid == 0u) { add_result(c, total); }
+}
+
+@compute @workgroup_size(64)
+fn channel_sum_serial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let c = flat(wid, nwg, lid);
+  if (c >= p.channels) { return; }
+  var acc = 0.0;
+  for (var b = 0u; b < p.batch; b++) {
+    let start = (b * p.channels + c) * p.inner;
+    for (var i = 0u; i < p.inner; i++) { acc += term(start + i); }
+  }
+  add_result(c, acc * p.scale);
 }
 
 // Sum over the channel of f(x) (and g = y when `with_g`), centred on `centre`, and the count:

@@ -20,6 +20,9 @@ export interface ReduceArgs {
   into?: Tensor | null;
 }
 
+/** Values per channel up to which channelReduce sums each channel in one invocation. */
+const SERIAL_SUM_MAX = 256;
+
 function checkView(op: string, x: Tensor, batch: number, channels: number, inner: number): void {
   if (batch * channels * inner !== x.size) throw new Error(`${op}: [${batch}, ${channels}, ${inner}] does not match ${formatShape(x.shape)}`);
 }
@@ -32,7 +35,9 @@ export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
   checkView('channelReduce', x, a.batch, a.channels, a.inner);
   if (a.into && a.into.size !== a.channels) throw new Error(`channelReduce: into ${formatShape(a.into.shape)} does not have ${a.channels} values`);
   const out = a.into ?? Tensor.empty(x.gpu, [a.channels]);
-  x.gpu.kernels.dispatch('reduce.channel_sum', {
+  // Few values per channel (pooled features): one invocation per channel instead of a workgroup.
+  const serial = a.batch * a.inner <= SERIAL_SUM_MAX;
+  x.gpu.kernels.dispatch(serial ? 'reduce.channel_sum_serial' : 'reduce.channel_sum', {
     uniforms: {
       batch: a.batch,
       channels: a.channels,
@@ -41,7 +46,7 @@ export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
       accumulate: a.into ? 1 : 0,
     },
     buffers: { out, x, y: a.y },
-    groups: a.channels,
+    ...(serial ? { invocations: a.channels } : { groups: a.channels }),
     constants: { MODE: a.mode },
   });
   return out;
