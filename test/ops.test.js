@@ -187,6 +187,9 @@ const simple = [
   ['relu', [2, 5, 3, 3], (x) => ops.relu(x), (x, s) => ref.relu(x)],
   ['globalAvgPool', [2, 5, 3, 4], (x) => ops.globalAvgPool(x), (x, s) => ref.globalAvgPool(x, s)],
   ['globalAvgPool (1x1)', [3, 7, 1, 1], (x) => ops.globalAvgPool(x), (x, s) => ref.globalAvgPool(x, s)],
+  // Past 256 values a channel the sums run a workgroup per channel: over vec4s, and lane by lane.
+  ['globalAvgPool (workgroup sums, vec4s)', [1, 3, 20, 20], (x) => ops.globalAvgPool(x), (x, s) => ref.globalAvgPool(x, s)],
+  ['globalAvgPool (workgroup sums)', [1, 2, 13, 23], (x) => ops.globalAvgPool(x), (x, s) => ref.globalAvgPool(x, s)],
   ['pixelShuffle r2', [2, 12, 3, 5], (x) => ops.pixelShuffle(x, 2), (x, s) => ref.pixelShuffle(x, s, 2)],
   ['pixelShuffle r3', [1, 18, 2, 3], (x) => ops.pixelShuffle(x, 3), (x, s) => ref.pixelShuffle(x, s, 3)],
   ['spaceToDepth s2', [2, 3, 4, 6], (x) => ops.spaceToDepth(x, 2), (x, s) => ref.spaceToDepth(x, s, 2)],
