@@ -35,12 +35,17 @@
 // Epilogue flags: out = relu?(acc * scale[o] (if has_scale) + bias[o] (if has_bias) + res (if has_res)),
 // or with `accumulate`, out += acc (an input gradient added into the partial gradient already there).
 // scale/bias fold an eval-mode BatchNorm into the convolution (inference only).
+// With `moments` (training, a BatchNorm next), each invocation also writes, per output channel o of
+// its tile, the mean and M2 (sum of squared deviations) of the n = min(TX, wout - xo) values it
+// stored: moments_out[(o * parts + (b * hout + y) * x_blocks + xb) * 2 + {0, 1}] (parts = batch *
+// hout * x_blocks), from sums shifted by its first value; reduce.wgsl's moments_merge combines
+// them (2 stores per TX outputs here, instead of reading every output again).
 struct Conv {
   batch: u32, cin: u32, h: u32, w: u32,
   cout: u32, hout: u32, wout: u32, groups: u32,
   pad: u32, has_bias: u32, oc_blocks: u32, x_blocks: u32,
   out_pad: u32, has_scale: u32, has_res: u32, relu: u32,
-  accumulate: u32,
+  accumulate: u32, moments: u32,
 }
 
 // The forward's dims; rows / t_rows: the rows to write of packed / packed_t (0: not wanted).
@@ -63,6 +68,7 @@ const STAGED_HALF: u32 = select(0u, CHUNK * KMAX * KMAX * TQ, STAGE);
 @group(0) @binding(4) var<uniform> p: Conv;
 @group(0) @binding(5) var<storage, read> scale: array<f32>;
 @group(0) @binding(6) var<storage, read> res: array<f32>;
+@group(0) @binding(7) var<storage, read_write> moments_out: array<f32>;
 @group(0) @binding(1) var<storage, read> w_src: array<f32>;
 @group(0) @binding(4) var<uniform> pack_p: Pack;
 @group(0) @binding(2) var<storage, read_write> packed_t: array<f32>;
@@ -167,6 +173,8 @@ fn forward(
     var bv = 0.0;
     if (p.has_bias != 0u) { bv = bias[o]; }
     let base = ((b * p.cout + o) * p.hout + y) * p.wout;
+    var shift = 0.0;
+    var sums = vec2f(0.0);
     for (var c = 0u; c < TX; c++) {
       if (xo + c >= p.wout) { break; }
       var v = acc[c][j / 4u][j % 4u] * sv + bv;
@@ -174,6 +182,16 @@ fn forward(
       if (p.accumulate != 0u) { v += out[base + xo + c]; }
       if (p.relu != 0u) { v = max(v, 0.0); }
       out[base + xo + c] = v;
+      if (p.moments != 0u) {
+        if (c == 0u) { shift = v; }
+        sums += vec2f(v - shift, (v - shift) * (v - shift));
+      }
+    }
+    if (p.moments != 0u) {
+      let n = f32(min(TX, p.wout - xo));
+      let at = (o * p.batch * p.hout * p.x_blocks + (b * p.hout + y) * p.x_blocks + xb) * 2u;
+      moments_out[at] = shift + sums.x / n;
+      moments_out[at + 1u] = max(sums.y - sums.x * sums.x / n, 0.0);
     }
   }
 }

@@ -351,8 +351,9 @@ test('Adam: ten steps match torch.optim.Adam to 1e-6 relative; clipping; MultiSt
 test('every shader that uses workgroup barriers passes race detection', () => {
   const x = random(240, 1);
   // reduce.wgsl: 3 channels of [2, 3, 40], every entry and mode.
-  // batch, channels, inner, scale, masked, accumulate, eps, momentum, unbias.
-  const reduceUniform = new Uint32Array(12);
+  // batch, channels, inner, scale, masked, accumulate, eps, momentum, unbias (then moments_merge's
+  // parts, x_blocks, columns, width: 0, that entry has no barriers).
+  const reduceUniform = new Uint32Array(16);
   reduceUniform.set([2, 3, 40, 0, 0, 0]);
   new Float32Array(reduceUniform.buffer).set([1], 3);
   new Float32Array(reduceUniform.buffer).set([1e-5, 0.1, 80 / 79], 6);

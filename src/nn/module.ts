@@ -5,7 +5,7 @@
  */
 import type { Tensor, Shape } from '../tensor.js';
 import type { ParameterSet } from '../optim/params.js';
-import { conv2d, conv2dFused, batchNorm2d, foldBatchNorm, relu, add } from '../ops/index.js';
+import { conv2d, conv2dWithMoments, conv2dFused, batchNorm2d, foldBatchNorm, relu, add, type MomentPartials } from '../ops/index.js';
 
 export type EntryKind = 'param' | 'buffer' | 'counter';
 
@@ -52,9 +52,18 @@ export class Conv2d extends Module {
     return e;
   }
   forward(s: ModelState, x: Tensor): Tensor {
+    return this.out(s, 'out', conv2d(x, ...this.operands(s)));
+  }
+  /** The forward, and its output's per-channel moments in pieces (for a training-mode BatchNorm). */
+  forwardWithMoments(s: ModelState, x: Tensor): { out: Tensor; moments: MomentPartials } {
+    const r = conv2dWithMoments(x, ...this.operands(s));
+    this.out(s, 'out', r.out);
+    return r;
+  }
+  private operands(s: ModelState) {
     const w = s.params.get(`${this.prefix}weight`);
     const b = this.bias ? s.params.get(`${this.prefix}bias`) : null;
-    return this.out(s, 'out', conv2d(x, w, b, { padding: (this.k - 1) / 2, groups: this.groups }));
+    return [w, b, { padding: (this.k - 1) / 2, groups: this.groups }] as const;
   }
 }
 
@@ -80,11 +89,12 @@ export class BatchNorm2d extends Module {
    * BN, then optionally `+ residual` and ReLU, fused into one pass. While intermediates are being
    * captured the BN output itself is needed (the fixtures hold it pre-ReLU), so nothing is fused.
    */
-  forward(s: ModelState, x: Tensor, then: { residual?: Tensor; relu?: boolean } = {}): Tensor {
+  forward(s: ModelState, x: Tensor, then: { residual?: Tensor; relu?: boolean } = {}, moments?: MomentPartials): Tensor {
     const p = this.prefix;
     const fuse = !s.capture;
     const y = batchNorm2d(x, s.params.get(`${p}weight`), s.params.get(`${p}bias`), s.buffers.get(`${p}running_mean`)!, s.buffers.get(`${p}running_var`)!, {
       training: s.training,
+      moments,
       ...(fuse ? then : {}),
     });
     if (s.training) s.counters.set(`${p}num_batches_tracked`, (s.counters.get(`${p}num_batches_tracked`) ?? 0) + 1);
@@ -98,9 +108,17 @@ export class BatchNorm2d extends Module {
 /**
  * conv -> BN (-> + residual) (-> ReLU). In pure inference (eval mode, no gradient, nothing
  * captured) the BN is folded into the convolution's epilogue with the add and the ReLU: one pass.
+ * In training the convolution's epilogue also writes its output's moments for the BN's statistics.
  */
 export function convBn(s: ModelState, conv: Conv2d, bn: BatchNorm2d, x: Tensor, then: { residual?: Tensor; relu?: boolean } = {}): Tensor {
-  if (s.training || s.capture || x.gpu.tape.gradEnabled) return bn.forward(s, conv.forward(s, x), then);
+  if (s.training) {
+    // The convolution's epilogue finds the moments BatchNorm needs as it stores its output.
+    const { out, moments } = conv.forwardWithMoments(s, x);
+    const y = bn.forward(s, out, then, moments);
+    moments.partials.dispose();
+    return y;
+  }
+  if (s.capture || x.gpu.tape.gradEnabled) return bn.forward(s, conv.forward(s, x), then);
   const w = s.params.get(`${conv.prefix}weight`);
   const convBias = conv.bias ? s.params.get(`${conv.prefix}bias`) : null;
   const gamma = s.params.get(`${bn.prefix}weight`);

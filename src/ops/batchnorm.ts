@@ -5,7 +5,7 @@
  */
 import { Tensor, formatShape, sameShape } from '../tensor.js';
 import { reluBackward } from './elementwise.js';
-import { channelMoments, batchNormSums, ReluMask } from './reduce.js';
+import { channelMoments, batchNormSums, ReluMask, type MomentPartials } from './reduce.js';
 import { dims4 } from '../shape.js';
 
 export interface BatchNormOptions {
@@ -16,6 +16,8 @@ export interface BatchNormOptions {
   residual?: Tensor;
   /** Fused last: ReLU. */
   relu?: boolean;
+  /** Training: x's moments in pieces from the kernel that produced it (conv2dWithMoments), so x is not read for them. */
+  moments?: MomentPartials;
 }
 
 /** Vec4s per invocation of batchnorm.normalize and backward_input (RUN in the kernel). */
@@ -34,7 +36,7 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
   let stats: Tensor;
   if (options.training) {
     if (count < 2) throw new Error(`batchNorm2d: training needs more than one value per channel, got input ${formatShape(x.shape)}`);
-    stats = channelMoments(x, batch, channels, inner, { mean: runningMean, variance: runningVar, momentum: options.momentum ?? 0.1 }, { gamma: weight, beta: bias, eps });
+    stats = channelMoments(x, batch, channels, inner, { mean: runningMean, variance: runningVar, momentum: options.momentum ?? 0.1 }, { gamma: weight, beta: bias, eps }, options.moments);
     // The running statistics changed in place: what was derived from them (an eval BatchNorm fold) is stale.
     gpu.parameterVersion++;
   } else {

@@ -4,7 +4,7 @@
  * the tuner picks for the adapter and shapes (conv2d-variants.ts) or `options.variant`.
  */
 import { Tensor, formatShape } from '../tensor.js';
-import { channelReduce, ReduceMode } from './reduce.js';
+import { channelReduce, ReduceMode, type MomentPartials } from './reduce.js';
 import { dims4 } from '../shape.js';
 import { convVariants, findVariant, forwardKernel, shapeKey, type Conv2dOptions, type ForwardVariant } from './conv2d-variants.js';
 import { conv2dWeightGrad } from './conv2d-weight-grad.js';
@@ -66,16 +66,23 @@ interface ForwardLaunch {
   epilogue?: ConvEpilogue;
   /** Add the result into this tensor (a partial input gradient) and return it, instead of a new one. */
   into?: Tensor | null;
+  /** Also write the output's per-channel moments in pieces (for the BatchNorm that follows). */
+  moments?: boolean;
 }
 
-function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Tensor {
+interface ForwardResult {
+  out: Tensor;
+  moments: MomentPartials | null;
+}
+
+function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): ForwardResult {
   const { cout, k, pad, groups, bias = null, role, tag = '', epilogue = {}, into = null } = launch;
   const gpu = x.gpu;
   const [batch, cin, h, wd] = x.shape as number[];
   const name =
     launch.variant ??
     gpu.kernels.variant('conv2d.forward', shapeKey(batch, cin, cout, groups, k, pad, h, wd), convVariants(gpu, role).map((v) => v.name), (variant) =>
-      launchForward(x, packed, { ...launch, variant, into: null }).dispose(),
+      launchForward(x, packed, { ...launch, variant, into: null, moments: false }).out.dispose(),
     );
   const v = findVariant<ForwardVariant>(gpu, role, name);
   const kernel = forwardKernel(gpu, v);
@@ -86,17 +93,19 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Tensor
   const outPad = padChannels(cout / groups);
   const ocBlocks = groups * Math.ceil(cout / groups / v.channels);
   const xBlocks = Math.ceil(wout / v.columns);
+  const moments = launch.moments ? { partials: Tensor.empty(gpu, [cout * batch * hout * xBlocks * 2]), shape: [batch, cout, hout, wout] as const, columns: v.columns } : null;
   gpu.kernels.dispatch(kernel, {
     tag,
     uniforms: {
       ...{ batch, cin, h, w: wd, cout, hout, wout, groups, pad, oc_blocks: ocBlocks, x_blocks: xBlocks, out_pad: outPad },
-      ...{ has_bias: bias ? 1 : 0, has_scale: epilogue.scale ? 1 : 0, has_res: epilogue.residual ? 1 : 0, relu: epilogue.relu ? 1 : 0, accumulate: into ? 1 : 0 },
+      ...{ has_bias: bias ? 1 : 0, has_scale: epilogue.scale ? 1 : 0, has_res: epilogue.residual ? 1 : 0, relu: epilogue.relu ? 1 : 0, accumulate: into ? 1 : 0, moments: moments ? 1 : 0 },
     },
-    buffers: { out, inp: x, packed, bias, scale: epilogue.scale, res: epilogue.residual },
+    buffers: { out, inp: x, packed, bias, scale: epilogue.scale, res: epilogue.residual, moments_out: moments?.partials },
+    unwritten: moments ? [] : ['moments_out'],
     invocations: [hout * xBlocks, ocBlocks, batch],
     constants: { K: k },
   });
-  return out;
+  return { out, moments };
 }
 
 /**
@@ -113,7 +122,7 @@ function inputGrad(g: Tensor, w: Tensor, packedTransposed: Tensor | null, option
   const groups = options.groups ?? 1;
   const [, cinG, k] = w.shape as number[];
   const launch: ForwardLaunch = { cout: cinG * groups, k, pad: k - 1 - pad, groups, role: 'inputGrad', variant: options.variant, tag: 'input grad', into };
-  return g.gpu.scope(() => launchForward(g, packedTransposed ?? packWeights(w, groups, { forward: false, transposed: true }).transposed!, launch));
+  return g.gpu.scope(() => launchForward(g, packedTransposed ?? packWeights(w, groups, { forward: false, transposed: true }).transposed!, launch).out);
 }
 
 /** Without gradients (inference) parameters do not change between calls: each weight is packed once. */
@@ -126,6 +135,19 @@ function inferencePacking(w: Tensor, groups: number): Tensor {
 }
 
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
+  return convolve(x, w, bias, options, false).out;
+}
+
+/**
+ * conv2d, and its output's per-channel moments in pieces from the same kernel, for a training-mode
+ * BatchNorm after it (batchNorm2d's `moments`): it then need not read the output to find them.
+ */
+export function conv2dWithMoments(x: Tensor, w: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): { out: Tensor; moments: MomentPartials } {
+  const { out, moments } = convolve(x, w, bias, options, true);
+  return { out, moments: moments! };
+}
+
+function convolve(x: Tensor, w: Tensor, bias: Tensor | null, options: Conv2dOptions, withMoments: boolean): ForwardResult {
   const pad = options.padding ?? 0;
   const groups = options.groups ?? 1;
   const [, cin, h, wd] = dims4('conv2d', x);
@@ -137,14 +159,14 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== cout)) throw new Error(`conv2d: bias ${formatShape(bias.shape)} must be [${cout}]`);
   if (!Number.isInteger(pad) || pad < 0 || pad > k - 1) throw new Error(`conv2d: padding ${pad} must be in [0, ${k - 1}]`);
   if (h + 2 * pad < k || wd + 2 * pad < k) throw new Error(`conv2d: input ${formatShape(x.shape)} is smaller than the ${k}x${k} kernel`);
-  const launch: ForwardLaunch = { cout, k, pad, groups, bias, role: 'forward', variant: options.variant };
+  const launch: ForwardLaunch = { cout, k, pad, groups, bias, role: 'forward', variant: options.variant, moments: withMoments };
   if (!x.gpu.tape.gradEnabled) {
     return launchForward(x, inferencePacking(w, groups), launch);
   }
   // In training the weights change every step: pack them here, and for the input gradient too
   // when there will be one (one dispatch for both), which the backward gets from the tape.
   const packs = packWeights(w, groups, { forward: true, transposed: x.requiresGrad });
-  const out = launchForward(x, packs.forward!, launch);
+  const { out, moments } = launchForward(x, packs.forward!, launch);
   packs.forward!.dispose();
   // The backward picks its own variants (options.variant names a forward one).
   const backward = { padding: pad, groups };
@@ -164,7 +186,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
   );
   // The tape holds its own reference to the transposed packing (none if nothing is recorded).
   packs.transposed?.dispose();
-  return result;
+  return { out: result, moments };
 }
 
 /**
@@ -179,5 +201,5 @@ export function conv2dFused(x: Tensor, w: Tensor, shift: Tensor | null, options:
   const pad = options.padding ?? 0;
   const groups = options.groups ?? 1;
   const [cout, , k] = w.shape as number[];
-  return launchForward(x, inferencePacking(w, groups), { cout, k, pad, groups, bias: shift, role: 'forward', variant: options.variant, tag: 'fused', epilogue: options });
+  return launchForward(x, inferencePacking(w, groups), { cout, k, pad, groups, bias: shift, role: 'forward', variant: options.variant, tag: 'fused', epilogue: options }).out;
 }

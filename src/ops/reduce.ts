@@ -59,6 +59,17 @@ export interface RunningStats {
   momentum: number;
 }
 
+/**
+ * The per-channel moments of a [batch, channels, height, width] tensor in pieces, written by the
+ * kernel that produced it (conv2d's epilogue): the mean and M2 of each run of `columns` adjacent
+ * values of a row, as [channels][batch * height * ceil(width / columns)][2].
+ */
+export interface MomentPartials {
+  partials: Tensor;
+  shape: readonly [number, number, number, number];
+  columns: number;
+}
+
 /** A BatchNorm's affine parameters and epsilon. */
 export interface BatchNormAffine {
   gamma: Tensor;
@@ -70,16 +81,28 @@ export interface BatchNormAffine {
  * Per-channel mean and biased variance of x viewed as [batch, channels, inner], in one pass, as one
  * [4C] tensor: means, variances, then BatchNorm's scale gamma / sqrt(var + eps) and beta (what the
  * normalisation applies and its backward recomputes the ReLU's mask with); the `running`
- * statistics are updated in the same kernel.
+ * statistics are updated in the same kernel. From `pieces` (x's moments in pieces, see
+ * MomentPartials) when given, without reading x.
  */
-export function channelMoments(x: Tensor, batch: number, channels: number, inner: number, running: RunningStats, affine: BatchNormAffine): Tensor {
+export function channelMoments(x: Tensor, batch: number, channels: number, inner: number, running: RunningStats, affine: BatchNormAffine, pieces?: MomentPartials): Tensor {
   checkView('channelMoments', x, batch, channels, inner);
   const stats = Tensor.empty(x.gpu, [4 * channels]);
   const count = batch * inner;
-  x.gpu.kernels.dispatch('reduce.moments', {
-    uniforms: { batch, channels, inner, eps: affine.eps, momentum: running.momentum, unbias: count / (count - 1) },
-    buffers: { out: stats, x, running_mean: running.mean, running_var: running.variance, bn_gamma: affine.gamma, bn_beta: affine.beta },
-    groups: channels,
+  const uniforms = { batch, channels, inner, eps: affine.eps, momentum: running.momentum, unbias: count / (count - 1) };
+  const common = { out: stats, running_mean: running.mean, running_var: running.variance, bn_gamma: affine.gamma, bn_beta: affine.beta };
+  if (!pieces) {
+    x.gpu.kernels.dispatch('reduce.moments', { uniforms, buffers: { ...common, x }, groups: channels });
+    return stats;
+  }
+  const [pb, pc, height, width] = pieces.shape;
+  if (pb !== batch || pc !== channels || height * width !== inner) throw new Error(`channelMoments: moments of [${pieces.shape.join(', ')}] for [${batch}, ${channels}, ${inner}]`);
+  const xBlocks = Math.ceil(width / pieces.columns);
+  const parts = batch * height * xBlocks;
+  if (pieces.partials.size !== channels * parts * 2) throw new Error(`channelMoments: ${pieces.partials.size} partial moments, expected ${channels * parts * 2}`);
+  x.gpu.kernels.dispatch('reduce.moments_merge', {
+    uniforms: { ...uniforms, parts, x_blocks: xBlocks, columns: pieces.columns, width },
+    buffers: { ...common, partial_moments: pieces.partials },
+    invocations: channels,
   });
   return stats;
 }
