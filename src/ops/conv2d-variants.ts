@@ -8,8 +8,10 @@
  * Measured on lavapipe (2 shared cores under load; least of 7 interleaved launches, ms; SISN's
  * layers at LR 32, batch 1 and 10, and the 3x3 64->256 tail at 64): the defaults were fastest or
  * within noise on most forwards (grouped 3x3 g4 b10: 32.8 ms vs 58.7-84.0 for the others); 8x8 in
- * 16-invocation workgroups won batch-1 input gradients (grouped 3x3: 8.9 vs 21.9), 16x16 the tail
- * (110.4 vs 115.8) and batch-10 input gradients (grouped: 29.7 vs 47.5); split-K in 16-invocation
+ * 16-invocation workgroups won batch-1 input gradients (grouped 3x3: 8.9 vs 21.9). Since the taps
+ * moved innermost in the forward kernel (least of 5, ms): 16x8 in 64 22.3 / 15.6 / 15.6 / 24.6 on
+ * the grouped 3x3 b10, 1x1 b10, 3x3 b10 and tail; 16x4 in 64 won the grouped 3x3 at 64 batch 1
+ * (9.4 vs 11.1); 16x16 (once best on the tail) 55-87, 16x12 59-94 (dropped); split-K in 16-invocation
  * workgroups won batch-1 weight gradients (1x1: 14.7 vs 20.9) and batch-10 grouped and 1x1 ones
  * (108.5 vs 134.4), the unsplit default the 3x3 and tail ones (105.2 vs 135.5). Staged and plain
  * loads were 1.5-3x slower here (a CPU adapter pays for barriers; the subgroup broadcast pays
@@ -59,10 +61,11 @@ function subgroupSize(gpu: Engine): number {
 }
 
 // [channels, columns, workgroup, staged]: the first is the shader's own constants. Dropped after
-// measuring on lavapipe: 4-column tiles and 8-invocation workgroups (up to 4x slower everywhere).
+// measuring on lavapipe: 8-invocation workgroups (up to 4x slower everywhere), and since the taps
+// moved innermost, 12- and 16-column tiles (2-4x slower than 8: the tile's loops no longer unroll).
 const FORWARD_TILES: readonly [number, number, number, boolean][] = [
   [16, 8, 64, false],
-  [16, 16, 64, false],
+  [16, 4, 64, false],
   [16, 8, 16, false],
   [8, 8, 16, false],
   [16, 8, 64, true],
