@@ -158,7 +158,8 @@ fn forward(
         var taps: array<array<vec4f, TQ>, KMAX>;
         for (var kx = 0u; kx < K; kx++) {
           let tap = ii * kk + ky * K + kx;
-          taps[kx] = tap_weights((wchunk + tap) * wv + ol0 / 4u, half + tap * TQ, lane);
+          let w = tap_weights((wchunk + tap) * wv + ol0 / 4u, half + tap * TQ, lane);
+          for (var q = 0u; q < TQ; q++) { taps[kx][q] = w[q]; }
         }
         for (var c = 0u; c < TX; c++) {
           for (var q = 0u; q < TQ; q++) {
