@@ -9,6 +9,10 @@
 //                            gradient through the softmax: dl_k = a_k * (dA_k - sum_j a_j dA_j)
 //           splits_backward: dz[b, k*C + c, i] = a[b, k*C + c] * g[b, c, i] + scale * dgap[b, c]
 //                            (attend's and the pool's gradients, written once)
+//           With `normalized`, the splits are never stored: pool_splits, attend and attend_backward
+//           read the BatchNorm input x in z's place and apply the BatchNorm and ReLU that make z
+//           (z = max((x - mean[ch]) * scale[ch] + beta[ch], 0), bn_stats = [mean, var, scale,
+//           beta] of the R*C channels, as batchnorm.wgsl's normalize computes it).
 // Tiling:   (times: [10, 256, 32, 32] on lavapipe, per kernel, against the first version of each)
 //           pool_splits, attend_backward: PAIR_LANES = 8 lanes per (b, c), 8 pairs per 64-lane
 //           workgroup; each lane strides over the R planes (attend_backward: over g's plane, read
@@ -23,7 +27,7 @@
 //           Otherwise both write one output vec4 per invocation, lane by lane (it may span planes).
 // Dispatch: one invocation per unit above, 64 per workgroup; folded past 65,535.
 
-struct Split { n: u32, channels: u32, inner: u32, radix: u32, scale: f32 }
+struct Split { n: u32, channels: u32, inner: u32, radix: u32, scale: f32, normalized: u32 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(0) var<storage, read_write> dst: array<vec4f>;
@@ -34,6 +38,7 @@ struct Split { n: u32, channels: u32, inner: u32, radix: u32, scale: f32 }
 @group(0) @binding(4) var<uniform> p: Split;
 @group(0) @binding(5) var<storage, read_write> att_out: array<f32>;
 @group(0) @binding(5) var<storage, read> dgap: array<f32>;
+@group(0) @binding(6) var<storage, read> bn_stats: array<f32>;
 
 // @include flat
 
@@ -42,6 +47,26 @@ var<workgroup> partial: array<vec4f, 64>;
 
 fn element(a: ptr<storage, array<vec4f>, read>, e: u32) -> f32 {
   return (*a)[e / 4u][e % 4u];
+}
+
+// The BatchNorm coefficients (mean, scale, beta) of z channel zc (b * R*C + its channel; zeros
+// when not `normalized`).
+fn split_coef(zc: u32) -> vec3f {
+  if (p.normalized == 0u) { return vec3f(0.0); }
+  let n = p.radix * p.channels;
+  let c = zc % n;
+  return vec3f(bn_stats[c], bn_stats[2u * n + c], bn_stats[3u * n + c]);
+}
+
+// A vec4 of z from the value v read at its place: as stored, or made from the BatchNorm input with
+// its channel's coefficients k (split_coef).
+fn split4(v: vec4f, k: vec3f) -> vec4f {
+  if (p.normalized == 0u) { return v; }
+  return max((v - k.x) * k.y + k.z, vec4f(0.0));
+}
+
+fn split1(v: f32, k: vec3f) -> f32 {
+  return split4(vec4f(v), k).x;
 }
 
 // The sum of v over the pair's lanes, valid in its lane 0 (all lanes of the workgroup call it).
@@ -71,11 +96,13 @@ fn pool_splits(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   if (pair < p.n) {
     let first = split0(pair);
     for (var k = 0u; k < p.radix; k++) {
-      let start = (first + k * p.channels) * p.inner;
+      let zc = first + k * p.channels;
+      let kz = split_coef(zc);
+      let start = zc * p.inner;
       if (p.inner % 4u == 0u) {
-        for (var i = 4u * lane; i < p.inner; i += 4u * PAIR_LANES) { acc += z[(start + i) / 4u]; }
+        for (var i = 4u * lane; i < p.inner; i += 4u * PAIR_LANES) { acc += split4(z[(start + i) / 4u], kz); }
       } else {
-        for (var i = lane; i < p.inner; i += PAIR_LANES) { acc.x += element(&z, start + i); }
+        for (var i = lane; i < p.inner; i += PAIR_LANES) { acc.x += split1(element(&z, start + i), kz); }
       }
     }
   }
@@ -114,7 +141,8 @@ fn attend(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     for (var k = 0u; k < p.radix; k++) {
       let zc = first + k * p.channels;
       let w = softmax_at(zc, stats);
-      for (var v = 0u; v < count; v++) { acc[v] += w * z[zc * quads + q0 + v]; }
+      let kz = split_coef(zc);
+      for (var v = 0u; v < count; v++) { acc[v] += w * split4(z[zc * quads + q0 + v], kz); }
     }
     for (var v = 0u; v < count; v++) { dst[pair * quads + q0 + v] = acc[v]; }
     return;
@@ -127,7 +155,7 @@ fn attend(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     let stats = softmax_stats(first);
     for (var k = 0u; k < p.radix; k++) {
       let zc = first + k * p.channels;
-      r[l] += softmax_at(zc, stats) * element(&z, zc * p.inner + e % p.inner);
+      r[l] += softmax_at(zc, stats) * split1(element(&z, zc * p.inner + e % p.inner), split_coef(zc));
     }
   }
   store4(&dst, i, p.n, r);
@@ -149,25 +177,32 @@ fn attend_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
     var acc1 = vec4f(0.0);
     var acc2 = vec4f(0.0);
     var acc3 = vec4f(0.0);
-    let base = (first + k0 * p.channels) * p.inner;
+    let zc = first + k0 * p.channels;
+    let base = zc * p.inner;
     let step = p.channels * p.inner;
+    // The splits' BatchNorm coefficients (those past the last split are unused).
+    let c = p.channels;
+    let k0z = split_coef(zc);
+    let k1z = split_coef(zc + c);
+    let k2z = split_coef(zc + 2u * c);
+    let k3z = split_coef(zc + 3u * c);
     if (p.inner % 4u == 0u) {
       for (var i = 4u * lane; i < p.inner && live; i += 4u * PAIR_LANES) {
         let gv = g[(gstart + i) / 4u];
         let at = (base + i) / 4u;
-        acc0 += gv * z[at];
-        if (splits > 1u) { acc1 += gv * z[at + step / 4u]; }
-        if (splits > 2u) { acc2 += gv * z[at + 2u * step / 4u]; }
-        if (splits > 3u) { acc3 += gv * z[at + 3u * step / 4u]; }
+        acc0 += gv * split4(z[at], k0z);
+        if (splits > 1u) { acc1 += gv * split4(z[at + step / 4u], k1z); }
+        if (splits > 2u) { acc2 += gv * split4(z[at + 2u * step / 4u], k2z); }
+        if (splits > 3u) { acc3 += gv * split4(z[at + 3u * step / 4u], k3z); }
       }
     } else {
       for (var i = lane; i < p.inner && live; i += PAIR_LANES) {
         let gv = element(&g, gstart + i);
         let at = base + i;
-        acc0.x += gv * element(&z, at);
-        if (splits > 1u) { acc1.x += gv * element(&z, at + step); }
-        if (splits > 2u) { acc2.x += gv * element(&z, at + 2u * step); }
-        if (splits > 3u) { acc3.x += gv * element(&z, at + 3u * step); }
+        acc0.x += gv * split1(element(&z, at), k0z);
+        if (splits > 1u) { acc1.x += gv * split1(element(&z, at + step), k1z); }
+        if (splits > 2u) { acc2.x += gv * split1(element(&z, at + 2u * step), k2z); }
+        if (splits > 3u) { acc3.x += gv * split1(element(&z, at + 3u * step), k3z); }
       }
     }
     let ones = vec4f(1.0);

@@ -6,6 +6,7 @@
 import type { Tensor, Shape } from '../tensor.js';
 import type { ParameterSet } from '../optim/params.js';
 import { conv2d, conv2dWithMoments, conv2dFused, batchNorm2d, foldBatchNorm, relu, add, type MomentPartials } from '../ops/index.js';
+import { batchNormStatistics, type BatchNormForward, type BatchNormParams } from '../ops/batchnorm.js';
 
 export type EntryKind = 'param' | 'buffer' | 'counter';
 
@@ -90,18 +91,33 @@ export class BatchNorm2d extends Module {
    * captured the BN output itself is needed (the fixtures hold it pre-ReLU), so nothing is fused.
    */
   forward(s: ModelState, x: Tensor, then: { residual?: Tensor; relu?: boolean } = {}, moments?: MomentPartials): Tensor {
-    const p = this.prefix;
     const fuse = !s.capture;
-    const y = batchNorm2d(x, s.params.get(`${p}weight`), s.params.get(`${p}bias`), s.buffers.get(`${p}running_mean`)!, s.buffers.get(`${p}running_var`)!, {
-      training: s.training,
-      moments,
-      ...(fuse ? then : {}),
-    });
-    if (s.training) s.counters.set(`${p}num_batches_tracked`, (s.counters.get(`${p}num_batches_tracked`) ?? 0) + 1);
+    const bn = this.params(s);
+    const y = batchNorm2d(x, bn.weight, bn.bias, bn.runningMean, bn.runningVar, { training: s.training, moments, ...(fuse ? then : {}) });
+    this.count(s);
     if (fuse) return y;
     this.out(s, 'out', y);
     const r = then.residual ? add(y, then.residual) : y;
     return then.relu ? relu(r) : r;
+  }
+  /**
+   * The statistics this BN applies to x (batch statistics in training, the running ones updated),
+   * and what its backward needs, for an op that applies it itself (splitAttend's normalized splits).
+   */
+  statistics(s: ModelState, x: Tensor, then: { relu?: boolean }, moments?: MomentPartials): BatchNormForward {
+    const bn = this.params(s);
+    const options = { training: s.training, moments, ...then };
+    const stats = batchNormStatistics(x, bn, options);
+    this.count(s);
+    return { x, stats, bn, out: null, options };
+  }
+  private params(s: ModelState): BatchNormParams {
+    const p = this.prefix;
+    return { weight: s.params.get(`${p}weight`), bias: s.params.get(`${p}bias`), runningMean: s.buffers.get(`${p}running_mean`)!, runningVar: s.buffers.get(`${p}running_var`)! };
+  }
+  private count(s: ModelState): void {
+    const name = `${this.prefix}num_batches_tracked`;
+    if (s.training) s.counters.set(name, (s.counters.get(name) ?? 0) + 1);
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { Tensor, formatShape } from '../tensor.js';
 import { dims4 } from '../shape.js';
+import { batchNormBackward, type BatchNormForward } from '../ops/batchnorm.js';
 import { Module, Conv2d, BatchNorm2d, convBn, type ModelState, type StateEntry } from './module.js';
 
 /** Lanes per (b, c) pair in attention.wgsl's reductions (its PAIR_LANES). */
@@ -22,27 +23,35 @@ const ATTEND_QUADS = 4;
  * z is read by the pooling and by the weighted sum, so its gradient has two terms; instead of the
  * tape summing two [B, R*C, H, W] gradients, the weighted sum's rule (which runs first) hands its
  * output gradient and a to the pooling's rule, which writes dz = a * g + dgap / (H*W) in one pass.
+ *
+ * With `normalized`, z is not given but made where it is read: `z` is then the input of the
+ * BatchNorm + ReLU that makes the splits (normalized.x), with that BatchNorm's statistics; the
+ * splits are never stored, and the pooling's rule goes on through the BatchNorm's backward, so the
+ * gradients are those of x, gamma and beta.
  */
-export function splitAttend(z: Tensor, radix: number, gate: (gap: Tensor) => Tensor): Tensor {
+export function splitAttend(z: Tensor, radix: number, gate: (gap: Tensor) => Tensor, normalized?: BatchNormForward): Tensor {
   const [b, rc, h, w] = dims4('splitAttend', z);
   if (!Number.isInteger(radix) || radix < 1 || rc % radix) throw new Error(`splitAttend: ${rc} channels do not split into radix ${radix}`);
   const { gpu } = z;
   const channels = rc / radix;
   const inner = h * w;
   const pairs = b * channels;
-  const uniforms = (n: number) => ({ n, channels, inner, radix, scale: 1 / inner });
+  if (normalized && (normalized.x !== z || !normalized.options.relu || normalized.options.residual)) throw new Error('splitAttend: normalized splits come from a BatchNorm + ReLU of z itself');
+  const uniforms = (n: number) => ({ n, channels, inner, radix, scale: 1 / inner, normalized: normalized ? 1 : 0 });
+  const bnStats = normalized?.stats ?? null;
 
   const gap = Tensor.empty(gpu, [b, channels, 1, 1]);
-  gpu.kernels.dispatch('attention.pool_splits', { uniforms: uniforms(pairs), buffers: { out: gap, z }, invocations: pairs * PAIR_LANES });
+  gpu.kernels.dispatch('attention.pool_splits', { uniforms: uniforms(pairs), buffers: { out: gap, z, bn_stats: bnStats }, invocations: pairs * PAIR_LANES });
   let handoff: { g: Tensor; att: Tensor } | null = null;
-  gpu.tape.record('poolSplits', [z], gap, (dgap) => {
+  const bnInputs = normalized ? [normalized.bn.weight, normalized.bn.bias] : [];
+  gpu.tape.record('poolSplits', [z, ...bnInputs], gap, (dgap, needs, into) => {
     if (!handoff) throw new Error('splitAttend: the gradient of the weighted sum did not reach the pooling (does the gate ignore its input?)');
     const dz = Tensor.empty(gpu, z.shape);
     // Where planes hold whole vec4s, an invocation takes a vec4 of g and writes the R of dz it feeds.
     const invocations = Math.ceil(dz.size / (inner % 4 ? 4 : 4 * radix));
     gpu.kernels.dispatch('attention.splits_backward', { uniforms: uniforms(dz.size), buffers: { dst: dz, g: handoff.g, att: handoff.att, dgap }, invocations });
-    return [dz];
-  });
+    return normalized ? batchNormBackward(dz, normalized, needs, into).slice(0, 3) : [dz];
+  }, normalized ? [z, normalized.stats] : []);
 
   const logits = gate(gap);
   if (logits.size !== b * rc || logits.shape.length !== 4 || logits.shape[2] !== 1 || logits.shape[3] !== 1) throw new Error(`splitAttend: the gate gave ${formatShape(logits.shape)} for splits ${formatShape(z.shape)}`);
@@ -50,7 +59,7 @@ export function splitAttend(z: Tensor, radix: number, gate: (gap: Tensor) => Ten
   const out = Tensor.empty(gpu, [b, channels, h, w]);
   // Where planes hold whole vec4s, an invocation writes up to ATTEND_QUADS of one plane, else one.
   const attendInvocations = inner % 4 ? Math.ceil(out.size / 4) : pairs * Math.ceil(inner / (4 * ATTEND_QUADS));
-  gpu.kernels.dispatch('attention.attend', { uniforms: uniforms(out.size), buffers: { dst: out, z, logits }, invocations: attendInvocations });
+  gpu.kernels.dispatch('attention.attend', { uniforms: uniforms(out.size), buffers: { dst: out, z, logits, bn_stats: bnStats }, invocations: attendInvocations });
   return gpu.tape.record(
     'attend',
     [logits, z],
@@ -58,7 +67,7 @@ export function splitAttend(z: Tensor, radix: number, gate: (gap: Tensor) => Ten
     (g, needs) => {
       const dLogits = Tensor.empty(gpu, logits.shape);
       const att = Tensor.empty(gpu, logits.shape);
-      gpu.kernels.dispatch('attention.attend_backward', { uniforms: uniforms(pairs), buffers: { out: dLogits, att_out: att, z, g, logits }, invocations: pairs * PAIR_LANES });
+      gpu.kernels.dispatch('attention.attend_backward', { uniforms: uniforms(pairs), buffers: { out: dLogits, att_out: att, z, g, logits, bn_stats: bnStats }, invocations: pairs * PAIR_LANES });
       if (needs[1]) {
         gpu.tape.keepFor(gap, g);
         gpu.tape.keepFor(gap, att);
@@ -66,7 +75,7 @@ export function splitAttend(z: Tensor, radix: number, gate: (gap: Tensor) => Ten
       }
       return [needs[0] ? dLogits : null, null];
     },
-    [logits, z],
+    bnStats ? [logits, z, bnStats] : [logits, z],
   );
 }
 
@@ -94,8 +103,16 @@ export class SplitAttention extends Module {
     return [this.conv, this.bn0, this.fc1, this.bn1, this.fc2].flatMap((m) => m.entries());
   }
   forward(s: ModelState, x: Tensor): Tensor {
-    const splits = convBn(s, this.conv, this.bn0, x, { relu: true });
     const gate = (gap: Tensor) => this.fc2.forward(s, convBn(s, this.fc1, this.bn1, this.out(s, 'conv1x1_1.in', gap), { relu: true }));
-    return this.out(s, 'out', splitAttend(splits, this.radix, gate));
+    if (!s.training || s.capture) return this.out(s, 'out', splitAttend(convBn(s, this.conv, this.bn0, x, { relu: true }), this.radix, gate));
+    // Training: the splits (bn0 + ReLU of the conv's output, 4x the block's width) are made where
+    // they are read instead of stored, and bn0's backward runs inside splitAttend's.
+    const { out, moments } = this.conv.forwardWithMoments(s, x);
+    const normalized = this.bn0.statistics(s, out, { relu: true }, moments);
+    moments.partials.dispose();
+    const y = splitAttend(out, this.radix, gate, normalized);
+    // The tape holds its own reference to the statistics.
+    normalized.stats.dispose();
+    return this.out(s, 'out', y);
   }
 }
