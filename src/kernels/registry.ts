@@ -109,19 +109,13 @@ export class KernelRegistry {
     }
     jobs.push(...this.tuner.chosenPipelines().filter((p) => this.find(p.name)));
     await this.warmup(jobs);
-    // Zero uniforms (empty shapes); read-only bindings get the placeholder, writable ones their own buffer.
-    const device = this.context.device;
-    const writable: GPUBuffer[] = [];
+    // Zero uniforms (empty shapes): nothing is read or written, so read-only bindings get the
+    // placeholder and writable ones scratch (as `unwritten`).
     for (const job of jobs) {
-      const buffers: Record<string, BufferRange> = {};
-      this.info(job.name).storage.filter((slot) => !slot.readOnly).forEach((slot, i) => {
-        writable[i] ??= device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'warm-up' });
-        buffers[slot.name] = { buffer: writable[i], offset: 0, size: 256 };
-      });
-      this.dispatch(job.name, { buffers, groups: 1, constants: job.constants });
+      const unwritten = this.info(job.name).storage.filter((slot) => !slot.readOnly).map((slot) => slot.name);
+      this.dispatch(job.name, { buffers: {}, unwritten, groups: 1, constants: job.constants });
     }
     await this.context.sync();
-    writable.forEach((b) => b.destroy());
     return jobs.length;
   }
 
