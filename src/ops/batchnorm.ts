@@ -23,6 +23,9 @@ export interface BatchNormOptions {
 /** Vec4s per invocation of batchnorm.normalize and backward_input (RUN in the kernel). */
 const RUN_VEC4S = 8;
 
+/** Invocations of batchnorm.normalize and backward_input over x. */
+const runs = (x: Tensor) => Math.ceil(x.size / 4 / RUN_VEC4S);
+
 /** A BatchNorm's parameters and running statistics. */
 export interface BatchNormParams {
   weight: Tensor;
@@ -65,7 +68,7 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
   x.gpu.kernels.dispatch('batchnorm.normalize', {
     uniforms: { n: x.size, channels, inner: h * w, eps: options.eps ?? 1e-5, has_res: residual ? 1 : 0, relu: options.relu ? 1 : 0 },
     buffers: { out, x, stats, res: residual },
-    invocations: Math.ceil(x.size / 4 / RUN_VEC4S),
+    invocations: runs(x),
   });
   const result = x.gpu.tape.record(
     'batchNorm2d',
@@ -104,7 +107,6 @@ export function batchNormBackward(gOut: Tensor, f: BatchNormForward, needs: read
   // > 0 exactly where it passed, which without a residual they recompute from x (one load less).
   const mask = !options.relu ? ReluMask.None : residual ? ReluMask.Output : ReluMask.FromInput;
   const reluOut = mask === ReluMask.Output ? f.out : null;
-  if (mask === ReluMask.Output && !reluOut) throw new Error('batchNormBackward: the ReLU output is needed after a residual add');
   // The residual input's gradient is the masked gOut: backward_input stores it as it goes, or
   // (no dx wanted) a pass of its own.
   const residualGrad = residual && needs[3] ? (reluOut && !needs[0] ? reluBackward(gOut, reluOut) : reluOut ? Tensor.empty(gpu, x.shape) : gOut) : null;
@@ -120,7 +122,7 @@ export function batchNormBackward(gOut: Tensor, f: BatchNormForward, needs: read
       uniforms: { n: x.size, channels, inner, eps, count: batch * inner, train: options.training ? 1 : 0, masked: mask, write_masked: writeMasked ? 1 : 0 },
       buffers: { out: dx, grad: gOut, x, stats, sums, relu_out: reluOut, g_out: writeMasked ? residualGrad : null },
       unwritten: writeMasked ? [] : ['g_out'],
-      invocations: Math.ceil(x.size / 4 / RUN_VEC4S),
+      invocations: runs(x),
     });
   }
   if (target) return [dx, into[1], into[2], residualGrad];
