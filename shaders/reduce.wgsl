@@ -16,8 +16,9 @@
 //                    running_var likewise with the unbiased variance (var * unbias, unbias = M / (M - 1)).
 //           moments_merge: moments from the per-run (mean, M2) that a convolution's epilogue wrote
 //                    (conv2d.wgsl's moments_out: `parts` runs per channel, run k holding
-//                    min(columns, width - (k % x_blocks) * columns) values), merged with Chan's
-//                    formula; the same results (and running statistics) without reading x.
+//                    min(columns, width - (k % x_blocks) * columns) values), summed shifted by the
+//                    first run's mean as moments sums values; the same results (and running
+//                    statistics) without reading x.
 //           bn_backward: out[c] = sum g, out[C + c] = sum g * (x - mean[c])   (g in y; `stats` = moments'
 //                    [mean, var, scale, beta]; g counts only where a fused ReLU passed it: masked = 1
 //                    where mask > 0 (the ReLU's output), masked = 2 where (x - mean) * scale + beta > 0
@@ -205,12 +206,15 @@ fn moments(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let c = channel_of(wid, nwg);
   if (c >= p.channels) { return; }
   let shift = scalar(&x, c * p.inner);
-  let sums = centred_sums(c, lid, shift, false, 0.0, 0.0);
-  // This lane's (count, mean, M2) from its shifted sums (no lane values: count 0).
-  let count = max(sums.z, 1.0);
-  let lane = vec3f(sums.z, shift + sums.x / count, max(sums.y - sums.x * sums.x / count, 0.0));
-  let total = workgroup_moments(lane, lid);
+  let total = workgroup_moments(shifted_moments(shift, centred_sums(c, lid, shift, false, 0.0, 0.0)), lid);
   if (lid == 0u) { store_moments(c, total); }
+}
+
+// (count, mean, M2) from sums shifted by K: (sum of v - K, sum of (v - K)^2, count); no values:
+// count 0.
+fn shifted_moments(shift: f32, sums: vec3f) -> vec3f {
+  let count = max(sums.z, 1.0);
+  return vec3f(sums.z, shift + sums.x / count, max(sums.y - sums.x * sums.x / count, 0.0));
 }
 
 // The channel's statistics from its merged (count, mean, M2), and the running statistics.
@@ -242,7 +246,7 @@ fn moments_merge(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
       sums += vec3f(n * d, partial_moments[at + 2u * xb + 1u] + n * d * d, n);
     }
   }
-  store_moments(c, vec3f(sums.z, shift + sums.x / sums.z, max(sums.y - sums.x * sums.x / sums.z, 0.0)));
+  store_moments(c, shifted_moments(shift, sums));
 }
 
 @compute @workgroup_size(64)
