@@ -119,7 +119,8 @@ function runningStats(gpu, C) {
   return { rm, rv, rmT: Tensor.fromArray(gpu, rm), rvT: Tensor.fromArray(gpu, rv) };
 }
 
-for (const [B, C, H, W] of [[2, 3, 4, 5], [4, 5, 1, 1], [1, 6, 3, 3], [3, 7, 2, 3]]) {
+// [2, 3, 4, 8]: planes of whole 8-vec4 runs (batchnorm.wgsl's one-channel-per-run path).
+for (const [B, C, H, W] of [[2, 3, 4, 5], [4, 5, 1, 1], [1, 6, 3, 3], [3, 7, 2, 3], [2, 3, 4, 8]]) {
   for (const training of [true, false]) {
     test(`batchNorm2d ${training ? 'train' : 'eval'} [${B},${C},${H},${W}]`, async () => {
       const { gpu } = ctx;
@@ -146,10 +147,9 @@ for (const [B, C, H, W] of [[2, 3, 4, 5], [4, 5, 1, 1], [1, 6, 3, 3], [3, 7, 2, 
   }
 }
 
-for (const training of [true, false]) {
-  test(`batchNorm2d ${training ? 'train' : 'eval'} with fused residual add and ReLU`, async () => {
+for (const [training, [B, C, H, W]] of [[true, [2, 5, 3, 3]], [false, [2, 5, 3, 3]], [true, [2, 5, 4, 8]]]) {
+  test(`batchNorm2d ${training ? 'train' : 'eval'} [${B},${C},${H},${W}] with fused residual add and ReLU`, async () => {
     const { gpu } = ctx;
-    const [B, C, H, W] = [2, 5, 3, 3];
     const { rm, rv, rmT, rvT } = runningStats(gpu, C);
     await checkOp(gpu, {
       name: 'batchNorm2d+res+relu',
@@ -162,9 +162,8 @@ for (const training of [true, false]) {
   });
 }
 
-test('batchNorm2d train with fused ReLU only (the gradient mask applied inside the kernels)', async () => {
+for (const [B, C, H, W] of [[3, 4, 2, 3], [2, 4, 8, 4]]) test(`batchNorm2d train [${B},${C},${H},${W}] with fused ReLU only (the gradient mask applied inside the kernels)`, async () => {
   const { gpu } = ctx;
-  const [B, C, H, W] = [3, 4, 2, 3];
   const rmT = Tensor.zeros(gpu, [C]);
   const rvT = Tensor.full(gpu, [C], 1);
   await checkOp(gpu, {
