@@ -15,6 +15,8 @@ for (const [B, C, H, W, O, K, G] of [
   [1, 3, 5, 7, 5, 3, 1], // width under every column tile
   [2, 8, 6, 19, 36, 3, 4], // grouped, 9 output channels per group (between the 8 and 16 tiles)
   [3, 6, 4, 9, 6, 1, 1], // 1x1, batch 3
+  [2, 18, 3, 5, 12, 1, 2], // 1x1 grouped: 9 input channels per group (weight gradient: 4 per lane, the last lane 1)
+  [1, 264, 2, 3, 8, 1, 1], // 1x1 with 66 lanes of 4 input channels: more than one workgroup per block
   [2, 20, 3, 3, 20, 3, 2], // map smaller than a tile
   [1, 48, 4, 5, 16, 3, 1], // SISN x4's head: 48 input channels, lanes per block not dividing a workgroup
 ]) {

@@ -4,6 +4,8 @@ import { convVariants, findVariant, shapeKey, weightGradKernel, type Conv2dOptio
 
 /** Output channels per lane of the weight_grad kernel. */
 const GRAD_OC = 8;
+/** Input channels per lane of the weight_grad kernel for 1x1 kernels (its TI1; 1 otherwise). */
+const GRAD_IC_1X1 = 4;
 
 /** How a variant launches on a shape: two variants with equal launches are one candidate. */
 interface WeightGradLaunch {
@@ -15,17 +17,18 @@ interface WeightGradLaunch {
   rowsPerChunk: number;
 }
 
-function plan(gpu: Engine, v: WeightGradVariant, batch: number, hout: number, cinG: number, cout: number, groups: number): WeightGradLaunch {
+function plan(gpu: Engine, v: WeightGradVariant, batch: number, hout: number, cinG: number, cout: number, groups: number, k: number): WeightGradLaunch {
   const kernel = weightGradKernel(gpu, v);
   // Lanes per block of output channels: a whole number of the largest subgroups, so that where the
   // adapter groups consecutive invocations, every subgroup works on one block and shares its values
   // (the kernel checks that it does).
   const [lanes] = gpu.kernels.info(kernel).workgroupSize;
   const subgroup = v.subgroups ? gpu.adapter.info.subgroupMaxSize || lanes : 1;
-  const lanesPerBlock = cinG >= lanes || v.wide ? lanes : Math.min(lanes, Math.ceil(cinG / subgroup) * subgroup);
+  const channelLanes = Math.ceil(cinG / (k === 1 ? GRAD_IC_1X1 : 1));
+  const lanesPerBlock = channelLanes >= lanes || v.wide ? lanes : Math.min(lanes, Math.ceil(channelLanes / subgroup) * subgroup);
   const blocks = groups * Math.ceil(cout / groups / GRAD_OC);
   // Wide blocks: x walks the input channels; narrow ones: one workgroup holds several blocks.
-  const grid: [number, number] = lanesPerBlock >= lanes ? [cinG, blocks] : [lanes, Math.ceil(blocks / Math.floor(lanes / lanesPerBlock))];
+  const grid: [number, number] = lanesPerBlock >= lanes ? [channelLanes, blocks] : [lanes, Math.ceil(blocks / Math.floor(lanes / lanesPerBlock))];
   // Split-K: chunks of (batch, row) rows, enough for v.minInvocations invocations in all.
   const rows = batch * hout;
   const rowsPerChunk = Math.ceil(rows / Math.min(rows, Math.max(1, Math.ceil(v.minInvocations / (grid[0] * grid[1])))));
@@ -43,7 +46,7 @@ export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly num
   const [batch, cin, h, wd] = x.shape as number[];
   const [cout, cinG, k] = weightShape;
   const [, , hout, wout] = g.shape as number[];
-  const launch = (v: WeightGradVariant) => plan(gpu, v, batch, hout, cinG, cout, groups);
+  const launch = (v: WeightGradVariant) => plan(gpu, v, batch, hout, cinG, cout, groups, k);
   let chosen: WeightGradLaunch;
   if (options.variant !== undefined) {
     chosen = launch(findVariant<WeightGradVariant>(gpu, 'weightGrad', options.variant));
