@@ -8,7 +8,11 @@ shapes and ops as src/nn/; nearest-upsampled LR input, SISN's space-to-depth, sp
 radix 4, pixel-shuffle tail), with PyTorch's default initialisation. Timings need no trained
 weights: the cost of every op is the same for any values.
 
-  python3 bench/pytorch_reference.py [--threads N] [--quick]   prints one JSON object
+  python3 bench/pytorch_reference.py [--threads N] [--quick] [--case NAME ...]   prints one JSON object
+
+bench/run.js times each case in a process of its own: after the forwards, the training step in the
+same process took 9.7-10.7 s against 3.6-4.4 s alone (2 threads; a minute of system time went to
+the allocator), which would flatter the engine.
 """
 import argparse
 import json
@@ -112,22 +116,30 @@ def median_ms(fn, runs, warmup=2):
     return statistics.median(times)
 
 
+FORWARDS = [(4, 128), (4, 256), (8, 256)]
+TRAINING = 'training step x4'
+CASES = [f'forward x{scale} HR {hr}' for scale, hr in FORWARDS] + [TRAINING]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--threads', type=int, default=os.cpu_count())
     parser.add_argument('--quick', action='store_true')
+    parser.add_argument('--case', action='append', choices=CASES, help='time only this case (repeatable; default: all)')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     out = {'torch': torch.__version__, 'threads': torch.get_num_threads(), 'cases': {}}
-    forwards = [(4, 128)] if args.quick else [(4, 128), (4, 256), (8, 256)]
-    for scale, hr in forwards:
+    wanted = args.case or (CASES[:1] if args.quick else CASES)
+    for scale, hr in FORWARDS:
+        if f'forward x{scale} HR {hr}' not in wanted:
+            continue
         model = SISN(scale).eval()
         lr = torch.rand(1, 3, hr // scale, hr // scale) * 255
         with torch.no_grad():
             x = F.interpolate(lr, scale_factor=scale, mode='nearest')
             out['cases'][f'forward x{scale} HR {hr}'] = median_ms(lambda: model(x), 5)
-    if not args.quick:
+    if TRAINING in wanted:
         model = SISN(4).train()
         opt = torch.optim.Adam(model.parameters(), lr=2e-4)
         lr = torch.rand(10, 3, 32, 32) * 255
@@ -139,7 +151,7 @@ def main():
             loss.backward()
             opt.step()
 
-        out['cases']['training step x4'] = median_ms(step, 5)
+        out['cases'][TRAINING] = median_ms(step, 5)
     print(json.dumps(out))
 
 
