@@ -11,7 +11,7 @@ weights: the cost of every op is the same for any values.
   python3 bench/pytorch_reference.py [--threads N] [--quick] [--case NAME ...]   prints one JSON object
 
 bench/run.js times each case in a process of its own: after the forwards, the training step in the
-same process took 9.7-10.7 s against 3.6-4.4 s alone (2 threads; a minute of system time went to
+same process took 9.7-10.7 s against 3.3-4.4 s alone (2 threads; a minute of system time went to
 the allocator), which would flatter the engine.
 """
 import argparse
@@ -104,7 +104,7 @@ class SISN(nn.Module):
 
 def median_ms(fn, runs, warmup=2):
     # PyTorch's first calls are slow (oneDNN primitive creation, allocator growth): the first training
-    # step took 25 s and the second 7.7 s against 3.6-4.4 s after (2 threads), so a median of 3
+    # step took 25 s and the second 7.7 s against 3.3-4.4 s after (2 threads), so a median of 3
     # after one warm-up step reported 8-9 s in some runs. Its steady state is the fair reference.
     for _ in range(warmup):
         fn()

@@ -27,7 +27,8 @@
 //           every vec4 lies in one plane: the walk loads a channel's values once and again only
 //           where it crosses into the next plane (a CPU adapter's cost is per load: one vec4 per
 //           invocation loaded 4-6 per-channel scalars per vec4 of x); else each vec4 gathers its 4
-//           elements' channels. The last vec4 writes only the lanes below n. eval_stats, fold: one channel per invocation. 64 per workgroup.
+//           elements' channels. The last vec4 writes only the lanes below n. eval_stats, fold: one
+//           channel per invocation. 64 per workgroup.
 // Dispatch: ceil(n / 4 / RUN) invocations (channels for eval_stats and fold), folded past 65,535
 //           workgroups.
 

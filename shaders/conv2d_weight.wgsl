@@ -9,9 +9,8 @@
 //           walking each row in runs of TW columns (dout 8 x TW, input K rows of TW+K-1).
 //           Lanes are input channels (1x1: groups of 4), `lanes_per_block` of them (their count
 //           rounded up to the adapter's largest subgroup size, or WG and more) per block of 8
-//           output channels. With
-//           lanes_per_block >= WG a workgroup is one block (x ids walk the input channels); below,
-//           a workgroup holds WG / lanes_per_block blocks.
+//           output channels. With lanes_per_block >= WG a workgroup is one block (x ids walk the
+//           input channels); below, a workgroup holds WG / lanes_per_block blocks.
 //           With subgroups, a subgroup whose lanes all work on one block shares the block's output
 //           gradient: lanes 0-3 load two channels each and broadcast them. Whether a subgroup
 //           covers one block depends on how the adapter groups invocations (WebGPU promises no
@@ -22,8 +21,9 @@
 //           unsplit default the 3x3 and tail ones; TW = 8 was 2-3x slower (dropped). The numbers
 //           are in that file.
 // Dispatch: WG-invocation workgroups. weight_grad, with L = lanes_per_block: L >= WG:
-//           (ceil(lanes/WG), blocks, chunks) (lanes: Cin/G, 1x1: ceil((Cin/G)/4)); L < WG: (1, ceil(blocks / (WG/L)), chunks),
-//           blocks = G * ceil((Cout/G)/8). sum_partials: ceil(#dw / 64).
+//           (ceil(lanes/WG), blocks, chunks) (lanes: Cin/G, 1x1: ceil((Cin/G)/4)); L < WG:
+//           (1, ceil(blocks / (WG/L)), chunks), blocks = G * ceil((Cout/G)/8).
+//           sum_partials: ceil(#dw / 64).
 
 struct WeightGrad {
   batch: u32, cin: u32, h: u32, w: u32,
