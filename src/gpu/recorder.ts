@@ -224,13 +224,24 @@ export class CommandRecorder {
   async waitFor<T>(done: () => Promise<T>): Promise<T> {
     const { at, signature } = this.lastSubmit;
     const expected = this.latency.get(signature);
+    let slept = false;
     if (this.quietWait && expected !== undefined) {
       const remaining = 0.85 * expected - (performance.now() - at);
-      if (remaining > 2) await new Promise((r) => setTimeout(r, remaining));
+      if (remaining > 2) {
+        await new Promise((r) => setTimeout(r, remaining));
+        slept = true;
+      }
     }
+    const woke = performance.now();
     const result = await done();
-    const took = performance.now() - at;
-    this.latency.set(signature, expected === undefined ? took : 0.7 * expected + 0.3 * took);
+    const now = performance.now();
+    const took = now - at;
+    // The estimate follows a faster submit at once and a slower one gradually. Work already done
+    // when the sleep ended (no wait after it) may have finished well before, so the estimate drops
+    // below the sleep: else one slow submit (the first, with its allocations) kept the steps after
+    // it sleeping for its time, the estimate shrinking by under 5% a step.
+    const overslept = slept && now - woke < 1;
+    this.latency.set(signature, expected === undefined ? took : overslept ? 0.8 * took : Math.min(took, 0.7 * expected + 0.3 * took));
     return result;
   }
 
