@@ -1,6 +1,7 @@
 // Split attention (ResNeSt, radix R, cardinality 1): the two passes over the splits z [B, R*C, inner]
-// of each direction. Between them, a gate (fc1, bn1, relu, fc2: [B, *, 1, 1], other kernels) maps the
-// pooled splits to the logits l [B, R*C]; a = softmax over k of l[b, k*C + c] (per b, c).
+// of each direction. Between them, a gate (fc1, bn1, relu, fc2: [B, *, 1, 1]) maps the pooled
+// splits to the logits l [B, R*C]; a = softmax over k of l[b, k*C + c] (per b, c). In training the
+// gate is other kernels (recorded convolutions and BatchNorm); in inference it is `gate` below.
 //
 // Math:     pool_splits:     gap[b, c] = scale * sum_k sum_i z[b, k*C + c, i]   (scale = 1 / inner:
 //                            global average pooling of the chunks' sum, [B, R*C, inner] -> [B, C])
@@ -9,6 +10,9 @@
 //                            gradient through the softmax: dl_k = a_k * (dA_k - sum_j a_j dA_j)
 //           splits_backward: dz[b, k*C + c, i] = a[b, k*C + c] * g[b, c, i] + scale * dgap[b, c]
 //                            (attend's and the pool's gradients, written once)
+//           gate (inference): l[b, o] = b2[o] + sum_j w2[o, j] * h[j], h[j] = max(scale[j] * sum_c
+//                            w1[j, c] * gap[b, c] + shift[j], 0): fc1, its eval-mode BatchNorm (and
+//                            fc1's bias) folded into scale and shift, the ReLU, and fc2 in one pass.
 //           With `normalized`, the splits are never stored: pool_splits, attend and attend_backward
 //           read the BatchNorm input x in z's place and apply the BatchNorm and ReLU that make z
 //           (z = max((x - mean[ch]) * scale[ch] + beta[ch], 0), bn_stats = [mean, var, scale,
@@ -25,7 +29,13 @@
 //           invocation: ~2.5x faster). splits_backward: when inner % 4 == 0 an invocation takes one
 //           vec4 of g and writes the R vec4s of dz it feeds (~4x faster than one per dz vec4).
 //           Otherwise both write one output vec4 per invocation, lane by lane (it may span planes).
-// Dispatch: one invocation per unit above, 64 per workgroup; folded past 65,535.
+//           gate: one 64-lane workgroup per sample; each lane computes hidden units j = lane,
+//           lane + 64, .. into workgroup memory (up to GATE_HIDDEN_MAX), then, after a barrier, logits
+//           o = lane, lane + 64, ... Its matrices are tiny (SISN: 64x64 and 256x64): as four kernels
+//           (two 1x1 convolutions on 1x1 maps, each with its own bias, BN and ReLU passes or
+//           epilogues) the gate's cost was their fixed cost per dispatch, about a fifth of SISN's
+//           x4 forward at LR 32 on lavapipe.
+// Dispatch: one invocation per unit above, 64 per workgroup; folded past 65,535. gate: B workgroups.
 
 struct Split { n: u32, channels: u32, inner: u32, radix: u32, scale: f32, normalized: u32 }
 
@@ -39,6 +49,17 @@ struct Split { n: u32, channels: u32, inner: u32, radix: u32, scale: f32, normal
 @group(0) @binding(5) var<storage, read_write> att_out: array<f32>;
 @group(0) @binding(5) var<storage, read> dgap: array<f32>;
 @group(0) @binding(6) var<storage, read> bn_stats: array<f32>;
+
+// The gate's own: gap [B, C], fc1's weight [hidden, C], fc2's [R*C, hidden] and bias, the folded
+// BatchNorm; `out` is the logits [B, R*C].
+struct Gate { batch: u32, channels: u32, hidden: u32, outputs: u32 }
+@group(0) @binding(1) var<storage, read> gap: array<f32>;
+@group(0) @binding(2) var<storage, read> w1: array<f32>;
+@group(0) @binding(3) var<storage, read> w2: array<f32>;
+@group(0) @binding(4) var<uniform> gate_p: Gate;
+@group(0) @binding(5) var<storage, read> hidden_scale: array<f32>;
+@group(0) @binding(6) var<storage, read> hidden_shift: array<f32>;
+@group(0) @binding(7) var<storage, read> b2: array<f32>;
 
 // @include flat
 
@@ -259,4 +280,25 @@ fn splits_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
     r[l] = att[at.x] * element(&g, at.y) + p.scale * dgap[at.z];
   }
   store4(&dst, i, p.n, r);
+}
+
+// out = logits [B, R*C]; one workgroup per sample b (folded past 65,535 like `flat`).
+const GATE_HIDDEN_MAX: u32 = 1024u;
+var<workgroup> hidden: array<f32, GATE_HIDDEN_MAX>;
+@compute @workgroup_size(64)
+fn gate(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let q = gate_p;
+  let b = wid.x + wid.y * nwg.x;
+  if (b >= q.batch) { return; }
+  for (var j = lid; j < q.hidden; j += 64u) {
+    var acc = 0.0;
+    for (var c = 0u; c < q.channels; c++) { acc += w1[j * q.channels + c] * gap[b * q.channels + c]; }
+    hidden[j] = max(acc * hidden_scale[j] + hidden_shift[j], 0.0);
+  }
+  workgroupBarrier();
+  for (var o = lid; o < q.outputs; o += 64u) {
+    var acc = b2[o];
+    for (var j = 0u; j < q.hidden; j++) { acc += w2[o * q.hidden + j] * hidden[j]; }
+    out[b * q.outputs + o] = acc;
+  }
 }

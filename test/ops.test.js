@@ -231,6 +231,52 @@ for (const [B, R, C, H, W, zGrad] of [
   });
 }
 
+// The inference gate (one kernel): fc1 -> eval BatchNorm (folded with fc1's bias) -> ReLU -> fc2,
+// against the CPU composition. Hidden units and logits past one 64-lane round, SISN's widths.
+for (const [B, C, hidden, outputs] of [
+  [3, 5, 70, 20],
+  [2, 20, 32, 80],
+  [1, 64, 64, 256],
+]) {
+  test(`inferenceGate B${B} C${C} hidden ${hidden} -> ${outputs}`, async () => {
+    const { gpu } = ctx;
+    const host = {
+      gap: random(B * C, 11, 0, 2),
+      w1: random(hidden * C, 12),
+      b1: random(hidden, 13),
+      gamma: random(hidden, 14, 0.5, 1.5),
+      beta: random(hidden, 15),
+      mean: random(hidden, 16),
+      variance: random(hidden, 17, 0.5, 1.5),
+      w2: random(outputs * hidden, 18),
+      b2: random(outputs, 19),
+    };
+    const shapes = { gap: [B, C, 1, 1], w1: [hidden, C, 1, 1], w2: [outputs, hidden, 1, 1] };
+    const t = Object.fromEntries(Object.entries(host).map(([k, v]) => [k, Tensor.fromArray(gpu, v, shapes[k] ?? [v.length])]));
+    const { scale, shift } = ops.foldBatchNorm(t.gamma, t.beta, t.mean, t.variance, t.b1);
+    const logits = gpu.noGrad(() => ops.inferenceGate(t.gap, t.w1, scale, shift, t.w2, t.b2));
+    assert.equal(logits.shape, [B, outputs, 1, 1]);
+    const pre = ref.conv2d(host.gap, [B, C, 1, 1], host.w1, [hidden, C, 1], host.b1, 0, 1);
+    const h = ref.relu(ref.batchNorm(pre, [B, hidden, 1, 1], host.gamma, host.beta, { training: false, runningMean: host.mean, runningVar: host.variance }).out);
+    const want = ref.conv2d(h, [B, hidden, 1, 1], host.w2, [outputs, hidden, 1], host.b2, 0, 1);
+    assertClose(await logits.read(), want, { rtol: 1e-4, atol: 1e-4, what: 'logits' });
+    [...Object.values(t), scale, shift, logits].forEach((x) => x.dispose());
+  });
+}
+
+test('inferenceGate rejects gradients, mismatched weights and too many hidden units', () => {
+  const { gpu } = ctx;
+  const z = (shape) => Tensor.zeros(gpu, shape);
+  const gap = z([2, 4, 1, 1]);
+  const [w1, s, w2, b2] = [z([8, 4, 1, 1]), z([8]), z([16, 8, 1, 1]), z([16])];
+  assert.throws(() => ops.inferenceGate(gap, z([8, 5, 1, 1]), s, s, w2, b2), /do not chain from a \[B, 4, 1, 1\] input/);
+  assert.throws(() => ops.inferenceGate(z([2, 4, 2, 1]), w1, s, s, w2, b2), /must be \[B, C, 1, 1\]/);
+  const wide = ops.GATE_HIDDEN_MAX + 1;
+  assert.throws(() => ops.inferenceGate(gap, z([wide, 4, 1, 1]), z([wide]), z([wide]), z([16, wide, 1, 1]), b2), /hidden units, at most/);
+  w1.requiresGrad = true;
+  assert.throws(() => ops.inferenceGate(gap, w1, s, s, w2, b2), /records no gradient/);
+});
+
 test('splitAttend refuses a gate that ignores the pooled splits', () => {
   const z = Tensor.zeros(ctx.gpu, [1, 8, 2, 2]);
   z.requiresGrad = true;

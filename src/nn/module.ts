@@ -134,14 +134,26 @@ export function convBn(s: ModelState, conv: Conv2d, bn: BatchNorm2d, x: Tensor, 
     moments.partials.dispose();
     return y;
   }
-  if (s.capture || x.gpu.tape.gradEnabled) return bn.forward(s, conv.forward(s, x), then);
-  const w = s.params.get(`${conv.prefix}weight`);
-  const convBias = conv.bias ? s.params.get(`${conv.prefix}bias`) : null;
+  if (!pureInference(s, x)) return bn.forward(s, conv.forward(s, x), then);
+  const { scale, shift } = foldedBatchNorm(s, conv, bn);
+  return conv2dFused(x, s.params.get(`${conv.prefix}weight`), shift, { padding: (conv.k - 1) / 2, groups: conv.groups, scale, ...then });
+}
+
+/** Eval mode, no gradient, nothing captured: BatchNorms may be folded into what precedes them. */
+export function pureInference(s: ModelState, x: Tensor): boolean {
+  return !s.training && !s.capture && !x.gpu.tape.gradEnabled;
+}
+
+/**
+ * An eval-mode `bn` after `conv` as the per-channel `acc * scale + shift` of the convolution's
+ * output (foldBatchNorm, with the convolution's bias), made once per parameter version.
+ */
+export function foldedBatchNorm(s: ModelState, conv: Conv2d, bn: BatchNorm2d): { scale: Tensor; shift: Tensor } {
   const gamma = s.params.get(`${bn.prefix}weight`);
-  const { scale, shift } = x.gpu.derive(gamma, () => {
+  const convBias = conv.bias ? s.params.get(`${conv.prefix}bias`) : null;
+  return gamma.gpu.derive(gamma, () => {
     const folded = foldBatchNorm(gamma, s.params.get(`${bn.prefix}bias`), s.buffers.get(`${bn.prefix}running_mean`)!, s.buffers.get(`${bn.prefix}running_var`)!, convBias);
-    [folded.scale, folded.shift].forEach((t) => x.gpu.tape.untrack(t));
+    [folded.scale, folded.shift].forEach((t) => gamma.gpu.tape.untrack(t));
     return { ...folded, dispose: () => [folded.scale, folded.shift].forEach((t) => t.dispose()) };
   });
-  return conv2dFused(x, w, shift, { padding: (conv.k - 1) / 2, groups: conv.groups, scale, ...then });
 }

@@ -7,12 +7,14 @@
 import { Tensor, formatShape } from '../tensor.js';
 import { dims4 } from '../shape.js';
 import { batchNormBackward, type BatchNormForward } from '../ops/batchnorm.js';
-import { Module, Conv2d, BatchNorm2d, convBn, type ModelState, type StateEntry } from './module.js';
+import { Module, Conv2d, BatchNorm2d, convBn, foldedBatchNorm, pureInference, type ModelState, type StateEntry } from './module.js';
 
 /** Lanes per (b, c) pair in attention.wgsl's reductions (its PAIR_LANES). */
 const PAIR_LANES = 8;
 /** Output vec4s per invocation of attention.attend where planes hold whole vec4s (its QUADS). */
 const ATTEND_QUADS = 4;
+/** Hidden units attention.gate holds in workgroup memory (its GATE_HIDDEN_MAX). */
+export const GATE_HIDDEN_MAX = 1024;
 
 /**
  * Split attention around a gate. gap = mean over (H, W) of the sum of z's R channel chunks
@@ -79,6 +81,33 @@ export function splitAttend(z: Tensor, radix: number, gate: (gap: Tensor) => Ten
   );
 }
 
+/**
+ * The split-attention gate in inference, in one dispatch: logits = fc2(relu(fc1(gap) * scale +
+ * shift)), gap [B, C, 1, 1], fc1's weight w1 [hidden, C, 1, 1], fc2's w2 [R*C, hidden, 1, 1] and
+ * bias b2, with fc1's bias and its eval-mode BatchNorm folded into scale and shift (foldBatchNorm).
+ * Not recorded: call it under noGrad.
+ */
+export function inferenceGate(gap: Tensor, w1: Tensor, scale: Tensor, shift: Tensor, w2: Tensor, b2: Tensor): Tensor {
+  const { gpu } = gap;
+  if (gpu.tape.gradEnabled && [gap, w1, scale, shift, w2, b2].some((t) => t.requiresGrad)) throw new Error('inferenceGate records no gradient: call it under noGrad');
+  const [batch, channels, h, w] = dims4('inferenceGate', gap);
+  const [hidden, outputs] = [w1.shape[0], w2.shape[0]];
+  const fits = (t: Tensor, shape: number[]) => t.shape.length === shape.length && shape.every((d, i) => t.shape[i] === d);
+  if (h !== 1 || w !== 1) throw new Error(`inferenceGate: the pooled input must be [B, C, 1, 1], got ${formatShape(gap.shape)}`);
+  if (!fits(w1, [hidden, channels, 1, 1]) || !fits(w2, [outputs, hidden, 1, 1]) || !fits(scale, [hidden]) || !fits(shift, [hidden]) || !fits(b2, [outputs])) {
+    const shapes = [w1, w2, scale, shift, b2].map((t) => formatShape(t.shape)).join(', ');
+    throw new Error(`inferenceGate: fc1, fc2, scale, shift and bias ${shapes} do not chain from a [B, ${channels}, 1, 1] input`);
+  }
+  if (hidden > GATE_HIDDEN_MAX) throw new Error(`inferenceGate: ${hidden} hidden units, at most ${GATE_HIDDEN_MAX}`);
+  const logits = Tensor.empty(gpu, [batch, outputs, 1, 1]);
+  gpu.kernels.dispatch('attention.gate', {
+    uniforms: { batch, channels, hidden, outputs },
+    buffers: { out: logits, gap, w1, w2, hidden_scale: scale, hidden_shift: shift, b2 },
+    groups: batch,
+  });
+  return logits;
+}
+
 /** Split attention (radix R, cardinality 1): the official `Internal_feature_Split_Attention`. */
 export class SplitAttention extends Module {
   readonly conv: Conv2d;
@@ -103,7 +132,7 @@ export class SplitAttention extends Module {
     return [this.conv, this.bn0, this.fc1, this.bn1, this.fc2].flatMap((m) => m.entries());
   }
   forward(s: ModelState, x: Tensor): Tensor {
-    const gate = (gap: Tensor) => this.fc2.forward(s, convBn(s, this.fc1, this.bn1, this.out(s, 'conv1x1_1.in', gap), { relu: true }));
+    const gate = this.gate(s, x);
     if (!s.training || s.capture) return this.out(s, 'out', splitAttend(convBn(s, this.conv, this.bn0, x, { relu: true }), this.radix, gate));
     // Training: the splits (bn0 + ReLU of the conv's output, 4x the block's width) are made where
     // they are read instead of stored, and bn0's backward runs inside splitAttend's.
@@ -114,5 +143,14 @@ export class SplitAttention extends Module {
     // The tape holds its own reference to the statistics.
     normalized.stats.dispose();
     return this.out(s, 'out', y);
+  }
+  /** fc1 -> bn1 -> ReLU -> fc2 on the pooled splits: in pure inference one kernel, else the modules. */
+  private gate(s: ModelState, x: Tensor): (gap: Tensor) => Tensor {
+    if (pureInference(s, x) && this.fc1.cout <= GATE_HIDDEN_MAX) {
+      const { scale, shift } = foldedBatchNorm(s, this.fc1, this.bn1);
+      const param = (name: string) => s.params.get(name);
+      return (gap) => inferenceGate(gap, param(`${this.fc1.prefix}weight`), scale, shift, param(`${this.fc2.prefix}weight`), param(`${this.fc2.prefix}bias`));
+    }
+    return (gap) => this.fc2.forward(s, convBn(s, this.fc1, this.bn1, this.out(s, 'conv1x1_1.in', gap), { relu: true }));
   }
 }
