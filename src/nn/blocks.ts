@@ -1,7 +1,7 @@
 /** SISN's blocks: the ISAB (detail path with split attention) and the ESAG that groups them. */
 import type { Tensor } from '../tensor.js';
-import { add } from '../ops/index.js';
-import { Module, Conv2d, BatchNorm2d, convBn, type ModelState, type StateEntry } from './module.js';
+import { add, conv2dFused } from '../ops/index.js';
+import { Module, Conv2d, BatchNorm2d, convBn, pureInference, type ModelState, type StateEntry } from './module.js';
 import { SplitAttention } from './split-attention.js';
 
 /** ISAB: relu(bn3(conv3(SA(relu(bn1(conv1(x)))))) + x); owns an unused `skip` 1x1 conv. */
@@ -50,8 +50,13 @@ export class ESAG extends Module {
     return [...this.blocks, this.conv, this.ia].flatMap((m) => m.entries());
   }
   forward(s: ModelState, x: Tensor): Tensor {
+    // In pure inference the structure path goes first, so that the body's last convolution adds
+    // it as it stores (one pass over the map less).
+    const fuseAdd = this.useStructurePath && pureInference(s, x);
+    const structure = fuseAdd ? this.ia.forward(s, x) : null;
     let r = x;
     for (const b of this.blocks) r = b.forward(s, r);
+    if (structure) return conv2dFused(r, s.params.get(`${this.conv.prefix}weight`), s.params.get(`${this.conv.prefix}bias`), { padding: (this.conv.k - 1) / 2, residual: structure });
     r = this.out(s, 'body.out', this.conv.forward(s, r));
     if (!this.useStructurePath) return this.out(s, 'out', r);
     return this.out(s, 'out', add(r, this.ia.forward(s, x)));
