@@ -1,6 +1,6 @@
 /** SISN's blocks: the ISAB (detail path with split attention) and the ESAG that groups them. */
 import type { Tensor } from '../tensor.js';
-import { add, conv2dFused } from '../ops/index.js';
+import { add } from '../ops/index.js';
 import { Module, Conv2d, BatchNorm2d, convBn, pureInference, type ModelState, type StateEntry } from './module.js';
 import { SplitAttention } from './split-attention.js';
 
@@ -56,7 +56,7 @@ export class ESAG extends Module {
     const structure = fuseAdd ? this.ia.forward(s, x) : null;
     let r = x;
     for (const b of this.blocks) r = b.forward(s, r);
-    if (structure) return conv2dFused(r, s.params.get(`${this.conv.prefix}weight`), s.params.get(`${this.conv.prefix}bias`), { padding: (this.conv.k - 1) / 2, residual: structure });
+    if (structure) return this.conv.forwardFused(s, r, { residual: structure });
     r = this.out(s, 'body.out', this.conv.forward(s, r));
     if (!this.useStructurePath) return this.out(s, 'out', r);
     return this.out(s, 'out', add(r, this.ia.forward(s, x)));

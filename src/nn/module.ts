@@ -5,7 +5,7 @@
  */
 import type { Tensor, Shape } from '../tensor.js';
 import type { ParameterSet } from '../optim/params.js';
-import { conv2d, conv2dWithMoments, conv2dFused, batchNorm2d, foldBatchNorm, relu, add, type MomentPartials } from '../ops/index.js';
+import { conv2d, conv2dWithMoments, conv2dFused, batchNorm2d, foldBatchNorm, relu, add, type ConvEpilogue, type MomentPartials } from '../ops/index.js';
 import { batchNormStatistics, type BatchNormForward, type BatchNormParams } from '../ops/batchnorm.js';
 
 export type EntryKind = 'param' | 'buffer' | 'counter';
@@ -61,7 +61,16 @@ export class Conv2d extends Module {
     this.out(s, 'out', r.out);
     return r;
   }
-  private operands(s: ModelState) {
+  /**
+   * Pure inference only (conv2dFused): the forward with an epilogue, `shift` in the bias's place
+   * (by default the layer's own bias; a folded BatchNorm's shift already holds it).
+   */
+  forwardFused(s: ModelState, x: Tensor, epilogue: ConvEpilogue, shift: Tensor | null = this.operands(s)[1]): Tensor {
+    const [w, , options] = this.operands(s);
+    return conv2dFused(x, w, shift, { ...options, ...epilogue });
+  }
+  /** The weight, the bias (null without one) and the conv2d options of this layer. */
+  operands(s: ModelState) {
     const w = s.params.get(`${this.prefix}weight`);
     const b = this.bias ? s.params.get(`${this.prefix}bias`) : null;
     return [w, b, { padding: (this.k - 1) / 2, groups: this.groups }] as const;
@@ -136,7 +145,7 @@ export function convBn(s: ModelState, conv: Conv2d, bn: BatchNorm2d, x: Tensor, 
   }
   if (!pureInference(s, x)) return bn.forward(s, conv.forward(s, x), then);
   const { scale, shift } = foldedBatchNorm(s, conv, bn);
-  return conv2dFused(x, s.params.get(`${conv.prefix}weight`), shift, { padding: (conv.k - 1) / 2, groups: conv.groups, scale, ...then });
+  return conv.forwardFused(s, x, { scale, ...then }, shift);
 }
 
 /** Eval mode, no gradient, nothing captured: BatchNorms may be folded into what precedes them. */
@@ -150,7 +159,7 @@ export function pureInference(s: ModelState, x: Tensor): boolean {
  */
 export function foldedBatchNorm(s: ModelState, conv: Conv2d, bn: BatchNorm2d): { scale: Tensor; shift: Tensor } {
   const gamma = s.params.get(`${bn.prefix}weight`);
-  const convBias = conv.bias ? s.params.get(`${conv.prefix}bias`) : null;
+  const [, convBias] = conv.operands(s);
   return gamma.gpu.derive(gamma, () => {
     const folded = foldBatchNorm(gamma, s.params.get(`${bn.prefix}bias`), s.buffers.get(`${bn.prefix}running_mean`)!, s.buffers.get(`${bn.prefix}running_var`)!, convBias);
     [folded.scale, folded.shift].forEach((t) => gamma.gpu.tape.untrack(t));

@@ -148,8 +148,10 @@ export class SplitAttention extends Module {
   private gate(s: ModelState, x: Tensor): (gap: Tensor) => Tensor {
     if (pureInference(s, x) && this.fc1.cout <= GATE_HIDDEN_MAX) {
       const { scale, shift } = foldedBatchNorm(s, this.fc1, this.bn1);
-      const param = (name: string) => s.params.get(name);
-      return (gap) => inferenceGate(gap, param(`${this.fc1.prefix}weight`), scale, shift, param(`${this.fc2.prefix}weight`), param(`${this.fc2.prefix}bias`));
+      const [w1] = this.fc1.operands(s);
+      // fc2 is built with a bias (the official module's default).
+      const [w2, b2] = this.fc2.operands(s);
+      return (gap) => inferenceGate(gap, w1, scale, shift, w2, b2!);
     }
     return (gap) => this.fc2.forward(s, convBn(s, this.fc1, this.bn1, this.out(s, 'conv1x1_1.in', gap), { relu: true }));
   }
