@@ -20,6 +20,9 @@ export interface BatchNormOptions {
   moments?: MomentPartials;
 }
 
+/** PyTorch's BatchNorm2d default. */
+const DEFAULT_EPS = 1e-5;
+
 /** Vec4s per invocation of batchnorm.normalize and backward_input (RUN in the kernel). */
 const RUN_VEC4S = 8;
 
@@ -44,7 +47,7 @@ export function batchNormStatistics(x: Tensor, bn: BatchNormParams, options: Bat
   for (const [name, t] of [['weight', bn.weight], ['bias', bn.bias], ['running_mean', bn.runningMean], ['running_var', bn.runningVar]] as const) {
     if (t.size !== channels) throw new Error(`batchNorm2d: ${name} ${formatShape(t.shape)} does not have ${channels} channels`);
   }
-  const eps = options.eps ?? 1e-5;
+  const eps = options.eps ?? DEFAULT_EPS;
   const gpu = x.gpu;
   if (!options.training) {
     const stats = Tensor.empty(gpu, [4 * channels]);
@@ -66,7 +69,7 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
   if (residual && !sameShape(residual.shape, x.shape)) throw new Error(`batchNorm2d: residual ${formatShape(residual.shape)} does not match ${formatShape(x.shape)}`);
   const out = Tensor.empty(x.gpu, x.shape);
   x.gpu.kernels.dispatch('batchnorm.normalize', {
-    uniforms: { n: x.size, channels, inner: h * w, eps: options.eps ?? 1e-5, has_res: residual ? 1 : 0, relu: options.relu ? 1 : 0 },
+    uniforms: { n: x.size, channels, inner: h * w, eps: options.eps ?? DEFAULT_EPS, has_res: residual ? 1 : 0, relu: options.relu ? 1 : 0 },
     buffers: { out, x, stats, res: residual },
     invocations: runs(x),
   });
@@ -100,7 +103,7 @@ export function batchNormBackward(gOut: Tensor, f: BatchNormForward, needs: read
   const { x, stats, bn, options } = f;
   const [batch, channels, h, w] = x.shape as number[];
   const inner = h * w;
-  const eps = options.eps ?? 1e-5;
+  const eps = options.eps ?? DEFAULT_EPS;
   const gpu = x.gpu;
   const residual = options.residual;
   // Through the fused ReLU, the kernels below apply its mask as they read gOut: the output is
@@ -133,7 +136,7 @@ export function batchNormBackward(gOut: Tensor, f: BatchNormForward, needs: read
  * Eval-mode BatchNorm after a convolution with bias `convBias` (or none), as the per-channel
  * `acc * scale + shift` that the convolution's epilogue applies (not recorded).
  */
-export function foldBatchNorm(weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, convBias: Tensor | null, eps = 1e-5): { scale: Tensor; shift: Tensor } {
+export function foldBatchNorm(weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, convBias: Tensor | null, eps = DEFAULT_EPS): { scale: Tensor; shift: Tensor } {
   const gpu = weight.gpu;
   const channels = weight.size;
   const scale = Tensor.empty(gpu, [channels]);
