@@ -1,5 +1,5 @@
 // The source tree's shape: no import cycles in src/ (type-only imports count), and no file past
-// its size limit (.ts 300 lines, .wgsl 400).
+// its size limit (.ts 400 lines, .wgsl 400).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -56,8 +56,8 @@ test('the device layer (src/gpu/) knows nothing of tensors, kernels, autograd or
   assert.equal(found, [], found.join('\n'));
 });
 
-test('no .ts file in src/ is over 300 lines and no shader over 400', () => {
-  const long = [...filesUnder(SRC, '.ts').map((f) => [f, 300]), ...filesUnder(join(ROOT, 'shaders'), '.wgsl').map((f) => [f, 400])]
+test('no .ts file in src/ is over 400 lines and no shader over 400', () => {
+  const long = [...filesUnder(SRC, '.ts').map((f) => [f, 400]), ...filesUnder(join(ROOT, 'shaders'), '.wgsl').map((f) => [f, 400])]
     .map(([f, max]) => [relative(ROOT, f), readFileSync(f, 'utf8').split('\n').length, max])
     .filter(([, lines, max]) => lines > max);
   assert.equal(long, [], long.map(([f, n, max]) => `${f}: ${n} lines (limit ${max})`).join('\n'));
