@@ -10,4 +10,6 @@ if (!existsSync(new URL('./dist/cli/main.js', import.meta.url))) {
   execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', root], { stdio: 'inherit' });
 }
 const { withoutDawnWarnings } = await import('./dist/cli/quiet-dawn.js');
-process.exitCode = await withoutDawnWarnings(async () => (await import('./dist/cli/main.js')).main(['train', ...process.argv.slice(2)]));
+process.exitCode = await withoutDawnWarnings(async () =>
+  (await import('./dist/cli/main.js')).main(['train', ...process.argv.slice(2)]),
+);

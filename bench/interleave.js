@@ -14,10 +14,17 @@ import { pathToFileURL } from 'node:url';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { 'cache-a': { type: 'string' }, 'cache-b': { type: 'string' }, case: { type: 'string', default: 'train' }, rounds: { type: 'string', default: '5' } },
+  options: {
+    'cache-a': { type: 'string' },
+    'cache-b': { type: 'string' },
+    case: { type: 'string', default: 'train' },
+    rounds: { type: 'string', default: '5' },
+  },
 });
 if (positionals.length !== 2) {
-  console.error('usage: node bench/interleave.js <repoA> <repoB> [--cache-a DIR] [--cache-b DIR] [--case train|S:LR] [--rounds N]');
+  console.error(
+    'usage: node bench/interleave.js <repoA> <repoB> [--cache-a DIR] [--cache-b DIR] [--case train|S:LR] [--rounds N]',
+  );
   process.exit(2);
 }
 const rounds = Number(values.rounds);
@@ -36,7 +43,9 @@ async function open(repo, cache) {
   const { forwardPass, trainingStep } = await import(at('bench/step-profile.js'));
   const gpu = await Gpu.open();
   await SISN.prepare(gpu);
-  const run = forward ? forwardPass(gpu, { scale: forward[0], lrSize: forward[1] }) : trainingStep(gpu, { scale: 4, batch: 10, lrSize: 32 });
+  const run = forward
+    ? forwardPass(gpu, { scale: forward[0], lrSize: forward[1] })
+    : trainingStep(gpu, { scale: 4, batch: 10, lrSize: 32 });
   return { gpu, run, times: [] };
 }
 
@@ -62,7 +71,9 @@ for (let r = 0; r < rounds; r++) {
   console.log(`round ${r + 1}: A ${ta.toFixed(0)} ms, B ${tb.toFixed(0)} ms, B/A ${(tb / ta).toFixed(3)}`);
 }
 const median = (v) => [...v].sort((x, y) => x - y)[v.length >> 1];
-console.log(`median: A ${median(a.times).toFixed(0)} ms, B ${median(b.times).toFixed(0)} ms, B/A ${median(ratios).toFixed(3)}`);
+console.log(
+  `median: A ${median(a.times).toFixed(0)} ms, B ${median(b.times).toFixed(0)} ms, B/A ${median(ratios).toFixed(3)}`,
+);
 for (const build of [a, b]) {
   build.run.dispose();
   build.gpu.dispose();

@@ -12,13 +12,26 @@ import os from 'node:os';
 import { Bench } from 'tinybench';
 import { spawnSync } from 'node:child_process';
 import {
-  Gpu, SISN, Tensor, Rng, conv2d, conv2dInputGrad, conv2dWeightGrad, batchNorm2d, globalAvgPool, splitAttend, pixelShuffle,
+  Gpu,
+  SISN,
+  Tensor,
+  Rng,
+  conv2d,
+  conv2dInputGrad,
+  conv2dWeightGrad,
+  batchNorm2d,
+  globalAvgPool,
+  splitAttend,
+  pixelShuffle,
 } from '../dist/index.js';
 import { trainingStep, forwardPass, profile } from './step-profile.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
-const jsonPath = args[args.indexOf('--json') + 1] && args.includes('--json') ? args[args.indexOf('--json') + 1] : new URL('./results.json', import.meta.url).pathname;
+const jsonPath =
+  args[args.indexOf('--json') + 1] && args.includes('--json')
+    ? args[args.indexOf('--json') + 1]
+    : new URL('./results.json', import.meta.url).pathname;
 
 // With timestamp queries where the adapter has them: the training step's breakdown by kernel family.
 const gpu = await Gpu.open({ profiling: true }).catch(() => Gpu.open());
@@ -27,8 +40,22 @@ const compileStarted = performance.now();
 const pipelines = await SISN.prepare(gpu);
 const compileMs = performance.now() - compileStarted;
 const rng = new Rng(7);
-const rand = (shape, lo = -1, hi = 1) => Tensor.fromArray(gpu, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(lo, hi)), shape);
-const results = { adapter: gpu.describe(), cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version, date: new Date().toISOString(), compile: { pipelines, ms: compileMs }, kernels: [], endToEnd: [] };
+const rand = (shape, lo = -1, hi = 1) =>
+  Tensor.fromArray(
+    gpu,
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(lo, hi)),
+    shape,
+  );
+const results = {
+  adapter: gpu.describe(),
+  cpu: os.cpus()[0]?.model,
+  cores: os.cpus().length,
+  node: process.version,
+  date: new Date().toISOString(),
+  compile: { pipelines, ms: compileMs },
+  kernels: [],
+  endToEnd: [],
+};
 
 /**
  * Median wall time (ms) of one launch of `fn`. Each sample records `reps` launches and waits for
@@ -62,7 +89,16 @@ gpu.kernels.define('bench_gemm', readFileSync(new URL('./gemm.wgsl', import.meta
   const a = rand([n, n]);
   const b = rand([n, n]);
   const c = Tensor.empty(gpu, [n, n]);
-  const ms = await median('gemm', () => gpu.kernels.dispatch('bench_gemm.main', { uniforms: { m: n, n, k: n }, buffers: { a, b, c }, invocations: [n / 8, n / 4, 1] }), { iterations: 5 });
+  const ms = await median(
+    'gemm',
+    () =>
+      gpu.kernels.dispatch('bench_gemm.main', {
+        uniforms: { m: n, n, k: n },
+        buffers: { a, b, c },
+        invocations: [n / 8, n / 4, 1],
+      }),
+    { iterations: 5 },
+  );
   results.peakGemm = { shape: '1024x1024x1024', ms, gflops: (2 * n ** 3) / ms / 1e6 };
   [a, b, c].forEach((t) => t.dispose());
 }
@@ -92,15 +128,35 @@ gpu.noGrad(() => {
   const p = (n) => rand([n], 0.5, 1.5);
   const [gm, bt, rm, rv] = [p(4 * C), p(4 * C), p(4 * C), p(4 * C)];
   const bytes = z.size * 4;
-  kernelCases.push([`batchNorm eval+ReLU [1,${4 * C},${LR},${LR}]`, 2 * bytes, 'byte', () => batchNorm2d(z, gm, bt, rm, rv, { training: false, relu: true }).dispose()]);
-  kernelCases.push([`batchNorm train [1,${4 * C},${LR},${LR}]`, 4 * bytes, 'byte', () => batchNorm2d(z, gm, bt, rm, rv, { training: true }).dispose()]);
+  kernelCases.push([
+    `batchNorm eval+ReLU [1,${4 * C},${LR},${LR}]`,
+    2 * bytes,
+    'byte',
+    () => batchNorm2d(z, gm, bt, rm, rv, { training: false, relu: true }).dispose(),
+  ]);
+  kernelCases.push([
+    `batchNorm train [1,${4 * C},${LR},${LR}]`,
+    4 * bytes,
+    'byte',
+    () => batchNorm2d(z, gm, bt, rm, rv, { training: true }).dispose(),
+  ]);
   kernelCases.push([`global avg pool [1,${4 * C},${LR},${LR}]`, bytes, 'byte', () => globalAvgPool(z).dispose()]);
   const att = rand([1, 4 * C, 1, 1]);
   // Pooling of the splits' sum, then the softmax-weighted sum (the gate replaced by fixed logits).
-  kernelCases.push([`split attention R4 [1,${4 * C},${LR},${LR}]`, bytes * 2.25, 'byte', () => splitAttend(z, 4, () => att).dispose()]);
+  kernelCases.push([
+    `split attention R4 [1,${4 * C},${LR},${LR}]`,
+    bytes * 2.25,
+    'byte',
+    () => splitAttend(z, 4, () => att).dispose(),
+  ]);
   kernelCases.push([`pixel shuffle [1,${4 * C},${2 * LR},${2 * LR}]`, 0, 'byte', null]);
   const ps = rand([1, 4 * C, 2 * LR, 2 * LR]);
-  kernelCases[kernelCases.length - 1] = [`pixel shuffle [1,${4 * C},${2 * LR},${2 * LR}]`, 2 * ps.size * 4, 'byte', () => pixelShuffle(ps, 2).dispose()];
+  kernelCases[kernelCases.length - 1] = [
+    `pixel shuffle [1,${4 * C},${2 * LR},${2 * LR}]`,
+    2 * ps.size * 4,
+    'byte',
+    () => pixelShuffle(ps, 2).dispose(),
+  ];
 }
 for (const [name, amount, unit, fn] of kernelCases) {
   // noGrad around each launch: wrapped around the async median it would end at the first await.
@@ -111,7 +167,13 @@ for (const [name, amount, unit, fn] of kernelCases) {
 }
 
 // End to end, paper config (G10 I10 C64): eval forwards at batch 1, and a training step.
-const forwardCases = quick ? [[4, 128, 12.6]] : [[4, 128, 12.6], [4, 256, 50.4], [8, 256, 17.8]];
+const forwardCases = quick
+  ? [[4, 128, 12.6]]
+  : [
+      [4, 128, 12.6],
+      [4, 256, 50.4],
+      [8, 256, 17.8],
+    ];
 for (const [scale, hr, gflop] of forwardCases) {
   const run = forwardPass(gpu, { scale, lrSize: hr / scale });
   const t = performance.now();
@@ -121,7 +183,13 @@ for (const [scale, hr, gflop] of forwardCases) {
   // The second and third calls still run 10-40% slower here (buffers the pool has not held before,
   // the quiet wait still learning): two warm-ups and a median of 5, as the PyTorch reference does.
   const ms = await median(`forward x${scale} HR ${hr}`, run, { reps: 1, iterations: 5, warmups: 2 });
-  results.endToEnd.push({ name: `forward x${scale} HR ${hr}`, case: 'G10 I10 C64, batch 1, eval', ms, gflops: gflop / (ms / 1000), firstCallMs: firstMs });
+  results.endToEnd.push({
+    name: `forward x${scale} HR ${hr}`,
+    case: 'G10 I10 C64, batch 1, eval',
+    ms,
+    gflops: gflop / (ms / 1000),
+    firstCallMs: firstMs,
+  });
   console.error(`  forward x${scale} HR ${hr}: ${ms.toFixed(0)} ms (first call ${firstMs.toFixed(0)} ms)`);
   run.dispose();
 }
@@ -134,24 +202,49 @@ if (!quick) {
   gpu.pool.resetPeak();
   const ms = await median('train step', step, { reps: 1, iterations: 3 });
   const peakMiB = gpu.pool.peakInUseBytes / 2 ** 20;
-  results.endToEnd.push({ name: 'training step x4', case: 'G10 I10 C64, batch 10, LR patch 32, L1 + backward + Adam', ms, gflops: 378 / (ms / 1000), firstCallMs: firstMs, peakMiB });
+  results.endToEnd.push({
+    name: 'training step x4',
+    case: 'G10 I10 C64, batch 10, LR patch 32, L1 + backward + Adam',
+    ms,
+    gflops: 378 / (ms / 1000),
+    firstCallMs: firstMs,
+    peakMiB,
+  });
   console.error(`  training step: ${ms.toFixed(0)} ms (first call ${firstMs.toFixed(0)} ms)`);
   if (profiling) {
     const p = await profile(gpu, step);
-    results.trainingStepProfile = { gpuMs: p.gpuMs, dispatches: p.dispatches, shareOutsideConvolutions: 1 - p.convShare, families: p.families, kernels: p.kernels };
+    results.trainingStepProfile = {
+      gpuMs: p.gpuMs,
+      dispatches: p.dispatches,
+      shareOutsideConvolutions: 1 - p.convShare,
+      families: p.families,
+      kernels: p.kernels,
+    };
   }
   step.dispose();
 }
 for (const e of results.endToEnd) e.vsGemm = e.gflops / results.peakGemm.gflops;
 
 // PyTorch CPU as the external reference, where it is installed (never a dependency).
-const python = ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+const python = ['python3', '/usr/bin/python3'].find(
+  (py) => spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
+);
 if (python && !args.includes('--no-pytorch')) {
   // One process per case: PyTorch's training step ran 2.5x slower after the forwards in one process
   // (see pytorch_reference.py); alone, each case gets PyTorch at its best.
   for (const e of results.endToEnd) {
     console.error(`  PyTorch CPU reference (${python}): ${e.name} ...`);
-    const ref = spawnSync(python, [new URL('./pytorch_reference.py', import.meta.url).pathname, '--threads', String(os.cpus().length), '--case', e.name], { encoding: 'utf8' });
+    const ref = spawnSync(
+      python,
+      [
+        new URL('./pytorch_reference.py', import.meta.url).pathname,
+        '--threads',
+        String(os.cpus().length),
+        '--case',
+        e.name,
+      ],
+      { encoding: 'utf8' },
+    );
     if (ref.status !== 0) {
       console.error(`  PyTorch reference failed:\n${ref.stderr}`);
       break;
@@ -166,12 +259,24 @@ if (python && !args.includes('--no-pytorch')) {
 const rows = [
   [`compile all ${pipelines} pipelines (SISN.prepare)`, compileMs.toFixed(0), '', 'before any timing below'],
   ['reference GEMM 1024^3', results.peakGemm.ms.toFixed(2), `${results.peakGemm.gflops.toFixed(1)} GFLOP/s`, ''],
-  ...results.kernels.map((k) => [k.name, k.ms.toFixed(2), k.gflops !== undefined ? `${k.gflops.toFixed(1)} GFLOP/s` : `${k.gbps.toFixed(1)} GB/s`, k.gflops !== undefined ? `${((100 * k.gflops) / results.peakGemm.gflops).toFixed(0)}% of GEMM` : '']),
+  ...results.kernels.map((k) => [
+    k.name,
+    k.ms.toFixed(2),
+    k.gflops !== undefined ? `${k.gflops.toFixed(1)} GFLOP/s` : `${k.gbps.toFixed(1)} GB/s`,
+    k.gflops !== undefined ? `${((100 * k.gflops) / results.peakGemm.gflops).toFixed(0)}% of GEMM` : '',
+  ]),
   ...results.endToEnd.map((e) => [
     `${e.name} (${e.case})`,
     e.ms.toFixed(0),
     `${e.gflops.toFixed(1)} GFLOP/s`,
-    [`${(100 * e.vsGemm).toFixed(0)}% of GEMM`, e.pytorchMs && `PyTorch CPU ${e.pytorchMs.toFixed(0)} ms (${e.vsPytorch.toFixed(1)}x)`, `first call ${e.firstCallMs.toFixed(0)} ms`, e.peakMiB && `peak ${e.peakMiB.toFixed(0)} MiB`].filter(Boolean).join(', '),
+    [
+      `${(100 * e.vsGemm).toFixed(0)}% of GEMM`,
+      e.pytorchMs && `PyTorch CPU ${e.pytorchMs.toFixed(0)} ms (${e.vsPytorch.toFixed(1)}x)`,
+      `first call ${e.firstCallMs.toFixed(0)} ms`,
+      e.peakMiB && `peak ${e.peakMiB.toFixed(0)} MiB`,
+    ]
+      .filter(Boolean)
+      .join(', '),
   ]),
 ];
 const width = rows.reduce((w, r) => r.map((c, i) => Math.max(w[i] ?? 0, c.length)), []);
@@ -180,8 +285,13 @@ console.log(['case', 'ms (median)', 'rate', ''].map((c, i) => c.padEnd(width[i])
 for (const r of rows) console.log(r.map((c, i) => (i === 1 ? c.padStart(width[i]) : c.padEnd(width[i]))).join('  '));
 if (results.trainingStepProfile) {
   const p = results.trainingStepProfile;
-  console.log(`\ntraining step by kernel family (GPU time, ${p.dispatches} dispatches; outside convolutions ${(100 * p.shareOutsideConvolutions).toFixed(0)}%)`);
-  for (const f of p.families) console.log(`  ${f.family.padEnd(22)} ${f.ms.toFixed(0).padStart(7)} ms  ${(100 * f.share).toFixed(1).padStart(5)}%  ${String(f.count).padStart(5)} dispatches`);
+  console.log(
+    `\ntraining step by kernel family (GPU time, ${p.dispatches} dispatches; outside convolutions ${(100 * p.shareOutsideConvolutions).toFixed(0)}%)`,
+  );
+  for (const f of p.families)
+    console.log(
+      `  ${f.family.padEnd(22)} ${f.ms.toFixed(0).padStart(7)} ms  ${(100 * f.share).toFixed(1).padStart(5)}%  ${String(f.count).padStart(5)} dispatches`,
+    );
 }
 writeFileSync(jsonPath, JSON.stringify(results, null, 1));
 console.log(`\nwritten ${jsonPath}`);

@@ -10,7 +10,11 @@ export function benchModel(gpu, { scale = 4, groups = 10, blocks = 10, channels 
 }
 
 export function randomTensor(gpu, rng, shape, lo, hi) {
-  return Tensor.fromArray(gpu, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(lo, hi)), shape);
+  return Tensor.fromArray(
+    gpu,
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(lo, hi)),
+    shape,
+  );
 }
 
 /**
@@ -72,7 +76,11 @@ export async function profile(gpu, fn) {
   await gpu.sync();
   const wallMs = performance.now() - started;
   const kernels = [...(await gpu.recorder.profile())]
-    .map(([label, t]) => ({ label, ms: t.ms - (before.get(label)?.ms ?? 0), count: t.count - (before.get(label)?.count ?? 0) }))
+    .map(([label, t]) => ({
+      label,
+      ms: t.ms - (before.get(label)?.ms ?? 0),
+      count: t.count - (before.get(label)?.count ?? 0),
+    }))
     .filter((k) => k.count > 0)
     .sort((a, b) => b.ms - a.ms);
   const gpuMs = kernels.reduce((s, k) => s + k.ms, 0);
@@ -85,5 +93,12 @@ export async function profile(gpu, fn) {
   }
   const byFamily = [...families.values()].sort((a, b) => b.ms - a.ms).map((f) => ({ ...f, share: f.ms / gpuMs }));
   const convMs = byFamily.filter((f) => f.family.startsWith('conv2d')).reduce((s, f) => s + f.ms, 0);
-  return { wallMs, gpuMs, dispatches: gpu.recorder.dispatchCount - dispatches, convShare: convMs / gpuMs, families: byFamily, kernels };
+  return {
+    wallMs,
+    gpuMs,
+    dispatches: gpu.recorder.dispatchCount - dispatches,
+    convShare: convMs / gpuMs,
+    families: byFamily,
+    kernels,
+  };
 }

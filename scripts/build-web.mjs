@@ -19,7 +19,9 @@ function shaderSources() {
   const dir = join(ROOT, 'shaders');
   const sources = {};
   for (const sub of ['', 'include']) {
-    for (const f of readdirSync(join(dir, sub)).filter((n) => n.endsWith('.wgsl')).sort()) {
+    for (const f of readdirSync(join(dir, sub))
+      .filter((n) => n.endsWith('.wgsl'))
+      .sort()) {
       sources[(sub ? `${sub}/` : '') + f.slice(0, -5)] = readFileSync(join(dir, sub, f), 'utf8');
     }
   }
@@ -29,9 +31,14 @@ function shaderSources() {
 const browserPlatform = {
   name: 'sisn-browser-platform',
   setup(b) {
-    b.onResolve({ filter: /^\.\/node\.js$/ }, (args) => (args.importer === PLATFORM_INDEX ? { path: join(ROOT, 'src', 'platform', 'browser.ts') } : undefined));
+    b.onResolve({ filter: /^\.\/node\.js$/ }, (args) =>
+      args.importer === PLATFORM_INDEX ? { path: join(ROOT, 'src', 'platform', 'browser.ts') } : undefined,
+    );
     b.onResolve({ filter: /^sisn:shaders$/ }, () => ({ path: 'shaders', namespace: 'sisn-shaders' }));
-    b.onLoad({ filter: /.*/, namespace: 'sisn-shaders' }, () => ({ contents: `export default ${JSON.stringify(shaderSources())};`, loader: 'js' }));
+    b.onLoad({ filter: /.*/, namespace: 'sisn-shaders' }, () => ({
+      contents: `export default ${JSON.stringify(shaderSources())};`,
+      loader: 'js',
+    }));
   },
 };
 

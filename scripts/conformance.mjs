@@ -20,12 +20,22 @@ function print(report, seconds) {
     const checks = report.checks.filter((c) => c.section === section);
     const failed = checks.filter((c) => !(c.ratio <= 1)).length;
     const worst = Math.max(...checks.map((c) => c.ratio));
-    console.log(`  ${section.padEnd(24)} ${String(checks.length).padStart(4)} checks  worst ${worst.toFixed(3)}${failed ? `  ${failed} FAILED` : ''}`);
+    console.log(
+      `  ${section.padEnd(24)} ${String(checks.length).padStart(4)} checks  worst ${worst.toFixed(3)}${failed ? `  ${failed} FAILED` : ''}`,
+    );
   }
   const [worst] = worstFirst(report.checks);
-  console.log(`${report.checks.length} checks in ${report.sections.length} sections, ${report.failures.length} failed (${seconds.toFixed(1)} s); worst ratio ${worst.ratio.toFixed(3)} (${worst.name})`);
-  const shown = args.includes('--all') ? worstFirst(report.checks) : report.failures.length ? worstFirst(report.failures).slice(0, 20) : worstFirst(report.checks).slice(0, 5);
-  console.log(report.failures.length ? 'worst mismatches (error / tolerance):' : 'closest to tolerance (error / tolerance):');
+  console.log(
+    `${report.checks.length} checks in ${report.sections.length} sections, ${report.failures.length} failed (${seconds.toFixed(1)} s); worst ratio ${worst.ratio.toFixed(3)} (${worst.name})`,
+  );
+  const shown = args.includes('--all')
+    ? worstFirst(report.checks)
+    : report.failures.length
+      ? worstFirst(report.failures).slice(0, 20)
+      : worstFirst(report.checks).slice(0, 5);
+  console.log(
+    report.failures.length ? 'worst mismatches (error / tolerance):' : 'closest to tolerance (error / tolerance):',
+  );
   for (const c of shown) console.log(line(c));
 }
 

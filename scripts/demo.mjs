@@ -17,18 +17,25 @@ try {
   const files = listImages(join(root, 'samples'));
   for (const scale of [4, 8]) {
     const weights = join(root, 'weights', `sisn-x${scale}-celeba.safetensors`);
-    if (!existsSync(weights)) throw new Error(`missing ${weights}: the trained weights ship with the repository (see weights/README.md)`);
+    if (!existsSync(weights))
+      throw new Error(`missing ${weights}: the trained weights ship with the repository (see weights/README.md)`);
     const model = loadSisn(gpu, weights);
     const pairs = loadPairs(join(root, 'samples'), files, { scale, hrCrop: [88, 104] });
     const started = performance.now();
     const result = await evaluate(model, pairs, 6 + scale);
     const ms = performance.now() - started;
-    console.log(`\nx${scale} (${weights.slice(root.length)}, G${model.config.groups} I${model.config.blocks} C${model.config.channels}), PSNR/SSIM on RGB, border ${6 + scale}:`);
+    console.log(
+      `\nx${scale} (${weights.slice(root.length)}, G${model.config.groups} I${model.config.blocks} C${model.config.channels}), PSNR/SSIM on RGB, border ${6 + scale}:`,
+    );
     console.log(`${'face'.padEnd(12)} ${'bicubic'.padStart(16)} ${'SISN'.padStart(16)}`);
     for (const im of result.images) {
-      console.log(`${im.name.padEnd(12)} ${`${im.bicubic.psnr.toFixed(2)} / ${im.bicubic.ssim.toFixed(3)}`.padStart(16)} ${`${im.sisn.psnr.toFixed(2)} / ${im.sisn.ssim.toFixed(3)}`.padStart(16)}`);
+      console.log(
+        `${im.name.padEnd(12)} ${`${im.bicubic.psnr.toFixed(2)} / ${im.bicubic.ssim.toFixed(3)}`.padStart(16)} ${`${im.sisn.psnr.toFixed(2)} / ${im.sisn.ssim.toFixed(3)}`.padStart(16)}`,
+      );
     }
-    console.log(`${'mean'.padEnd(12)} ${`${result.bicubic.psnr.toFixed(2)} / ${result.bicubic.ssim.toFixed(3)}`.padStart(16)} ${`${result.sisn.psnr.toFixed(2)} / ${result.sisn.ssim.toFixed(3)}`.padStart(16)}   (${ms.toFixed(0)} ms for ${pairs.length} faces)`);
+    console.log(
+      `${'mean'.padEnd(12)} ${`${result.bicubic.psnr.toFixed(2)} / ${result.bicubic.ssim.toFixed(3)}`.padStart(16)} ${`${result.sisn.psnr.toFixed(2)} / ${result.sisn.ssim.toFixed(3)}`.padStart(16)}   (${ms.toFixed(0)} ms for ${pairs.length} faces)`,
+    );
     const sheet = join(out, `sisn-x${scale}.png`);
     writeSheet(sheet, pairs, result.outputs, scale);
     console.log(`wrote ${sheet} (columns: LR nearest, bicubic, SISN, HR)`);

@@ -17,11 +17,15 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 // not looked for again in the same process. The probe's output, or null if it failed.
 function probeDawn(script, env = process.env) {
   try {
-    return execFileSync(process.execPath, ['--input-type=module', '-e', `import { create } from 'webgpu';\n${script}`], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      env,
-    }).trim();
+    return execFileSync(
+      process.execPath,
+      ['--input-type=module', '-e', `import { create } from 'webgpu';\n${script}`],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+        env,
+      },
+    ).trim();
   } catch {
     return null;
   }
@@ -41,10 +45,15 @@ const CHROMIUM_SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 // Whether Dawn sees SwiftShader, given chromium's copy as the engine gives it.
 function seesSwiftShader() {
-  const added = [process.env.VK_ADD_DRIVER_FILES, existsSync(CHROMIUM_SWIFTSHADER) ? CHROMIUM_SWIFTSHADER : ''].filter(Boolean).join(':');
-  const listing = probeDawn(`
+  const added = [process.env.VK_ADD_DRIVER_FILES, existsSync(CHROMIUM_SWIFTSHADER) ? CHROMIUM_SWIFTSHADER : '']
+    .filter(Boolean)
+    .join(':');
+  const listing = probeDawn(
+    `
     try { await create(['adapter=(sisn-webgpu: list the adapters)']).requestAdapter(); } catch (e) { console.log(e.message); }
-    process.exit(0);`, { ...process.env, VK_ADD_DRIVER_FILES: added });
+    process.exit(0);`,
+    { ...process.env, VK_ADD_DRIVER_FILES: added },
+  );
   return /swiftshader/i.test(listing ?? '');
 }
 
@@ -60,14 +69,21 @@ function osRelease() {
 
 function run(cmd, args) {
   console.error(`ensure-adapter: ${cmd} ${args.join(' ')}`);
-  execFileSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  execFileSync(cmd, args, {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
 }
 
 function installLavapipe(os) {
   const packages = ['libvulkan1', 'mesa-vulkan-drivers'];
   if (os.ID === 'debian' && os.VERSION_CODENAME === 'bookworm') {
     const list = '/etc/apt/sources.list.d/bookworm-backports.list';
-    const already = execFileSync('bash', ['-c', 'grep -rhs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/ || true'], { encoding: 'utf8' });
+    const already = execFileSync(
+      'bash',
+      ['-c', 'grep -rhs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/ || true'],
+      { encoding: 'utf8' },
+    );
     if (!already.trim()) writeFileSync(list, 'deb http://deb.debian.org/debian bookworm-backports main\n');
     run('apt-get', ['update', '-qq']);
     run('apt-get', ['install', '-y', '-qq', '-t', 'bookworm-backports', ...packages]);
@@ -91,11 +107,12 @@ function ensureAdapter() {
   const advice =
     'No WebGPU adapter was found. Install a Vulkan driver: on Debian/Ubuntu, `libvulkan1 mesa-vulkan-drivers` ' +
     '(Mesa >= 23; on Debian bookworm take both from bookworm-backports: `apt-get install -t bookworm-backports ' +
-    'libvulkan1 mesa-vulkan-drivers`), or your GPU vendor\'s Vulkan driver; on macOS Metal and on Windows D3D12 ' +
+    "libvulkan1 mesa-vulkan-drivers`), or your GPU vendor's Vulkan driver; on macOS Metal and on Windows D3D12 " +
     'are used directly and need no install.';
   if (!debianLike || !isRoot) {
     console.error(`ensure-adapter: ${advice}`);
-    if (debianLike && !isRoot) console.error('ensure-adapter: run the same command as root, or install the packages above with sudo.');
+    if (debianLike && !isRoot)
+      console.error('ensure-adapter: run the same command as root, or install the packages above with sudo.');
     process.exit(1);
   }
   console.error('ensure-adapter: no WebGPU adapter; installing Mesa lavapipe (Vulkan on the CPU)...');
@@ -116,13 +133,14 @@ function ensureAdapter() {
 // Without SwiftShader the tests still run; its configuration then fails, saying what is missing.
 function ensureSwiftShader() {
   if (seesSwiftShader()) return;
-  const advice = 'the SwiftShader test configuration needs Debian\'s `chromium` package (apt-get install chromium), ' +
+  const advice =
+    "the SwiftShader test configuration needs Debian's `chromium` package (apt-get install chromium), " +
     `whose ${CHROMIUM_SWIFTSHADER} the engine registers, or SwiftShader's ICD file in VK_ADD_DRIVER_FILES`;
   if (!debianLike || !isRoot) {
     console.error(`ensure-adapter: ${advice}`);
     return;
   }
-  console.error('ensure-adapter: installing Debian\'s chromium for its SwiftShader (a second adapter for the tests)...');
+  console.error("ensure-adapter: installing Debian's chromium for its SwiftShader (a second adapter for the tests)...");
   try {
     run('apt-get', ['update', '-qq']);
     run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium']);
@@ -130,7 +148,8 @@ function ensureSwiftShader() {
     console.error(`ensure-adapter: the install failed (${e.message}); ${advice}`);
     return;
   }
-  if (!seesSwiftShader()) console.error(`ensure-adapter: chromium is installed but Dawn does not see SwiftShader; ${advice}`);
+  if (!seesSwiftShader())
+    console.error(`ensure-adapter: chromium is installed but Dawn does not see SwiftShader; ${advice}`);
 }
 
 ensureAdapter();

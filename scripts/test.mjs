@@ -42,7 +42,11 @@ function adapterOf(env) {
 // with no summary, or that exits non-zero with nothing failed, counts one failure.
 function runUvu(pattern, env, live) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [uvu, 'test', pattern], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [uvu, 'test', pattern], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     const take = (chunk) => {
       output += chunk;
@@ -63,7 +67,9 @@ function runUvu(pattern, env, live) {
 
 function header(run, adapter) {
   const scope = run.pattern === WHOLE_SUITE ? 'the whole suite' : 'the op checks and fixture conformance';
-  const settings = Object.entries(run.env).map(([k, v]) => `${k}=${v}`).join(' ');
+  const settings = Object.entries(run.env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
   console.log(`\n=== ${run.name}: ${scope}${settings ? ` (${settings})` : ''}\n  adapter: ${adapter}`);
 }
 
@@ -78,7 +84,9 @@ async function execute(run, live) {
 }
 
 const chosenByUser = ['SISN_ADAPTER', 'SISN_SUBGROUPS', 'SISN_LIMITS'].some((k) => process.env[k]);
-const runs = [{ name: chosenByUser ? 'the adapter the environment chooses' : 'the default adapter', env: {}, pattern: WHOLE_SUITE }];
+const runs = [
+  { name: chosenByUser ? 'the adapter the environment chooses' : 'the default adapter', env: {}, pattern: WHOLE_SUITE },
+];
 if (!chosenByUser) for (const c of CONFIGURATIONS) runs.push({ ...c, pattern: ADAPTER_CHECKS });
 
 // At most `parallel` runs at once, started in order.
@@ -96,7 +104,8 @@ async function inTurn(fn) {
     else free++;
   }
 }
-if (runs.length > 1) console.log(`${runs.length} test runs, ${parallel} at a time; the first is shown as it goes, the others once done`);
+if (runs.length > 1)
+  console.log(`${runs.length} test runs, ${parallel} at a time; the first is shown as it goes, the others once done`);
 const results = runs.map((run, i) => inTurn(() => execute(run, i === 0)));
 
 let passed = 0;

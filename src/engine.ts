@@ -35,7 +35,14 @@ export class Gpu implements Engine {
   readonly recorder: CommandRecorder;
 
   private constructor(readonly context: DeviceContext) {
-    ({ adapter: this.adapter, device: this.device, features: this.features, limits: this.limits, pool: this.pool, recorder: this.recorder } = context);
+    ({
+      adapter: this.adapter,
+      device: this.device,
+      features: this.features,
+      limits: this.limits,
+      pool: this.pool,
+      recorder: this.recorder,
+    } = context);
     this.kernels = new KernelRegistry(context);
   }
 

@@ -119,7 +119,8 @@ export class Tensor {
 
   static fromArray(gpu: Engine, data: ArrayLike<number>, shape: Shape = [data.length]): Tensor {
     const n = shapeSize(shape);
-    if (data.length !== n) throw new Error(`${data.length} values do not fill shape ${formatShape(shape)} (${n} elements)`);
+    if (data.length !== n)
+      throw new Error(`${data.length} values do not fill shape ${formatShape(shape)} (${n} elements)`);
     const t = Tensor.empty(gpu, shape, 'Tensor.fromArray');
     t.write(data instanceof Float32Array ? data : Float32Array.from(data));
     return t;
@@ -145,7 +146,8 @@ export class Tensor {
   }
 
   private assertAlive(): void {
-    if (!this.alive) throw new Error(`tensor ${this.name || '#' + this.id} ${formatShape(this.shape)} was used after dispose()`);
+    if (!this.alive)
+      throw new Error(`tensor ${this.name || '#' + this.id} ${formatShape(this.shape)} was used after dispose()`);
   }
 
   /** Overwrites the contents (recorded in the current step, ordered with its dispatches). */
@@ -183,7 +185,8 @@ export class Tensor {
   /** A view with another shape of the same number of elements (shares storage, no copy). */
   view(shape: Shape): Tensor {
     this.assertAlive();
-    if (shapeSize(shape) !== this.size) throw new Error(`cannot view ${formatShape(this.shape)} as ${formatShape(shape)}`);
+    if (shapeSize(shape) !== this.size)
+      throw new Error(`cannot view ${formatShape(this.shape)} as ${formatShape(shape)}`);
     this.storage.retain();
     return new Tensor(this.gpu, shape, this.storage);
   }

@@ -8,7 +8,13 @@ export { Tensor, type Shape } from './tensor.js';
 export * from './ops/index.js';
 export { Adam, MultiStepLR, type AdamOptions } from './optim/adam.js';
 export { SISN, type SisnConfig } from './nn/sisn.js';
-export { parseSafetensors, serializeSafetensors, type SafeTensor, type SafeFile, type StateDict } from './io/safetensors.js';
+export {
+  parseSafetensors,
+  serializeSafetensors,
+  type SafeTensor,
+  type SafeFile,
+  type StateDict,
+} from './io/safetensors.js';
 export { loadSisn, loadStateDict, stateDict, inferConfig } from './nn/sisn-weights.js';
 export { upscale, defaultTileSize, type UpscaleOptions } from './nn/upscale.js';
 export { decodeImage, encodePng, type RgbImage } from './io/image.js';

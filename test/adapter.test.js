@@ -47,19 +47,24 @@ test('an unknown adapter name is an error that lists the adapters', async () => 
 });
 
 test('the default adapter is not SwiftShader even when the Vulkan loader lists it first', () => {
-  const probe = "import { Gpu } from './dist/index.js'; const g = await Gpu.open(); console.log(g.adapter.info.architecture); g.dispose();";
+  const probe =
+    "import { Gpu } from './dist/index.js'; const g = await Gpu.open(); console.log(g.adapter.info.architecture); g.dispose();";
   const r = node(['--input-type=module', '-e', probe], { VK_ADD_DRIVER_FILES: SWIFTSHADER_ICD });
   assert.is(r.status, 0, r.stderr);
   assert.not.match(r.stdout, /swiftshader/);
 });
 
 test("Mesa's software drivers get several worker threads per core unless LP_NUM_THREADS is set", () => {
-  const probe = "import { Gpu } from './dist/index.js'; import { availableParallelism } from 'node:os'; const g = await Gpu.open(); console.log(`${process.env.LP_NUM_THREADS} ${availableParallelism()}`); g.dispose();";
+  const probe =
+    "import { Gpu } from './dist/index.js'; import { availableParallelism } from 'node:os'; const g = await Gpu.open(); console.log(`${process.env.LP_NUM_THREADS} ${availableParallelism()}`); g.dispose();";
   // An undefined value leaves the variable out of the child's environment.
   const r = node(['--input-type=module', '-e', probe], { LP_NUM_THREADS: undefined });
   assert.is(r.status, 0, r.stderr);
   // Dawn prints warnings to stdout too: the probe's line is the one of two numbers.
-  const [threads, cores] = r.stdout.match(/^(\d+) (\d+)$/m).slice(1).map(Number);
+  const [threads, cores] = r.stdout
+    .match(/^(\d+) (\d+)$/m)
+    .slice(1)
+    .map(Number);
   assert.is(threads, Math.min(32, 4 * cores));
   const mine = node(['--input-type=module', '-e', probe], { LP_NUM_THREADS: '3' });
   assert.is(mine.status, 0, mine.stderr);
@@ -76,8 +81,13 @@ test("limits: 'default' asks for WebGPU's default limits, not the adapter's", as
 });
 
 test('SISN_ADAPTER, SISN_SUBGROUPS and SISN_LIMITS choose for Gpu.open; bad values are errors', () => {
-  const probe = "import { Gpu } from './dist/index.js'; const g = await Gpu.open(); console.log([g.adapter.info.architecture, g.features.subgroups, g.limits.maxComputeInvocationsPerWorkgroup].join(' ')); g.dispose();";
-  const r = node(['--input-type=module', '-e', probe], { SISN_ADAPTER: 'swiftshader', SISN_SUBGROUPS: 'off', SISN_LIMITS: 'default' });
+  const probe =
+    "import { Gpu } from './dist/index.js'; const g = await Gpu.open(); console.log([g.adapter.info.architecture, g.features.subgroups, g.limits.maxComputeInvocationsPerWorkgroup].join(' ')); g.dispose();";
+  const r = node(['--input-type=module', '-e', probe], {
+    SISN_ADAPTER: 'swiftshader',
+    SISN_SUBGROUPS: 'off',
+    SISN_LIMITS: 'default',
+  });
   assert.is(r.status, 0, r.stderr);
   assert.is(r.stdout.trim(), 'swiftshader false 256');
   const bad = node(['--input-type=module', '-e', probe], { SISN_SUBGROUPS: 'maybe' });

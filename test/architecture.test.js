@@ -5,7 +5,16 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SISN, Tensor, Rng, inferConfig, parseSafetensors, readTorchCheckpoint, stateDict, stripModulePrefix } from '../dist/index.js';
+import {
+  SISN,
+  Tensor,
+  Rng,
+  inferConfig,
+  parseSafetensors,
+  readTorchCheckpoint,
+  stateDict,
+  stripModulePrefix,
+} from '../dist/index.js';
 import { FIXTURES } from './fixture-sets.js';
 import { withGpu, random, relError } from './helpers.js';
 import * as ref from './reference.js';
@@ -61,10 +70,16 @@ const entriesOf = (model) => model.entries.map((e) => [e.name, [...e.shape]]);
 
 test('the official state_dict, as written here, is what PyTorch saved for both fixture sets', () => {
   const ordered = stripModulePrefix(readTorchCheckpoint(join(FIXTURES, 'sisn-small/weights_dataparallel.pt')));
-  assert.equal([...ordered].map(([k, t]) => [k, t.shape]), officialStateDict({ scale: 4, groups: 2, blocks: 2, channels: 32 }));
+  assert.equal(
+    [...ordered].map(([k, t]) => [k, t.shape]),
+    officialStateDict({ scale: 4, groups: 2, blocks: 2, channels: 32 }),
+  );
   const x2 = parseSafetensors(readFileSync(join(FIXTURES, 'sisn-x2/weights.safetensors'))).tensors;
   const sorted = (list) => [...list].sort(([a], [b]) => (a < b ? -1 : 1));
-  assert.equal(sorted([...x2].map(([k, t]) => [k, t.shape])), sorted(officialStateDict({ scale: 2, groups: 2, blocks: 3, channels: 24 })));
+  assert.equal(
+    sorted([...x2].map(([k, t]) => [k, t.shape])),
+    sorted(officialStateDict({ scale: 2, groups: 2, blocks: 3, channels: 24 })),
+  );
 });
 
 for (const config of [
@@ -84,7 +99,10 @@ for (const config of [
   });
 }
 
-for (const [scale, size] of [[3, 12], [8, 16]]) {
+for (const [scale, size] of [
+  [3, 12],
+  [8, 16],
+]) {
   test(`x${scale}: head space-to-depth and the upsampling tail match the CPU reference`, async () => {
     const { gpu } = ctx;
     const c = 8;
@@ -102,7 +120,15 @@ for (const [scale, size] of [[3, 12], [8, 16]]) {
     let y = await read('tail.in');
     let side = h;
     for (const [j, factor] of (scale === 3 ? [3] : [2, 2, 2]).entries()) {
-      const conv = ref.conv2d(y, [2, c, side, side], await param(`tail.0.${2 * j}.weight`), [factor * factor * c, c, 3], await param(`tail.0.${2 * j}.bias`), 1, 1);
+      const conv = ref.conv2d(
+        y,
+        [2, c, side, side],
+        await param(`tail.0.${2 * j}.weight`),
+        [factor * factor * c, c, 3],
+        await param(`tail.0.${2 * j}.bias`),
+        1,
+        1,
+      );
       y = ref.pixelShuffle(conv, [2, factor * factor * c, side, side], factor);
       side *= factor;
     }

@@ -19,7 +19,8 @@ const pt = join(root, 'test/fixtures/sisn-small/weights_dataparallel.pt');
 const tmp = mkdtempSync(join(tmpdir(), 'sisn-cli-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const sisn = (...args) => spawnSync(process.execPath, [join(root, 'dist/cli/bin.js'), ...args], { encoding: 'utf8', timeout: 120000 });
+const sisn = (...args) =>
+  spawnSync(process.execPath, [join(root, 'dist/cli/bin.js'), ...args], { encoding: 'utf8', timeout: 120000 });
 const pngInfo = (path) => {
   const p = pngjs.PNG.sync.read(readFileSync(path));
   return { width: p.width, height: p.height, alpha: p.alpha };
@@ -33,7 +34,10 @@ test('a .pt state_dict (DataParallel, module. prefix) loads the same tensors as 
     const u = b.get(`module.${k}`);
     assert.ok(u, k);
     assert.equal(u.shape, t.shape);
-    assert.ok(t.data.every((v, i) => Object.is(v, u.data[i])), `${k} differs`);
+    assert.ok(
+      t.data.every((v, i) => Object.is(v, u.data[i])),
+      `${k} differs`,
+    );
   }
   const model = loadSisn(ctx.gpu, pt);
   assert.equal(model.config, { scale: 4, groups: 2, blocks: 2, channels: 32 });
@@ -61,7 +65,17 @@ test('several inputs go to a directory; RGBA keeps its alpha, grayscale becomes 
   writeFileSync(join(tmp, 'gray.png'), pngjs.PNG.sync.write(gray, { colorType: 0 }));
   assert.is(decodeImage(readFileSync(join(tmp, 'gray.png'))).channels, 3);
   const outDir = join(tmp, 'many');
-  const r = sisn('upscale', join(tmp, 'rgba.png'), join(tmp, 'gray.png'), '-o', outDir, '--weights', safetensors, '--tile', '48');
+  const r = sisn(
+    'upscale',
+    join(tmp, 'rgba.png'),
+    join(tmp, 'gray.png'),
+    '-o',
+    outDir,
+    '--weights',
+    safetensors,
+    '--tile',
+    '48',
+  );
   assert.is(r.status, 0, r.stderr);
   assert.equal(pngInfo(join(outDir, 'rgba_x4.png')), { width: 356, height: 436, alpha: true });
   assert.equal(pngInfo(join(outDir, 'gray_x4.png')), { width: 356, height: 436, alpha: false });

@@ -10,12 +10,29 @@ import { checkOp } from './gradcheck.js';
 const test = suite('composite');
 const ctx = withGpu(test);
 
-const B = 2, C = 4, H = 5, W = 5, R = 4, I = 32;
+const B = 2,
+  C = 4,
+  H = 5,
+  W = 5,
+  R = 4,
+  I = 32;
 const shapes = {
-  x: [B, C, H, W], w1: [C, C, 3, 3], b1: [C], g1: [C], be1: [C],
-  wsa: [R * C, 1, 3, 3], g0: [R * C], be0: [R * C],
-  wf1: [I, C, 1, 1], bf1: [I], gf: [I], bef: [I], wf2: [R * C, I, 1, 1], bf2: [R * C],
-  w2: [3, C, 3, 3], b2: [3],
+  x: [B, C, H, W],
+  w1: [C, C, 3, 3],
+  b1: [C],
+  g1: [C],
+  be1: [C],
+  wsa: [R * C, 1, 3, 3],
+  g0: [R * C],
+  be0: [R * C],
+  wf1: [I, C, 1, 1],
+  bf1: [I],
+  gf: [I],
+  bef: [I],
+  wf2: [R * C, I, 1, 1],
+  bf2: [R * C],
+  w2: [3, C, 3, 3],
+  b2: [3],
 };
 const names = Object.keys(shapes);
 const target = random(B * 3 * H * W, 77, -1, 1);
@@ -36,9 +53,15 @@ function cpuGraph(v) {
 
 // The module's state_dict names for the split-attention inputs of the graph.
 const moduleNames = {
-  'sa.conv.weight': 'wsa', 'sa.bn0.weight': 'g0', 'sa.bn0.bias': 'be0',
-  'sa.conv1x1_1.weight': 'wf1', 'sa.conv1x1_1.bias': 'bf1', 'sa.bn1.weight': 'gf', 'sa.bn1.bias': 'bef',
-  'sa.conv1x1_2.weight': 'wf2', 'sa.conv1x1_2.bias': 'bf2',
+  'sa.conv.weight': 'wsa',
+  'sa.bn0.weight': 'g0',
+  'sa.bn0.bias': 'be0',
+  'sa.conv1x1_1.weight': 'wf1',
+  'sa.conv1x1_1.bias': 'bf1',
+  'sa.bn1.weight': 'gf',
+  'sa.bn1.bias': 'bef',
+  'sa.conv1x1_2.weight': 'wf2',
+  'sa.conv1x1_2.bias': 'bf2',
 };
 
 function gpuGraph(gpu, v) {
@@ -47,7 +70,10 @@ function gpuGraph(gpu, v) {
   const y = ops.relu(bn(ops.conv2d(v.x, v.w1, v.b1, { padding: 1 }), v.g1, v.be1));
   const sa = new SplitAttention('sa.', C, R);
   const buffers = new Map();
-  for (const [bnName, n] of [['sa.bn0.', R * C], ['sa.bn1.', I]]) {
+  for (const [bnName, n] of [
+    ['sa.bn0.', R * C],
+    ['sa.bn1.', I],
+  ]) {
     const [mean, variance] = running(n);
     buffers.set(`${bnName}running_mean`, mean).set(`${bnName}running_var`, variance);
   }
@@ -65,7 +91,19 @@ test('conv -> BN -> ReLU -> split attention -> conv -> L1: every gradient equals
     inputs: names.map((n, i) => ({
       shape: shapes[n],
       grad: true,
-      data: gammaLike.has(n) ? random(shapes[n].reduce((a, b) => a * b, 1), 100 + i, 0.8, 1.2) : random(shapes[n].reduce((a, b) => a * b, 1), 100 + i, -0.6, 0.6),
+      data: gammaLike.has(n)
+        ? random(
+            shapes[n].reduce((a, b) => a * b, 1),
+            100 + i,
+            0.8,
+            1.2,
+          )
+        : random(
+            shapes[n].reduce((a, b) => a * b, 1),
+            100 + i,
+            -0.6,
+            0.6,
+          ),
     })),
     gpuFn: (ts) => gpu.scope(() => gpuGraph(gpu, Object.fromEntries(names.map((n, i) => [n, ts[i]])))),
     cpuFn: (arrs) => cpuGraph(Object.fromEntries(names.map((n, i) => [n, arrs[i]]))),

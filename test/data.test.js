@@ -3,7 +3,18 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseSafetensors, imresize, imresizeTo, modCrop, resampleWeights, psnr, ssim, mse, listImages, loadPairs } from '../dist/index.js';
+import {
+  parseSafetensors,
+  imresize,
+  imresizeTo,
+  modCrop,
+  resampleWeights,
+  psnr,
+  ssim,
+  mse,
+  listImages,
+  loadPairs,
+} from '../dist/index.js';
 
 const dir = (name) => fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url));
 const imresizeManifest = JSON.parse(readFileSync(dir('imresize') + 'manifest.json', 'utf8'));
@@ -16,7 +27,12 @@ test('imresize: 1-D resampling matrices equal the reference', () => {
     for (let i = 0; i < nOut; i++) {
       const row = new Float64Array(c.n_in);
       taps[i].forEach((j, k) => (row[j] += weights[i][k]));
-      row.forEach((v, j) => assert.ok(Math.abs(v - c.matrix[i][j]) < 1e-12, `${c.scale} n=${c.n_in} [${i}][${j}]: ${v} vs ${c.matrix[i][j]}`));
+      row.forEach((v, j) =>
+        assert.ok(
+          Math.abs(v - c.matrix[i][j]) < 1e-12,
+          `${c.scale} n=${c.n_in} [${i}][${j}]: ${v} vs ${c.matrix[i][j]}`,
+        ),
+      );
     }
   }
 });
@@ -72,14 +88,22 @@ test('datasets too large for memory are decoded on use, with the same pixels', (
   lazy.forEach((p, i) => {
     assert.is(p.name, eager[i].name);
     assert.equal([p.hrWidth, p.hrHeight, p.lrWidth, p.lrHeight], [88, 104, 22, 26]);
-    assert.ok(Buffer.from(p.hr).equals(Buffer.from(eager[i].hr)) && Buffer.from(p.lr).equals(Buffer.from(eager[i].lr)), p.name);
+    assert.ok(
+      Buffer.from(p.hr).equals(Buffer.from(eager[i].hr)) && Buffer.from(p.lr).equals(Buffer.from(eager[i].lr)),
+      p.name,
+    );
   });
 });
 
 test('PSNR and SSIM match the reference values (RGB, Y, rounded Y; borders 0, 10, 14)', () => {
   const m = JSON.parse(readFileSync(dir('metrics') + 'metrics.json', 'utf8'));
   const t = parseSafetensors(readFileSync(dir('metrics') + 'pairs.safetensors')).tensors;
-  const img = (key) => ({ height: t.get(key).shape[0], width: t.get(key).shape[1], channels: 3, data: t.get(key).data });
+  const img = (key) => ({
+    height: t.get(key).shape[0],
+    width: t.get(key).shape[1],
+    channels: 3,
+    data: t.get(key).data,
+  });
   const hr = img('hr');
   let checked = 0;
   for (const [name, pair] of Object.entries(m.pairs)) {

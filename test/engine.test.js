@@ -5,7 +5,19 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tensor, reflectShader, packUniforms, foldGroups, bucketSize, add, mul, scale, relu, preprocess, SHADER_DIR } from '../dist/index.js';
+import {
+  Tensor,
+  reflectShader,
+  packUniforms,
+  foldGroups,
+  bucketSize,
+  add,
+  mul,
+  scale,
+  relu,
+  preprocess,
+  SHADER_DIR,
+} from '../dist/index.js';
 import { withGpu, random, assertClose } from './helpers.js';
 
 const test = suite('engine');
@@ -24,12 +36,22 @@ test('registry derives bindings and uniform offsets from WGSL (mixed u32/f32/vec
   assert.is(info.name, 'mixed.k');
   assert.equal(info.workgroupSize, [8, 2, 1]);
   // Only what the entry uses (through helper functions too) is in its layout.
-  assert.equal(info.storage.map((s) => [s.name, s.binding, s.readOnly]).sort(), [['x', 1, true], ['y', 2, false]]);
+  assert.equal(info.storage.map((s) => [s.name, s.binding, s.readOnly]).sort(), [
+    ['x', 1, true],
+    ['y', 2, false],
+  ]);
   assert.is(info.uniform.binding, 0);
   assert.is(info.uniform.size, 80);
   assert.equal(
     info.uniform.fields.map((f) => [f.name, f.offset, f.kind, f.components]),
-    [['n', 0, 'u32', 1], ['a', 4, 'f32', 1], ['v', 16, 'f32', 4], ['m', 32, 'u32', 1], ['w', 48, 'u32', 4], ['s', 64, 'f32', 1]],
+    [
+      ['n', 0, 'u32', 1],
+      ['a', 4, 'f32', 1],
+      ['v', 16, 'f32', 4],
+      ['m', 32, 'u32', 1],
+      ['w', 48, 'u32', 4],
+      ['s', 64, 'f32', 1],
+    ],
   );
   const bytes = packUniforms('mixed.k', info.uniform, { n: 7, a: 0.5, v: [1, 2, 3, 4], m: 9, w: [5, 6, 7, 8], s: -1 });
   const dv = new DataView(bytes.buffer);
@@ -40,30 +62,53 @@ test('registry derives bindings and uniform offsets from WGSL (mixed u32/f32/vec
   assert.is(dv.getUint32(60, true), 8);
   assert.is(dv.getFloat32(64, true), -1);
   assert.throws(() => packUniforms('mixed.k', info.uniform, { n: 1 }), /not given/);
-  assert.throws(() => packUniforms('mixed.k', info.uniform, { n: 1, a: 0, v: [1, 2, 3, 4], m: 0, w: [0, 0, 0, 0], s: 0, typo: 1 }), /no uniform member named 'typo'/);
-  assert.throws(() => packUniforms('mixed.k', info.uniform, { n: -1, a: 0, v: [1, 2, 3, 4], m: 0, w: [0, 0, 0, 0], s: 0 }), /must be a u32/);
+  assert.throws(
+    () => packUniforms('mixed.k', info.uniform, { n: 1, a: 0, v: [1, 2, 3, 4], m: 0, w: [0, 0, 0, 0], s: 0, typo: 1 }),
+    /no uniform member named 'typo'/,
+  );
+  assert.throws(
+    () => packUniforms('mixed.k', info.uniform, { n: -1, a: 0, v: [1, 2, 3, 4], m: 0, w: [0, 0, 0, 0], s: 0 }),
+    /must be a u32/,
+  );
 });
 
 test('a user-defined kernel runs through the registry with its reflected layout', async () => {
   const { gpu } = ctx;
-  gpu.kernels.define('custom', `
+  gpu.kernels.define(
+    'custom',
+    `
     struct P { n: u32, k: f32, offset: vec4f }
     @group(0) @binding(0) var<uniform> p: P;
     @group(0) @binding(1) var<storage, read> x: array<f32>;
     @group(0) @binding(2) var<storage, read_write> y: array<f32>;
     @compute @workgroup_size(16) fn main(@builtin(global_invocation_id) g: vec3u) {
       if (g.x < p.n) { y[g.x] = x[g.x] * p.k + p.offset.z; }
-    }`);
+    }`,
+  );
   const x = Tensor.fromArray(gpu, [1, 2, 3, 4, 5]);
   const y = Tensor.empty(gpu, [5]);
-  gpu.kernels.dispatch('custom.main', { uniforms: { n: 5, k: 2, offset: [0, 0, 10, 0] }, buffers: { x, y }, groups: 1 });
+  gpu.kernels.dispatch('custom.main', {
+    uniforms: { n: 5, k: 2, offset: [0, 0, 10, 0] },
+    buffers: { x, y },
+    groups: 1,
+  });
   assert.equal([...(await y.read())], [12, 14, 16, 18, 20]);
-  assert.throws(() => gpu.kernels.dispatch('custom.main', { uniforms: { n: 5, k: 2, offset: [0, 0, 0, 0] }, buffers: { x }, groups: 1 }), /'y' not given/);
+  assert.throws(
+    () =>
+      gpu.kernels.dispatch('custom.main', {
+        uniforms: { n: 5, k: 2, offset: [0, 0, 0, 0] },
+        buffers: { x },
+        groups: 1,
+      }),
+    /'y' not given/,
+  );
 });
 
 test('the registry sizes launches from @workgroup_size, zeroes omitted uniforms, fills omitted read-only bindings and unwritten writable ones', async () => {
   const { gpu } = ctx;
-  gpu.kernels.define('launch', `
+  gpu.kernels.define(
+    'launch',
+    `
     struct P { n: u32, k: f32, add: f32, use_b: u32 }
     @group(0) @binding(0) var<uniform> p: P;
     @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -74,7 +119,8 @@ test('the registry sizes launches from @workgroup_size, zeroes omitted uniforms,
     }
     @compute @workgroup_size(4, 2, 2) fn cube(@builtin(global_invocation_id) g: vec3u) {
       if (g.x < 5u && g.y < 3u && g.z < 3u) { y[(g.z * 3u + g.y) * 5u + g.x] = f32(g.x + 10u * g.y + 100u * g.z); }
-    }`);
+    }`,
+  );
   const n = 37;
   const a = Tensor.fromArray(gpu, random(n, 4));
   const y = Tensor.full(gpu, [45], -1);
@@ -91,11 +137,26 @@ test('the registry sizes launches from @workgroup_size, zeroes omitted uniforms,
   const before = [...(await y.read())];
   gpu.kernels.dispatch('launch.line', { uniforms: { n: 0 }, buffers: { a }, unwritten: ['y'], invocations: 1 });
   assert.equal([...(await y.read())], before, 'y untouched');
-  assert.throws(() => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, unwritten: ['y'], invocations: 1 }), /'y' is marked unwritten but given a buffer/);
-  assert.throws(() => gpu.kernels.dispatch('launch.line', { buffers: { y }, unwritten: ['a'], invocations: 1 }), /'a' is marked unwritten but read-only/);
-  assert.throws(() => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, unwritten: ['z'], invocations: 1 }), /no storage binding named z/);
-  assert.throws(() => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, invocations: 1, groups: 1 }), /either invocations or groups/);
-  assert.throws(() => gpu.kernels.dispatch('launch.cube', { buffers: { y }, invocations: [4, 2, 2 * 70000] }), /exceeds/);
+  assert.throws(
+    () => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, unwritten: ['y'], invocations: 1 }),
+    /'y' is marked unwritten but given a buffer/,
+  );
+  assert.throws(
+    () => gpu.kernels.dispatch('launch.line', { buffers: { y }, unwritten: ['a'], invocations: 1 }),
+    /'a' is marked unwritten but read-only/,
+  );
+  assert.throws(
+    () => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, unwritten: ['z'], invocations: 1 }),
+    /no storage binding named z/,
+  );
+  assert.throws(
+    () => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, invocations: 1, groups: 1 }),
+    /either invocations or groups/,
+  );
+  assert.throws(
+    () => gpu.kernels.dispatch('launch.cube', { buffers: { y }, invocations: [4, 2, 2 * 70000] }),
+    /exceeds/,
+  );
   [a, y].forEach((t) => t.dispose());
 });
 
@@ -110,7 +171,8 @@ test('dispatches past 65,535 workgroups are folded into 2-D and cover every elem
   const c = add(a, b);
   const out = await c.read();
   const ref = random(n, 3);
-  for (let i = 0; i < n; i++) if (out[i] !== Math.fround(1.5 + ref[i])) assert.unreachable(`element ${i}: ${out[i]} != ${1.5 + ref[i]}`);
+  for (let i = 0; i < n; i++)
+    if (out[i] !== Math.fround(1.5 + ref[i])) assert.unreachable(`element ${i}: ${out[i]} != ${1.5 + ref[i]}`);
   [a, b, c].forEach((t) => t.dispose());
 });
 
@@ -141,7 +203,10 @@ test('tensors round-trip exactly, including odd sizes and special values', async
     if (n > 3) data.set([0, -0, 1e-38, 3.4e38], 0);
     const t = Tensor.fromArray(gpu, data);
     const back = await t.read();
-    assert.ok(back.every((v, i) => Object.is(v, data[i])), `round trip of ${n} values`);
+    assert.ok(
+      back.every((v, i) => Object.is(v, data[i])),
+      `round trip of ${n} values`,
+    );
     t.dispose();
   }
   assert.throws(() => Tensor.fromArray(gpu, [1, 2, 3], [2, 2]), /do not fill shape/);
@@ -161,7 +226,11 @@ test('elementwise kernels match a CPU reference on odd sizes', async () => {
       [relu(a), (i) => Math.max(av[i], 0)],
     ];
     for (const [t, f] of cases) {
-      assertClose(await t.read(), Float32Array.from({ length: n }, (_, i) => f(i)), { rtol: 1e-6, atol: 0, what: `n=${n}` });
+      assertClose(
+        await t.read(),
+        Float32Array.from({ length: n }, (_, i) => f(i)),
+        { rtol: 1e-6, atol: 0, what: `n=${n}` },
+      );
       t.dispose();
     }
     a.dispose();
@@ -171,9 +240,12 @@ test('elementwise kernels match a CPU reference on odd sizes', async () => {
 
 test('a shader with an error gives a JS error that names the kernel', async () => {
   const { gpu } = ctx;
-  gpu.kernels.define('broken', `
+  gpu.kernels.define(
+    'broken',
+    `
     @group(0) @binding(0) var<storage, read_write> y: array<f32>;
-    @compute @workgroup_size(1) fn bad() { let v: f32 = 1u; y[0] = v; }`);
+    @compute @workgroup_size(1) fn bad() { let v: f32 = 1u; y[0] = v; }`,
+  );
   try {
     await gpu.kernels.compile('broken.bad');
     assert.unreachable('compile should fail');
@@ -190,25 +262,37 @@ test('a shader with an error gives a JS error that names the kernel', async () =
   } catch (e) {
     assert.match(e.message, /broken\.bad/);
   }
-  assert.throws(() => gpu.kernels.dispatch('nosuchfile.main', { buffers: {}, groups: 1 }), /no shaders\/nosuchfile\.wgsl/);
+  assert.throws(
+    () => gpu.kernels.dispatch('nosuchfile.main', { buffers: {}, groups: 1 }),
+    /no shaders\/nosuchfile\.wgsl/,
+  );
 });
 
 test('compile is de-duplicated and warm-up builds pipelines before use', async () => {
   const { gpu } = ctx;
   const before = gpu.kernels.pipelinesCreated;
-  await Promise.all([gpu.kernels.compile('elementwise.binary', { OP: 1 }), gpu.kernels.compile('elementwise.binary', { OP: 1 })]);
+  await Promise.all([
+    gpu.kernels.compile('elementwise.binary', { OP: 1 }),
+    gpu.kernels.compile('elementwise.binary', { OP: 1 }),
+  ]);
   assert.is(gpu.kernels.pipelinesCreated, before + 1);
   await gpu.kernels.warmup(['elementwise.binary', { name: 'elementwise.binary', constants: { OP: 1 } }]);
   assert.ok(gpu.kernels.pipelinesCreated <= before + 2);
 });
 
-test('every kernel fits WebGPU\'s default limits (8 storage buffers per stage, 256 invocations)', () => {
+test("every kernel fits WebGPU's default limits (8 storage buffers per stage, 256 invocations)", () => {
   for (const file of readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl'))) {
     for (const subgroups of [false, true]) {
-      const code = preprocess(file.slice(0, -5), readFileSync(join(SHADER_DIR, file), 'utf8'), { subgroups, f16: false });
+      const code = preprocess(file.slice(0, -5), readFileSync(join(SHADER_DIR, file), 'utf8'), {
+        subgroups,
+        f16: false,
+      });
       for (const info of reflectShader(file.slice(0, -5), code)) {
         assert.ok(info.storage.length <= 8, `${info.name}: ${info.storage.length} storage buffers`);
-        assert.ok(info.workgroupSize[0] * info.workgroupSize[1] * info.workgroupSize[2] <= 256, `${info.name}: workgroup too large`);
+        assert.ok(
+          info.workgroupSize[0] * info.workgroupSize[1] * info.workgroupSize[2] <= 256,
+          `${info.name}: workgroup too large`,
+        );
       }
     }
   }
@@ -222,7 +306,11 @@ test('a process that uses the engine exits by itself', () => {
     const v = await add(a, a).read();
     console.log(v.join(','));
     gpu.dispose();`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30000, cwd: fileURLToPath(new URL('..', import.meta.url)) });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 30000,
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+  });
   assert.is(r.signal, null, `killed by ${r.signal} (hung or crashed): ${r.stderr}`);
   assert.is(r.status, 0, r.stderr);
   assert.is(r.stdout.trim(), '2,4,6');

@@ -36,22 +36,34 @@ test("a skipped Adam step stays within the manifest's plain atol, so only the up
 
 for (const [what, adamStep] of [
   ['a skipped Adam step', () => {}],
-  ['a sign-flipped Adam step', (adam) => {
-    adam.lr = -adam.lr;
-    adam.update();
-  }],
-  ['an Adam step with a tenth of the learning rate', (adam) => {
-    adam.lr /= 10;
-    adam.update();
-  }],
+  [
+    'a sign-flipped Adam step',
+    (adam) => {
+      adam.lr = -adam.lr;
+      adam.update();
+    },
+  ],
+  [
+    'an Adam step with a tenth of the learning rate',
+    (adam) => {
+      adam.lr /= 10;
+      adam.update();
+    },
+  ],
 ]) {
   test(`${what} fails the Adam section, and only it`, async () => {
     const report = await checkConformance(ctx.gpu, x2, { adamStep });
     assert.equal(sectionsFailing(report), ['Adam step']);
     const adam = report.checks.filter((c) => c.section === 'Adam step');
     // Every parameter with a significant gradient fails; round-off and gradient-free ones cannot tell.
-    assert.ok(report.failures.length >= adam.length - 16, `${report.failures.length} of ${adam.length} Adam checks failed`);
-    assert.ok(report.failures.every((f) => /update \[\d+\]/.test(f.detail)), failed(report).join('\n'));
+    assert.ok(
+      report.failures.length >= adam.length - 16,
+      `${report.failures.length} of ${adam.length} Adam checks failed`,
+    );
+    assert.ok(
+      report.failures.every((f) => /update \[\d+\]/.test(f.detail)),
+      failed(report).join('\n'),
+    );
   });
 }
 
@@ -75,7 +87,10 @@ test('a train section without its files fails; train files without a train secti
   writeFileSync(join(undeclared, 'manifest.json'), JSON.stringify(manifest));
   const report = await checkConformance(ctx.gpu, undeclared);
   assert.equal(sectionsFailing(report), TRAIN_SECTIONS);
-  assert.ok(failed(report).includes('train output / train output: train_io.safetensors: not declared in the manifest'), failed(report).join('\n'));
+  assert.ok(
+    failed(report).includes('train output / train output: train_io.safetensors: not declared in the manifest'),
+    failed(report).join('\n'),
+  );
 
   const noSection = copySet('sisn-x2', tmp('no-train-section'), (m) => delete m.train);
   const r2 = await checkConformance(ctx.gpu, noSection);
@@ -112,11 +127,16 @@ test('a manifest that is not this format is a clear error', async () => {
 
 test('npm run conformance names the adapter first, lists the sections and exits 1 on a mismatch', () => {
   const bad = copySet('sisn-x2', tmp('bad-loss'), (m) => (m.train.loss *= 1.01));
-  const r = spawnSync(process.execPath, ['scripts/conformance.mjs', bad], { cwd: root, encoding: 'utf8', timeout: 120000 });
+  const r = spawnSync(process.execPath, ['scripts/conformance.mjs', bad], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 120000,
+  });
   assert.is(r.status, 1, r.stderr);
   const lines = r.stdout.split('\n');
   assert.is(lines[0], `adapter: ${ctx.gpu.describe()}`);
-  for (const section of [...EVAL_SECTIONS, ...TRAIN_SECTIONS]) assert.match(r.stdout, new RegExp(`\\n  ${section} +\\d+ checks  worst`));
+  for (const section of [...EVAL_SECTIONS, ...TRAIN_SECTIONS])
+    assert.match(r.stdout, new RegExp(`\\n  ${section} +\\d+ checks  worst`));
   assert.match(r.stdout, /loss +1 checks  worst [\d.]+  1 FAILED/);
   assert.match(r.stdout, /422 checks in 9 sections, 1 failed/);
   assert.match(r.stdout, /worst mismatches[\s\S]*loss/);

@@ -42,7 +42,8 @@ export function evalOnlyCopy(name, to) {
         rmSync(join(to, file));
       }
     }
-    for (const key of Object.keys(manifest.tolerance_advice)) if (!key.startsWith('eval_')) delete manifest.tolerance_advice[key];
+    for (const key of Object.keys(manifest.tolerance_advice))
+      if (!key.startsWith('eval_')) delete manifest.tolerance_advice[key];
   });
   return to;
 }
@@ -56,8 +57,12 @@ export function conformanceTest(test, ctx, name, { dir, sections, counts = {} })
     const report = await checkConformance(ctx.gpu, typeof dir === 'function' ? dir() : dir);
     assert.is(report.adapter, ctx.gpu.describe());
     assert.equal(report.sections, sections);
-    for (const [section, n] of Object.entries(counts)) assert.is(report.checks.filter((c) => c.section === section).length, n, section);
-    assert.equal(report.failures.map((f) => `${f.section} / ${f.name}: ${f.detail}`), []);
+    for (const [section, n] of Object.entries(counts))
+      assert.is(report.checks.filter((c) => c.section === section).length, n, section);
+    assert.equal(
+      report.failures.map((f) => `${f.section} / ${f.name}: ${f.detail}`),
+      [],
+    );
   });
 }
 

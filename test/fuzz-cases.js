@@ -49,8 +49,14 @@ const bases = {
 };
 bases['small.pt'].layout = zipLayout(bases['small.pt'].bytes);
 
-const INTERESTING = [0, 1, 2, 3, 4, 7, 8, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
-const OPCODES = [0x80, 0x95, 0x2e, 0x28, 0x63, 0x93, 0x71, 0x72, 0x94, 0x68, 0x6a, 0x7d, 0x5d, 0x29, 0x74, 0x85, 0x86, 0x87, 0x4b, 0x4d, 0x4a, 0x8a, 0x47, 0x58, 0x8c, 0x55, 0x54, 0x4e, 0x88, 0x89, 0x51, 0x52, 0x62, 0x73, 0x75, 0x61, 0x65, 0x0a, 0x00, 0x49, 0x69];
+const INTERESTING = [
+  0, 1, 2, 3, 4, 7, 8, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff,
+];
+const OPCODES = [
+  0x80, 0x95, 0x2e, 0x28, 0x63, 0x93, 0x71, 0x72, 0x94, 0x68, 0x6a, 0x7d, 0x5d, 0x29, 0x74, 0x85, 0x86, 0x87, 0x4b,
+  0x4d, 0x4a, 0x8a, 0x47, 0x58, 0x8c, 0x55, 0x54, 0x4e, 0x88, 0x89, 0x51, 0x52, 0x62, 0x73, 0x75, 0x61, 0x65, 0x0a,
+  0x00, 0x49, 0x69,
+];
 
 const flip = (rng, bytes, from = 0, to = bytes.byteLength) => {
   const out = Uint8Array.from(bytes);
@@ -74,17 +80,37 @@ function mutateTorch(rng, { bytes, layout }) {
   const entry = rng.pick(layout.entries);
   const rezip = (name, data) => makeZip(layout.entries.map((e) => [e.name, e.name === name ? data : e.data]));
   const pkl = layout.entries.find((e) => e.name.endsWith('data.pkl'));
-  const pickleOffsets = () => [...pkl.data.keys()].filter((i) => [0x4a, 0x4b, 0x4d, 0x58, 0x71, 0x68].includes(pkl.data[i]));
+  const pickleOffsets = () =>
+    [...pkl.data.keys()].filter((i) => [0x4a, 0x4b, 0x4d, 0x58, 0x71, 0x68].includes(pkl.data[i]));
   switch (rng.int(9)) {
-    case 0: return ['flip anywhere', flip(rng, bytes)];
-    case 1: return ['truncate', bytes.subarray(0, rng.int(bytes.byteLength))];
+    case 0:
+      return ['flip anywhere', flip(rng, bytes)];
+    case 1:
+      return ['truncate', bytes.subarray(0, rng.int(bytes.byteLength))];
     case 2: {
-      const [what, at, size] = rng.pick([['central sizes', entry.central + 20, 4], ['central size', entry.central + 24, 4], ['central method', entry.central + 10, 2], ['central name length', entry.central + 28, 2], ['central extra length', entry.central + 30, 2], ['central offset', entry.central + 42, 4], ['local name length', entry.local + 26, 2], ['local extra length', entry.local + 28, 2], ['entry count', layout.eocd + 10, 2], ['directory size', layout.eocd + 12, 4], ['directory offset', layout.eocd + 16, 4]]);
+      const [what, at, size] = rng.pick([
+        ['central sizes', entry.central + 20, 4],
+        ['central size', entry.central + 24, 4],
+        ['central method', entry.central + 10, 2],
+        ['central name length', entry.central + 28, 2],
+        ['central extra length', entry.central + 30, 2],
+        ['central offset', entry.central + 42, 4],
+        ['local name length', entry.local + 26, 2],
+        ['local extra length', entry.local + 28, 2],
+        ['entry count', layout.eocd + 10, 2],
+        ['directory size', layout.eocd + 12, 4],
+        ['directory offset', layout.eocd + 16, 4],
+      ]);
       const value = rng.pick(INTERESTING);
       return [`${entry.name} ${what} = ${value}`, setUint(bytes, at, size, value % 256 ** size)];
     }
-    case 3: return [`flip in headers of ${entry.name}`, flip(rng, flip(rng, bytes, entry.central, entry.central + 46), entry.local, entry.local + 30)];
-    case 4: return ['flip in the pickle', rezip(pkl.name, flip(rng, pkl.data))];
+    case 3:
+      return [
+        `flip in headers of ${entry.name}`,
+        flip(rng, flip(rng, bytes, entry.central, entry.central + 46), entry.local, entry.local + 30),
+      ];
+    case 4:
+      return ['flip in the pickle', rezip(pkl.name, flip(rng, pkl.data))];
     case 5: {
       const at = rng.int(pkl.data.byteLength);
       const code = rng.pick(OPCODES);
@@ -98,10 +124,14 @@ function mutateTorch(rng, { bytes, layout }) {
       const value = rng.pick(INTERESTING) % 256 ** size;
       return [`pickle operand at ${at} = ${value}`, rezip(pkl.name, setUint(pkl.data, at, size, value))];
     }
-    case 7: return ['pickle splice', rezip(pkl.name, splice(rng, pkl.data))];
+    case 7:
+      return ['pickle splice', rezip(pkl.name, splice(rng, pkl.data))];
     default: {
       const cut = rng.int(entry.data.byteLength + 8);
-      const data = cut <= entry.data.byteLength ? entry.data.subarray(0, cut) : Uint8Array.from([...entry.data, ...new Uint8Array(cut - entry.data.byteLength)]);
+      const data =
+        cut <= entry.data.byteLength
+          ? entry.data.subarray(0, cut)
+          : Uint8Array.from([...entry.data, ...new Uint8Array(cut - entry.data.byteLength)]);
       return [`${entry.name} resized to ${cut} bytes`, rezip(entry.name, data)];
     }
   }
@@ -113,20 +143,25 @@ const BAD_VALUES = [-1, 1.5, 0, 2 ** 53, 2 ** 60, 'x', null, [], {}, [1, 2, 3], 
 function mutateSafetensors(rng, { bytes }) {
   const headerLen = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
   switch (rng.int(6)) {
-    case 0: return ['flip anywhere', flip(rng, bytes)];
-    case 1: return ['flip in the header', flip(rng, bytes, 8, 8 + headerLen)];
-    case 2: return ['truncate', bytes.subarray(0, rng.int(bytes.byteLength))];
+    case 0:
+      return ['flip anywhere', flip(rng, bytes)];
+    case 1:
+      return ['flip in the header', flip(rng, bytes, 8, 8 + headerLen)];
+    case 2:
+      return ['truncate', bytes.subarray(0, rng.int(bytes.byteLength))];
     case 3: {
       const value = rng.pick([0, 1, headerLen - 1, headerLen + 1, bytes.byteLength, 2 ** 32, 2 ** 53, 2 ** 63]);
       const out = Uint8Array.from(bytes);
       new DataView(out.buffer).setBigUint64(0, BigInt(value), true);
       return [`header length = ${value}`, out];
     }
-    case 4: return ['splice', splice(rng, bytes)];
+    case 4:
+      return ['splice', splice(rng, bytes)];
     default: {
       const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen)));
       const name = rng.pick(Object.keys(header));
-      const field = name === '__metadata__' ? rng.pick(Object.keys(header[name])) : rng.pick(['dtype', 'shape', 'data_offsets']);
+      const field =
+        name === '__metadata__' ? rng.pick(Object.keys(header[name])) : rng.pick(['dtype', 'shape', 'data_offsets']);
       const value = rng.pick(BAD_VALUES);
       const target = header[name];
       if (Array.isArray(target[field]) && rng.int(2)) target[field][rng.int(target[field].length + 1)] = value;
@@ -145,7 +180,9 @@ const say = (line) => process.stdout.write(`${JSON.stringify(line)}\n`);
 for (let n = first; n < first + count; n++) {
   const rng = generator(Math.imul(seed, 0x9e3779b1) ^ n);
   const baseName = rng.pick(Object.keys(bases));
-  const [mutation, bytes] = baseName.endsWith('.pt') ? mutateTorch(rng, bases[baseName]) : mutateSafetensors(rng, bases[baseName]);
+  const [mutation, bytes] = baseName.endsWith('.pt')
+    ? mutateTorch(rng, bases[baseName])
+    : mutateSafetensors(rng, bases[baseName]);
   // A random extension: the format must be told from the bytes.
   const source = `case-${n}-of-${baseName}${rng.pick(['.pt', '.safetensors', '.bin'])}`;
   const what = `${baseName}: ${mutation}`;

@@ -20,7 +20,11 @@ const cases = fileURLToPath(new URL('fuzz-cases.js', import.meta.url));
 /** Runs the cases in a child; resolves with its JSON lines, or a description of how it failed. */
 function runCases(seed, first, count) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--max-old-space-size=512', cases, String(seed), String(first), String(count)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--max-old-space-size=512', cases, String(seed), String(first), String(count)],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const lines = [];
     let stderr = '';
     let started = { case: first, at: Date.now() };
@@ -48,8 +52,12 @@ const replay = (n) => `(replay: node test/fuzz-cases.js ${SEED} ${n} 1)`;
 
 test(`${CASES} mutated .pt and .safetensors files load or fail with a clear Error (seed ${SEED})`, async () => {
   const run = await runCases(SEED, 0, CASES);
-  if (run.hung !== undefined) assert.unreachable(`seed ${SEED} case ${run.hung} ran past ${CASE_BOUND_MS} ms ${replay(run.hung)}`);
-  if (run.code !== 0) assert.unreachable(`seed ${SEED} case ${run.last} crashed the process (exit ${run.code}, ${run.signal}) ${replay(run.last)}\n${run.stderr.slice(-2000)}`);
+  if (run.hung !== undefined)
+    assert.unreachable(`seed ${SEED} case ${run.hung} ran past ${CASE_BOUND_MS} ms ${replay(run.hung)}`);
+  if (run.code !== 0)
+    assert.unreachable(
+      `seed ${SEED} case ${run.last} crashed the process (exit ${run.code}, ${run.signal}) ${replay(run.last)}\n${run.stderr.slice(-2000)}`,
+    );
   const results = run.lines.filter((l) => 'case' in l);
   assert.is(results.length, CASES, 'every case reported');
   for (const r of results) {
@@ -60,7 +68,10 @@ test(`${CASES} mutated .pt and .safetensors files load or fail with a clear Erro
     assert.ok(r.error.message.length < 600, `${where}: a ${r.error.message.length}-character message`);
   }
   const loaded = results.filter((r) => r.loaded).length;
-  assert.ok(loaded > 0 && loaded < CASES, `${loaded} of ${CASES} loaded: the mutations should both break and spare files`);
+  assert.ok(
+    loaded > 0 && loaded < CASES,
+    `${loaded} of ${CASES} loaded: the mutations should both break and spare files`,
+  );
   const { maxRssKiB } = run.lines.at(-1);
   assert.ok(maxRssKiB / 1024 < MAX_RSS_MIB, `peak memory ${(maxRssKiB / 1024).toFixed(0)} MiB`);
 });

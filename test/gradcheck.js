@@ -11,8 +11,20 @@ import { random, relError, assertClose } from './helpers.js';
  * exactly zero in theory (a bias before BatchNorm) are judged against `gradFloor` instead of their
  * own vanishing size.
  */
-export async function checkOp(gpu, { name, inputs, gpuFn, cpuFn, seed = 7, samples = 24, h = 1e-3, fwdTol = 1e-4, gradTol = 1e-3, gradFloor = 1e-12 }) {
-  const arrays = inputs.map((inp, i) => inp.data ?? random(inp.shape.reduce((a, b) => a * b, 1), seed * 31 + i, inp.lo ?? -1, inp.hi ?? 1));
+export async function checkOp(
+  gpu,
+  { name, inputs, gpuFn, cpuFn, seed = 7, samples = 24, h = 1e-3, fwdTol = 1e-4, gradTol = 1e-3, gradFloor = 1e-12 },
+) {
+  const arrays = inputs.map(
+    (inp, i) =>
+      inp.data ??
+      random(
+        inp.shape.reduce((a, b) => a * b, 1),
+        seed * 31 + i,
+        inp.lo ?? -1,
+        inp.hi ?? 1,
+      ),
+  );
   const tensors = arrays.map((a, i) => {
     const t = Tensor.fromArray(gpu, a, inputs[i].shape);
     t.requiresGrad = !!inputs[i].grad;
@@ -37,7 +49,10 @@ export async function checkOp(gpu, { name, inputs, gpuFn, cpuFn, seed = 7, sampl
     const analytic = await tensors[k].grad.read();
     const xs = arrays.map((a) => Float64Array.from(a));
     const n = xs[k].length;
-    const picks = n <= samples ? [...Array(n).keys()] : Array.from({ length: samples }, (_, j) => Math.floor(((j + 0.5) * n) / samples));
+    const picks =
+      n <= samples
+        ? [...Array(n).keys()]
+        : Array.from({ length: samples }, (_, j) => Math.floor(((j + 0.5) * n) / samples));
     const numeric = [];
     const analyticPicked = [];
     for (const i of picks) {
@@ -51,7 +66,10 @@ export async function checkOp(gpu, { name, inputs, gpuFn, cpuFn, seed = 7, sampl
       analyticPicked.push(analytic[i]);
     }
     const err = relError(analyticPicked, numeric, gradFloor);
-    assert.ok(err < gradTol, `${name}: gradient of input ${k} has relative error ${err.toExponential(2)} (analytic ${analyticPicked.slice(0, 4).map((v) => v.toFixed(5))}, numeric ${numeric.slice(0, 4).map((v) => v.toFixed(5))})`);
+    assert.ok(
+      err < gradTol,
+      `${name}: gradient of input ${k} has relative error ${err.toExponential(2)} (analytic ${analyticPicked.slice(0, 4).map((v) => v.toFixed(5))}, numeric ${numeric.slice(0, 4).map((v) => v.toFixed(5))})`,
+    );
   }
   tensors.forEach((t) => t.dispose());
   out.dispose();

@@ -49,7 +49,9 @@ export function assertClose(actual, expected, { rtol = 1e-5, atol = 1e-5, what =
     }
   }
   if (worst >= 0) {
-    assert.unreachable(`${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (${worstExcess.toFixed(1)}x the tolerance)`);
+    assert.unreachable(
+      `${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (${worstExcess.toFixed(1)}x the tolerance)`,
+    );
   }
 }
 

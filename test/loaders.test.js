@@ -6,7 +6,13 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseStateDict, parseSafetensors, serializeSafetensors, readStateDict, detectWeightsFormat } from '../dist/index.js';
+import {
+  parseStateDict,
+  parseSafetensors,
+  serializeSafetensors,
+  readStateDict,
+  detectWeightsFormat,
+} from '../dist/index.js';
 import { makeZip, op, statePickle, torchSave } from './torch-files.js';
 
 const test = suite('loaders');
@@ -20,23 +26,34 @@ const dict = new Map([
   ['n', { dtype: 'I64', shape: [], data: [7] }],
 ]);
 const floats = (n) => new Uint8Array(new Float32Array(n).buffer);
-const archive = (pickle, storages = { 0: floats(4) }) => makeZip([['archive/data.pkl', pickle], ...Object.entries(storages).map(([k, v]) => [`archive/data/${k}`, v])]);
+const archive = (pickle, storages = { 0: floats(4) }) =>
+  makeZip([['archive/data.pkl', pickle], ...Object.entries(storages).map(([k, v]) => [`archive/data/${k}`, v])]);
 const tensor = (fields) => statePickle([{ name: 'w', key: '0', size: [4], stride: [1], ...fields }]);
 
 test('a torch.save-style zip loads with its values: stored, deflated, ZIP64', () => {
-  for (const options of [{}, { deflate: ['archive/data.pkl', 'archive/data/0'] }, { zip64: true, deflate: ['archive/data/1'] }]) {
+  for (const options of [
+    {},
+    { deflate: ['archive/data.pkl', 'archive/data/0'] },
+    { zip64: true, deflate: ['archive/data/1'] },
+  ]) {
     const out = parseStateDict(torchSave(dict, options), 'small.pt');
     assert.equal([...out.keys()], ['w', 'n']);
     assert.equal(out.get('w'), dict.get('w'));
     assert.equal(out.get('n'), dict.get('n'));
   }
-  const view = parseStateDict(archive(tensor({ size: [2, 2], stride: [1, 2] }), { 0: new Uint8Array(Float32Array.from([1, 2, 3, 4]).buffer) }), 'view.pt');
+  const view = parseStateDict(
+    archive(tensor({ size: [2, 2], stride: [1, 2] }), { 0: new Uint8Array(Float32Array.from([1, 2, 3, 4]).buffer) }),
+    'view.pt',
+  );
   assert.equal([...view.get('w').data], [1, 3, 2, 4], 'a transposed view is gathered through its strides');
 });
 
 test('a GLOBAL without its newline is an error, not an endless loop', () => {
   const pickle = Uint8Array.from([...op.proto, 0x63, ...new TextEncoder().encode('collections OrderedDict')]);
-  assert.throws(() => parseStateDict(archive(pickle), 'noline.pt'), /noline\.pt: malformed pickle: a text operand has no terminating newline/);
+  assert.throws(
+    () => parseStateDict(archive(pickle), 'noline.pt'),
+    /noline\.pt: malformed pickle: a text operand has no terminating newline/,
+  );
 });
 
 test('tensors that reach past their storage are refused before anything is allocated', () => {
@@ -50,31 +67,65 @@ test('tensors that reach past their storage are refused before anything is alloc
     [{ size: [4], stride: [1, 1] }, /malformed offset, shape or strides/],
   ];
   for (const [fields, message] of cases) {
-    assert.throws(() => parseStateDict(archive(tensor(fields)), 'crafted.pt'), (e) => e.constructor === Error && /^crafted\.pt: /.test(e.message) && message.test(e.message), JSON.stringify(fields));
+    assert.throws(
+      () => parseStateDict(archive(tensor(fields)), 'crafted.pt'),
+      (e) => e.constructor === Error && /^crafted\.pt: /.test(e.message) && message.test(e.message),
+      JSON.stringify(fields),
+    );
   }
-  assert.throws(() => parseStateDict(archive(tensor({}), { 0: new Uint8Array(6) }), 'odd.pt'), /odd\.pt: storage data\/0 holds 6 bytes, not a whole number of torch\.FloatStorage elements/);
+  assert.throws(
+    () => parseStateDict(archive(tensor({}), { 0: new Uint8Array(6) }), 'odd.pt'),
+    /odd\.pt: storage data\/0 holds 6 bytes, not a whole number of torch\.FloatStorage elements/,
+  );
   assert.throws(() => parseStateDict(archive(tensor({}), {}), 'gone.pt'), /gone\.pt: storage data\/0 is missing/);
 });
 
 test('zip entries inflate to at most their declared size; odd archives get clear errors', () => {
   const bomb = new Uint8Array(64 << 20);
-  const zipped = (declare) => makeZip([['archive/data.pkl', tensor({})], ['archive/data/0', bomb]], { deflate: ['archive/data/0'], declare: { 'archive/data/0': declare } });
-  assert.throws(() => parseStateDict(zipped(16), 'bomb.pt'), /bomb\.pt: entry "archive\/data\/0" inflates to more than its declared 16 bytes/);
-  assert.throws(() => parseStateDict(zipped(2 ** 31), 'huge.pt'), /huge\.pt: the deflated entries declare more than 1073741824 bytes/);
+  const zipped = (declare) =>
+    makeZip(
+      [
+        ['archive/data.pkl', tensor({})],
+        ['archive/data/0', bomb],
+      ],
+      { deflate: ['archive/data/0'], declare: { 'archive/data/0': declare } },
+    );
+  assert.throws(
+    () => parseStateDict(zipped(16), 'bomb.pt'),
+    /bomb\.pt: entry "archive\/data\/0" inflates to more than its declared 16 bytes/,
+  );
+  assert.throws(
+    () => parseStateDict(zipped(2 ** 31), 'huge.pt'),
+    /huge\.pt: the deflated entries declare more than 1073741824 bytes/,
+  );
   const file = torchSave(dict);
   const end = file.byteLength - 22;
   const saturated = Uint8Array.from(file);
   new DataView(saturated.buffer).setUint32(end + 16, 0xffffffff, true);
-  assert.throws(() => parseStateDict(saturated, 'z64.pt'), /z64\.pt: corrupt zip archive: ZIP64 sizes without a ZIP64 locator/);
-  assert.throws(() => parseStateDict(file.subarray(0, 300), 'cut.pt'), /cut\.pt: corrupt zip archive: no end-of-directory record \(truncated\?\)/);
-  const twice = makeZip([['archive/data.pkl', tensor({})], ['archive/data.pkl', tensor({})]]);
+  assert.throws(
+    () => parseStateDict(saturated, 'z64.pt'),
+    /z64\.pt: corrupt zip archive: ZIP64 sizes without a ZIP64 locator/,
+  );
+  assert.throws(
+    () => parseStateDict(file.subarray(0, 300), 'cut.pt'),
+    /cut\.pt: corrupt zip archive: no end-of-directory record \(truncated\?\)/,
+  );
+  const twice = makeZip([
+    ['archive/data.pkl', tensor({})],
+    ['archive/data.pkl', tensor({})],
+  ]);
   assert.throws(() => parseStateDict(twice, 'twice.pt'), /entry "archive\/data\.pkl" appears twice/);
 });
 
 test('a legacy (non-zip) torch.save file is named as such, with how to convert it', () => {
-  const legacy = Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e, 0x80, 0x02]);
+  const legacy = Uint8Array.from([
+    0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e, 0x80, 0x02,
+  ]);
   assert.is(detectWeightsFormat(legacy), 'torch-legacy');
-  assert.throws(() => parseStateDict(legacy, 'old.pth'), /old\.pth: a legacy \(pre-1\.6, non-zip\) torch\.save file: not supported\. Convert it .*torch\.save\(torch\.load/);
+  assert.throws(
+    () => parseStateDict(legacy, 'old.pth'),
+    /old\.pth: a legacy \(pre-1\.6, non-zip\) torch\.save file: not supported\. Convert it .*torch\.save\(torch\.load/,
+  );
 });
 
 test('the format comes from the bytes: a .pt renamed .safetensors loads, and the reverse', () => {
@@ -86,7 +137,10 @@ test('the format comes from the bytes: a .pt renamed .safetensors loads, and the
   writeFileSync(reverse, serializeSafetensors(dict));
   assert.equal(readStateDict(reverse).get('w'), dict.get('w'));
   writeFileSync(join(tmp, 'notes.pt'), 'just some text');
-  assert.throws(() => readStateDict(join(tmp, 'notes.pt')), /notes\.pt: neither safetensors nor a PyTorch zip checkpoint/);
+  assert.throws(
+    () => readStateDict(join(tmp, 'notes.pt')),
+    /notes\.pt: neither safetensors nor a PyTorch zip checkpoint/,
+  );
 });
 
 /** A safetensors file from a raw header object and data bytes. */
@@ -114,14 +168,33 @@ test('safetensors: malformed headers and layouts are refused, naming the file an
     [{ __metadata__: { step: 3 }, a: t([1], [0, 4]) }, 4, /__metadata__\.step is not a string/],
   ];
   for (const [header, dataBytes, message] of cases) {
-    assert.throws(() => parseSafetensors(safetensors(header, new Uint8Array(dataBytes)), 'bad.safetensors'), (e) => e.constructor === Error && /^bad\.safetensors: /.test(e.message) && message.test(e.message), JSON.stringify(header));
+    assert.throws(
+      () => parseSafetensors(safetensors(header, new Uint8Array(dataBytes)), 'bad.safetensors'),
+      (e) => e.constructor === Error && /^bad\.safetensors: /.test(e.message) && message.test(e.message),
+      JSON.stringify(header),
+    );
   }
   const big = safetensors({ a: t([1], [0, 4]) }, new Uint8Array(4));
   new DataView(big.buffer).setBigUint64(0, 2n ** 60n, true);
-  assert.throws(() => parseSafetensors(big, 'big.safetensors'), /big\.safetensors: truncated or not safetensors \(header of 1152921504606846976 bytes in a \d+-byte file\)/);
-  assert.throws(() => parseSafetensors(readFileSync(pt), 'zip.safetensors'), /zip\.safetensors: a zip archive \(a PyTorch checkpoint\?\), not safetensors/);
-  assert.throws(() => parseSafetensors(safetensors([1, 2]), 'list.safetensors'), /list\.safetensors: the header is not a JSON object/);
-  assert.equal(parseSafetensors(safetensors({ a: t([0, 3], [0, 0]), b: t([1], [0, 4]) }, new Uint8Array(4)), 'empty.safetensors').tensors.get('a').shape, [0, 3]);
+  assert.throws(
+    () => parseSafetensors(big, 'big.safetensors'),
+    /big\.safetensors: truncated or not safetensors \(header of 1152921504606846976 bytes in a \d+-byte file\)/,
+  );
+  assert.throws(
+    () => parseSafetensors(readFileSync(pt), 'zip.safetensors'),
+    /zip\.safetensors: a zip archive \(a PyTorch checkpoint\?\), not safetensors/,
+  );
+  assert.throws(
+    () => parseSafetensors(safetensors([1, 2]), 'list.safetensors'),
+    /list\.safetensors: the header is not a JSON object/,
+  );
+  assert.equal(
+    parseSafetensors(
+      safetensors({ a: t([0, 3], [0, 0]), b: t([1], [0, 4]) }, new Uint8Array(4)),
+      'empty.safetensors',
+    ).tensors.get('a').shape,
+    [0, 3],
+  );
 });
 
 test.run();

@@ -22,10 +22,12 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 const env = { ...process.env };
 delete env.NO_COLOR;
 delete env.FORCE_COLOR;
-const run = (script, ...args) => spawnSync(process.execPath, [join(root, script), ...args], { encoding: 'utf8', timeout: 120000, env });
+const run = (script, ...args) =>
+  spawnSync(process.execPath, [join(root, script), ...args], { encoding: 'utf8', timeout: 120000, env });
 const sisn = (...args) => run('dist/cli/bin.js', ...args);
 const trainJs = (...args) => run('train.js', ...args);
-const DAWN_WARNING = 'Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.\n';
+const DAWN_WARNING =
+  'Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.\n';
 /** The project's own messages only: no Dawn warnings, no raw system error codes. */
 const ownMessages = (r) => {
   assert.not.match(r.stderr, /artificially reduced/);
@@ -33,7 +35,15 @@ const ownMessages = (r) => {
 };
 
 const small = join(tmp, 'small.png');
-writeFileSync(small, encodePng({ width: 40, height: 40, channels: 3, data: Uint8Array.from({ length: 40 * 40 * 3 }, (_, i) => (i * 37) % 256) }));
+writeFileSync(
+  small,
+  encodePng({
+    width: 40,
+    height: 40,
+    channels: 3,
+    data: Uint8Array.from({ length: 40 * 40 * 3 }, (_, i) => (i * 37) % 256),
+  }),
+);
 const aFile = join(tmp, 'a-file');
 writeFileSync(aFile, 'not a folder');
 
@@ -42,12 +52,18 @@ test('sisn upscale: a truncated image, an output below a file, a missing input: 
   writeFileSync(truncated, readFileSync(small).subarray(0, 100));
   let r = sisn('upscale', truncated, '-o', join(tmp, 'out1', 'x.png'), '--weights', weights);
   assert.is(r.status, 1);
-  assert.match(r.stderr, /truncated\.png: cannot decode image: the PNG file is truncated: it ends at byte 100, inside its IDAT chunk/);
+  assert.match(
+    r.stderr,
+    /truncated\.png: cannot decode image: the PNG file is truncated: it ends at byte 100, inside its IDAT chunk/,
+  );
   assert.ok(!existsSync(join(tmp, 'out1')), 'the output folder was created for a failed upscale');
   const jpeg = join(tmp, 'truncated.jpg');
   writeFileSync(jpeg, readFileSync(join(faces, '009501.jpg')).subarray(0, 1500));
   r = sisn('upscale', jpeg, '-o', join(tmp, 'out1', 'x.png'), '--weights', weights);
-  assert.match(r.stderr, /truncated\.jpg: cannot decode image: the JPEG file is truncated: it ends at byte 1500 without an end-of-image marker/);
+  assert.match(
+    r.stderr,
+    /truncated\.jpg: cannot decode image: the JPEG file is truncated: it ends at byte 1500 without an end-of-image marker/,
+  );
   r = sisn('upscale', small, '-o', join(aFile, 'sub', 'x.png'), '--weights', weights);
   assert.is(r.status, 1);
   assert.match(r.stderr, /output folder .*a-file\/sub: .*a-file is a file, not a folder/);
@@ -55,7 +71,15 @@ test('sisn upscale: a truncated image, an output below a file, a missing input: 
   assert.is(r.status, 1);
   assert.match(r.stderr, /output folder .*a-file\/: it is a file, not a folder/);
   ownMessages(r);
-  r = sisn('upscale', join(tmp, 'missing.png'), join(tmp, 'missing2.png'), '-o', join(tmp, 'out2'), '--weights', weights);
+  r = sisn(
+    'upscale',
+    join(tmp, 'missing.png'),
+    join(tmp, 'missing2.png'),
+    '-o',
+    join(tmp, 'out2'),
+    '--weights',
+    weights,
+  );
   assert.is(r.status, 1);
   assert.match(r.stderr, /cannot read .*missing\.png: no such file or folder\n/);
   assert.ok(!existsSync(join(tmp, 'out2')), 'the output folder was created though no image was written');
@@ -84,7 +108,12 @@ test('training: a dataset that is a file, a --ckpt_root that is a file, bad data
 });
 
 test('sisn upscale shows tiles done and time left on a terminal; --quiet silences it', () => {
-  const script = (args) => spawnSync('script', ['-qec', [process.execPath, join(root, 'dist/cli/bin.js'), ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], { encoding: 'utf8', timeout: 120000 });
+  const script = (args) =>
+    spawnSync(
+      'script',
+      ['-qec', [process.execPath, join(root, 'dist/cli/bin.js'), ...args].map((a) => `'${a}'`).join(' '), '/dev/null'],
+      { encoding: 'utf8', timeout: 120000 },
+    );
   let r = script(['upscale', small, '-o', join(tmp, 'tiled.png'), '--weights', weights, '--tile', '16']);
   assert.is(r.status, 0, r.stdout);
   assert.match(r.stdout, /\r\[#+\] tile 16\/16 .* ETA 0s/);
@@ -104,7 +133,11 @@ test('progress off a terminal: a plain line now and then, the last one at the en
   assert.is(lines.length, 3);
   assert.match(lines[2], /^tile 3\/3 .* ETA 0s\n$/);
   const quiet = [];
-  const slow = new Progress(3, 0, { unit: 'tile', stream: { isTTY: false, write: (s) => quiet.push(s) }, plainFirst: false });
+  const slow = new Progress(3, 0, {
+    unit: 'tile',
+    stream: { isTTY: false, write: (s) => quiet.push(s) },
+    plainFirst: false,
+  });
   for (let i = 1; i <= 3; i++) slow.update(i);
   assert.is(quiet.length, 0, 'short work printed lines');
 });

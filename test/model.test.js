@@ -31,7 +31,10 @@ test('safetensors round trip: load -> save gives byte-identical tensors', async 
     assert.ok(u, `${name} missing after save`);
     assert.equal(u.shape, t.shape, name);
     assert.is(u.dtype, t.dtype, name);
-    const bytes = (x) => (x.data instanceof Float32Array ? Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength) : Buffer.from(JSON.stringify(x.data)));
+    const bytes = (x) =>
+      x.data instanceof Float32Array
+        ? Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength)
+        : Buffer.from(JSON.stringify(x.data));
     assert.ok(bytes(u).equals(bytes(t)), `${name} changed`);
   }
   // Data starts 8-byte aligned.
@@ -51,16 +54,45 @@ test('bad weights get a clear error naming the tensor, never a partial load', ()
     return p;
   };
   const without = [...tensors].filter(([k]) => k !== 'body.1.IA.conv3.weight');
-  assert.throws(() => loadSisn(gpu, write('missing.safetensors', without)), /missing\.safetensors: missing 1 of the 186 tensors of SISN .*: body\.1\.IA\.conv3\.weight \[32,32,1,1\]$/);
+  assert.throws(
+    () => loadSisn(gpu, write('missing.safetensors', without)),
+    /missing\.safetensors: missing 1 of the 186 tensors of SISN .*: body\.1\.IA\.conv3\.weight \[32,32,1,1\]$/,
+  );
   // Each missing tensor is named, even the ones the configuration is read from.
   for (const gone of ['body.0.IA.conv1.weight', 'body.0.body.0.conv1.weight']) {
-    assert.throws(() => loadSisn(gpu, write('missing.safetensors', [...tensors].filter(([k]) => k !== gone))), new RegExp(`missing 1 of the 186 tensors .*: ${gone.replaceAll('.', '\\.')} `));
+    assert.throws(
+      () =>
+        loadSisn(
+          gpu,
+          write(
+            'missing.safetensors',
+            [...tensors].filter(([k]) => k !== gone),
+          ),
+        ),
+      new RegExp(`missing 1 of the 186 tensors .*: ${gone.replaceAll('.', '\\.')} `),
+    );
   }
-  assert.throws(() => loadSisn(gpu, write('missing.safetensors', [...tensors].filter(([k]) => k !== 'head.1.weight'))), /tensor head\.1\.weight \[C, 3\*s\*s, 3, 3\], which gives the scale and width, is missing \(found 185 tensor\(s\): /);
+  assert.throws(
+    () =>
+      loadSisn(
+        gpu,
+        write(
+          'missing.safetensors',
+          [...tensors].filter(([k]) => k !== 'head.1.weight'),
+        ),
+      ),
+    /tensor head\.1\.weight \[C, 3\*s\*s, 3, 3\], which gives the scale and width, is missing \(found 185 tensor\(s\): /,
+  );
   const reshaped = [...tensors].map(([k, t]) => [k, k === 'tail.1.bias' ? { ...t, shape: [1, 3] } : t]);
-  assert.throws(() => loadSisn(gpu, write('shape.safetensors', reshaped)), /tail\.1\.bias has shape \[1,3\], expected \[3\]/);
+  assert.throws(
+    () => loadSisn(gpu, write('shape.safetensors', reshaped)),
+    /tail\.1\.bias has shape \[1,3\], expected \[3\]/,
+  );
   const extra = [...tensors, ['body.0.extra.weight', { dtype: 'F32', shape: [1], data: new Float32Array(1) }]];
-  assert.throws(() => loadSisn(gpu, write('extra.safetensors', extra)), /unexpected tensor\(s\).*body\.0\.extra\.weight/);
+  assert.throws(
+    () => loadSisn(gpu, write('extra.safetensors', extra)),
+    /unexpected tensor\(s\).*body\.0\.extra\.weight/,
+  );
   const truncated = join(tmp, 'truncated.safetensors');
   writeFileSync(truncated, src.subarray(0, src.length - 1000));
   assert.throws(() => loadSisn(gpu, truncated), /truncated/);

@@ -29,7 +29,10 @@ function poisoned(name, index, value) {
 test('NaN or Inf in safetensors or .pt weights is refused at load, naming the tensor', () => {
   const st = join(tmp, 'nan.safetensors');
   writeFileSync(st, serializeSafetensors(poisoned('body.0.IA.conv1.weight', 5, NaN)));
-  assert.throws(() => loadSisn(ctx.gpu, st), /nan\.safetensors: tensor body\.0\.IA\.conv1\.weight holds NaN at element 5/);
+  assert.throws(
+    () => loadSisn(ctx.gpu, st),
+    /nan\.safetensors: tensor body\.0\.IA\.conv1\.weight holds NaN at element 5/,
+  );
   const pt = join(tmp, 'inf.pt');
   const dict = poisoned('tail.1.bias', 2, -Infinity);
   writeFileSync(pt, torchSave(new Map([...dict].map(([k, t]) => [`module.${k}`, t]))));
@@ -37,7 +40,15 @@ test('NaN or Inf in safetensors or .pt weights is refused at load, naming the te
 });
 
 test('a training checkpoint with non-finite weights or Adam moments is refused, naming the tensor', () => {
-  const meta = { format: 'sisn-webgpu-checkpoint/1', step: 1, rng: [1, 2, 3, 4], adamStep: 1, bestPsnr: 0, bestStep: 0, options: {} };
+  const meta = {
+    format: 'sisn-webgpu-checkpoint/1',
+    step: 1,
+    rng: [1, 2, 3, 4],
+    adamStep: 1,
+    bestPsnr: 0,
+    bestStep: 0,
+    options: {},
+  };
   const write = (name, dict, expAvgSq) => {
     const path = join(tmp, name);
     const moments = [
@@ -47,15 +58,24 @@ test('a training checkpoint with non-finite weights or Adam moments is refused, 
     writeFileSync(path, serializeSafetensors([...dict, ...moments], { checkpoint: JSON.stringify(meta) }));
     return path;
   };
-  assert.throws(() => loadCheckpoint(ctx.gpu, write('w.safetensors', poisoned('head.1.weight', 0, Infinity), new Float32Array(4))), /w\.safetensors: tensor head\.1\.weight holds Infinity at element 0/);
-  assert.throws(() => loadCheckpoint(ctx.gpu, write('m.safetensors', weights, Float32Array.from([0, NaN, 0, 0]))), /m\.safetensors: tensor optimizer\.exp_avg_sq holds NaN at element 1/);
+  assert.throws(
+    () => loadCheckpoint(ctx.gpu, write('w.safetensors', poisoned('head.1.weight', 0, Infinity), new Float32Array(4))),
+    /w\.safetensors: tensor head\.1\.weight holds Infinity at element 0/,
+  );
+  assert.throws(
+    () => loadCheckpoint(ctx.gpu, write('m.safetensors', weights, Float32Array.from([0, NaN, 0, 0]))),
+    /m\.safetensors: tensor optimizer\.exp_avg_sq holds NaN at element 1/,
+  );
 });
 
 test('a model whose output is NaN/Inf makes an error, not an image', async () => {
   const model = loadSisn(ctx.gpu, join(root, 'test/fixtures/sisn-small/weights.safetensors'));
   const head = model.entries.find((e) => e.name === 'head.1.weight');
   model.params.set('head.1.weight', new Float32Array(head.shape.reduce((a, b) => a * b, 1)).fill(3e38));
-  const failure = await model.upscale(readImage(face)).then(() => null, (e) => e);
+  const failure = await model.upscale(readImage(face)).then(
+    () => null,
+    (e) => e,
+  );
   assert.ok(failure, 'upscale resolved');
   assert.match(failure.message, /the model produced (NaN|-?Infinity) \(NaN\/Inf\) in the tile at \(0, 0\)/);
   model.dispose();
@@ -65,7 +85,11 @@ test('sisn upscale with NaN weights exits non-zero, names the tensor and writes 
   const weightsPath = join(tmp, 'nan-cli.safetensors');
   writeFileSync(weightsPath, serializeSafetensors(poisoned('tail.1.weight', 0, NaN)));
   const out = join(tmp, 'face_x4.png');
-  const r = spawnSync(process.execPath, [join(root, 'dist/cli/bin.js'), 'upscale', face, '-o', out, '--weights', weightsPath], { encoding: 'utf8', timeout: 120000 });
+  const r = spawnSync(
+    process.execPath,
+    [join(root, 'dist/cli/bin.js'), 'upscale', face, '-o', out, '--weights', weightsPath],
+    { encoding: 'utf8', timeout: 120000 },
+  );
   assert.is(r.status, 1, r.stderr);
   assert.match(r.stderr, /nan-cli\.safetensors: tensor tail\.1\.weight holds NaN at element 0/);
   assert.not.ok(existsSync(out), 'an output file was written');

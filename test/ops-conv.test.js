@@ -3,7 +3,16 @@
 // multiple of a tile, maps smaller than a tile, batch 1-3 (and split-K chunks that end mid-image).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Tensor, conv2d, conv2dWithMoments, conv2dFused, conv2dInputGrad, conv2dWeightGrad, convVariants, batchNorm2d } from '../dist/index.js';
+import {
+  Tensor,
+  conv2d,
+  conv2dWithMoments,
+  conv2dFused,
+  conv2dInputGrad,
+  conv2dWeightGrad,
+  convVariants,
+  batchNorm2d,
+} from '../dist/index.js';
 import * as ref from './reference.js';
 import { withGpu, random, assertClose } from './helpers.js';
 
@@ -25,8 +34,18 @@ for (const [B, C, H, W, O, K, G] of [
   const shape = `B${B} ${C}->${O} ${H}x${W} k${K} groups ${G}`;
   const data = () => {
     const { gpu } = ctx;
-    const [xs, wv, gs, bs] = [random(B * C * H * W, 21), random(O * (C / G) * K * K, 22), random(B * O * H * W, 23), random(O, 24)];
-    const [x, w, g, bias] = [Tensor.fromArray(gpu, xs, [B, C, H, W]), Tensor.fromArray(gpu, wv, ws), Tensor.fromArray(gpu, gs, [B, O, H, W]), Tensor.fromArray(gpu, bs, [O])];
+    const [xs, wv, gs, bs] = [
+      random(B * C * H * W, 21),
+      random(O * (C / G) * K * K, 22),
+      random(B * O * H * W, 23),
+      random(O, 24),
+    ];
+    const [x, w, g, bias] = [
+      Tensor.fromArray(gpu, xs, [B, C, H, W]),
+      Tensor.fromArray(gpu, wv, ws),
+      Tensor.fromArray(gpu, gs, [B, O, H, W]),
+      Tensor.fromArray(gpu, bs, [O]),
+    ];
     return { xs, wv, gs, bs, x, w, g, bias, dispose: () => [x, w, g, bias].forEach((t) => t.dispose()) };
   };
 
@@ -47,8 +66,14 @@ for (const [B, C, H, W, O, K, G] of [
 
   // The gradients: each variant of a role against the role's CPU reference.
   const gradients = {
-    inputGrad: [(d) => ref.conv2dInputGrad(d.gs, [B, C, H, W], d.wv, ws, pad, G), (d, variant) => conv2dInputGrad(d.g, d.w, { padding: pad, groups: G, variant })],
-    weightGrad: [(d) => ref.conv2dWeightGrad(d.xs, [B, C, H, W], d.gs, ws, pad, G), (d, variant) => conv2dWeightGrad(d.x, d.g, ws, { padding: pad, groups: G, variant })],
+    inputGrad: [
+      (d) => ref.conv2dInputGrad(d.gs, [B, C, H, W], d.wv, ws, pad, G),
+      (d, variant) => conv2dInputGrad(d.g, d.w, { padding: pad, groups: G, variant }),
+    ],
+    weightGrad: [
+      (d) => ref.conv2dWeightGrad(d.xs, [B, C, H, W], d.gs, ws, pad, G),
+      (d, variant) => conv2dWeightGrad(d.x, d.g, ws, { padding: pad, groups: G, variant }),
+    ],
   };
   for (const [role, [reference, run]] of Object.entries(gradients)) {
     test(`every ${role} variant: ${shape}`, async () => {
@@ -63,7 +88,11 @@ for (const [B, C, H, W, O, K, G] of [
           const before = random(want.length, 31);
           const into = Tensor.fromArray(ctx.gpu, before, ws);
           assert.is(conv2dWeightGrad(d.x, d.g, ws, { padding: pad, groups: G, variant: name }, into), into);
-          assertClose(await into.read(), want.map((v, i) => v + before[i]), { ...tolerance, what: `${role} ${name} into a gradient` });
+          assertClose(
+            await into.read(),
+            want.map((v, i) => v + before[i]),
+            { ...tolerance, what: `${role} ${name} into a gradient` },
+          );
           into.dispose();
         }
       }
@@ -99,16 +128,32 @@ test('every forward variant writes the moments of its output that a training Bat
     const w = Tensor.fromArray(gpu, random(O * (C / G) * K * K, 42), [O, C / G, K, K]);
     const bias = Tensor.fromArray(gpu, random(O, 43, 300, 500), [O]);
     for (const { name } of convVariants(gpu, 'forward')) {
-      const { out, moments } = gpu.noGrad(() => conv2dWithMoments(x, w, bias, { padding: (K - 1) / 2, groups: G, variant: name }));
+      const { out, moments } = gpu.noGrad(() =>
+        conv2dWithMoments(x, w, bias, { padding: (K - 1) / 2, groups: G, variant: name }),
+      );
       const ys = await out.read();
       // momentum 1: the running statistics become the batch mean and unbiased variance.
       const [runningMean, runningVar] = [Tensor.zeros(gpu, [O]), Tensor.zeros(gpu, [O])];
-      const y = gpu.noGrad(() => batchNorm2d(out, Tensor.full(gpu, [O], 1), Tensor.zeros(gpu, [O]), runningMean, runningVar, { training: true, momentum: 1, moments }));
-      const { mean, variance } = ref.batchNorm(ys, [B, O, H, W], new Float64Array(O).fill(1), new Float64Array(O), { training: true });
+      const y = gpu.noGrad(() =>
+        batchNorm2d(out, Tensor.full(gpu, [O], 1), Tensor.zeros(gpu, [O]), runningMean, runningVar, {
+          training: true,
+          momentum: 1,
+          moments,
+        }),
+      );
+      const { mean, variance } = ref.batchNorm(ys, [B, O, H, W], new Float64Array(O).fill(1), new Float64Array(O), {
+        training: true,
+      });
       const m = B * H * W;
       assertClose(await runningMean.read(), mean, { rtol: 1e-6, atol: 0, what: `${name} [${B},${O},${H},${W}] mean` });
-      assertClose(await runningVar.read(), variance.map((v) => (v * m) / (m - 1)), { rtol: 1e-3, atol: 1e-3, what: `${name} [${B},${O},${H},${W}] variance` });
-      const want = ref.batchNorm(ys, [B, O, H, W], new Float64Array(O).fill(1), new Float64Array(O), { training: true }).out;
+      assertClose(
+        await runningVar.read(),
+        variance.map((v) => (v * m) / (m - 1)),
+        { rtol: 1e-3, atol: 1e-3, what: `${name} [${B},${O},${H},${W}] variance` },
+      );
+      const want = ref.batchNorm(ys, [B, O, H, W], new Float64Array(O).fill(1), new Float64Array(O), {
+        training: true,
+      }).out;
       assertClose(await y.read(), want, { rtol: 1e-3, atol: 1e-3, what: `${name} normalised` });
       [out, moments.partials, runningMean, runningVar, y].forEach((t) => t.dispose());
     }
@@ -125,7 +170,10 @@ test('conv variants: the default first, unique names, unknown names rejected wit
   }
   const x = Tensor.zeros(gpu, [1, 4, 3, 3]);
   const w = Tensor.zeros(gpu, [4, 4, 3, 3]);
-  assert.throws(() => gpu.noGrad(() => conv2d(x, w, null, { padding: 1, variant: 'nope' })), /conv2d forward: no variant 'nope' on this adapter \(o16x8w64/);
+  assert.throws(
+    () => gpu.noGrad(() => conv2d(x, w, null, { padding: 1, variant: 'nope' })),
+    /conv2d forward: no variant 'nope' on this adapter \(o16x8w64/,
+  );
   [x, w].forEach((t) => t.dispose());
 });
 

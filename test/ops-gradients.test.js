@@ -20,7 +20,11 @@ test('a leaf used twice gets the sum of its gradients; a leaf whose gradient is 
   x.requiresGrad = true;
   // d/dx sum(x * x + x) = 2x + 1: the first gradient is adopted, the second added in place.
   gpu.scope(() => gpu.tape.backward(ops.add(ops.mul(x, x), x), Tensor.full(gpu, [10], 1)));
-  assertClose(await x.grad.read(), xs.map((v) => 2 * v + 1), { what: 'x.grad' });
+  assertClose(
+    await x.grad.read(),
+    xs.map((v) => 2 * v + 1),
+    { what: 'x.grad' },
+  );
   // add() hands one gradient tensor to both inputs: each leaf must end with its own.
   const a = Tensor.fromArray(gpu, random(10, 4));
   const b = Tensor.fromArray(gpu, random(10, 5));
@@ -46,7 +50,13 @@ test('parameters in the arena: conv bias and BatchNorm gamma/beta gradients adde
   const run = ([w, bias, gamma, beta]) =>
     gpu.scope(() => {
       const y = ops.conv2d(x, w, bias, { padding: 1 });
-      gpu.tape.backward(ops.batchNorm2d(y, gamma, beta, Tensor.zeros(gpu, [O]), Tensor.full(gpu, [O], 1), { training: true, relu: true }), seed);
+      gpu.tape.backward(
+        ops.batchNorm2d(y, gamma, beta, Tensor.zeros(gpu, [O]), Tensor.full(gpu, [O], 1), {
+          training: true,
+          relu: true,
+        }),
+        seed,
+      );
     });
   const leaves = specs.map((s) => {
     const t = Tensor.fromArray(gpu, s.data, s.shape);
@@ -61,11 +71,19 @@ test('parameters in the arena: conv bias and BatchNorm gamma/beta gradients adde
   run(arena);
   for (const [i, s] of specs.entries()) {
     const want = await leaves[i].grad.read();
-    assertClose(await arena[i].grad.read(), want.map((v) => 2 * v), { rtol: 1e-4, atol: 1e-5, what: `${s.name}.grad after two steps` });
+    assertClose(
+      await arena[i].grad.read(),
+      want.map((v) => 2 * v),
+      { rtol: 1e-4, atol: 1e-5, what: `${s.name}.grad after two steps` },
+    );
   }
   params.zeroGrad();
   run(arena);
-  assertClose(await arena[2].grad.read(), await leaves[2].grad.read(), { rtol: 1e-4, atol: 1e-5, what: 'gamma.grad after zeroGrad and one step' });
+  assertClose(await arena[2].grad.read(), await leaves[2].grad.read(), {
+    rtol: 1e-4,
+    atol: 1e-5,
+    what: 'gamma.grad after zeroGrad and one step',
+  });
   params.dispose();
   [x, seed, ...leaves].forEach((t) => t.dispose());
 });
@@ -85,22 +103,42 @@ test('a tensor read by a residual add and a convolution: the convolution adds it
     // h's residual gradient first (BatchNorm's rule), then offers it to the convolution's rule.
     await checkOp(gpu, {
       name: 'conv -> BN + residual -> ReLU',
-      inputs: [{ shape, grad: true }, { shape: [C, C, 3, 3], grad: true, lo: -0.4, hi: 0.4 }, { shape: [C], grad: true, lo: 0.5, hi: 1.5 }, { shape: [C], grad: true }],
+      inputs: [
+        { shape, grad: true },
+        { shape: [C, C, 3, 3], grad: true, lo: -0.4, hi: 0.4 },
+        { shape: [C], grad: true, lo: 0.5, hi: 1.5 },
+        { shape: [C], grad: true },
+      ],
       gpuFn: ([x, w, gamma, beta]) => {
         const h = ops.scale(x, 2);
-        return ops.batchNorm2d(ops.conv2d(h, w, null, { padding: 1 }), gamma, beta, Tensor.zeros(gpu, [C]), Tensor.full(gpu, [C], 1), { training: true, residual: h, relu: true });
+        return ops.batchNorm2d(
+          ops.conv2d(h, w, null, { padding: 1 }),
+          gamma,
+          beta,
+          Tensor.zeros(gpu, [C]),
+          Tensor.full(gpu, [C], 1),
+          { training: true, residual: h, relu: true },
+        );
       },
       cpuFn: ([x, w, gamma, beta]) => {
         const h = x.map((v) => 2 * v);
-        const bn = ref.batchNorm(ref.conv2d(h, shape, w, [C, C, 3], null, 1, 1), shape, gamma, beta, { training: true }).out;
+        const bn = ref.batchNorm(ref.conv2d(h, shape, w, [C, C, 3], null, 1, 1), shape, gamma, beta, {
+          training: true,
+        }).out;
         return ref.relu(bn.map((v, i) => v + h[i]));
       },
     });
   } finally {
     gpu.kernels.dispatch = dispatch;
   }
-  assert.ok(launched.some((l) => l.tag === 'input grad' && l.accumulate === 1), 'the input gradient is added into the residual\'s gradient by the convolution');
-  assert.not.ok(launched.some((l) => l.name === 'elementwise.accumulate'), 'no separate accumulation pass');
+  assert.ok(
+    launched.some((l) => l.tag === 'input grad' && l.accumulate === 1),
+    "the input gradient is added into the residual's gradient by the convolution",
+  );
+  assert.not.ok(
+    launched.some((l) => l.name === 'elementwise.accumulate'),
+    'no separate accumulation pass',
+  );
 });
 
 test('BatchNorm statistics in one pass stay exact on data far from zero', async () => {
@@ -111,11 +149,24 @@ test('BatchNorm statistics in one pass stay exact on data far from zero', async 
   const x = Tensor.fromArray(gpu, xs, [B, C, H, W]);
   const runningMean = Tensor.zeros(gpu, [C]);
   const runningVar = Tensor.zeros(gpu, [C]);
-  gpu.noGrad(() => ops.batchNorm2d(x, Tensor.full(gpu, [C], 1), Tensor.zeros(gpu, [C]), runningMean, runningVar, { training: true, momentum: 1 }).dispose());
-  const { mean, variance } = ref.batchNorm(xs, [B, C, H, W], new Float64Array(C).fill(1), new Float64Array(C), { training: true });
+  gpu.noGrad(() =>
+    ops
+      .batchNorm2d(x, Tensor.full(gpu, [C], 1), Tensor.zeros(gpu, [C]), runningMean, runningVar, {
+        training: true,
+        momentum: 1,
+      })
+      .dispose(),
+  );
+  const { mean, variance } = ref.batchNorm(xs, [B, C, H, W], new Float64Array(C).fill(1), new Float64Array(C), {
+    training: true,
+  });
   const M = B * H * W;
   assertClose(await runningMean.read(), [...mean], { rtol: 1e-7, atol: 0, what: 'mean' });
-  assertClose(await runningVar.read(), [...variance].map((v) => (v * M) / (M - 1)), { rtol: 1e-3, atol: 0, what: 'unbiased variance' });
+  assertClose(
+    await runningVar.read(),
+    [...variance].map((v) => (v * M) / (M - 1)),
+    { rtol: 1e-3, atol: 0, what: 'unbiased variance' },
+  );
   [x, runningMean, runningVar].forEach((t) => t.dispose());
 });
 

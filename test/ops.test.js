@@ -26,7 +26,11 @@ for (const [B, C, H, W, O, K, G, bias] of [
     const ws = [O, C / G, K, K];
     await checkOp(ctx.gpu, {
       name: 'conv2d',
-      inputs: [{ shape: [B, C, H, W], grad: true }, { shape: ws, grad: true }, ...(bias ? [{ shape: [O], grad: true }] : [])],
+      inputs: [
+        { shape: [B, C, H, W], grad: true },
+        { shape: ws, grad: true },
+        ...(bias ? [{ shape: [O], grad: true }] : []),
+      ],
       gpuFn: ([x, w, b]) => ops.conv2d(x, w, b ?? null, { padding: pad, groups: G }),
       cpuFn: ([x, w, b]) => ref.conv2d(x, [B, C, H, W], w, ws, b, pad, G),
     });
@@ -74,7 +78,20 @@ test('conv2d weight gradient where a subgroup spans several blocks of output cha
   for (const lanes of [3, 6]) {
     const dw = Tensor.empty(gpu, [O, C, K, K]);
     gpu.kernels.dispatch('conv2d_weight.weight_grad', {
-      uniforms: { batch: B, cin: C, h: H, w: W, cout: O, hout: H, wout: W, groups: 1, pad: 1, lanes_per_block: lanes, rows_per_chunk: B * H, size: O * C * K * K },
+      uniforms: {
+        batch: B,
+        cin: C,
+        h: H,
+        w: W,
+        cout: O,
+        hout: H,
+        wout: W,
+        groups: 1,
+        pad: 1,
+        lanes_per_block: lanes,
+        rows_per_chunk: B * H,
+        size: O * C * K * K,
+      },
       buffers: { out: dw, inp: x, dout: g },
       groups: [1, 1, 1],
       constants: { K },
@@ -88,15 +105,33 @@ test('conv2d weight gradient where a subgroup spans several blocks of output cha
 test('conv2dFused: conv (+bias) -> eval BatchNorm -> + residual -> ReLU in one pass equals the composition', async () => {
   const { gpu } = ctx;
   const [B, C, H, W, O] = [2, 8, 5, 7, 16];
-  const t = (shape, seed, lo = -1, hi = 1) => Tensor.fromArray(gpu, random(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape);
+  const t = (shape, seed, lo = -1, hi = 1) =>
+    Tensor.fromArray(
+      gpu,
+      random(
+        shape.reduce((a, b) => a * b, 1),
+        seed,
+        lo,
+        hi,
+      ),
+      shape,
+    );
   const x = t([B, C, H, W], 1);
   const w = t([O, C / 4, 3, 3], 2);
   const cb = t([O], 3);
   const [gm, bt, rm, rv] = [t([O], 4, 0.5, 1.5), t([O], 5), t([O], 6), t([O], 7, 0.5, 1.5)];
   const res = t([B, O, H, W], 8);
-  const want = gpu.noGrad(() => ops.batchNorm2d(ops.conv2d(x, w, cb, { padding: 1, groups: 4 }), gm, bt, rm, rv, { training: false, residual: res, relu: true }));
+  const want = gpu.noGrad(() =>
+    ops.batchNorm2d(ops.conv2d(x, w, cb, { padding: 1, groups: 4 }), gm, bt, rm, rv, {
+      training: false,
+      residual: res,
+      relu: true,
+    }),
+  );
   const { scale, shift } = ops.foldBatchNorm(gm, bt, rm, rv, cb);
-  const got = gpu.noGrad(() => ops.conv2dFused(x, w, shift, { padding: 1, groups: 4, scale, residual: res, relu: true }));
+  const got = gpu.noGrad(() =>
+    ops.conv2dFused(x, w, shift, { padding: 1, groups: 4, scale, residual: res, relu: true }),
+  );
   const [a, b] = [await got.read(), await want.read()];
   a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) <= 1e-4 * (1 + Math.abs(b[i])), `[${i}] ${v} vs ${b[i]}`));
   const wg = t([O, C / 4, 3, 3], 9);
@@ -107,7 +142,10 @@ test('conv2dFused: conv (+bias) -> eval BatchNorm -> + residual -> ReLU in one p
 test('conv2d rejects bad shapes with clear errors', () => {
   const { gpu } = ctx;
   const x = Tensor.zeros(gpu, [1, 6, 4, 4]);
-  assert.throws(() => ops.conv2d(x, Tensor.zeros(gpu, [8, 6, 3, 3]), null, { padding: 1, groups: 4 }), /cannot be split into 4 groups/);
+  assert.throws(
+    () => ops.conv2d(x, Tensor.zeros(gpu, [8, 6, 3, 3]), null, { padding: 1, groups: 4 }),
+    /cannot be split into 4 groups/,
+  );
   assert.throws(() => ops.conv2d(x, Tensor.zeros(gpu, [8, 5, 3, 3]), null, { padding: 1 }), /expects 5 input channels/);
   assert.throws(() => ops.conv2d(Tensor.zeros(gpu, [6, 4, 4]), Tensor.zeros(gpu, [8, 6, 3, 3])), /NCHW/);
 });
@@ -120,66 +158,106 @@ function runningStats(gpu, C) {
 }
 
 // [2, 3, 4, 8]: planes of whole 8-vec4 runs (batchnorm.wgsl's one-channel-per-run path).
-for (const [B, C, H, W] of [[2, 3, 4, 5], [4, 5, 1, 1], [1, 6, 3, 3], [3, 7, 2, 3], [2, 3, 4, 8]]) {
+for (const [B, C, H, W] of [
+  [2, 3, 4, 5],
+  [4, 5, 1, 1],
+  [1, 6, 3, 3],
+  [3, 7, 2, 3],
+  [2, 3, 4, 8],
+]) {
   for (const training of [true, false]) {
     test(`batchNorm2d ${training ? 'train' : 'eval'} [${B},${C},${H},${W}]`, async () => {
       const { gpu } = ctx;
       const { rm, rv, rmT, rvT } = runningStats(gpu, C);
       await checkOp(gpu, {
         name: 'batchNorm2d',
-        inputs: [{ shape: [B, C, H, W], grad: true, lo: -2, hi: 3 }, { shape: [C], grad: true, lo: 0.5, hi: 1.5 }, { shape: [C], grad: true }],
+        inputs: [
+          { shape: [B, C, H, W], grad: true, lo: -2, hi: 3 },
+          { shape: [C], grad: true, lo: 0.5, hi: 1.5 },
+          { shape: [C], grad: true },
+        ],
         gpuFn: ([x, g, b]) => ops.batchNorm2d(x, g, b, rmT, rvT, { training }),
         cpuFn: ([x, g, b]) => ref.batchNorm(x, [B, C, H, W], g, b, { training, runningMean: rm, runningVar: rv }).out,
       });
       if (training) {
         // Running stats: momentum 0.1, unbiased variance.
         const x = random(B * C * H * W, 7 * 31, -2, 3);
-        const { mean, variance } = ref.batchNorm(x, [B, C, H, W], new Float64Array(C).fill(1), new Float64Array(C), { training: true });
+        const { mean, variance } = ref.batchNorm(x, [B, C, H, W], new Float64Array(C).fill(1), new Float64Array(C), {
+          training: true,
+        });
         const M = B * H * W;
         const gotMean = await rmT.read();
         const gotVar = await rvT.read();
         for (let c = 0; c < C; c++) {
           assert.ok(Math.abs(gotMean[c] - (0.9 * rm[c] + 0.1 * mean[c])) < 1e-5, `running_mean[${c}]`);
-          assert.ok(Math.abs(gotVar[c] - (0.9 * rv[c] + (0.1 * variance[c] * M) / (M - 1))) < 1e-5, `running_var[${c}]`);
+          assert.ok(
+            Math.abs(gotVar[c] - (0.9 * rv[c] + (0.1 * variance[c] * M) / (M - 1))) < 1e-5,
+            `running_var[${c}]`,
+          );
         }
       }
     });
   }
 }
 
-for (const [training, [B, C, H, W]] of [[true, [2, 5, 3, 3]], [false, [2, 5, 3, 3]], [true, [2, 5, 4, 8]]]) {
+for (const [training, [B, C, H, W]] of [
+  [true, [2, 5, 3, 3]],
+  [false, [2, 5, 3, 3]],
+  [true, [2, 5, 4, 8]],
+]) {
   test(`batchNorm2d ${training ? 'train' : 'eval'} [${B},${C},${H},${W}] with fused residual add and ReLU`, async () => {
     const { gpu } = ctx;
     const { rm, rv, rmT, rvT } = runningStats(gpu, C);
     await checkOp(gpu, {
       name: 'batchNorm2d+res+relu',
-      inputs: [{ shape: [B, C, H, W], grad: true, lo: -2, hi: 3 }, { shape: [C], grad: true, lo: 0.5, hi: 1.5 }, { shape: [C], grad: true }, { shape: [B, C, H, W], grad: true }],
+      inputs: [
+        { shape: [B, C, H, W], grad: true, lo: -2, hi: 3 },
+        { shape: [C], grad: true, lo: 0.5, hi: 1.5 },
+        { shape: [C], grad: true },
+        { shape: [B, C, H, W], grad: true },
+      ],
       gpuFn: ([x, g, b, r]) => ops.batchNorm2d(x, g, b, rmT, rvT, { training, residual: r, relu: true }),
-      cpuFn: ([x, g, b, r]) => ref.relu(ref.batchNorm(x, [B, C, H, W], g, b, { training, runningMean: rm, runningVar: rv }).out.map((v, i) => v + r[i])),
+      cpuFn: ([x, g, b, r]) =>
+        ref.relu(
+          ref
+            .batchNorm(x, [B, C, H, W], g, b, { training, runningMean: rm, runningVar: rv })
+            .out.map((v, i) => v + r[i]),
+        ),
       // One pre-ReLU value lies 4.5e-5 from the kink: a step of 1e-6 keeps differences on one side.
       h: 1e-6,
     });
   });
 }
 
-for (const [B, C, H, W] of [[3, 4, 2, 3], [2, 4, 8, 4]]) test(`batchNorm2d train [${B},${C},${H},${W}] with fused ReLU only (the gradient mask applied inside the kernels)`, async () => {
-  const { gpu } = ctx;
-  const rmT = Tensor.zeros(gpu, [C]);
-  const rvT = Tensor.full(gpu, [C], 1);
-  await checkOp(gpu, {
-    name: 'batchNorm2d+relu',
-    inputs: [{ shape: [B, C, H, W], grad: true, lo: -2, hi: 3 }, { shape: [C], grad: true, lo: 0.5, hi: 1.5 }, { shape: [C], grad: true }],
-    gpuFn: ([x, g, b]) => ops.batchNorm2d(x, g, b, rmT, rvT, { training: true, relu: true }),
-    cpuFn: ([x, g, b]) => ref.relu(ref.batchNorm(x, [B, C, H, W], g, b, { training: true }).out),
-    seed: 11,
-    h: 1e-6,
+for (const [B, C, H, W] of [
+  [3, 4, 2, 3],
+  [2, 4, 8, 4],
+])
+  test(`batchNorm2d train [${B},${C},${H},${W}] with fused ReLU only (the gradient mask applied inside the kernels)`, async () => {
+    const { gpu } = ctx;
+    const rmT = Tensor.zeros(gpu, [C]);
+    const rvT = Tensor.full(gpu, [C], 1);
+    await checkOp(gpu, {
+      name: 'batchNorm2d+relu',
+      inputs: [
+        { shape: [B, C, H, W], grad: true, lo: -2, hi: 3 },
+        { shape: [C], grad: true, lo: 0.5, hi: 1.5 },
+        { shape: [C], grad: true },
+      ],
+      gpuFn: ([x, g, b]) => ops.batchNorm2d(x, g, b, rmT, rvT, { training: true, relu: true }),
+      cpuFn: ([x, g, b]) => ref.relu(ref.batchNorm(x, [B, C, H, W], g, b, { training: true }).out),
+      seed: 11,
+      h: 1e-6,
+    });
   });
-});
 
 test('batchNorm2d training refuses one value per channel', () => {
   const { gpu } = ctx;
   const z = (s) => Tensor.zeros(gpu, s);
-  assert.throws(() => ops.batchNorm2d(z([1, 4, 1, 1]), z([4]), z([4]), z([4]), z([4]), { training: true }), /more than one value per channel/);
+  assert.throws(
+    () => ops.batchNorm2d(z([1, 4, 1, 1]), z([4]), z([4]), z([4]), z([4]), { training: true }),
+    /more than one value per channel/,
+  );
 });
 
 const simple = [
@@ -187,7 +265,12 @@ const simple = [
   ['globalAvgPool', [2, 5, 3, 4], (x) => ops.globalAvgPool(x), (x, s) => ref.globalAvgPool(x, s)],
   ['globalAvgPool (1x1)', [3, 7, 1, 1], (x) => ops.globalAvgPool(x), (x, s) => ref.globalAvgPool(x, s)],
   // Past 256 values a channel the sums run a workgroup per channel: over vec4s, and lane by lane.
-  ['globalAvgPool (workgroup sums, vec4s)', [1, 3, 20, 20], (x) => ops.globalAvgPool(x), (x, s) => ref.globalAvgPool(x, s)],
+  [
+    'globalAvgPool (workgroup sums, vec4s)',
+    [1, 3, 20, 20],
+    (x) => ops.globalAvgPool(x),
+    (x, s) => ref.globalAvgPool(x, s),
+  ],
   ['globalAvgPool (workgroup sums)', [1, 2, 13, 23], (x) => ops.globalAvgPool(x), (x, s) => ref.globalAvgPool(x, s)],
   ['pixelShuffle r2', [2, 12, 3, 5], (x) => ops.pixelShuffle(x, 2), (x, s) => ref.pixelShuffle(x, s, 2)],
   ['pixelShuffle r3', [1, 18, 2, 3], (x) => ops.pixelShuffle(x, 3), (x, s) => ref.pixelShuffle(x, s, 3)],
@@ -200,8 +283,16 @@ const simple = [
 for (const [name, shape, gpuFn, cpuFn] of simple) {
   test(`${name} ${JSON.stringify(shape)}`, async () => {
     // Keep relu's inputs away from its kink so finite differences are meaningful.
-    const data = name === 'relu' || name === 'reshape' ? random(size(shape), 3).map((v) => (Math.abs(v) < 0.1 ? v + 0.3 : v)) : undefined;
-    await checkOp(ctx.gpu, { name, inputs: [{ shape, grad: true, data, lo: -3, hi: 3 }], gpuFn: ([x]) => gpuFn(x), cpuFn: ([x]) => cpuFn(x, shape) });
+    const data =
+      name === 'relu' || name === 'reshape'
+        ? random(size(shape), 3).map((v) => (Math.abs(v) < 0.1 ? v + 0.3 : v))
+        : undefined;
+    await checkOp(ctx.gpu, {
+      name,
+      inputs: [{ shape, grad: true, data, lo: -3, hi: 3 }],
+      gpuFn: ([x]) => gpuFn(x),
+      cpuFn: ([x]) => cpuFn(x, shape),
+    });
   });
 }
 
@@ -220,7 +311,11 @@ for (const [B, R, C, H, W, zGrad] of [
     const zs = [B, R * C, H, W];
     await checkOp(ctx.gpu, {
       name: 'splitAttend',
-      inputs: [{ shape: zs, grad: zGrad, lo: 0, hi: 2 }, { shape: [R * C, C, 1, 1], grad: true, lo: -2, hi: 2 }, { shape: [R * C], grad: true }],
+      inputs: [
+        { shape: zs, grad: zGrad, lo: 0, hi: 2 },
+        { shape: [R * C, C, 1, 1], grad: true, lo: -2, hi: 2 },
+        { shape: [R * C], grad: true },
+      ],
       gpuFn: ([z, w, b]) => ops.splitAttend(z, R, (gap) => ops.conv2d(gap, w, b)),
       cpuFn: ([z, w, b]) => {
         const gap = ref.globalAvgPool(ref.chunkSum(z, zs, R), [B, C, H, W]);
@@ -252,12 +347,20 @@ for (const [B, C, hidden, outputs] of [
       b2: random(outputs, 19),
     };
     const shapes = { gap: [B, C, 1, 1], w1: [hidden, C, 1, 1], w2: [outputs, hidden, 1, 1] };
-    const t = Object.fromEntries(Object.entries(host).map(([k, v]) => [k, Tensor.fromArray(gpu, v, shapes[k] ?? [v.length])]));
+    const t = Object.fromEntries(
+      Object.entries(host).map(([k, v]) => [k, Tensor.fromArray(gpu, v, shapes[k] ?? [v.length])]),
+    );
     const { scale, shift } = ops.foldBatchNorm(t.gamma, t.beta, t.mean, t.variance, t.b1);
     const logits = gpu.noGrad(() => ops.inferenceGate(t.gap, t.w1, scale, shift, t.w2, t.b2));
     assert.equal(logits.shape, [B, outputs, 1, 1]);
     const pre = ref.conv2d(host.gap, [B, C, 1, 1], host.w1, [hidden, C, 1], host.b1, 0, 1);
-    const h = ref.relu(ref.batchNorm(pre, [B, hidden, 1, 1], host.gamma, host.beta, { training: false, runningMean: host.mean, runningVar: host.variance }).out);
+    const h = ref.relu(
+      ref.batchNorm(pre, [B, hidden, 1, 1], host.gamma, host.beta, {
+        training: false,
+        runningMean: host.mean,
+        runningVar: host.variance,
+      }).out,
+    );
     const want = ref.conv2d(h, [B, hidden, 1, 1], host.w2, [outputs, hidden, 1], host.b2, 0, 1);
     assertClose(await logits.read(), want, { rtol: 1e-4, atol: 1e-4, what: 'logits' });
     [...Object.values(t), scale, shift, logits].forEach((x) => x.dispose());
@@ -269,10 +372,16 @@ test('inferenceGate rejects gradients, mismatched weights and too many hidden un
   const z = (shape) => Tensor.zeros(gpu, shape);
   const gap = z([2, 4, 1, 1]);
   const [w1, s, w2, b2] = [z([8, 4, 1, 1]), z([8]), z([16, 8, 1, 1]), z([16])];
-  assert.throws(() => ops.inferenceGate(gap, z([8, 5, 1, 1]), s, s, w2, b2), /do not chain from a \[B, 4, 1, 1\] input/);
+  assert.throws(
+    () => ops.inferenceGate(gap, z([8, 5, 1, 1]), s, s, w2, b2),
+    /do not chain from a \[B, 4, 1, 1\] input/,
+  );
   assert.throws(() => ops.inferenceGate(z([2, 4, 2, 1]), w1, s, s, w2, b2), /must be \[B, C, 1, 1\]/);
   const wide = ops.GATE_HIDDEN_MAX + 1;
-  assert.throws(() => ops.inferenceGate(gap, z([wide, 4, 1, 1]), z([wide]), z([wide]), z([16, wide, 1, 1]), b2), /hidden units, at most/);
+  assert.throws(
+    () => ops.inferenceGate(gap, z([wide, 4, 1, 1]), z([wide]), z([wide]), z([16, wide, 1, 1]), b2),
+    /hidden units, at most/,
+  );
   w1.requiresGrad = true;
   assert.throws(() => ops.inferenceGate(gap, w1, s, s, w2, b2), /records no gradient/);
 });
@@ -288,15 +397,53 @@ test('splitAttend refuses a gate that ignores the pooled splits', () => {
 
 test('elementwise add/sub/mul/affine gradients', async () => {
   const s = [3, 7];
-  await checkOp(ctx.gpu, { name: 'add', inputs: [{ shape: s, grad: true }, { shape: s, grad: true }], gpuFn: ([a, b]) => ops.add(a, b), cpuFn: ([a, b]) => a.map((v, i) => v + b[i]) });
-  await checkOp(ctx.gpu, { name: 'sub', inputs: [{ shape: s, grad: true }, { shape: s, grad: true }], gpuFn: ([a, b]) => ops.sub(a, b), cpuFn: ([a, b]) => a.map((v, i) => v - b[i]) });
-  await checkOp(ctx.gpu, { name: 'mul', inputs: [{ shape: s, grad: true }, { shape: s, grad: true }], gpuFn: ([a, b]) => ops.mul(a, b), cpuFn: ([a, b]) => a.map((v, i) => v * b[i]) });
-  await checkOp(ctx.gpu, { name: 'affine', inputs: [{ shape: s, grad: true }], gpuFn: ([a]) => ops.affine(a, -2.5, 1), cpuFn: ([a]) => a.map((v) => -2.5 * v + 1) });
+  await checkOp(ctx.gpu, {
+    name: 'add',
+    inputs: [
+      { shape: s, grad: true },
+      { shape: s, grad: true },
+    ],
+    gpuFn: ([a, b]) => ops.add(a, b),
+    cpuFn: ([a, b]) => a.map((v, i) => v + b[i]),
+  });
+  await checkOp(ctx.gpu, {
+    name: 'sub',
+    inputs: [
+      { shape: s, grad: true },
+      { shape: s, grad: true },
+    ],
+    gpuFn: ([a, b]) => ops.sub(a, b),
+    cpuFn: ([a, b]) => a.map((v, i) => v - b[i]),
+  });
+  await checkOp(ctx.gpu, {
+    name: 'mul',
+    inputs: [
+      { shape: s, grad: true },
+      { shape: s, grad: true },
+    ],
+    gpuFn: ([a, b]) => ops.mul(a, b),
+    cpuFn: ([a, b]) => a.map((v, i) => v * b[i]),
+  });
+  await checkOp(ctx.gpu, {
+    name: 'affine',
+    inputs: [{ shape: s, grad: true }],
+    gpuFn: ([a]) => ops.affine(a, -2.5, 1),
+    cpuFn: ([a]) => a.map((v) => -2.5 * v + 1),
+  });
   // A tensor used twice gets the sum of both gradients.
-  await checkOp(ctx.gpu, { name: 'x*x+x', inputs: [{ shape: s, grad: true }], gpuFn: ([a]) => ops.add(ops.mul(a, a), a), cpuFn: ([a]) => a.map((v) => v * v + v) });
+  await checkOp(ctx.gpu, {
+    name: 'x*x+x',
+    inputs: [{ shape: s, grad: true }],
+    gpuFn: ([a]) => ops.add(ops.mul(a, a), a),
+    cpuFn: ([a]) => a.map((v) => v * v + v),
+  });
 });
 
-for (const shape of [[1, 3, 1, 1], [2, 3, 5, 7], [4, 3, 8, 8]]) {
+for (const shape of [
+  [1, 3, 1, 1],
+  [2, 3, 5, 7],
+  [4, 3, 8, 8],
+]) {
   test(`l1Loss ${JSON.stringify(shape)}`, async () => {
     const n = size(shape);
     const target = random(n, 99, 0, 255).map(Math.round);
@@ -304,7 +451,10 @@ for (const shape of [[1, 3, 1, 1], [2, 3, 5, 7], [4, 3, 8, 8]]) {
     const pred = target.map((t, i) => t + (i % 2 ? 1 : -1) * (0.05 + (i % 7)));
     await checkOp(ctx.gpu, {
       name: 'l1Loss',
-      inputs: [{ shape, grad: true, data: pred }, { shape, data: target }],
+      inputs: [
+        { shape, grad: true, data: pred },
+        { shape, data: target },
+      ],
       gpuFn: ([p, t]) => ops.l1Loss(p, t),
       cpuFn: ([p, t]) => Float64Array.of(ref.l1(p, t)),
     });
@@ -344,7 +494,11 @@ test('backward computes no gradient for inputs that do not need one, and frees s
 
 test('Adam: ten steps match torch.optim.Adam to 1e-6 relative; clipping; MultiStepLR', async () => {
   const { gpu } = ctx;
-  const params = new ops.ParameterSet(gpu, [{ name: 'a', shape: [5, 3] }, { name: 'b', shape: [7] }, { name: 'unused', shape: [4] }]);
+  const params = new ops.ParameterSet(gpu, [
+    { name: 'a', shape: [5, 3] },
+    { name: 'b', shape: [7] },
+    { name: 'unused', shape: [4] },
+  ]);
   const a0 = random(15, 1);
   const b0 = random(7, 2);
   params.set('a', a0);
@@ -372,13 +526,16 @@ test('Adam: ten steps match torch.optim.Adam to 1e-6 relative; clipping; MultiSt
     [sq, cube].forEach((t) => t.dispose());
     const t = random(15, 3);
     const ga = cpu.a.map((v, i) => Math.fround(Math.fround(v - t[i]) * 2));
-    const gb = cpu.b.map((v) => Math.fround(Math.fround(v * v) * v) === 0 ? 0 : Math.fround(3 * v * v));
+    const gb = cpu.b.map((v) => (Math.fround(Math.fround(v * v) * v) === 0 ? 0 : Math.fround(3 * v * v)));
     ref.adamStep(cpu.a, ga, ...state.a, step, { lr });
     ref.adamStep(cpu.b, gb, ...state.b, step, { lr });
     opt.update();
   }
   assert.is(opt.lr, 0.0025);
-  const relCheck = (got, want, what) => got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= 1e-6 * Math.max(Math.abs(want[i]), 1e-3), `${what}[${i}]: ${v} vs ${want[i]}`));
+  const relCheck = (got, want, what) =>
+    got.forEach((v, i) =>
+      assert.ok(Math.abs(v - want[i]) <= 1e-6 * Math.max(Math.abs(want[i]), 1e-3), `${what}[${i}]: ${v} vs ${want[i]}`),
+    );
   relCheck(await params.get('a').read(), cpu.a, 'a');
   relCheck(await params.get('b').read(), cpu.b, 'b');
   assert.equal([...(await params.get('unused').read())], [1, 2, 3, 4], 'a parameter without gradient must not move');
@@ -408,23 +565,50 @@ test('every shader that uses workgroup barriers passes race detection', () => {
   const files = {
     'reduce.wgsl': {
       runs: [...[0, 1, 2].map((MODE) => ['channel_sum', { MODE }]), ['moments', {}], ['bn_backward', {}]],
-      buffers: { 0: new Float32Array(12), 1: x, 2: x, 3: new Float32Array(12).fill(1), 4: reduceUniform, 5: new Float32Array(3), 6: x, 7: new Float32Array(3), 8: new Float32Array(3) },
+      buffers: {
+        0: new Float32Array(12),
+        1: x,
+        2: x,
+        3: new Float32Array(12).fill(1),
+        4: reduceUniform,
+        5: new Float32Array(3),
+        6: x,
+        7: new Float32Array(3),
+        8: new Float32Array(3),
+      },
     },
     'attention.wgsl': {
-      runs: [['pool_splits', {}], ['attend_backward', {}]],
+      runs: [
+        ['pool_splits', {}],
+        ['attend_backward', {}],
+      ],
       buffers: { 0: new Float32Array(6), 1: x, 2: x, 3: random(6, 2), 4: splitUniform, 5: new Float32Array(6) },
     },
     // The staged forward variant (its barriers are off by default): 5 input channels (staging
     // rounds of 2, 2 and 1 in alternating halves), 4 outputs, 3x6, 3x3, one workgroup of 16.
     'conv2d.wgsl': {
-      source: (code) => code.replace('const STAGE: bool = false;', 'const STAGE: bool = true;').replace('const WG: u32 = 64u;', 'const WG: u32 = 16u;'),
+      source: (code) =>
+        code
+          .replace('const STAGE: bool = false;', 'const STAGE: bool = true;')
+          .replace('const WG: u32 = 64u;', 'const WG: u32 = 16u;'),
       groups: [1, 1, 1],
       runs: [['forward', { K: 3 }]],
-      buffers: { 0: new Float32Array(72), 1: random(90, 2), 2: random(720, 3), 3: new Float32Array(4), 4: new Uint32Array([1, 5, 3, 6, 4, 3, 6, 1, 1, 0, 1, 1, 16, 0, 0, 0, 0, 0, 0, 0]), 5: new Float32Array(4), 6: new Float32Array(72) },
+      buffers: {
+        0: new Float32Array(72),
+        1: random(90, 2),
+        2: random(720, 3),
+        3: new Float32Array(4),
+        4: new Uint32Array([1, 5, 3, 6, 4, 3, 6, 1, 1, 0, 1, 1, 16, 0, 0, 0, 0, 0, 0, 0]),
+        5: new Float32Array(4),
+        6: new Float32Array(72),
+      },
     },
   };
   for (const file of readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl'))) {
-    const code = preprocess(file.slice(0, -5), readFileSync(`${SHADER_DIR}/${file}`, 'utf8'), { subgroups: false, f16: false });
+    const code = preprocess(file.slice(0, -5), readFileSync(`${SHADER_DIR}/${file}`, 'utf8'), {
+      subgroups: false,
+      f16: false,
+    });
     if (!/workgroupBarrier|storageBarrier/.test(code)) continue;
     assert.ok(files[file], `${file} uses barriers: give it a race-detection run here`);
     const { source = (c) => c, groups = [3, 1, 1], runs, buffers } = files[file];
@@ -432,7 +616,11 @@ test('every shader that uses workgroup barriers passes race detection', () => {
       const result = detectRaces(source(code), entry, groups, { 0: buffers }, { constants });
       const what = `${file} ${entry} ${JSON.stringify(constants)}`;
       assert.equal(result.errors, [], `${what}: ${result.errors.join('; ')}`);
-      assert.equal(result.races.map((r) => r.message), [], `${what} has races`);
+      assert.equal(
+        result.races.map((r) => r.message),
+        [],
+        `${what} has races`,
+      );
     }
   }
 });

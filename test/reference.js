@@ -47,7 +47,8 @@ export function conv2dWeightGrad(x, [B, C, H, W], dout, [O, Cg, K], pad, groups)
               if (iy < 0 || iy >= H) continue;
               for (let xo = 0; xo < Wo; xo++) {
                 const ix = xo + kx - pad;
-                if (ix >= 0 && ix < W) acc += dout[((b * O + o) * Ho + y) * Wo + xo] * x[((b * C + g * Cg + i) * H + iy) * W + ix];
+                if (ix >= 0 && ix < W)
+                  acc += dout[((b * O + o) * Ho + y) * Wo + xo] * x[((b * C + g * Cg + i) * H + iy) * W + ix];
               }
             }
           dw[((o * Cg + i) * K + ky) * K + kx] = acc;
@@ -106,7 +107,8 @@ export function spaceToDepth(x, [B, C, H, W], s) {
     for (let dy = 0; dy < s; dy++)
       for (let dx = 0; dx < s; dx++)
         for (let c = 0; c < C; c++)
-          for (let y = 0; y < h; y++) for (let xx = 0; xx < w; xx++) out[k++] = x[((b * C + c) * H + y * s + dy) * W + xx * s + dx];
+          for (let y = 0; y < h; y++)
+            for (let xx = 0; xx < w; xx++) out[k++] = x[((b * C + c) * H + y * s + dy) * W + xx * s + dx];
   return out;
 }
 
@@ -114,7 +116,8 @@ export function upsampleNearest(x, [B, C, H, W], s) {
   const out = new Float64Array(x.length * s * s);
   for (let p = 0; p < B * C; p++)
     for (let y = 0; y < H * s; y++)
-      for (let xx = 0; xx < W * s; xx++) out[(p * H * s + y) * W * s + xx] = x[(p * H + Math.floor(y / s)) * W + Math.floor(xx / s)];
+      for (let xx = 0; xx < W * s; xx++)
+        out[(p * H * s + y) * W * s + xx] = x[(p * H + Math.floor(y / s)) * W + Math.floor(xx / s)];
   return out;
 }
 
@@ -123,7 +126,8 @@ export function chunkSum(x, [B, RC, H, W], R) {
   const out = new Float64Array(B * C * H * W);
   for (let b = 0; b < B; b++)
     for (let k = 0; k < R; k++)
-      for (let c = 0; c < C; c++) for (let i = 0; i < H * W; i++) out[(b * C + c) * H * W + i] += x[((b * R + k) * C + c) * H * W + i];
+      for (let c = 0; c < C; c++)
+        for (let i = 0; i < H * W; i++) out[(b * C + c) * H * W + i] += x[((b * R + k) * C + c) * H * W + i];
   return out;
 }
 
@@ -193,7 +197,8 @@ export function conv2dInputGrad(dout, [B, C, H, W], w, [O, Cg, K], pad, groups) 
               if (y < 0 || y >= Ho) continue;
               for (let kx = 0; kx < K; kx++) {
                 const xo = ix - kx + pad;
-                if (xo >= 0 && xo < Wo) acc += dout[((b * O + o) * Ho + y) * Wo + xo] * w[((o * Cg + i) * K + ky) * K + kx];
+                if (xo >= 0 && xo < Wo)
+                  acc += dout[((b * O + o) * Ho + y) * Wo + xo] * w[((o * Cg + i) * K + ky) * K + kx];
               }
             }
           dx[((b * C + c) * H + iy) * W + ix] = acc;

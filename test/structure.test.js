@@ -10,13 +10,19 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = join(ROOT, 'src');
 
 function filesUnder(dir, ext) {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name), ext) : e.name.endsWith(ext) ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? filesUnder(join(dir, e.name), ext) : e.name.endsWith(ext) ? [join(dir, e.name)] : [],
+  );
 }
 
 /** The src/ modules a file imports or re-exports from, type-only imports included (they tie the layers too). */
 function imports(file) {
-  const code = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
-  return [...code.matchAll(/^\s*(?:import|export)\b[^'";]*?['"](\.[^'"]+)['"]/gm)].map((m) => resolve(dirname(file), m[1].replace(/\.js$/, '.ts')));
+  const code = readFileSync(file, 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/^\s*\/\/.*$/gm, '');
+  return [...code.matchAll(/^\s*(?:import|export)\b[^'";]*?['"](\.[^'"]+)['"]/gm)].map((m) =>
+    resolve(dirname(file), m[1].replace(/\.js$/, '.ts')),
+  );
 }
 
 /** Every cycle's path, found by depth-first search from each module. */
@@ -30,7 +36,8 @@ function cycles(files) {
     state.set(f, 'open');
     stack.push(f);
     for (const g of graph.get(f)) {
-      if (state.get(g) === 'open') found.push([...stack.slice(stack.indexOf(g)), g].map((p) => relative(SRC, p)).join(' -> '));
+      if (state.get(g) === 'open')
+        found.push([...stack.slice(stack.indexOf(g)), g].map((p) => relative(SRC, p)).join(' -> '));
       else if (!state.has(g)) visit(g);
     }
     stack.pop();
@@ -57,7 +64,10 @@ test('the device layer (src/gpu/) knows nothing of tensors, kernels, autograd or
 });
 
 test('no .ts file in src/ is over 400 lines and no shader over 400', () => {
-  const long = [...filesUnder(SRC, '.ts').map((f) => [f, 400]), ...filesUnder(join(ROOT, 'shaders'), '.wgsl').map((f) => [f, 400])]
+  const long = [
+    ...filesUnder(SRC, '.ts').map((f) => [f, 400]),
+    ...filesUnder(join(ROOT, 'shaders'), '.wgsl').map((f) => [f, 400]),
+  ]
     .map(([f, max]) => [relative(ROOT, f), readFileSync(f, 'utf8').split('\n').length, max])
     .filter(([, lines, max]) => lines > max);
   assert.equal(long, [], long.map(([f, n, max]) => `${f}: ${n} lines (limit ${max})`).join('\n'));

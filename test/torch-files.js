@@ -22,26 +22,102 @@ export function makeZip(entries, { deflate = [], declare = {}, zip64 = false } =
     const body = method ? deflateRawSync(data) : data;
     const size = declare[name] ?? data.byteLength;
     const nameBytes = te.encode(name);
-    const common = [...u16(20), ...u16(0), ...u16(method), ...u16(0), ...u16(0x21), ...u32(crc32(data)), ...u32(body.byteLength), ...u32(size), ...u16(nameBytes.length)];
+    const common = [
+      ...u16(20),
+      ...u16(0),
+      ...u16(method),
+      ...u16(0),
+      ...u16(0x21),
+      ...u32(crc32(data)),
+      ...u32(body.byteLength),
+      ...u32(size),
+      ...u16(nameBytes.length),
+    ];
     const local = Uint8Array.from([...u32(0x04034b50), ...common, ...u16(0), ...nameBytes]);
     if (zip64) {
-      const sizes = [...u16(20), ...u16(0), ...u16(method), ...u16(0), ...u16(0x21), ...u32(crc32(data)), ...SATURATED, ...SATURATED, ...u16(nameBytes.length)];
+      const sizes = [
+        ...u16(20),
+        ...u16(0),
+        ...u16(method),
+        ...u16(0),
+        ...u16(0x21),
+        ...u32(crc32(data)),
+        ...SATURATED,
+        ...SATURATED,
+        ...u16(nameBytes.length),
+      ];
       const extra = [...u16(1), ...u16(24), ...u64(size), ...u64(body.byteLength), ...u64(offset)];
-      central.push(Uint8Array.from([...u32(0x02014b50), ...u16(45), ...sizes, ...u16(extra.length), ...u16(0), ...u16(0), ...u16(0), ...u32(0), ...SATURATED, ...nameBytes, ...extra]));
+      central.push(
+        Uint8Array.from([
+          ...u32(0x02014b50),
+          ...u16(45),
+          ...sizes,
+          ...u16(extra.length),
+          ...u16(0),
+          ...u16(0),
+          ...u16(0),
+          ...u32(0),
+          ...SATURATED,
+          ...nameBytes,
+          ...extra,
+        ]),
+      );
     } else {
-      central.push(Uint8Array.from([...u32(0x02014b50), ...u16(20), ...common, ...u16(0), ...u16(0), ...u16(0), ...u16(0), ...u32(0), ...u32(offset), ...nameBytes]));
+      central.push(
+        Uint8Array.from([
+          ...u32(0x02014b50),
+          ...u16(20),
+          ...common,
+          ...u16(0),
+          ...u16(0),
+          ...u16(0),
+          ...u16(0),
+          ...u32(0),
+          ...u32(offset),
+          ...nameBytes,
+        ]),
+      );
     }
     locals.push(local, body);
     offset += local.byteLength + body.byteLength;
   }
   const dirSize = central.reduce((s, c) => s + c.byteLength, 0);
   if (!zip64) {
-    const end = Uint8Array.from([...u32(0x06054b50), ...u16(0), ...u16(0), ...u16(entries.length), ...u16(entries.length), ...u32(dirSize), ...u32(offset), ...u16(0)]);
+    const end = Uint8Array.from([
+      ...u32(0x06054b50),
+      ...u16(0),
+      ...u16(0),
+      ...u16(entries.length),
+      ...u16(entries.length),
+      ...u32(dirSize),
+      ...u32(offset),
+      ...u16(0),
+    ]);
     return Buffer.concat([...locals, ...central, end]);
   }
-  const record = Uint8Array.from([...u32(0x06064b50), ...u64(44), ...u16(45), ...u16(45), ...u32(0), ...u32(0), ...u64(entries.length), ...u64(entries.length), ...u64(dirSize), ...u64(offset)]);
+  const record = Uint8Array.from([
+    ...u32(0x06064b50),
+    ...u64(44),
+    ...u16(45),
+    ...u16(45),
+    ...u32(0),
+    ...u32(0),
+    ...u64(entries.length),
+    ...u64(entries.length),
+    ...u64(dirSize),
+    ...u64(offset),
+  ]);
   const locator = Uint8Array.from([...u32(0x07064b50), ...u32(0), ...u64(offset + dirSize), ...u32(1)]);
-  const end = Uint8Array.from([...u32(0x06054b50), ...u16(0), ...u16(0), ...u16(0xffff), ...u16(0xffff), ...SATURATED, ...SATURATED, ...u16(0)]);
+  const end = Uint8Array.from([
+    ...u32(0x06054b50),
+    ...u16(0),
+    ...u16(0),
+    ...u16(0xffff),
+    ...u16(0xffff),
+    ...SATURATED,
+    ...SATURATED,
+    ...u16(0),
+  ]);
   return Buffer.concat([...locals, ...central, record, locator, end]);
 }
 
@@ -73,7 +149,16 @@ export function statePickle(tensors) {
   const out = [...op.proto, ...emptyOrderedDict, ...op.mark];
   for (const t of tensors) {
     out.push(...op.str(t.name), ...op.global('torch._utils', '_rebuild_tensor_v2'), ...op.mark);
-    out.push(...op.mark, ...op.str('storage'), ...op.global('torch', t.type ?? 'FloatStorage'), ...op.str(t.key), ...op.str('cpu'), ...op.int(t.numel ?? 0), ...op.tuple, ...op.binpersid);
+    out.push(
+      ...op.mark,
+      ...op.str('storage'),
+      ...op.global('torch', t.type ?? 'FloatStorage'),
+      ...op.str(t.key),
+      ...op.str('cpu'),
+      ...op.int(t.numel ?? 0),
+      ...op.tuple,
+      ...op.binpersid,
+    );
     out.push(...op.int(t.offset ?? 0));
     out.push(...op.mark, ...t.size.flatMap(op.int), ...op.tuple);
     out.push(...op.mark, ...t.stride.flatMap(op.int), ...op.tuple);
@@ -91,9 +176,22 @@ export function torchSave(dict, options = {}) {
   const entries = [];
   for (const [name, t] of dict) {
     const key = String(tensors.length);
-    const bytes = t.dtype === 'I64' ? new Uint8Array(BigInt64Array.from(t.data, BigInt).buffer) : new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    tensors.push({ name, key, type: t.dtype === 'I64' ? 'LongStorage' : 'FloatStorage', size: t.shape, stride: rowMajor(t.shape), numel: t.data.length });
+    const bytes =
+      t.dtype === 'I64'
+        ? new Uint8Array(BigInt64Array.from(t.data, BigInt).buffer)
+        : new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    tensors.push({
+      name,
+      key,
+      type: t.dtype === 'I64' ? 'LongStorage' : 'FloatStorage',
+      size: t.shape,
+      stride: rowMajor(t.shape),
+      numel: t.data.length,
+    });
     entries.push([`archive/data/${key}`, bytes]);
   }
-  return makeZip([['archive/data.pkl', statePickle(tensors)], ['archive/byteorder', te.encode('little')], ...entries], options);
+  return makeZip(
+    [['archive/data.pkl', statePickle(tensors)], ['archive/byteorder', te.encode('little')], ...entries],
+    options,
+  );
 }

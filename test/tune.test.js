@@ -48,13 +48,20 @@ async function open(source = SOURCE, options = {}) {
 
 /** The test op: asks the tuner which variant to launch unless one is given; `trials` counts trial launches. */
 function double(gpu, x, trials, variant) {
-  const chosen = variant ?? gpu.kernels.variant('tunetest.double', `n${x.size}`, VARIANTS, (name) => {
-    trials.push(name);
-    double(gpu, x, trials, name).dispose();
-  });
+  const chosen =
+    variant ??
+    gpu.kernels.variant('tunetest.double', `n${x.size}`, VARIANTS, (name) => {
+      trials.push(name);
+      double(gpu, x, trials, name).dispose();
+    });
   const rows = chosen === 'four' ? 4 : 1;
   const out = Tensor.empty(gpu, x.shape);
-  gpu.kernels.dispatch('tunetest.double', { uniforms: { n: x.size }, buffers: { out, inp: x }, invocations: Math.ceil(x.size / rows), constants: { ROWS: rows } });
+  gpu.kernels.dispatch('tunetest.double', {
+    uniforms: { n: x.size },
+    buffers: { out, inp: x },
+    invocations: Math.ceil(x.size / rows),
+    constants: { ROWS: rows },
+  });
   return out;
 }
 
@@ -67,7 +74,11 @@ async function run(gpu, options, size = 1000) {
     y.dispose();
     return values;
   }, options);
-  assertClose(result, (await x.read()).map((v) => 2 * v), { what: 'doubled' });
+  assertClose(
+    result,
+    (await x.read()).map((v) => 2 * v),
+    { what: 'doubled' },
+  );
   x.dispose();
   return { tuned, trials, skipped };
 }
@@ -79,8 +90,14 @@ test('without a choice an op gets the first variant, and outside a tuning run no
   rmSync(file, { force: true });
   const gpu = await open();
   const trials = [];
-  assert.is(gpu.kernels.variant('tunetest.double', 'n8', VARIANTS, (name) => trials.push(name)), 'one');
-  assert.is(gpu.kernels.variant('tunetest.double', 'n8', ['only'], (name) => trials.push(name)), 'only');
+  assert.is(
+    gpu.kernels.variant('tunetest.double', 'n8', VARIANTS, (name) => trials.push(name)),
+    'one',
+  );
+  assert.is(
+    gpu.kernels.variant('tunetest.double', 'n8', ['only'], (name) => trials.push(name)),
+    'only',
+  );
   assert.equal(trials, []);
   assert.not.ok(existsSync(file));
   gpu.dispose();
@@ -88,7 +105,13 @@ test('without a choice an op gets the first variant, and outside a tuning run no
 
 test('a tuning run times every candidate of a key once, picks one of them and writes the cache file', async () => {
   rmSync(file, { force: true });
-  writeFileSync(file, JSON.stringify({ version: 1, adapters: { 'another adapter': { kernels: { 'tunetest.double': { source: 'x', keys: {} } } } } }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      version: 1,
+      adapters: { 'another adapter': { kernels: { 'tunetest.double': { source: 'x', keys: {} } } } },
+    }),
+  );
   const gpu = await open();
   const { tuned, trials, skipped } = await run(gpu);
   assert.is(skipped, undefined);
@@ -106,7 +129,11 @@ test('a tuning run times every candidate of a key once, picks one of them and wr
   assert.is(kernel.keys.n1000.choice, tuned[0].choice);
   assert.equal(kernel.keys.n1000.candidates, VARIANTS);
   const rows = tuned[0].choice === 'four' ? 4 : 1;
-  assert.equal(kernel.keys.n1000.pipelines, [{ name: 'tunetest.double', constants: { ROWS: rows } }], 'the pipelines prepareAll compiles');
+  assert.equal(
+    kernel.keys.n1000.pipelines,
+    [{ name: 'tunetest.double', constants: { ROWS: rows } }],
+    'the pipelines prepareAll compiles',
+  );
   gpu.dispose();
 });
 
@@ -116,11 +143,17 @@ test('a cached choice is used by a later engine without timing it again; retime 
   entry.kernels['tunetest.double'].keys.n1000.choice = 'four';
   writeFileSync(file, JSON.stringify(cache));
   const gpu = await open();
-  assert.is(gpu.kernels.variant('tunetest.double', 'n1000', VARIANTS, () => assert.unreachable('timed')), 'four');
+  assert.is(
+    gpu.kernels.variant('tunetest.double', 'n1000', VARIANTS, () => assert.unreachable('timed')),
+    'four',
+  );
   const again = await run(gpu);
   assert.equal(again.trials, []);
   assert.equal(again.tuned, []);
-  assert.ok(gpu.kernels.tuner.chosenPipelines().some((p) => p.name === 'tunetest.double'), 'prepareAll compiles the chosen pipelines');
+  assert.ok(
+    gpu.kernels.tuner.chosenPipelines().some((p) => p.name === 'tunetest.double'),
+    'prepareAll compiles the chosen pipelines',
+  );
   const retimed = await run(gpu, { retime: true });
   assert.is(retimed.trials.length, 3 * VARIANTS.length);
   gpu.dispose();
@@ -128,10 +161,18 @@ test('a cached choice is used by a later engine without timing it again; retime 
 
 test('a changed shader source is tuned again; another candidate list too', async () => {
   const gpu = await open(`${SOURCE}\n// changed`);
-  assert.is(gpu.kernels.variant('tunetest.double', 'n1000', VARIANTS, () => {}), 'one', 'the old choice no longer holds');
+  assert.is(
+    gpu.kernels.variant('tunetest.double', 'n1000', VARIANTS, () => {}),
+    'one',
+    'the old choice no longer holds',
+  );
   const { trials } = await run(gpu);
   assert.is(trials.length, 3 * VARIANTS.length);
-  assert.is(gpu.kernels.variant('tunetest.double', 'n1000', ['four', 'one'], () => {}), 'four', 'another list is not the tuned one');
+  assert.is(
+    gpu.kernels.variant('tunetest.double', 'n1000', ['four', 'one'], () => {}),
+    'four',
+    'another list is not the tuned one',
+  );
   gpu.dispose();
 });
 
@@ -148,7 +189,10 @@ test('a corrupt cache file is ignored with a warning, and replaced by the next t
   }
   assert.is(warnings.length, 1);
   assert.ok(warnings[0].includes(file), warnings[0]);
-  assert.is(gpu.kernels.variant('tunetest.double', 'n1000', VARIANTS, () => {}), 'one');
+  assert.is(
+    gpu.kernels.variant('tunetest.double', 'n1000', VARIANTS, () => {}),
+    'one',
+  );
   await run(gpu);
   assert.ok(adapterEntry(readCache())[1].kernels['tunetest.double'].keys.n1000);
   gpu.dispose();
@@ -180,7 +224,12 @@ async function smallSisn(gpu, tune) {
     return value;
   };
   const { result: loss, tuned } = tune ? await gpu.tune(step) : { result: await step(), tuned: [] };
-  const grads = await Promise.all(model.params.entries().filter(([name]) => name.endsWith('weight')).map(([, t]) => t.grad.read()));
+  const grads = await Promise.all(
+    model.params
+      .entries()
+      .filter(([name]) => name.endsWith('weight'))
+      .map(([, t]) => t.grad.read()),
+  );
   [model, lr, hr].forEach((t) => t.dispose());
   return { loss, grads, tuned };
 }
@@ -194,13 +243,16 @@ test('a tuning run over a small SISN picks a candidate for every key it met; a t
   gpu.dispose();
   // Every key forced to its last candidate (not the default), as a later run would read it.
   const cache = readCache();
-  for (const kernel of Object.values(adapterEntry(cache)[1].kernels)) for (const c of Object.values(kernel.keys)) c.choice = c.candidates.at(-1);
+  for (const kernel of Object.values(adapterEntry(cache)[1].kernels))
+    for (const c of Object.values(kernel.keys)) c.choice = c.candidates.at(-1);
   writeFileSync(file, JSON.stringify(cache));
   const tunedGpu = await Gpu.open();
   const tuned = await smallSisn(tunedGpu, false);
   tunedGpu.dispose();
   assertClose(tuned.loss, base.loss, { rtol: 1e-5, what: 'loss' });
-  tuned.grads.forEach((g, i) => assertClose(g, base.grads[i], { rtol: 1e-4, atol: 1e-4, what: `weight gradient ${i}` }));
+  tuned.grads.forEach((g, i) =>
+    assertClose(g, base.grads[i], { rtol: 1e-4, atol: 1e-4, what: `weight gradient ${i}` }),
+  );
 });
 
 test('conv2d weight gradient: an unknown variant is an error', async () => {
@@ -213,8 +265,34 @@ test('conv2d weight gradient: an unknown variant is an error', async () => {
 test('training times kernel variants in its first step and validation, and not with --no_tune', () => {
   const own = mkdtempSync(join(tmpdir(), 'sisn-tune-train-'));
   const faces = join(root, 'test/fixtures/faces');
-  const tiny = ['--dataset_root', faces, '--train_val_range', '1-4/5-6', '--hr_crop', '88x104', '--num_groups', '1', '--num_blocks', '1', '--num_channels', '8', '--batch_size', '2', '--patch_size', '8', '--max_steps', '2', '--eval_steps', '2'];
-  const trainJs = (cache, ...args) => spawnSync(process.execPath, [join(root, 'train.js'), ...tiny, ...args], { encoding: 'utf8', env: { ...process.env, SISN_CACHE_DIR: join(own, cache) }, timeout: 300000 });
+  const tiny = [
+    '--dataset_root',
+    faces,
+    '--train_val_range',
+    '1-4/5-6',
+    '--hr_crop',
+    '88x104',
+    '--num_groups',
+    '1',
+    '--num_blocks',
+    '1',
+    '--num_channels',
+    '8',
+    '--batch_size',
+    '2',
+    '--patch_size',
+    '8',
+    '--max_steps',
+    '2',
+    '--eval_steps',
+    '2',
+  ];
+  const trainJs = (cache, ...args) =>
+    spawnSync(process.execPath, [join(root, 'train.js'), ...tiny, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, SISN_CACHE_DIR: join(own, cache) },
+      timeout: 300000,
+    });
   try {
     const tuned = trainJs('tuned', '--ckpt_root', join(own, 'a'));
     assert.is(tuned.status, 0, tuned.stderr);
@@ -234,7 +312,11 @@ test('training times kernel variants in its first step and validation, and not w
 test('sisn tune on a tiny config times the kernels and writes the cache', () => {
   const own = mkdtempSync(join(tmpdir(), 'sisn-tune-cli-'));
   try {
-    const r = spawnSync(process.execPath, [join(root, 'dist/cli/bin.js'), 'tune', '--scale', '2', '--channels', '8', '--lr', '6', '--batch', '2'], { encoding: 'utf8', env: { ...process.env, SISN_CACHE_DIR: own }, timeout: 120000 });
+    const r = spawnSync(
+      process.execPath,
+      [join(root, 'dist/cli/bin.js'), 'tune', '--scale', '2', '--channels', '8', '--lr', '6', '--batch', '2'],
+      { encoding: 'utf8', env: { ...process.env, SISN_CACHE_DIR: own }, timeout: 120000 },
+    );
     assert.is(r.status, 0, r.stderr);
     assert.match(r.stdout, /training step, batch 2, LR 6x6: \d+ kernel shapes timed/);
     assert.match(r.stdout, /inference, LR 6x6/);

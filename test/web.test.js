@@ -24,15 +24,27 @@ let browser;
 let page;
 
 test.before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: run \`node scripts/ensure-adapter.mjs\` (installs Debian's chromium as root) or set CHROMIUM`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(
+      `no Chromium at ${CHROMIUM}: run \`node scripts/ensure-adapter.mjs\` (installs Debian's chromium as root) or set CHROMIUM`,
+    );
   const { outDir } = await buildWeb(join(tmp, 'site'));
   ({ server, url } = await serveStatic(outDir, 0));
   browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
     // The network is closed: nothing may phone home; WebGPU on a CPU needs the unsafe flag.
-    args: ['--no-sandbox', '--enable-unsafe-webgpu', `--user-data-dir=${join(tmp, 'profile')}`, '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage'],
+    args: [
+      '--no-sandbox',
+      '--enable-unsafe-webgpu',
+      `--user-data-dir=${join(tmp, 'profile')}`,
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+      '--disable-dev-shm-usage',
+    ],
   });
   page = await browser.newPage();
   page.setDefaultTimeout(180000);
@@ -51,7 +63,9 @@ async function upscaleInPage(file, scale) {
   await page.select('#scale', String(scale));
   const input = await page.$('input[type=file]');
   await input.uploadFile(file);
-  const link = await page.waitForFunction(() => document.querySelector('a[download]') || document.querySelector('#error:not([hidden])')?.textContent);
+  const link = await page.waitForFunction(
+    () => document.querySelector('a[download]') || document.querySelector('#error:not([hidden])')?.textContent,
+  );
   const failure = await link.evaluate((v) => (typeof v === 'string' ? v : null));
   if (failure) throw new Error(`the page reported: ${failure}`);
   const base64 = await page.evaluate(async () => {
@@ -88,7 +102,9 @@ test('the page names a WebGPU adapter and upscales a sample face x4 as the Node 
   const db = assertMatches(png, await nodeUpscale(readImage(sample), 4), 'x4');
   const adapter = await page.$eval('#adapter', (el) => el.textContent);
   assert.match(adapter, /WebGPU adapter: \S/);
-  console.log(`  browser x4 of 89x109: ${ms} ms (first run, pipelines compiled), PSNR vs Node ${db.toFixed(1)} dB; ${adapter}`);
+  console.log(
+    `  browser x4 of 89x109: ${ms} ms (first run, pipelines compiled), PSNR vs Node ${db.toFixed(1)} dB; ${adapter}`,
+  );
 });
 
 test('x8 in tiles (?tile=16) through the same input, on a face downscaled by 4', async () => {

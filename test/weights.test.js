@@ -21,9 +21,19 @@ for (const scale of [4, 8]) {
     assert.is(model.config.scale, scale);
     const pairs = loadPairs(samples, listImages(samples), { scale, hrCrop: [88, 104] });
     const result = await evaluate(model, pairs, 6 + scale);
-    assert.ok(result.sisn.psnr > result.bicubic.psnr + 0.5, `PSNR ${result.sisn.psnr.toFixed(2)} vs bicubic ${result.bicubic.psnr.toFixed(2)}`);
-    assert.ok(result.sisn.ssim > result.bicubic.ssim, `SSIM ${result.sisn.ssim.toFixed(4)} vs bicubic ${result.bicubic.ssim.toFixed(4)}`);
-    for (const im of result.images) assert.ok(im.sisn.psnr > im.bicubic.psnr, `${im.name}: SISN ${im.sisn.psnr.toFixed(2)} dB <= bicubic ${im.bicubic.psnr.toFixed(2)} dB`);
+    assert.ok(
+      result.sisn.psnr > result.bicubic.psnr + 0.5,
+      `PSNR ${result.sisn.psnr.toFixed(2)} vs bicubic ${result.bicubic.psnr.toFixed(2)}`,
+    );
+    assert.ok(
+      result.sisn.ssim > result.bicubic.ssim,
+      `SSIM ${result.sisn.ssim.toFixed(4)} vs bicubic ${result.bicubic.ssim.toFixed(4)}`,
+    );
+    for (const im of result.images)
+      assert.ok(
+        im.sisn.psnr > im.bicubic.psnr,
+        `${im.name}: SISN ${im.sisn.psnr.toFixed(2)} dB <= bicubic ${im.bicubic.psnr.toFixed(2)} dB`,
+      );
     model.dispose();
   });
 }
@@ -32,7 +42,11 @@ test('sisn upscale uses the shipped x4 weights by default (and makes the output 
   const dir = mkdtempSync(join(tmpdir(), 'sisn-weights-'));
   const out = join(dir, 'new', 'face_x4.png');
   try {
-    const r = spawnSync(process.execPath, [join(root, 'dist/cli/bin.js'), 'upscale', join(samples, '009509.jpg'), '-o', out], { encoding: 'utf8', timeout: 120000 });
+    const r = spawnSync(
+      process.execPath,
+      [join(root, 'dist/cli/bin.js'), 'upscale', join(samples, '009509.jpg'), '-o', out],
+      { encoding: 'utf8', timeout: 120000 },
+    );
     assert.is(r.status, 0, r.stderr);
     assert.match(r.stdout, /\(89x109\) -> .* \(356x436\)/);
     assert.ok(existsSync(out), `no output at ${out}`);

@@ -33,7 +33,8 @@ async function fetchWeights(entry) {
     if (cache) {
       await cache.put(url, response.clone());
       // Older versions of the same file are dropped.
-      for (const request of await cache.keys()) if (request.url.split('?')[0] === url.split('?')[0] && request.url !== url) await cache.delete(request);
+      for (const request of await cache.keys())
+        if (request.url.split('?')[0] === url.split('?')[0] && request.url !== url) await cache.delete(request);
     }
   }
   return new Uint8Array(await response.arrayBuffer());
@@ -47,14 +48,17 @@ async function openGpu() {
 
 async function modelFor(scale) {
   if (!models.has(scale)) {
-    models.set(scale, (async () => {
-      gpuReady ??= openGpu();
-      const gpu = await gpuReady;
-      const manifest = await (await fetch('weights/manifest.json', { cache: 'no-cache' })).json();
-      const entry = manifest[scale];
-      if (!entry) throw new Error(`no shipped weights for x${scale}`);
-      return loadSisn(gpu, await fetchWeights(entry), entry.file);
-    })());
+    models.set(
+      scale,
+      (async () => {
+        gpuReady ??= openGpu();
+        const gpu = await gpuReady;
+        const manifest = await (await fetch('weights/manifest.json', { cache: 'no-cache' })).json();
+        const entry = manifest[scale];
+        if (!entry) throw new Error(`no shipped weights for x${scale}`);
+        return loadSisn(gpu, await fetchWeights(entry), entry.file);
+      })(),
+    );
   }
   try {
     return await models.get(scale);
@@ -106,7 +110,9 @@ async function run() {
     draw($('lr'), image);
     draw($('bicubic'), bicubic(image, scale));
     draw($('sisn'), sr);
-    setStatus(`SISN x${scale}: ${image.width}x${image.height} to ${sr.width}x${sr.height} in ${(ms / 1000).toFixed(2)} s`);
+    setStatus(
+      `SISN x${scale}: ${image.width}x${image.height} to ${sr.width}x${sr.height} in ${(ms / 1000).toFixed(2)} s`,
+    );
     $('status').dataset.ms = ms.toFixed(0);
     const link = document.createElement('a');
     link.download = `${file.name.replace(/\.[^.]*$/, '')}_x${scale}.png`;
@@ -125,7 +131,8 @@ async function run() {
 function start() {
   if (!navigator.gpu) {
     const note = $('no-webgpu');
-    note.textContent = 'This browser has no WebGPU, so the model cannot run here. Use a current Chrome or Edge (113 or later), ' +
+    note.textContent =
+      'This browser has no WebGPU, so the model cannot run here. Use a current Chrome or Edge (113 or later), ' +
       'Safari 26, or Firefox 141 or later on Windows; open the page over https or from localhost; on Linux, Chrome may need ' +
       'chrome://flags/#enable-unsafe-webgpu and a Vulkan driver.';
     note.hidden = false;

@@ -36,7 +36,11 @@ export interface TapeTensor {
  * Returns the gradient of each input (null where `needs[k]` is false), or `into[k]` itself after
  * adding input k's gradient into it in place (`into[k]` is null where the tape offers no target).
  */
-export type BackwardRule<T extends TapeTensor = TapeTensor> = (grad: T, needs: readonly boolean[], into: readonly (T | null)[]) => ReadonlyArray<T | null>;
+export type BackwardRule<T extends TapeTensor = TapeTensor> = (
+  grad: T,
+  needs: readonly boolean[],
+  into: readonly (T | null)[],
+) => ReadonlyArray<T | null>;
 
 export interface TapeNode {
   readonly op: string;
@@ -113,7 +117,8 @@ export class Tape {
     const collect = (v: unknown): void => {
       if (mine.has(v as TapeTensor)) kept.add(v as TapeTensor);
       else if (Array.isArray(v)) v.forEach(collect);
-      else if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) Object.values(v).forEach(collect);
+      else if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype)
+        Object.values(v).forEach(collect);
     };
     collect(result!);
     for (const t of mine) {
@@ -127,10 +132,22 @@ export class Tape {
    * Records `output = op(inputs)` with its backward rule, if gradients are enabled and an input
    * needs one. `saved` tensors are kept alive until the rule has run.
    */
-  record<T extends TapeTensor>(op: string, inputs: readonly T[], output: T, rule: BackwardRule<T>, saved: readonly T[] = []): T {
+  record<T extends TapeTensor>(
+    op: string,
+    inputs: readonly T[],
+    output: T,
+    rule: BackwardRule<T>,
+    saved: readonly T[] = [],
+  ): T {
     if (!this.gradEnabled || !inputs.some((t) => t.requiresGrad)) return output;
     // The rule is only ever called with gradients of the same tensor type as its inputs.
-    const node: TapeNode = { op, inputs, output, saved: saved.map((t) => t.retain()), rule: rule as unknown as BackwardRule };
+    const node: TapeNode = {
+      op,
+      inputs,
+      output,
+      saved: saved.map((t) => t.retain()),
+      rule: rule as unknown as BackwardRule,
+    };
     output.requiresGrad = true;
     output.node = node;
     this.nodes.push(node);
@@ -148,9 +165,12 @@ export class Tape {
 
   /** Back-propagates from `root` (a scalar unless `seed` is given), accumulating into leaves' `.grad`. */
   backward(root: TapeTensor, seed?: TapeTensor): void {
-    if (!root.requiresGrad || !root.node) throw new Error(`backward() from ${root}: it does not depend on any tensor that requires grad`);
-    if (!seed && root.size !== 1) throw new Error(`backward() from ${formatShape(root.shape)} needs a seed gradient (only scalars get 1)`);
-    if (seed && !sameShape(seed.shape, root.shape)) throw new Error(`seed ${formatShape(seed.shape)} does not match ${formatShape(root.shape)}`);
+    if (!root.requiresGrad || !root.node)
+      throw new Error(`backward() from ${root}: it does not depend on any tensor that requires grad`);
+    if (!seed && root.size !== 1)
+      throw new Error(`backward() from ${formatShape(root.shape)} needs a seed gradient (only scalars get 1)`);
+    if (seed && !sameShape(seed.shape, root.shape))
+      throw new Error(`seed ${formatShape(seed.shape)} does not match ${formatShape(root.shape)}`);
     const grads = new Map<TapeTensor, TapeTensor>();
     const first = seed ? seed.retain() : this.kernels.full(root, 1);
     this.untrack(first);
@@ -170,7 +190,10 @@ export class Tape {
         inputGrads.forEach((gi, k) => {
           if (!gi || !needs[k] || gi === into[k]) return;
           const input = node.inputs[k];
-          if (!sameShape(gi.shape, input.shape)) throw new Error(`backward of ${node.op}: gradient ${formatShape(gi.shape)} for input ${formatShape(input.shape)}`);
+          if (!sameShape(gi.shape, input.shape))
+            throw new Error(
+              `backward of ${node.op}: gradient ${formatShape(gi.shape)} for input ${formatShape(input.shape)}`,
+            );
           this.untrack(gi);
           // The rule may return its incoming gradient, or one tensor for two inputs: each holder
           // gets its own reference.

@@ -1,10 +1,22 @@
 /** `sisn adapters`: the WebGPU adapters Dawn sees, and the one the engine would choose. */
 import { parseArgs } from 'node:util';
 import { dawnHost } from '../gpu/dawn.js';
-import { LIMITS_THAT_MATTER, adapterText, defaultAdapter, environmentSettings, listAdapters, namedAdapter } from '../gpu/adapter.js';
+import {
+  LIMITS_THAT_MATTER,
+  adapterText,
+  defaultAdapter,
+  environmentSettings,
+  listAdapters,
+  namedAdapter,
+} from '../gpu/adapter.js';
 
 function size(n: number): string {
-  for (const [unit, bytes] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) if (n >= bytes && n % bytes === 0) return `${n / bytes} ${unit}`;
+  for (const [unit, bytes] of [
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+    ['KiB', 2 ** 10],
+  ] as const)
+    if (n >= bytes && n % bytes === 0) return `${n / bytes} ${unit}`;
   return String(n);
 }
 
@@ -17,14 +29,21 @@ export async function adaptersCommand(argv: string[]): Promise<number> {
   for (const { name, backend, adapter } of all) {
     const isChosen = chosen !== null && adapterText(chosen.adapter.info) === adapterText(adapter.info);
     const { subgroupMinSize, subgroupMaxSize } = adapter.info;
-    const subgroups = adapter.features.has('subgroups') ? `subgroups of ${subgroupMinSize === subgroupMaxSize ? subgroupMinSize : `${subgroupMinSize}-${subgroupMaxSize}`} lanes` : 'no subgroups';
+    const subgroups = adapter.features.has('subgroups')
+      ? `subgroups of ${subgroupMinSize === subgroupMaxSize ? subgroupMinSize : `${subgroupMinSize}-${subgroupMaxSize}`} lanes`
+      : 'no subgroups';
     console.log(`${name} [${backend}]${isChosen ? (wanted ? ` <- chosen for '${wanted}'` : ' <- the default') : ''}`);
-    console.log(`  ${adapterText(adapter.info)}; ${subgroups}${adapter.features.has('shader-f16') ? ', shader-f16' : ''}`);
+    console.log(
+      `  ${adapterText(adapter.info)}; ${subgroups}${adapter.features.has('shader-f16') ? ', shader-f16' : ''}`,
+    );
     for (const key of LIMITS_THAT_MATTER) {
       const value = adapter.limits[key];
       console.log(`  ${key.padEnd(34)} ${key.endsWith('Size') ? size(value) : value}`);
     }
   }
-  if (!all.length) console.log('no WebGPU adapter found: run `node scripts/ensure-adapter.mjs` (installs Mesa lavapipe on Debian as root) or install a Vulkan driver');
+  if (!all.length)
+    console.log(
+      'no WebGPU adapter found: run `node scripts/ensure-adapter.mjs` (installs Mesa lavapipe on Debian as root) or install a Vulkan driver',
+    );
   return all.length ? 0 : 1;
 }

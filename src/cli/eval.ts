@@ -40,24 +40,58 @@ export async function evalCommand(argv: string[]): Promise<number> {
     const model = loadSisn(gpu, values.weights);
     const s = model.config.scale;
     const border = values.border === undefined ? 6 + s : Number(values.border);
-    if (!(Number.isInteger(border) && border >= 0)) throw new Error(`--border must be a non-negative integer, got ${values.border}`);
+    if (!(Number.isInteger(border) && border >= 0))
+      throw new Error(`--border must be a non-negative integer, got ${values.border}`);
     const started = Date.now();
-    const options = { scale: s, hrCrop: parseSize(values.hr_crop), hrSize: parseSize(values.hr_size, '--hr_size'), lrRoot: values.lr_root, log: (m: string) => console.error(m) };
+    const options = {
+      scale: s,
+      hrCrop: parseSize(values.hr_crop),
+      hrSize: parseSize(values.hr_size, '--hr_size'),
+      lrRoot: values.lr_root,
+      log: (m: string) => console.error(m),
+    };
     const pairs = roots.flatMap((root) => {
       const files = listImages(root);
       return loadPairs(root, values.range ? selectRange(files, values.range, '--range') : files, options);
     });
     const result = await evaluate(model, pairs, border);
     const seconds = (Date.now() - started) / 1000;
-    const row = (name: string, x: Scores) => `${name.padEnd(10)} ${x.psnr.toFixed(3).padStart(9)} ${x.psnrY.toFixed(3).padStart(9)} ${x.ssim.toFixed(4).padStart(8)} ${x.ssimY.toFixed(4).padStart(8)}`;
-    console.log(`${pairs.length} faces from ${roots.join(', ')}${values.range ? ` [${values.range}]` : ''}, x${s}, border ${border}, ${values.weights}`);
-    console.log(`${'method'.padEnd(10)} ${'PSNR RGB'.padStart(9)} ${'PSNR Y'.padStart(9)} ${'SSIM RGB'.padStart(8)} ${'SSIM Y'.padStart(8)}`);
+    const row = (name: string, x: Scores) =>
+      `${name.padEnd(10)} ${x.psnr.toFixed(3).padStart(9)} ${x.psnrY.toFixed(3).padStart(9)} ${x.ssim.toFixed(4).padStart(8)} ${x.ssimY.toFixed(4).padStart(8)}`;
+    console.log(
+      `${pairs.length} faces from ${roots.join(', ')}${values.range ? ` [${values.range}]` : ''}, x${s}, border ${border}, ${values.weights}`,
+    );
+    console.log(
+      `${'method'.padEnd(10)} ${'PSNR RGB'.padStart(9)} ${'PSNR Y'.padStart(9)} ${'SSIM RGB'.padStart(8)} ${'SSIM Y'.padStart(8)}`,
+    );
     console.log(row('bicubic', result.bicubic));
     console.log(row('SISN', result.sisn));
-    console.log(`SISN - bicubic: ${(result.sisn.psnr - result.bicubic.psnr).toFixed(3)} dB PSNR, ${(result.sisn.ssim - result.bicubic.ssim).toFixed(4)} SSIM (${seconds.toFixed(1)} s)`);
+    console.log(
+      `SISN - bicubic: ${(result.sisn.psnr - result.bicubic.psnr).toFixed(3)} dB PSNR, ${(result.sisn.ssim - result.bicubic.ssim).toFixed(4)} SSIM (${seconds.toFixed(1)} s)`,
+    );
     if (values.json) {
       makeFolder(dirname(resolve(values.json)), '--json folder');
-      writeFileSync(values.json, JSON.stringify({ weights: values.weights, dataset_root: roots, range: values.range ?? null, hr_crop: values.hr_crop ?? null, hr_size: values.hr_size ?? null, scale: s, border, config: model.config, count: pairs.length, sisn: result.sisn, bicubic: result.bicubic, images: result.images }, null, 1));
+      writeFileSync(
+        values.json,
+        JSON.stringify(
+          {
+            weights: values.weights,
+            dataset_root: roots,
+            range: values.range ?? null,
+            hr_crop: values.hr_crop ?? null,
+            hr_size: values.hr_size ?? null,
+            scale: s,
+            border,
+            config: model.config,
+            count: pairs.length,
+            sisn: result.sisn,
+            bicubic: result.bicubic,
+            images: result.images,
+          },
+          null,
+          1,
+        ),
+      );
     }
     model.dispose();
   } finally {

@@ -60,12 +60,15 @@ async function upscaleCommand(argv: string[]): Promise<number> {
   if (!positionals.length) throw new UsageError('no input image given');
   if (!values.output) throw new UsageError('no output given (-o OUT)');
   const scale = values.scale === undefined ? undefined : Number(values.scale);
-  if (scale !== undefined && ![2, 3, 4, 8].includes(scale)) throw new UsageError(`--scale must be 2, 3, 4 or 8, got ${values.scale}`);
+  if (scale !== undefined && ![2, 3, 4, 8].includes(scale))
+    throw new UsageError(`--scale must be 2, 3, 4 or 8, got ${values.scale}`);
   const weights = values.weights ?? shippedWeights(scale ?? 4);
   const tile = values.tile === undefined ? undefined : Number(values.tile);
-  if (tile !== undefined && !(Number.isInteger(tile) && tile >= 8)) throw new UsageError(`--tile must be an integer >= 8, got ${values.tile}`);
+  if (tile !== undefined && !(Number.isInteger(tile) && tile >= 8))
+    throw new UsageError(`--tile must be an integer >= 8, got ${values.tile}`);
   const many = positionals.length > 1;
-  const outIsDir = many || values.output.endsWith('/') || (existsSync(values.output) && statSync(values.output).isDirectory());
+  const outIsDir =
+    many || values.output.endsWith('/') || (existsSync(values.output) && statSync(values.output).isDirectory());
   const outDir = outIsDir ? values.output : dirname(resolve(values.output));
   checkFolderPath(outDir, 'output folder');
 
@@ -73,17 +76,23 @@ async function upscaleCommand(argv: string[]): Promise<number> {
   let failures = 0;
   try {
     const model = loadSisn(gpu, weights);
-    if (scale !== undefined && model.config.scale !== scale) throw new Error(`${weights} is a x${model.config.scale} model, but --scale ${scale} was asked for`);
+    if (scale !== undefined && model.config.scale !== scale)
+      throw new Error(`${weights} is a x${model.config.scale} model, but --scale ${scale} was asked for`);
     const s = model.config.scale;
     for (const input of positionals) {
       const started = Date.now();
       const target = outIsDir ? join(values.output, `${basename(input, extname(input))}_x${s}.png`) : values.output;
       try {
         const image = readImage(input);
-        const out = await model.upscale(image, { maxTile: tile, onProgress: values.quiet ? undefined : tileProgress() });
+        const out = await model.upscale(image, {
+          maxTile: tile,
+          onProgress: values.quiet ? undefined : tileProgress(),
+        });
         makeFolder(outDir, 'output folder');
         writePng(target, out);
-        console.log(`${input} (${image.width}x${image.height}) -> ${target} (${out.width}x${out.height}) in ${((Date.now() - started) / 1000).toFixed(2)} s`);
+        console.log(
+          `${input} (${image.width}x${image.height}) -> ${target} (${out.width}x${out.height}) in ${((Date.now() - started) / 1000).toFixed(2)} s`,
+        );
       } catch (e) {
         failures++;
         console.error(`sisn upscale: ${(e as Error).message}`);

@@ -16,7 +16,8 @@ import { spawn } from 'node:child_process';
 const CHILD_ENV = 'SISN_STDERR_FILTERED';
 /** The parent's stderr is a terminal: the child draws progress bars as if its own were. */
 const TTY_ENV = 'SISN_STDERR_TTY';
-const WARNING = /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.\r?$/;
+const WARNING =
+  /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.\r?$/;
 const WARNING_START = 'Warning: maxDynamic';
 
 /** Passes text on without Dawn's limit warnings; holds back only what may be the start of one. */
@@ -31,7 +32,14 @@ export class DawnWarningFilter {
     const rest = text.slice(cut);
     const mayBeWarning = rest.startsWith(WARNING_START) || WARNING_START.startsWith(rest);
     this.held = mayBeWarning ? rest : '';
-    const kept = lines ? lines.split('\n').slice(0, -1).filter((l) => !WARNING.test(l)).map((l) => `${l}\n`).join('') : '';
+    const kept = lines
+      ? lines
+          .split('\n')
+          .slice(0, -1)
+          .filter((l) => !WARNING.test(l))
+          .map((l) => `${l}\n`)
+          .join('')
+      : '';
     return kept + (mayBeWarning ? '' : rest);
   }
 
@@ -55,7 +63,10 @@ export async function withoutDawnWarnings(command: () => Promise<number>): Promi
     return command();
   }
   const env = { ...process.env, [CHILD_ENV]: '1', [TTY_ENV]: process.stderr.isTTY ? '1' : '' };
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: ['inherit', 'inherit', 'pipe', 'ipc'], env });
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: ['inherit', 'inherit', 'pipe', 'ipc'],
+    env,
+  });
   const filter = new DawnWarningFilter();
   child.stderr!.setEncoding('utf8');
   const pass = (text: string) => text && process.stderr.write(text);

@@ -29,12 +29,29 @@ export const TRAIN_USAGE = `usage: node train.js --dataset_root DIR [options]   
   --no_tune               do not time kernel variants in the first step and validation for shapes
                           this adapter has no choice for yet (see sisn tune)`;
 
-const NUMERIC = ['scale', 'num_groups', 'num_blocks', 'num_channels', 'lr', 'gamma', 'batch_size', 'patch_size', 'max_steps', 'eval_steps', 'gclip', 'seed', 'border', 'sheet_faces'] as const;
+const NUMERIC = [
+  'scale',
+  'num_groups',
+  'num_blocks',
+  'num_channels',
+  'lr',
+  'gamma',
+  'batch_size',
+  'patch_size',
+  'max_steps',
+  'eval_steps',
+  'gclip',
+  'seed',
+  'border',
+  'sheet_faces',
+] as const;
 const TEXT = ['dataset_root', 'train_val_range', 'val_root', 'lr_root', 'hr_crop', 'ckpt_root', 'decay'] as const;
 const FLAGS = ['resume', 'overwrite', 'no_structure_path', 'no_attention', 'no_tune'] as const;
 
 export function parseTrainArgs(argv: string[]): Partial<TrainOptions> | null {
-  const spec: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  const spec: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
   for (const k of [...NUMERIC, ...TEXT]) spec[k] = { type: 'string' };
   for (const k of FLAGS) spec[k] = { type: 'boolean' };
   const { values } = parseArgs({ args: argv, options: spec, allowPositionals: false });
@@ -48,7 +65,8 @@ export function parseTrainArgs(argv: string[]): Partial<TrainOptions> | null {
   }
   for (const k of TEXT) if (values[k] !== undefined) o[k] = values[k];
   for (const k of FLAGS) if (values[k]) o[k] = true;
-  if (o.scale !== undefined && ![2, 3, 4, 8].includes(o.scale as number)) throw new Error(`--scale must be 2, 3, 4 or 8, got ${o.scale}`);
+  if (o.scale !== undefined && ![2, 3, 4, 8].includes(o.scale as number))
+    throw new Error(`--scale must be 2, 3, 4 or 8, got ${o.scale}`);
   return o as Partial<TrainOptions>;
 }
 

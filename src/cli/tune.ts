@@ -35,7 +35,9 @@ function positiveInteger(text: string, option: string): number {
 /** One line per key: the choice and its time beside the default's. */
 function describe(t: TunedKey): string {
   const [fallback] = t.candidates;
-  const times = `${t.choice} ${t.ms[t.choice].toFixed(3)} ms` + (t.choice === fallback ? ' (the default)' : ` (default ${fallback} ${t.ms[fallback].toFixed(3)} ms)`);
+  const times =
+    `${t.choice} ${t.ms[t.choice].toFixed(3)} ms` +
+    (t.choice === fallback ? ' (the default)' : ` (default ${fallback} ${t.ms[fallback].toFixed(3)} ms)`);
   return `  ${t.kernel} [${t.key}]: ${times}`;
 }
 
@@ -43,7 +45,12 @@ function describe(t: TunedKey): string {
 function trainingStep(gpu: Gpu, model: SISN, batch: number, lr: number): void {
   const s = model.config.scale;
   const rng = new Rng(2);
-  const random = (shape: number[]) => Tensor.fromArray(gpu, Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => rng.uniform(0, 255)), shape);
+  const random = (shape: number[]) =>
+    Tensor.fromArray(
+      gpu,
+      Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => rng.uniform(0, 255)),
+      shape,
+    );
   const [input, target] = [random([batch, 3, lr, lr]), random([batch, 3, lr * s, lr * s])];
   model.training = true;
   const loss = gpu.scope(() => l1Loss(model.forward(upsampleNearest(input, s)), target));
@@ -85,14 +92,17 @@ export async function tuneCommand(argv: string[]): Promise<number> {
   try {
     console.log(`adapter: ${gpu.describe()}`);
     if (!gpu.kernels.tuner.canTime) {
-      console.error('sisn tune: this adapter has no timestamp-query feature, so kernels cannot be timed; the default variants run');
+      console.error(
+        'sisn tune: this adapter has no timestamp-query feature, so kernels cannot be timed; the default variants run',
+      );
       return 1;
     }
     const model = new SISN(gpu, { scale: scale as SisnConfig['scale'], groups: 1, blocks: 1, channels });
     model.initialize(new Rng(1));
     const runs: [string, () => unknown][] = [];
     for (const lr of sizes) {
-      if (both || values.train) runs.push([`training step, batch ${batch}, LR ${lr}x${lr}`, () => trainingStep(gpu, model, batch, lr)]);
+      if (both || values.train)
+        runs.push([`training step, batch ${batch}, LR ${lr}x${lr}`, () => trainingStep(gpu, model, batch, lr)]);
       if (both || values.infer) runs.push([`inference, LR ${lr}x${lr}`, () => inferenceForward(model, lr)]);
     }
     let count = 0;
@@ -101,7 +111,9 @@ export async function tuneCommand(argv: string[]): Promise<number> {
       const started = Date.now();
       try {
         const { tuned } = await gpu.tune(run, { retime: true });
-        console.log(`x${scale} C${channels} ${what}: ${tuned.length} kernel shapes timed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        console.log(
+          `x${scale} C${channels} ${what}: ${tuned.length} kernel shapes timed in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        );
         tuned.forEach((t) => console.log(describe(t)));
         count += tuned.length;
       } catch (e) {
@@ -113,7 +125,9 @@ export async function tuneCommand(argv: string[]): Promise<number> {
     model.dispose();
     console.log(`${count} choices kept in ${gpu.kernels.tuner.cachePath}`);
     if (failed.length) {
-      console.error(`sisn tune: ${failed.length} of ${runs.length} runs could not run on this adapter: ${failed.join('; ')}`);
+      console.error(
+        `sisn tune: ${failed.length} of ${runs.length} runs could not run on this adapter: ${failed.join('; ')}`,
+      );
       return 1;
     }
   } finally {

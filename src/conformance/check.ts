@@ -26,7 +26,11 @@ function checkFiles(fixture: Fixture, checks: Checks): void {
   checks.add('files', ...declared);
 }
 
-export async function checkConformance(gpu: Gpu, dir: string, options: ConformanceOptions = {}): Promise<ConformanceReport> {
+export async function checkConformance(
+  gpu: Gpu,
+  dir: string,
+  options: ConformanceOptions = {},
+): Promise<ConformanceReport> {
   const fixture = new Fixture(dir);
   const checks = new Checks();
   checkFiles(fixture, checks);

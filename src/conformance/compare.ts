@@ -25,7 +25,13 @@ function lengthMismatch(name: string, got: ArrayLike<number>, ref: ArrayLike<num
 }
 
 /** Worst |got-ref| / (atol + rtol*|ref|); NaN counts as infinitely wrong. */
-export function elementwise(name: string, got: Float32Array, ref: Float32Array, atol: number, rtol: number): Comparison {
+export function elementwise(
+  name: string,
+  got: Float32Array,
+  ref: Float32Array,
+  atol: number,
+  rtol: number,
+): Comparison {
   const mismatch = lengthMismatch(name, got, ref);
   if (mismatch) return mismatch;
   let ratio = 0;
@@ -90,7 +96,11 @@ export interface AdamValues {
  * gradients, which may move a parameter anywhere in [-lr, lr]) the values are compared with `atol`.
  */
 export function adamUpdate(name: string, v: AdamValues, step: AdamStep): Comparison {
-  const mismatch = lengthMismatch(name, v.after, v.refAfter) ?? lengthMismatch(name, v.before, v.refAfter) ?? lengthMismatch(name, v.refGrad, v.refAfter) ?? lengthMismatch(name, v.grad, v.refAfter);
+  const mismatch =
+    lengthMismatch(name, v.after, v.refAfter) ??
+    lengthMismatch(name, v.before, v.refAfter) ??
+    lengthMismatch(name, v.refGrad, v.refAfter) ??
+    lengthMismatch(name, v.grad, v.refAfter);
   if (mismatch) return mismatch;
   const gmax = absmax(v.refGrad);
   const delta = step.gradRtol * gmax;
@@ -108,7 +118,10 @@ export function adamUpdate(name: string, v: AdamValues, step: AdamStep): Compari
       const want = v.refAfter[i] - v.before[i];
       // u is increasing, so a gradient within +-delta moves the update by at most this much.
       const allowed = Math.max(u(g + delta) - u(g), u(g) - u(g - delta));
-      const tol = step.updateAtol + ulp32(Math.max(Math.abs(v.before[i]), Math.abs(v.refAfter[i]))) + Math.min(Math.abs(u(v.grad[i]) - u(g)), allowed);
+      const tol =
+        step.updateAtol +
+        ulp32(Math.max(Math.abs(v.before[i]), Math.abs(v.refAfter[i]))) +
+        Math.min(Math.abs(u(v.grad[i]) - u(g)), allowed);
       r = Math.abs(got - want) / tol;
       detail = `update [${i}] ${got} vs ${want} (tolerance ${tol.toPrecision(3)})`;
     } else {
@@ -120,5 +133,9 @@ export function adamUpdate(name: string, v: AdamValues, step: AdamStep): Compari
       worst = detail;
     }
   }
-  return { name, ratio, detail: `${worst}; ${significant} of ${v.refAfter.length} elements with a significant gradient` };
+  return {
+    name,
+    ratio,
+    detail: `${worst}; ${significant} of ${v.refAfter.length} elements with a significant gradient`,
+  };
 }

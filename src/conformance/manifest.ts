@@ -30,7 +30,14 @@ interface Tolerance {
 export interface Manifest {
   format: string;
   name?: string;
-  model: { scale: number; groups_G: number; blocks_I: number; channels_C: number; inter_channels?: number; param_count?: number };
+  model: {
+    scale: number;
+    groups_G: number;
+    blocks_I: number;
+    channels_C: number;
+    inter_channels?: number;
+    param_count?: number;
+  };
   files: Record<string, FileDecl>;
   train?: {
     loss: number;
@@ -61,9 +68,12 @@ export class Fixture {
     try {
       manifest = JSON.parse(readFileSync(path, 'utf8'));
     } catch (e) {
-      throw new Error(`${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (not a fixture set?)' : (e as Error).message}`);
+      throw new Error(
+        `${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (not a fixture set?)' : (e as Error).message}`,
+      );
     }
-    if (manifest.format !== FORMAT) throw new Error(`${path}: format ${JSON.stringify(manifest.format)}, expected ${FORMAT}`);
+    if (manifest.format !== FORMAT)
+      throw new Error(`${path}: format ${JSON.stringify(manifest.format)}, expected ${FORMAT}`);
     for (const key of ['model', 'files', 'tolerance_advice'] as const) {
       if (typeof manifest[key] !== 'object' || manifest[key] === null) throw new Error(`${path}: no "${key}" section`);
     }
@@ -118,7 +128,8 @@ export class Fixture {
     if (!existsSync(this.path(file))) return 'declared in the manifest but missing';
     const decl = this.manifest.files[file];
     const bytes = readFileSync(this.path(file));
-    if (decl.bytes !== undefined && bytes.byteLength !== decl.bytes) return `${bytes.byteLength} bytes, the manifest says ${decl.bytes}`;
+    if (decl.bytes !== undefined && bytes.byteLength !== decl.bytes)
+      return `${bytes.byteLength} bytes, the manifest says ${decl.bytes}`;
     if (decl.sha256 !== undefined) {
       const sha = createHash('sha256').update(bytes).digest('hex');
       if (sha !== decl.sha256) return `sha256 ${sha}, the manifest says ${decl.sha256}`;
@@ -127,15 +138,20 @@ export class Fixture {
     const tensors = this.tensors(file);
     if (typeof decl.tensors === 'string') {
       const count = Number(/^(\d+) tensors/.exec(decl.tensors)?.[1]);
-      return Number.isNaN(count) || count === tensors.size ? null : `${tensors.size} tensors, the manifest says ${count}`;
+      return Number.isNaN(count) || count === tensors.size
+        ? null
+        : `${tensors.size} tensors, the manifest says ${count}`;
     }
     for (const [name, want] of Object.entries(decl.tensors)) {
       const t = tensors.get(name);
       if (!t) return `no tensor ${name}`;
       const dtype = DTYPES[want.dtype.toLowerCase()] ?? want.dtype;
-      if (t.dtype !== dtype || JSON.stringify(t.shape) !== JSON.stringify(want.shape)) return `${name} is ${t.dtype} ${JSON.stringify(t.shape)}, the manifest says ${want.dtype} ${JSON.stringify(want.shape)}`;
+      if (t.dtype !== dtype || JSON.stringify(t.shape) !== JSON.stringify(want.shape))
+        return `${name} is ${t.dtype} ${JSON.stringify(t.shape)}, the manifest says ${want.dtype} ${JSON.stringify(want.shape)}`;
     }
-    return tensors.size === Object.keys(decl.tensors).length ? null : `${tensors.size} tensors, the manifest declares ${Object.keys(decl.tensors).length}`;
+    return tensors.size === Object.keys(decl.tensors).length
+      ? null
+      : `${tensors.size} tensors, the manifest declares ${Object.keys(decl.tensors).length}`;
   }
 }
 

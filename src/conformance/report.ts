@@ -35,12 +35,23 @@ export class Checks {
     this.declare(section);
     const missing = files.filter((f) => !fixture.has(f));
     for (const f of missing) {
-      this.add(section, { name: `${section}: ${f}`, ratio: Infinity, detail: fixture.declares(f) ? 'missing' : 'not declared in the manifest' });
+      this.add(section, {
+        name: `${section}: ${f}`,
+        ratio: Infinity,
+        detail: fixture.declares(f) ? 'missing' : 'not declared in the manifest',
+      });
     }
     return missing.length === 0;
   }
 
   report(dir: string, adapter: string, config: string): ConformanceReport {
-    return { dir, adapter, config, sections: this.sections, checks: this.all, failures: this.all.filter((c) => !(c.ratio <= 1)) };
+    return {
+      dir,
+      adapter,
+      config,
+      sections: this.sections,
+      checks: this.all,
+      failures: this.all.filter((c) => !(c.ratio <= 1)),
+    };
   }
 }

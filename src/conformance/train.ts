@@ -47,7 +47,14 @@ function lookup(tensors: Map<string, SafeTensor>, name: string): SafeTensor | un
   return tensors.get(name) ?? tensors.get(`module.${name}`);
 }
 
-export async function checkTraining(gpu: Gpu, fixture: Fixture, model: SISN, before: StateDict, checks: Checks, options: TrainOptions = {}): Promise<void> {
+export async function checkTraining(
+  gpu: Gpu,
+  fixture: Fixture,
+  model: SISN,
+  before: StateDict,
+  checks: Checks,
+  options: TrainOptions = {},
+): Promise<void> {
   const train = fixture.manifest.train;
   if (!train) return;
   const present = {
@@ -67,7 +74,16 @@ export async function checkTraining(gpu: Gpu, fixture: Fixture, model: SISN, bef
   const loss = l1Loss(out, target);
   try {
     const lossValue = (await loss.read())[0];
-    checks.add('train output', elementwise('train output', await out.read(), f32(io.get('output')!), tol.train_output.atol, tol.train_output.rtol));
+    checks.add(
+      'train output',
+      elementwise(
+        'train output',
+        await out.read(),
+        f32(io.get('output')!),
+        tol.train_output.atol,
+        tol.train_output.rtol,
+      ),
+    );
     checks.add('loss', elementwise('loss', Float32Array.of(lossValue), Float32Array.of(train.loss), 0, tol.loss.rtol));
     gpu.tape.backward(loss);
     const grads = new Map<string, Float32Array>();
@@ -75,7 +91,11 @@ export async function checkTraining(gpu: Gpu, fixture: Fixture, model: SISN, bef
     if (present.grads) checks.add('gradients', ...checkGradients(fixture, train, tol, grads));
     if (present.buffers) checks.add('BN buffers', ...(await checkBuffers(fixture, model, tol)));
     if (!present.adam) return;
-    const adam = new Adam(model.params, { lr: train.optimizer.lr, betas: train.optimizer.betas, eps: train.optimizer.eps });
+    const adam = new Adam(model.params, {
+      lr: train.optimizer.lr,
+      betas: train.optimizer.betas,
+      eps: train.optimizer.eps,
+    });
     try {
       (options.adamStep ?? ((a) => a.update()))(adam);
       checks.add('Adam step', ...(await checkAdam(fixture, train, tol, model, before, grads)));
@@ -87,7 +107,12 @@ export async function checkTraining(gpu: Gpu, fixture: Fixture, model: SISN, bef
   }
 }
 
-function checkGradients(fixture: Fixture, train: Train, tol: Tolerances, grads: Map<string, Float32Array>): Comparison[] {
+function checkGradients(
+  fixture: Fixture,
+  train: Train,
+  tol: Tolerances,
+  grads: Map<string, Float32Array>,
+): Comparison[] {
   const refs = fixture.tensors(GRADS);
   let gradAbsmax = 0;
   for (const g of refs.values()) gradAbsmax = Math.max(gradAbsmax, absmax(f32(g)));
@@ -97,9 +122,16 @@ function checkGradients(fixture: Fixture, train: Train, tol: Tolerances, grads: 
     const ref = lookup(refs, name);
     if (train.params_without_grad.includes(name)) {
       const nonzero = got.findIndex((v) => v !== 0);
-      out.push(exact(`no grad ${name}`, nonzero < 0 && !ref, ref ? `has a gradient in ${GRADS}` : nonzero < 0 ? 'all zero' : `[${nonzero}] = ${got[nonzero]}`));
+      out.push(
+        exact(
+          `no grad ${name}`,
+          nonzero < 0 && !ref,
+          ref ? `has a gradient in ${GRADS}` : nonzero < 0 ? 'all zero' : `[${nonzero}] = ${got[nonzero]}`,
+        ),
+      );
     } else if (!ref) out.push(exact(`grad ${name}`, false, `missing from ${GRADS}`));
-    else if (roundoff.has(name)) out.push(elementwise(`grad ${name} (round-off only)`, got, f32(ref), ROUNDOFF_GRAD_ATOL * gradAbsmax, 0));
+    else if (roundoff.has(name))
+      out.push(elementwise(`grad ${name} (round-off only)`, got, f32(ref), ROUNDOFF_GRAD_ATOL * gradAbsmax, 0));
     else out.push(relToAbsmax(`grad ${name}`, got, f32(ref), tol.grads.rtol_to_tensor_absmax));
   }
   const unknown = [...refs.keys()].filter((k) => !grads.has(k.replace(/^module\./, '')));
@@ -117,18 +149,36 @@ async function checkBuffers(fixture: Fixture, model: SISN, tol: Tolerances): Pro
       out.push(exact(`buffer ${name}`, got === want, `${got} vs ${want}`));
     } else {
       const t = model.buffers.get(name);
-      out.push(t ? relToAbsmax(`buffer ${name}`, await t.read(), f32(ref), tol.train_buffers_after.rtol_to_tensor_absmax) : exact(`buffer ${name}`, false, 'no such buffer'));
+      out.push(
+        t
+          ? relToAbsmax(`buffer ${name}`, await t.read(), f32(ref), tol.train_buffers_after.rtol_to_tensor_absmax)
+          : exact(`buffer ${name}`, false, 'no such buffer'),
+      );
     }
   }
   return out;
 }
 
-async function checkAdam(fixture: Fixture, train: Train, tol: Tolerances, model: SISN, before: StateDict, grads: Map<string, Float32Array>): Promise<Comparison[]> {
+async function checkAdam(
+  fixture: Fixture,
+  train: Train,
+  tol: Tolerances,
+  model: SISN,
+  before: StateDict,
+  grads: Map<string, Float32Array>,
+): Promise<Comparison[]> {
   const refs = fixture.tensors(AFTER_ADAM);
   const refGrads = fixture.tensors(GRADS);
   const roundoff = new Set(train.params_with_roundoff_only_grad ?? []);
   const { lr, eps } = train.optimizer;
-  const step = { lr, eps, atol: tol.params_after_adam.atol, updateAtol: ADAM_UPDATE_ATOL, gradFloor: ADAM_GRAD_FLOOR, gradRtol: tol.grads.rtol_to_tensor_absmax };
+  const step = {
+    lr,
+    eps,
+    atol: tol.params_after_adam.atol,
+    updateAtol: ADAM_UPDATE_ATOL,
+    gradFloor: ADAM_GRAD_FLOOR,
+    gradRtol: tol.grads.rtol_to_tensor_absmax,
+  };
   const out: Comparison[] = [];
   for (const [name, p] of model.params.entries()) {
     const ref = lookup(refs, name);
@@ -138,9 +188,23 @@ async function checkAdam(fixture: Fixture, train: Train, tol: Tolerances, model:
     if (!ref) out.push(exact(`adam ${name}`, false, `missing from ${AFTER_ADAM}`));
     else if (train.params_without_grad.includes(name)) {
       const moved = got.findIndex((v, i) => v !== start[i] || f32(ref)[i] !== start[i]);
-      out.push(exact(`adam ${name} (no gradient: unchanged)`, moved < 0, moved < 0 ? 'unchanged' : `[${moved}] ${start[moved]} -> ${got[moved]}, reference ${f32(ref)[moved]}`));
-    } else if (roundoff.has(name) || !refGrad) out.push(elementwise(`adam ${name} (round-off gradient)`, got, f32(ref), step.atol, 0));
-    else out.push(adamUpdate(`adam ${name}`, { before: start, after: got, refAfter: f32(ref), refGrad: f32(refGrad), grad: grads.get(name)! }, step));
+      out.push(
+        exact(
+          `adam ${name} (no gradient: unchanged)`,
+          moved < 0,
+          moved < 0 ? 'unchanged' : `[${moved}] ${start[moved]} -> ${got[moved]}, reference ${f32(ref)[moved]}`,
+        ),
+      );
+    } else if (roundoff.has(name) || !refGrad)
+      out.push(elementwise(`adam ${name} (round-off gradient)`, got, f32(ref), step.atol, 0));
+    else
+      out.push(
+        adamUpdate(
+          `adam ${name}`,
+          { before: start, after: got, refAfter: f32(ref), refGrad: f32(refGrad), grad: grads.get(name)! },
+          step,
+        ),
+      );
   }
   return out;
 }

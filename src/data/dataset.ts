@@ -26,7 +26,8 @@ export interface FacePair {
 export function parseSize(text: string | undefined, option = '--hr_crop'): [number, number] | undefined {
   if (!text) return undefined;
   const m = /^(\d+)x(\d+)$/.exec(text);
-  if (!m || !Number(m[1]) || !Number(m[2])) throw new Error(`${option} '${text}' must look like 88x104 (width x height)`);
+  if (!m || !Number(m[1]) || !Number(m[2]))
+    throw new Error(`${option} '${text}' must look like 88x104 (width x height)`);
   return [Number(m[1]), Number(m[2])];
 }
 
@@ -74,12 +75,21 @@ export function selectRange<T>(items: readonly T[], range: string, what = 'range
   return items.slice(lo - 1, hi);
 }
 
-function centreCrop(data: Uint8Array, w: number, h: number, c: number, cw: number, ch: number, file: string): Uint8Array {
+function centreCrop(
+  data: Uint8Array,
+  w: number,
+  h: number,
+  c: number,
+  cw: number,
+  ch: number,
+  file: string,
+): Uint8Array {
   if (cw > w || ch > h) throw new Error(`${file}: ${w}x${h} is smaller than the HR crop ${cw}x${ch}`);
   const x0 = Math.floor((w - cw) / 2);
   const y0 = Math.floor((h - ch) / 2);
   const out = new Uint8Array(cw * ch * c);
-  for (let y = 0; y < ch; y++) out.set(data.subarray(((y0 + y) * w + x0) * c, ((y0 + y) * w + x0 + cw) * c), y * cw * c);
+  for (let y = 0; y < ch; y++)
+    out.set(data.subarray(((y0 + y) * w + x0) * c, ((y0 + y) * w + x0 + cw) * c), y * cw * c);
   return out;
 }
 
@@ -94,7 +104,8 @@ function rgbOf(path: string): { data: Uint8Array; width: number; height: number 
 /** The HR size after the centre crop, the resize and the crop to multiples of the scale. */
 function hrGeometry(width: number, height: number, o: DatasetOptions, file: string): { w: number; h: number } {
   if (o.hrCrop) {
-    if (o.hrCrop[0] > width || o.hrCrop[1] > height) throw new Error(`${file}: ${width}x${height} is smaller than the HR crop ${o.hrCrop[0]}x${o.hrCrop[1]}`);
+    if (o.hrCrop[0] > width || o.hrCrop[1] > height)
+      throw new Error(`${file}: ${width}x${height} is smaller than the HR crop ${o.hrCrop[0]}x${o.hrCrop[1]}`);
     [width, height] = o.hrCrop;
   }
   if (o.hrSize) [width, height] = o.hrSize;
@@ -117,7 +128,9 @@ function decodePair(root: string, file: string, o: DatasetOptions, noteCrop: (m:
   }
   const { w, h } = hrGeometry(width, height, { ...o, hrCrop: undefined, hrSize: undefined }, file);
   if (w !== width || h !== height) {
-    noteCrop(`HR images whose sides are not multiples of ${s} are cropped to the top-left block (e.g. ${file}: ${width}x${height} -> ${w}x${h})`);
+    noteCrop(
+      `HR images whose sides are not multiples of ${s} are cropped to the top-left block (e.g. ${file}: ${width}x${height} -> ${w}x${h})`,
+    );
     data = topLeft(data, width, w, h);
   }
   const name = relative(root, file);
@@ -125,7 +138,8 @@ function decodePair(root: string, file: string, o: DatasetOptions, noteCrop: (m:
   if (o.lrRoot) {
     const lrFile = join(o.lrRoot, name);
     const img = rgbOf(lrFile);
-    if (img.width * s !== w || img.height * s !== h) throw new Error(`${lrFile}: LR ${img.width}x${img.height} does not match HR ${w}x${h} at x${s}`);
+    if (img.width * s !== w || img.height * s !== h)
+      throw new Error(`${lrFile}: LR ${img.width}x${img.height} does not match HR ${w}x${h} at x${s}`);
     lr = img.data;
   } else {
     lr = Uint8Array.from(imresize(data, h, w, 3, 1, s, o.rounding ?? 'matlab').data);
@@ -141,7 +155,12 @@ export const DEFAULT_MEMORY_BUDGET = 2 ** 31;
  * decoded set would pass `memoryBudget` bytes (sizes come from the file headers), the pairs are
  * decoded when used instead, with the most recent ones cached. Errors name the file.
  */
-export function loadPairs(root: string, files: readonly string[], o: DatasetOptions, memoryBudget = DEFAULT_MEMORY_BUDGET): FacePair[] {
+export function loadPairs(
+  root: string,
+  files: readonly string[],
+  o: DatasetOptions,
+  memoryBudget = DEFAULT_MEMORY_BUDGET,
+): FacePair[] {
   let cropNoted = false;
   const noteCrop = (m: string) => {
     if (!cropNoted) o.log?.(m);
@@ -155,7 +174,9 @@ export function loadPairs(root: string, files: readonly string[], o: DatasetOpti
   const bytes = geometry.reduce((n, g) => n + g.w * g.h * 3 * (1 + 1 / (o.scale * o.scale)), 0);
   if (bytes <= memoryBudget) return files.map((file) => decodePair(root, file, o, noteCrop));
   const cacheSize = Math.max(64, Math.floor((memoryBudget / bytes) * files.length));
-  o.log?.(`the decoded dataset would take ${(bytes / 2 ** 30).toFixed(1)} GiB: decoding images as they are used (cache of ${cacheSize})`);
+  o.log?.(
+    `the decoded dataset would take ${(bytes / 2 ** 30).toFixed(1)} GiB: decoding images as they are used (cache of ${cacheSize})`,
+  );
   const cache = new Map<string, FacePair>();
   const decoded = (file: string): FacePair => {
     let pair = cache.get(file);

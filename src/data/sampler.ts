@@ -34,14 +34,22 @@ export class PatchSampler {
     if (patchSize <= 0 || smaller.length === pairs.length) {
       const first = pairs[0];
       const odd = pairs.find((p) => p.lrWidth !== first.lrWidth || p.lrHeight !== first.lrHeight);
-      if (odd) throw new Error(`training on whole images needs one size: ${first.name} is ${first.lrWidth}x${first.lrHeight} at LR, ${odd.name} is ${odd.lrWidth}x${odd.lrHeight}`);
+      if (odd)
+        throw new Error(
+          `training on whole images needs one size: ${first.name} is ${first.lrWidth}x${first.lrHeight} at LR, ${odd.name} is ${odd.lrWidth}x${odd.lrHeight}`,
+        );
       this.patch = [first.lrHeight, first.lrWidth];
       this.wholeImages = true;
-      if (patchSize > 0) log?.(`every LR image (${first.lrWidth}x${first.lrHeight}) is smaller than --patch_size ${patchSize}: training on whole images`);
+      if (patchSize > 0)
+        log?.(
+          `every LR image (${first.lrWidth}x${first.lrHeight}) is smaller than --patch_size ${patchSize}: training on whole images`,
+        );
     } else {
       if (smaller.length) {
         const p = smaller[0];
-        throw new Error(`${p.name} is ${p.lrWidth}x${p.lrHeight} at LR, smaller than --patch_size ${patchSize} (${smaller.length} such images): lower --patch_size or remove them`);
+        throw new Error(
+          `${p.name} is ${p.lrWidth}x${p.lrHeight} at LR, smaller than --patch_size ${patchSize} (${smaller.length} such images): lower --patch_size or remove them`,
+        );
       }
       this.patch = [patchSize, patchSize];
       this.wholeImages = false;
@@ -70,11 +78,23 @@ export class PatchSampler {
 }
 
 /** Copies an h x w HWC patch into planar sample b of `out`, flipped then rotated `rot` quarter turns. */
-function copyPatch(src: Uint8Array, srcWidth: number, x0: number, y0: number, h: number, w: number, flip: boolean, rot: number, out: Float32Array, b: number): void {
+function copyPatch(
+  src: Uint8Array,
+  srcWidth: number,
+  x0: number,
+  y0: number,
+  h: number,
+  w: number,
+  flip: boolean,
+  rot: number,
+  out: Float32Array,
+  b: number,
+): void {
   // Output pixel (y, x) reads the source at the inverse of flip-then-rotate.
   // Quarter turns 1 and 3 only occur for square patches (h = w).
   toPlanes({ data: src, width: srcWidth, channels: 3 }, { x0, y0, width: w, height: h }, out, b, (y, x) => {
-    const [sy, sx] = rot === 0 ? [y, x] : rot === 1 ? [x, h - 1 - y] : rot === 2 ? [h - 1 - y, w - 1 - x] : [w - 1 - x, y];
+    const [sy, sx] =
+      rot === 0 ? [y, x] : rot === 1 ? [x, h - 1 - y] : rot === 2 ? [h - 1 - y, w - 1 - x] : [w - 1 - x, y];
     return [sy, flip ? w - 1 - sx : sx];
   });
 }

@@ -44,11 +44,13 @@ export function environmentSettings(): { adapter?: string; subgroups?: boolean; 
   const settings: { adapter?: string; subgroups?: boolean; limits?: LimitsChoice } = {};
   if (env.SISN_ADAPTER) settings.adapter = env.SISN_ADAPTER;
   if (env.SISN_SUBGROUPS) {
-    if (env.SISN_SUBGROUPS !== 'on' && env.SISN_SUBGROUPS !== 'off') throw new Error(`SISN_SUBGROUPS must be 'on' or 'off', not '${env.SISN_SUBGROUPS}'`);
+    if (env.SISN_SUBGROUPS !== 'on' && env.SISN_SUBGROUPS !== 'off')
+      throw new Error(`SISN_SUBGROUPS must be 'on' or 'off', not '${env.SISN_SUBGROUPS}'`);
     settings.subgroups = env.SISN_SUBGROUPS === 'on';
   }
   if (env.SISN_LIMITS) {
-    if (env.SISN_LIMITS !== 'adapter' && env.SISN_LIMITS !== 'default') throw new Error(`SISN_LIMITS must be 'adapter' or 'default', not '${env.SISN_LIMITS}'`);
+    if (env.SISN_LIMITS !== 'adapter' && env.SISN_LIMITS !== 'default')
+      throw new Error(`SISN_LIMITS must be 'adapter' or 'default', not '${env.SISN_LIMITS}'`);
     settings.limits = env.SISN_LIMITS;
   }
   return settings;
@@ -56,7 +58,9 @@ export function environmentSettings(): { adapter?: string; subgroups?: boolean; 
 
 /** Vendor, architecture, device and description, as one line. */
 export function adapterText(info: GPUAdapterInfo): string {
-  return [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ') || 'unnamed adapter';
+  return (
+    [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ') || 'unnamed adapter'
+  );
 }
 
 /** Lower is preferred: 0 hardware, 1 software (lavapipe), 2 SwiftShader. */
@@ -89,7 +93,10 @@ export async function listAdapters(host: AdapterHost): Promise<AdapterEntry[]> {
 }
 
 /** The adapter `Gpu.open()` uses when no name is given. */
-export async function defaultAdapter(host: AdapterHost, powerPreference?: GPUPowerPreference): Promise<AdapterEntry | null> {
+export async function defaultAdapter(
+  host: AdapterHost,
+  powerPreference?: GPUPowerPreference,
+): Promise<AdapterEntry | null> {
   const navigatorGpu = host.create([]);
   const adapter = await navigatorGpu.requestAdapter({ powerPreference });
   if (!adapter) return null;
@@ -105,10 +112,14 @@ export async function namedAdapter(host: AdapterHost, wanted: string): Promise<A
   host.revealDrivers();
   const all = await listAdapters(host);
   const needle = wanted.toLowerCase();
-  const matches = all.filter((e) => `${e.name} / ${e.backend} / ${adapterText(e.adapter.info)}`.toLowerCase().includes(needle));
+  const matches = all.filter((e) =>
+    `${e.name} / ${e.backend} / ${adapterText(e.adapter.info)}`.toLowerCase().includes(needle),
+  );
   if (!matches.length) {
     const names = all.map((e) => `\n  ${e.name} (${e.backend}; ${adapterText(e.adapter.info)})`).join('') || ' none';
-    throw new Error(`no WebGPU adapter matches '${wanted}' (from --adapter, SISN_ADAPTER or Gpu.open); the adapters here are:${names}`);
+    throw new Error(
+      `no WebGPU adapter matches '${wanted}' (from --adapter, SISN_ADAPTER or Gpu.open); the adapters here are:${names}`,
+    );
   }
   return preferred(matches);
 }

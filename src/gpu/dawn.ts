@@ -28,7 +28,10 @@ const SOFTWARE_THREADS_MAX = 32;
 // on the same machine). The driver reads the variable when it loads, so it is set before the
 // first instance; a value the user set is kept, and other drivers never read it.
 function balanceSoftwareDriverThreads(): void {
-  if (process.env.LP_NUM_THREADS === undefined) process.env.LP_NUM_THREADS = String(Math.min(SOFTWARE_THREADS_MAX, SOFTWARE_THREADS_PER_CORE * availableParallelism()));
+  if (process.env.LP_NUM_THREADS === undefined)
+    process.env.LP_NUM_THREADS = String(
+      Math.min(SOFTWARE_THREADS_MAX, SOFTWARE_THREADS_PER_CORE * availableParallelism()),
+    );
 }
 
 export const dawnHost: AdapterHost = {

@@ -77,22 +77,32 @@ export class DeviceContext {
   static async open(options: GpuOptions = {}): Promise<DeviceContext> {
     const env = environmentSettings();
     const name = options.adapter ?? env.adapter;
-    const chosen = name ? await namedAdapter(platform.adapterHost, name) : await defaultAdapter(platform.adapterHost, options.powerPreference);
+    const chosen = name
+      ? await namedAdapter(platform.adapterHost, name)
+      : await defaultAdapter(platform.adapterHost, options.powerPreference);
     if (!chosen) {
       throw new Error(`no WebGPU adapter found: ${platform.noAdapterHelp}`);
     }
     const { adapter, navigatorGpu } = chosen;
     const wanted: GPUFeatureName[] = [];
-    const subgroups = (options.subgroups ?? env.subgroups) !== false && adapter.features.has('subgroups') && subgroupSizesFit(adapter.info);
+    const subgroups =
+      (options.subgroups ?? env.subgroups) !== false &&
+      adapter.features.has('subgroups') &&
+      subgroupSizesFit(adapter.info);
     const f16 = options.f16 !== false && adapter.features.has('shader-f16');
     if (subgroups) wanted.push('subgroups' as GPUFeatureName);
     if (f16) wanted.push('shader-f16');
-    if (options.profiling && !adapter.features.has('timestamp-query')) throw new Error('this adapter has no timestamp-query feature: kernel profiling is unavailable');
+    if (options.profiling && !adapter.features.has('timestamp-query'))
+      throw new Error('this adapter has no timestamp-query feature: kernel profiling is unavailable');
     if (options.profiling !== false && adapter.features.has('timestamp-query')) wanted.push('timestamp-query');
     // Unless told otherwise, ask for the adapter's real limits: the defaults (128 MiB bindings, 8
     // storage buffers per stage) are lower than most adapters offer.
     const limits = requiredLimits(adapter, options.limits ?? env.limits ?? 'adapter');
-    const device = await adapter.requestDevice({ requiredFeatures: wanted, requiredLimits: limits, label: 'sisn-webgpu' });
+    const device = await adapter.requestDevice({
+      requiredFeatures: wanted,
+      requiredLimits: limits,
+      label: 'sisn-webgpu',
+    });
     return new DeviceContext(navigatorGpu, adapter, device, { subgroups, f16 });
   }
 
@@ -104,7 +114,9 @@ export class DeviceContext {
   describe(): string {
     const i = this.adapter.info;
     const name = [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' / ');
-    const feats = Object.entries(this.features).filter(([, on]) => on).map(([k]) => k);
+    const feats = Object.entries(this.features)
+      .filter(([, on]) => on)
+      .map(([k]) => k);
     return `${name || 'unnamed adapter'} [${feats.join(', ') || 'no optional features'}]`;
   }
 

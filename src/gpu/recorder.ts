@@ -139,7 +139,12 @@ export class CommandRecorder {
     return { buffer: chunk.buffer, offset, size };
   }
 
-  dispatch(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, groups: [number, number, number], label: string): void {
+  dispatch(
+    pipeline: GPUComputePipeline,
+    bindGroup: GPUBindGroup,
+    groups: [number, number, number],
+    label: string,
+  ): void {
     this.getEncoder();
     const timedAs = this.timedLabel ?? (this.profilingAll ? label : null);
     if (timedAs !== null) {
@@ -167,7 +172,12 @@ export class CommandRecorder {
   upload(data: ArrayBufferView, dst: GPUBuffer, dstOffset: number): void {
     const bytes = Math.ceil(data.byteLength / 4) * 4;
     if (bytes === 0) return;
-    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true, label: 'upload' });
+    const staging = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+      label: 'upload',
+    });
     new Uint8Array(staging.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     staging.unmap();
     this.transient.push(staging);
@@ -241,7 +251,10 @@ export class CommandRecorder {
     // below the sleep: else one slow submit (the first, with its allocations) kept the steps after
     // it sleeping for its time, the estimate shrinking by under 5% a step.
     const overslept = slept && now - woke < 1;
-    this.latency.set(signature, expected === undefined ? took : overslept ? 0.8 * took : Math.min(took, 0.7 * expected + 0.3 * took));
+    this.latency.set(
+      signature,
+      expected === undefined ? took : overslept ? 0.8 * took : Math.min(took, 0.7 * expected + 0.3 * took),
+    );
     return result;
   }
 
@@ -260,13 +273,19 @@ export class CommandRecorder {
   async read(src: GPUBuffer, srcOffset: number, bytes: number, into: ArrayBufferView): Promise<void> {
     if (into.byteLength < bytes) throw new Error(`readback target holds ${into.byteLength} bytes, need ${bytes}`);
     const padded = Math.ceil(bytes / 4) * 4;
-    const staging = this.device.createBuffer({ size: padded, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
+    const staging = this.device.createBuffer({
+      size: padded,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      label: 'readback',
+    });
     this.copy(src, srcOffset, staging, 0, padded);
     this.submit();
     try {
       await this.waitFor(() => staging.mapAsync(GPUMapMode.READ));
       await this.checkErrors();
-      new Uint8Array(into.buffer, into.byteOffset, bytes).set(new Uint8Array(staging.getMappedRange(0, padded), 0, bytes));
+      new Uint8Array(into.buffer, into.byteOffset, bytes).set(
+        new Uint8Array(staging.getMappedRange(0, padded), 0, bytes),
+      );
       staging.unmap();
     } finally {
       staging.destroy();

@@ -12,7 +12,8 @@ export function checkFolderPath(path: string, what: string): void {
     if (up === p) return;
     p = up;
   }
-  if (!statSync(p).isDirectory()) throw new Error(`${what} ${path}: ${p === target ? 'it' : p} is a file, not a folder`);
+  if (!statSync(p).isDirectory())
+    throw new Error(`${what} ${path}: ${p === target ? 'it' : p} is a file, not a folder`);
 }
 
 /** Creates `path` (and the folders above it) after the same check, with a clear error on failure. */

@@ -22,11 +22,13 @@ function startsWith(bytes: Uint8Array, magic: number[]): boolean {
 /** Why PNG bytes cannot be whole: a chunk running past the end, or no IEND chunk (null if intact). */
 function pngTruncation(bytes: Uint8Array): string | null {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let at = 8; ; ) {
-    if (at + 8 > bytes.byteLength) return `the PNG file is truncated: it ends at byte ${bytes.byteLength}, before its IEND chunk`;
+  for (let at = 8; ;) {
+    if (at + 8 > bytes.byteLength)
+      return `the PNG file is truncated: it ends at byte ${bytes.byteLength}, before its IEND chunk`;
     const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
     const end = at + 12 + dv.getUint32(at);
-    if (end > bytes.byteLength) return `the PNG file is truncated: it ends at byte ${bytes.byteLength}, inside its ${type} chunk (which ends at byte ${end})`;
+    if (end > bytes.byteLength)
+      return `the PNG file is truncated: it ends at byte ${bytes.byteLength}, inside its ${type} chunk (which ends at byte ${end})`;
     if (type === 'IEND') return null;
     at = end;
   }
@@ -62,7 +64,8 @@ export function decodeImage(bytes: Uint8Array, source = 'image'): RgbImage {
     throw new Error(`${source}: cannot decode image: ${(e as Error).message}`);
   }
   if (!width || !height) throw new Error(`${source}: empty image`);
-  if (hasAlpha) return { width, height, channels: 4, data: new Uint8Array(rgba.buffer, rgba.byteOffset, width * height * 4) };
+  if (hasAlpha)
+    return { width, height, channels: 4, data: new Uint8Array(rgba.buffer, rgba.byteOffset, width * height * 4) };
   const rgb = new Uint8Array(width * height * 3);
   for (let i = 0; i < width * height; i++) {
     rgb[3 * i] = rgba[4 * i];
@@ -75,10 +78,11 @@ export function decodeImage(bytes: Uint8Array, source = 'image'): RgbImage {
 /** Width and height from a PNG or JPEG header, without decoding (null if neither). */
 export function imageSize(bytes: Uint8Array): { width: number; height: number } | null {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (startsWith(bytes, PNG_MAGIC) && bytes.byteLength >= 24) return { width: dv.getUint32(16), height: dv.getUint32(20) };
+  if (startsWith(bytes, PNG_MAGIC) && bytes.byteLength >= 24)
+    return { width: dv.getUint32(16), height: dv.getUint32(20) };
   if (!startsWith(bytes, JPEG_MAGIC)) return null;
   // Walk the markers to the first start-of-frame (SOF0-SOF15 except DHT, JPG and DAC).
-  for (let at = 2; at + 9 < bytes.byteLength; ) {
+  for (let at = 2; at + 9 < bytes.byteLength;) {
     if (bytes[at] !== 0xff) return null;
     const marker = bytes[at + 1];
     if (marker === 0xff) {

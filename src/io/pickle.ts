@@ -97,38 +97,111 @@ export function unpickle(data: Uint8Array, source: string, hooks: PickleHooks): 
     opAt = pos;
     const op = u8();
     switch (op) {
-      case 0x80: take(1); break; // PROTO
-      case 0x95: take(8); break; // FRAME
-      case 0x2e: { const result = pop(); return result; } // STOP
-      case 0x28: stack.push(MARK); break; // MARK
-      case 0x63: { const mod = line(); stack.push(global(mod, line())); break; } // GLOBAL
-      case 0x93: { const name = pop(); stack.push(global(pop(), name)); break; } // STACK_GLOBAL
-      case 0x71: memo.set(u8(), top()); break; // BINPUT
-      case 0x72: memo.set(u32(), top()); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-      case 0x68: stack.push(get(u8())); break; // BINGET
-      case 0x6a: stack.push(get(u32())); break; // LONG_BINGET
-      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push([]); break; // EMPTY_TUPLE
-      case 0x74: stack.push(popMark()); break; // TUPLE
-      case 0x85: stack.push([pop()]); break; // TUPLE1
-      case 0x86: { const b = pop(); stack.push([pop(), b]); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); stack.push([pop(), b, c]); break; } // TUPLE3
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(view.getUint16(take(2), true)); break; // BININT2
-      case 0x4a: stack.push(view.getInt32(take(4), true)); break; // BININT
-      case 0x8a: stack.push(long(u8())); break; // LONG1
-      case 0x47: stack.push(view.getFloat64(take(8), false)); break; // BINFLOAT
-      case 0x58: stack.push(str(u32())); break; // BINUNICODE
-      case 0x8c: stack.push(str(u8())); break; // SHORT_BINUNICODE
-      case 0x55: stack.push(str(u8())); break; // SHORT_BINSTRING
-      case 0x54: stack.push(str(u32())); break; // BINSTRING
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x51: stack.push(hooks.persistentLoad(pop())); break; // BINPERSID
-      case 0x52: { // REDUCE
+      case 0x80:
+        take(1);
+        break; // PROTO
+      case 0x95:
+        take(8);
+        break; // FRAME
+      case 0x2e: {
+        const result = pop();
+        return result;
+      } // STOP
+      case 0x28:
+        stack.push(MARK);
+        break; // MARK
+      case 0x63: {
+        const mod = line();
+        stack.push(global(mod, line()));
+        break;
+      } // GLOBAL
+      case 0x93: {
+        const name = pop();
+        stack.push(global(pop(), name));
+        break;
+      } // STACK_GLOBAL
+      case 0x71:
+        memo.set(u8(), top());
+        break; // BINPUT
+      case 0x72:
+        memo.set(u32(), top());
+        break; // LONG_BINPUT
+      case 0x94:
+        memo.set(memo.size, top());
+        break; // MEMOIZE
+      case 0x68:
+        stack.push(get(u8()));
+        break; // BINGET
+      case 0x6a:
+        stack.push(get(u32()));
+        break; // LONG_BINGET
+      case 0x7d:
+        stack.push(new Map());
+        break; // EMPTY_DICT
+      case 0x5d:
+        stack.push([]);
+        break; // EMPTY_LIST
+      case 0x29:
+        stack.push([]);
+        break; // EMPTY_TUPLE
+      case 0x74:
+        stack.push(popMark());
+        break; // TUPLE
+      case 0x85:
+        stack.push([pop()]);
+        break; // TUPLE1
+      case 0x86: {
+        const b = pop();
+        stack.push([pop(), b]);
+        break;
+      } // TUPLE2
+      case 0x87: {
+        const c = pop();
+        const b = pop();
+        stack.push([pop(), b, c]);
+        break;
+      } // TUPLE3
+      case 0x4b:
+        stack.push(u8());
+        break; // BININT1
+      case 0x4d:
+        stack.push(view.getUint16(take(2), true));
+        break; // BININT2
+      case 0x4a:
+        stack.push(view.getInt32(take(4), true));
+        break; // BININT
+      case 0x8a:
+        stack.push(long(u8()));
+        break; // LONG1
+      case 0x47:
+        stack.push(view.getFloat64(take(8), false));
+        break; // BINFLOAT
+      case 0x58:
+        stack.push(str(u32()));
+        break; // BINUNICODE
+      case 0x8c:
+        stack.push(str(u8()));
+        break; // SHORT_BINUNICODE
+      case 0x55:
+        stack.push(str(u8()));
+        break; // SHORT_BINSTRING
+      case 0x54:
+        stack.push(str(u32()));
+        break; // BINSTRING
+      case 0x4e:
+        stack.push(null);
+        break; // NONE
+      case 0x88:
+        stack.push(true);
+        break; // NEWTRUE
+      case 0x89:
+        stack.push(false);
+        break; // NEWFALSE
+      case 0x51:
+        stack.push(hooks.persistentLoad(pop()));
+        break; // BINPERSID
+      case 0x52: {
+        // REDUCE
         const args = pop();
         const fn = pop();
         if (!Array.isArray(args)) fail('REDUCE arguments are not a tuple');
@@ -136,11 +209,25 @@ export function unpickle(data: Uint8Array, source: string, hooks: PickleHooks): 
         stack.push(hooks.reduce(fn as PickleGlobal, args as unknown[]));
         break;
       }
-      case 0x62: pop(); top(); break; // BUILD: the state of an OrderedDict (e.g. _metadata) is not needed
-      case 0x73: { const v = pop(); const k = pop(); setItems([k, v]); break; } // SETITEM
-      case 0x75: setItems(popMark()); break; // SETITEMS
-      case 0x61: append([pop()]); break; // APPEND
-      case 0x65: append(popMark()); break; // APPENDS
+      case 0x62:
+        pop();
+        top();
+        break; // BUILD: the state of an OrderedDict (e.g. _metadata) is not needed
+      case 0x73: {
+        const v = pop();
+        const k = pop();
+        setItems([k, v]);
+        break;
+      } // SETITEM
+      case 0x75:
+        setItems(popMark());
+        break; // SETITEMS
+      case 0x61:
+        append([pop()]);
+        break; // APPEND
+      case 0x65:
+        append(popMark());
+        break; // APPENDS
       default:
         fail('unsupported opcode');
     }

@@ -23,7 +23,13 @@ export interface Window {
  * batch. `from(y, x)` names the window pixel that output pixel (y, x) reads (default: the same
  * one): the sampler's flips and rotations.
  */
-export function toPlanes(image: Interleaved, win: Window, out: Float32Array, sample = 0, from?: (y: number, x: number) => readonly [number, number]): void {
+export function toPlanes(
+  image: Interleaved,
+  win: Window,
+  out: Float32Array,
+  sample = 0,
+  from?: (y: number, x: number) => readonly [number, number],
+): void {
   const { width: w, height: h } = win;
   const plane = h * w;
   for (let y = 0; y < h; y++)
@@ -43,8 +49,16 @@ export function toByte(v: number): number {
  * Writes sample `sample` of a planar [B, 3, height, width] batch into the RGB values of `out`
  * (interleaved, `channels` per pixel; other channels are left alone), as bytes.
  */
-export function toPixels(planes: ArrayLike<number>, sample: number, width: number, height: number, out: Uint8Array, channels = 3): Uint8Array {
+export function toPixels(
+  planes: ArrayLike<number>,
+  sample: number,
+  width: number,
+  height: number,
+  out: Uint8Array,
+  channels = 3,
+): Uint8Array {
   const plane = width * height;
-  for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) out[i * channels + c] = toByte(planes[(sample * 3 + c) * plane + i]);
+  for (let i = 0; i < plane; i++)
+    for (let c = 0; c < 3; c++) out[i * channels + c] = toByte(planes[(sample * 3 + c) * plane + i]);
   return out;
 }

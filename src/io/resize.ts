@@ -24,7 +24,11 @@ function mirror(j: number, n: number): number {
 }
 
 /** Taps and normalised weights of one 1-D pass: `num/den` is the scale (2 = enlarge, 1/4 = shrink). */
-export function resampleWeights(nIn: number, num: number, den: number): { nOut: number; taps: Int32Array[]; weights: Float64Array[] } {
+export function resampleWeights(
+  nIn: number,
+  num: number,
+  den: number,
+): { nOut: number; taps: Int32Array[]; weights: Float64Array[] } {
   const scale = num / den;
   const nOut = Math.ceil((nIn * num) / den - 1e-9);
   const width = scale < 1 ? 4 / scale : 4;
@@ -57,18 +61,41 @@ const toU8 = (v: number) => Math.floor(Math.min(Math.max(v, 0), 255) + 0.5);
  * Resizes an interleaved HWC image by `num/den` in both directions. Returns float64 values
  * (already integral unless `rounding` is 'none').
  */
-export function imresize(src: ArrayLike<number>, h: number, w: number, c: number, num: number, den: number, rounding: Rounding): { data: Float64Array; height: number; width: number } {
+export function imresize(
+  src: ArrayLike<number>,
+  h: number,
+  w: number,
+  c: number,
+  num: number,
+  den: number,
+  rounding: Rounding,
+): { data: Float64Array; height: number; width: number } {
   return resizeWith(src, w, c, resampleWeights(h, num, den), resampleWeights(w, num, den), rounding);
 }
 
 /** MATLAB `imresize(A, [outH outW], 'bicubic')`: each dimension scaled by its own factor out/in. */
-export function imresizeTo(src: ArrayLike<number>, h: number, w: number, c: number, outH: number, outW: number, rounding: Rounding): { data: Float64Array; height: number; width: number } {
+export function imresizeTo(
+  src: ArrayLike<number>,
+  h: number,
+  w: number,
+  c: number,
+  outH: number,
+  outW: number,
+  rounding: Rounding,
+): { data: Float64Array; height: number; width: number } {
   return resizeWith(src, w, c, resampleWeights(h, outH, h), resampleWeights(w, outW, w), rounding);
 }
 
 type Pass = ReturnType<typeof resampleWeights>;
 
-function resizeWith(src: ArrayLike<number>, w: number, c: number, rows: Pass, cols: Pass, rounding: Rounding): { data: Float64Array; height: number; width: number } {
+function resizeWith(
+  src: ArrayLike<number>,
+  w: number,
+  c: number,
+  rows: Pass,
+  cols: Pass,
+  rounding: Rounding,
+): { data: Float64Array; height: number; width: number } {
   const oh = rows.nOut;
   const ow = cols.nOut;
   const passRound = rounding === 'matlab' ? toU8 : (v: number) => v;
@@ -100,7 +127,13 @@ function resizeWith(src: ArrayLike<number>, w: number, c: number, rows: Pass, co
 }
 
 /** Crops an HWC image to its top-left block whose sides are multiples of s (SR datasets' mod-crop). */
-export function modCrop(src: ArrayLike<number>, h: number, w: number, c: number, s: number): { data: Uint8Array; height: number; width: number } {
+export function modCrop(
+  src: ArrayLike<number>,
+  h: number,
+  w: number,
+  c: number,
+  s: number,
+): { data: Uint8Array; height: number; width: number } {
   const oh = Math.floor(h / s) * s;
   const ow = Math.floor(w / s) * s;
   const out = new Uint8Array(oh * ow * c);

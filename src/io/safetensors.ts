@@ -42,23 +42,30 @@ interface Entry {
 function parseHeader(bytes: Uint8Array, source: string): { header: Record<string, unknown>; dataStart: number } {
   if (bytes.byteLength < 8) throw new Error(`${source}: truncated (${bytes.byteLength} bytes, no header)`);
   const declared = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true);
-  if (declared > BigInt(bytes.byteLength - 8) && bytes[0] === 0x50 && bytes[1] === 0x4b) throw new Error(`${source}: a zip archive (a PyTorch checkpoint?), not safetensors`);
-  if (declared > BigInt(bytes.byteLength - 8)) throw new Error(`${source}: truncated or not safetensors (header of ${declared} bytes in a ${bytes.byteLength}-byte file)`);
+  if (declared > BigInt(bytes.byteLength - 8) && bytes[0] === 0x50 && bytes[1] === 0x4b)
+    throw new Error(`${source}: a zip archive (a PyTorch checkpoint?), not safetensors`);
+  if (declared > BigInt(bytes.byteLength - 8))
+    throw new Error(
+      `${source}: truncated or not safetensors (header of ${declared} bytes in a ${bytes.byteLength}-byte file)`,
+    );
   const headerLen = Number(declared);
-  if (headerLen > MAX_HEADER_BYTES) throw new Error(`${source}: a header of ${headerLen} bytes (the limit is ${MAX_HEADER_BYTES})`);
+  if (headerLen > MAX_HEADER_BYTES)
+    throw new Error(`${source}: a header of ${headerLen} bytes (the limit is ${MAX_HEADER_BYTES})`);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen)));
   } catch {
     throw new Error(`${source}: the header is not valid JSON (not a safetensors file?)`);
   }
-  if (!header || typeof header !== 'object' || Array.isArray(header)) throw new Error(`${source}: the header is not a JSON object`);
+  if (!header || typeof header !== 'object' || Array.isArray(header))
+    throw new Error(`${source}: the header is not a JSON object`);
   return { header: header as Record<string, unknown>, dataStart: 8 + headerLen };
 }
 
 function parseMetadata(value: unknown, source: string): Record<string, string> {
   if (value === undefined) return {};
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${source}: __metadata__ is not an object`);
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new Error(`${source}: __metadata__ is not an object`);
   for (const [k, v] of Object.entries(value)) {
     if (typeof v !== 'string') throw new Error(`${source}: __metadata__.${k} is not a string`);
   }
@@ -69,14 +76,19 @@ function parseEntry(name: string, value: unknown, source: string): Entry {
   const what = `${source}: tensor ${name}`;
   if (!value || typeof value !== 'object') throw new Error(`${what}: its header entry is not an object`);
   const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
-  if (dtype !== 'F32' && dtype !== 'I64' && dtype !== 'U8') throw new Error(`${what} has dtype ${JSON.stringify(dtype)}; only F32, I64 and U8 are supported`);
-  if (!Array.isArray(shape) || !shape.every(isCount)) throw new Error(`${what} has shape ${JSON.stringify(shape)}: not a list of non-negative integers`);
+  if (dtype !== 'F32' && dtype !== 'I64' && dtype !== 'U8')
+    throw new Error(`${what} has dtype ${JSON.stringify(dtype)}; only F32, I64 and U8 are supported`);
+  if (!Array.isArray(shape) || !shape.every(isCount))
+    throw new Error(`${what} has shape ${JSON.stringify(shape)}: not a list of non-negative integers`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
     throw new Error(`${what} has data_offsets ${JSON.stringify(offsets)}: not [begin, end] with 0 <= begin <= end`);
   }
   const [begin, end] = offsets as [number, number];
   const count = shape.reduce((a, b) => a * b, 1);
-  if (end - begin !== count * BYTES[dtype]) throw new Error(`${what} ${JSON.stringify(shape)} ${dtype} spans ${end - begin} bytes, expected ${count * BYTES[dtype]}`);
+  if (end - begin !== count * BYTES[dtype])
+    throw new Error(
+      `${what} ${JSON.stringify(shape)} ${dtype} spans ${end - begin} bytes, expected ${count * BYTES[dtype]}`,
+    );
   return { name, dtype, shape: [...shape], begin, end };
 }
 
@@ -85,11 +97,14 @@ function checkLayout(entries: Entry[], dataLen: number, source: string): void {
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let at = 0;
   for (const e of sorted) {
-    if (e.begin < at) throw new Error(`${source}: tensor ${e.name}'s data [${e.begin}, ${e.end}) overlaps another tensor's`);
-    if (e.begin > at) throw new Error(`${source}: ${e.begin - at} bytes before tensor ${e.name}'s data belong to no tensor`);
+    if (e.begin < at)
+      throw new Error(`${source}: tensor ${e.name}'s data [${e.begin}, ${e.end}) overlaps another tensor's`);
+    if (e.begin > at)
+      throw new Error(`${source}: ${e.begin - at} bytes before tensor ${e.name}'s data belong to no tensor`);
     at = e.end;
   }
-  if (at > dataLen) throw new Error(`${source}: the tensors' data ends at byte ${at} of a ${dataLen}-byte data section (truncated?)`);
+  if (at > dataLen)
+    throw new Error(`${source}: the tensors' data ends at byte ${at} of a ${dataLen}-byte data section (truncated?)`);
   if (at < dataLen) throw new Error(`${source}: ${dataLen - at} bytes after the last tensor belong to no tensor`);
 }
 
@@ -118,7 +133,10 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data')
   return { metadata, tensors };
 }
 
-export function serializeSafetensors(tensors: Iterable<[string, SafeTensor]>, metadata: Record<string, string> = {}): Uint8Array {
+export function serializeSafetensors(
+  tensors: Iterable<[string, SafeTensor]>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   const parts: Uint8Array[] = [];

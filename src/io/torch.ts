@@ -52,11 +52,16 @@ function half(h: number): number {
 
 function readElement(storage: Storage, dv: DataView, i: number): number {
   switch (storage.dtype) {
-    case 'F32': return dv.getFloat32(i * 4, true);
-    case 'F64': return dv.getFloat64(i * 8, true);
-    case 'F16': return half(dv.getUint16(i * 2, true));
-    case 'I64': return Number(dv.getBigInt64(i * 8, true));
-    default: return dv.getInt32(i * 4, true);
+    case 'F32':
+      return dv.getFloat32(i * 4, true);
+    case 'F64':
+      return dv.getFloat64(i * 8, true);
+    case 'F16':
+      return half(dv.getUint16(i * 2, true));
+    case 'I64':
+      return Number(dv.getBigInt64(i * 8, true));
+    default:
+      return dv.getInt32(i * 4, true);
   }
 }
 
@@ -68,7 +73,14 @@ function rebuildTensor(args: unknown[], source: string, budget: { elements: numb
   if (!(ref && typeof ref === 'object' && STORAGE in ref)) throw new Error(`${source}: a tensor without a storage`);
   const storage = (ref as StorageRef)[STORAGE];
   const what = `${source}: the tensor on storage data/${storage.key}`;
-  if (!isCount(offset) || !Array.isArray(size) || !Array.isArray(stride) || !size.every(isCount) || !stride.every(isCount) || size.length !== stride.length) {
+  if (
+    !isCount(offset) ||
+    !Array.isArray(size) ||
+    !Array.isArray(stride) ||
+    !size.every(isCount) ||
+    !stride.every(isCount) ||
+    size.length !== stride.length
+  ) {
     throw new Error(`${what} has a malformed offset, shape or strides (${describe([offset, size, stride])})`);
   }
   const available = storage.bytes.byteLength / ELEMENT_BYTES[storage.dtype];
@@ -79,10 +91,15 @@ function rebuildTensor(args: unknown[], source: string, budget: { elements: numb
     last += Math.max(0, size[d] - 1) * stride[d];
   }
   if (count > available || (count > 0 && last >= available)) {
-    throw new Error(`${what} (shape ${describe(size)}, strides ${describe(stride)}, offset ${offset}) reads past its ${available} elements`);
+    throw new Error(
+      `${what} (shape ${describe(size)}, strides ${describe(stride)}, offset ${offset}) reads past its ${available} elements`,
+    );
   }
   budget.elements -= count;
-  if (budget.elements < 0) throw new Error(`${source}: the tensors hold more elements than the archive has bytes (storages shared over and over)`);
+  if (budget.elements < 0)
+    throw new Error(
+      `${source}: the tensors hold more elements than the archive has bytes (storages shared over and over)`,
+    );
   const integer = storage.dtype === 'I64' || storage.dtype === 'I32';
   const shape = [...size];
   if (contiguous(size, stride) && storage.dtype === 'F32') {
@@ -126,26 +143,36 @@ const isTensor = (v: unknown): v is SafeTensor => !!v && typeof v === 'object' &
 
 function loadPickle(zip: Map<string, ZipEntry>, source: string): unknown {
   const pickles = [...zip.keys()].filter((k) => k === 'data.pkl' || /^[^/]+\/data\.pkl$/.test(k));
-  if (pickles.length !== 1) throw new Error(`${source}: ${pickles.length ? 'several' : 'no'} data.pkl inside: not a torch.save checkpoint`);
+  if (pickles.length !== 1)
+    throw new Error(`${source}: ${pickles.length ? 'several' : 'no'} data.pkl inside: not a torch.save checkpoint`);
   const prefix = pickles[0].slice(0, -'data.pkl'.length);
   const order = zip.get(`${prefix}byteorder`);
-  if (order && new TextDecoder().decode(order.read()) !== 'little') throw new Error(`${source}: a big-endian checkpoint: not supported`);
+  if (order && new TextDecoder().decode(order.read()) !== 'little')
+    throw new Error(`${source}: a big-endian checkpoint: not supported`);
   const budget = { elements: [...zip.values()].reduce((sum, e) => sum + e.size, 0) };
   const storages = new Map<string, Storage>();
   return unpickle(zip.get(pickles[0])!.read(), source, {
     persistentLoad(pid) {
-      if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 3) throw new Error(`${source}: unsupported persistent id ${describe(pid)}`);
+      if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 3)
+        throw new Error(`${source}: unsupported persistent id ${describe(pid)}`);
       const type = (pid[1] as PickleGlobal | undefined)?.global;
       const dtype = type === undefined ? undefined : STORAGE_DTYPES[type];
-      if (!dtype) throw new Error(`${source}: unsupported storage type ${describe(type)} (supported: ${Object.keys(STORAGE_DTYPES).join(', ')})`);
-      if (typeof pid[2] !== 'string' || pid[2].length > 64) throw new Error(`${source}: storage key ${describe(pid[2])} is not a short string`);
+      if (!dtype)
+        throw new Error(
+          `${source}: unsupported storage type ${describe(type)} (supported: ${Object.keys(STORAGE_DTYPES).join(', ')})`,
+        );
+      if (typeof pid[2] !== 'string' || pid[2].length > 64)
+        throw new Error(`${source}: storage key ${describe(pid[2])} is not a short string`);
       const key = pid[2];
       let storage = storages.get(key);
       if (!storage) {
         const entry = zip.get(`${prefix}data/${key}`);
         if (!entry) throw new Error(`${source}: storage data/${key} is missing`);
         storage = { key, dtype, bytes: entry.read() };
-        if (storage.bytes.byteLength % ELEMENT_BYTES[dtype]) throw new Error(`${source}: storage data/${key} holds ${storage.bytes.byteLength} bytes, not a whole number of ${type} elements`);
+        if (storage.bytes.byteLength % ELEMENT_BYTES[dtype])
+          throw new Error(
+            `${source}: storage data/${key} holds ${storage.bytes.byteLength} bytes, not a whole number of ${type} elements`,
+          );
         storages.set(key, storage);
       }
       if (storage.dtype !== dtype) throw new Error(`${source}: storage data/${key} is used as two types`);
@@ -154,9 +181,12 @@ function loadPickle(zip: Map<string, ZipEntry>, source: string): unknown {
     reduce(fn, args) {
       const name = fn.global;
       if (name === 'collections.OrderedDict' || name === 'builtins.dict') return new Map();
-      if (name === 'torch._utils._rebuild_tensor_v2' || name === 'torch._utils._rebuild_tensor') return rebuildTensor(args, source, budget);
+      if (name === 'torch._utils._rebuild_tensor_v2' || name === 'torch._utils._rebuild_tensor')
+        return rebuildTensor(args, source, budget);
       if (name === 'torch._utils._rebuild_parameter' && isTensor(args[0])) return args[0];
-      throw new Error(`${source}: unsupported object ${describe(name)} in the checkpoint (expected a plain state_dict)`);
+      throw new Error(
+        `${source}: unsupported object ${describe(name)} in the checkpoint (expected a plain state_dict)`,
+      );
     },
   });
 }
@@ -166,7 +196,8 @@ export function parseTorchCheckpoint(bytes: Uint8Array, source: string): StateDi
   if (isLegacyTorchSave(bytes)) throw new Error(`${source}: ${LEGACY_ADVICE}`);
   let dict = loadPickle(readZip(bytes, source), source);
   // Training checkpoints sometimes wrap the weights: {'state_dict': ...} or {'model': ...}.
-  if (dict instanceof Map && ![...dict.values()].some(isTensor)) dict = dict.get('state_dict') ?? dict.get('model') ?? dict;
+  if (dict instanceof Map && ![...dict.values()].some(isTensor))
+    dict = dict.get('state_dict') ?? dict.get('model') ?? dict;
   if (!(dict instanceof Map)) throw new Error(`${source}: the checkpoint does not hold a state_dict`);
   const out: StateDict = new Map();
   for (const [k, v] of dict) {

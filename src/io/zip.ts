@@ -30,7 +30,8 @@ function reader(bytes: Uint8Array, source: string) {
     throw new Error(`${source}: corrupt zip archive: ${what}`);
   };
   const need = (at: number, n: number, what: string) => {
-    if (!(at >= 0 && at + n <= bytes.byteLength)) fail(`${what} at byte ${at} lies past the end of the ${bytes.byteLength}-byte file`);
+    if (!(at >= 0 && at + n <= bytes.byteLength))
+      fail(`${what} at byte ${at} lies past the end of the ${bytes.byteLength}-byte file`);
   };
   return {
     fail,
@@ -64,7 +65,8 @@ interface Directory {
 }
 
 function readDirectoryBounds(r: ReturnType<typeof reader>, eocd: number): Directory {
-  if (r.u16(eocd + 4, 'disk number') !== 0 || r.u16(eocd + 6, 'directory disk') !== 0) r.fail('split (multi-disk) archives are not supported');
+  if (r.u16(eocd + 4, 'disk number') !== 0 || r.u16(eocd + 6, 'directory disk') !== 0)
+    r.fail('split (multi-disk) archives are not supported');
   let count = r.u16(eocd + 10, 'entry count');
   let size = r.u32(eocd + 12, 'directory size');
   let start = r.u32(eocd + 16, 'directory offset');
@@ -72,7 +74,8 @@ function readDirectoryBounds(r: ReturnType<typeof reader>, eocd: number): Direct
     const locator = eocd - 20;
     if (locator < 0 || r.u32(locator, 'ZIP64 locator') !== ZIP64_LOCATOR) r.fail('ZIP64 sizes without a ZIP64 locator');
     const record = r.u64(locator + 8, 'ZIP64 record offset');
-    if (record + 56 > locator || r.u32(record, 'ZIP64 record') !== ZIP64_EOCD) r.fail(`no ZIP64 end-of-directory record at byte ${record}`);
+    if (record + 56 > locator || r.u32(record, 'ZIP64 record') !== ZIP64_EOCD)
+      r.fail(`no ZIP64 end-of-directory record at byte ${record}`);
     count = r.u64(record + 32, 'ZIP64 entry count');
     size = r.u64(record + 40, 'ZIP64 directory size');
     start = r.u64(record + 48, 'ZIP64 directory offset');
@@ -84,8 +87,14 @@ function readDirectoryBounds(r: ReturnType<typeof reader>, eocd: number): Direct
 }
 
 /** Reads the ZIP64 extra field: 64-bit values, in order, for whichever 32-bit fields are saturated. */
-function zip64Fields(r: ReturnType<typeof reader>, at: number, end: number, fields: { size: number; compressed: number; local: number }, name: string) {
-  for (let e = at; e < end; ) {
+function zip64Fields(
+  r: ReturnType<typeof reader>,
+  at: number,
+  end: number,
+  fields: { size: number; compressed: number; local: number },
+  name: string,
+) {
+  for (let e = at; e < end;) {
     if (e + 4 > end) r.fail(`entry ${name}: a truncated extra field`);
     const id = r.u16(e, 'extra field');
     const len = r.u16(e + 2, 'extra field');
@@ -104,7 +113,8 @@ function zip64Fields(r: ReturnType<typeof reader>, at: number, end: number, fiel
     }
     e += 4 + len;
   }
-  if (fields.size === SATURATED || fields.compressed === SATURATED || fields.local === SATURATED) r.fail(`entry ${name}: saturated sizes without a ZIP64 field`);
+  if (fields.size === SATURATED || fields.compressed === SATURATED || fields.local === SATURATED)
+    r.fail(`entry ${name}: saturated sizes without a ZIP64 field`);
 }
 
 export function readZip(bytes: Uint8Array, source: string): Map<string, ZipEntry> {
@@ -115,7 +125,8 @@ export function readZip(bytes: Uint8Array, source: string): Map<string, ZipEntry
   let inflated = 0;
   let at = dir.start;
   for (let n = 0; n < dir.count; n++) {
-    if (at + 46 > dir.end || r.u32(at, 'directory record') !== CENTRAL) r.fail(`directory record ${n} of ${dir.count} is missing or damaged`);
+    if (at + 46 > dir.end || r.u32(at, 'directory record') !== CENTRAL)
+      r.fail(`directory record ${n} of ${dir.count} is missing or damaged`);
     const flags = r.u16(at + 8, 'flags');
     const method = r.u16(at + 10, 'method');
     const nameLen = r.u16(at + 28, 'name length');
@@ -125,23 +136,40 @@ export function readZip(bytes: Uint8Array, source: string): Map<string, ZipEntry
     if (next > dir.end) r.fail(`directory record ${n} runs past the directory`);
     const name = text.decode(bytes.subarray(at + 46, at + 46 + nameLen));
     const shown = JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}...` : name);
-    const fields = { compressed: r.u32(at + 20, 'size'), size: r.u32(at + 24, 'size'), local: r.u32(at + 42, 'offset') };
+    const fields = {
+      compressed: r.u32(at + 20, 'size'),
+      size: r.u32(at + 24, 'size'),
+      local: r.u32(at + 42, 'offset'),
+    };
     zip64Fields(r, at + 46 + nameLen, at + 46 + nameLen + extraLen, fields, shown);
     at = next;
     if (entries.has(name)) r.fail(`entry ${shown} appears twice`);
     if (flags & 1) throw new Error(`${source}: entry ${shown} is encrypted: not supported`);
-    if (method !== 0 && method !== 8) throw new Error(`${source}: entry ${shown} uses compression method ${method}; only stored (0) and deflate (8) are supported`);
-    if (method === 0 && fields.size !== fields.compressed) r.fail(`stored entry ${shown} declares ${fields.size} bytes but holds ${fields.compressed}`);
-    if (r.u32(fields.local, `entry ${shown}'s header`) !== LOCAL) r.fail(`entry ${shown} has no local header at byte ${fields.local}`);
-    const dataAt = fields.local + 30 + r.u16(fields.local + 26, 'name length') + r.u16(fields.local + 28, 'extra length');
+    if (method !== 0 && method !== 8)
+      throw new Error(
+        `${source}: entry ${shown} uses compression method ${method}; only stored (0) and deflate (8) are supported`,
+      );
+    if (method === 0 && fields.size !== fields.compressed)
+      r.fail(`stored entry ${shown} declares ${fields.size} bytes but holds ${fields.compressed}`);
+    if (r.u32(fields.local, `entry ${shown}'s header`) !== LOCAL)
+      r.fail(`entry ${shown} has no local header at byte ${fields.local}`);
+    const dataAt =
+      fields.local + 30 + r.u16(fields.local + 26, 'name length') + r.u16(fields.local + 28, 'extra length');
     r.need(dataAt, fields.compressed, `entry ${shown}'s ${fields.compressed} bytes`);
     if (method === 8) {
       inflated += fields.size;
-      if (inflated > MAX_INFLATED_BYTES) throw new Error(`${source}: the deflated entries declare more than ${MAX_INFLATED_BYTES} bytes: not a state_dict this reader accepts`);
+      if (inflated > MAX_INFLATED_BYTES)
+        throw new Error(
+          `${source}: the deflated entries declare more than ${MAX_INFLATED_BYTES} bytes: not a state_dict this reader accepts`,
+        );
     }
     const raw = bytes.subarray(dataAt, dataAt + fields.compressed);
     const size = fields.size;
-    entries.set(name, { name, size, read: method === 0 ? () => raw : () => inflate(raw, size, `${source}: entry ${shown}`) });
+    entries.set(name, {
+      name,
+      size,
+      read: method === 0 ? () => raw : () => inflate(raw, size, `${source}: entry ${shown}`),
+    });
   }
   return entries;
 }

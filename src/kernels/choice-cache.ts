@@ -53,9 +53,17 @@ export function sourceHash(text: string): string {
  * Vulkan backend the description carries the driver and its version), its subgroup sizes, the
  * optional features the engine uses and the limits that bound a kernel's workgroup.
  */
-export function adapterIdentity(info: GPUAdapterInfo, features: Record<string, boolean>, limits: GPUSupportedLimits): string {
+export function adapterIdentity(
+  info: GPUAdapterInfo,
+  features: Record<string, boolean>,
+  limits: GPUSupportedLimits,
+): string {
   const name = [info.vendor, info.architecture, info.device, info.description].join(' / ');
-  const used = Object.entries(features).filter(([, on]) => on).map(([k]) => k).join(',') || 'none';
+  const used =
+    Object.entries(features)
+      .filter(([, on]) => on)
+      .map(([k]) => k)
+      .join(',') || 'none';
   const workgroup = `${limits.maxComputeInvocationsPerWorkgroup} invocations, ${limits.maxComputeWorkgroupStorageSize} B shared`;
   return `${name} | subgroups ${info.subgroupMinSize ?? 0}-${info.subgroupMaxSize ?? 0} | features ${used} | ${workgroup}`;
 }
@@ -67,7 +75,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /** The adapters of a file's text; throws (with the reason) when it is not a choices file. */
 function parseChoices(text: string): Record<string, { kernels: AdapterChoices }> {
   const data: unknown = JSON.parse(text);
-  if (!isObject(data) || data.version !== 1 || !isObject(data.adapters)) throw new Error('not a version 1 kernel choices file');
+  if (!isObject(data) || data.version !== 1 || !isObject(data.adapters))
+    throw new Error('not a version 1 kernel choices file');
   for (const [adapter, entry] of Object.entries(data.adapters)) {
     if (!isObject(entry) || !isObject(entry.kernels)) throw new Error(`adapter '${adapter}' has no kernels`);
   }
@@ -94,13 +103,18 @@ export class ChoiceCache {
     return new ChoiceCache(file, adapter, ChoiceCache.readAdapters(file, warn)[adapter]?.kernels ?? {}, warn);
   }
 
-  private static readAdapters(file: CacheFile | null, warn: (message: string) => void): Record<string, { kernels: AdapterChoices }> {
+  private static readAdapters(
+    file: CacheFile | null,
+    warn: (message: string) => void,
+  ): Record<string, { kernels: AdapterChoices }> {
     let text: string | null = null;
     try {
       text = file?.read() ?? null;
       return text === null ? {} : parseChoices(text);
     } catch (e) {
-      warn(`ignoring the kernel choices in ${file!.path} (${(e as Error).message}); kernels run their defaults until tuned again`);
+      warn(
+        `ignoring the kernel choices in ${file!.path} (${(e as Error).message}); kernels run their defaults until tuned again`,
+      );
       return {};
     }
   }
@@ -140,7 +154,8 @@ export class ChoiceCache {
     const kernels = adapters[this.adapter]?.kernels ?? {};
     for (const [kernel, keys] of this.changed) {
       const { source } = this.kernels[kernel];
-      if (!isObject(kernels[kernel]) || kernels[kernel].source !== source || !isObject(kernels[kernel].keys)) kernels[kernel] = { source, keys: {} };
+      if (!isObject(kernels[kernel]) || kernels[kernel].source !== source || !isObject(kernels[kernel].keys))
+        kernels[kernel] = { source, keys: {} };
       for (const key of keys) kernels[kernel].keys[key] = this.kernels[kernel].keys[key];
     }
     adapters[this.adapter] = { kernels };

@@ -52,14 +52,23 @@ export function foldGroups(count: number, maxPerDim: number): [number, number, n
 }
 
 /** Workgroups for a launch of `args` on an entry point of `workgroupSize` (see DispatchArgs). */
-export function launchGroups(kernel: string, workgroupSize: readonly [number, number, number], args: Pick<DispatchArgs, 'invocations' | 'groups'>, maxPerDim: number): [number, number, number] {
+export function launchGroups(
+  kernel: string,
+  workgroupSize: readonly [number, number, number],
+  args: Pick<DispatchArgs, 'invocations' | 'groups'>,
+  maxPerDim: number,
+): [number, number, number] {
   const { invocations, groups } = args;
-  if ((invocations === undefined) === (groups === undefined)) throw new Error(`kernel ${kernel}: give either invocations or groups`);
+  if ((invocations === undefined) === (groups === undefined))
+    throw new Error(`kernel ${kernel}: give either invocations or groups`);
   const work = invocations ?? groups!;
   const per = invocations === undefined ? [1, 1, 1] : workgroupSize;
   if (typeof work === 'number') return foldGroups(Math.ceil(work / (per[0] * per[1] * per[2])), maxPerDim);
   const grid = work.map((n, i) => Math.ceil(n / per[i])) as [number, number, number];
-  if (grid.some((n) => !Number.isInteger(n) || n < 0 || n > maxPerDim)) throw new Error(`kernel ${kernel}: workgroup grid [${grid.join(', ')}] is invalid or exceeds ${maxPerDim} per dimension`);
+  if (grid.some((n) => !Number.isInteger(n) || n < 0 || n > maxPerDim))
+    throw new Error(
+      `kernel ${kernel}: workgroup grid [${grid.join(', ')}] is invalid or exceeds ${maxPerDim} per dimension`,
+    );
   return grid;
 }
 

@@ -25,7 +25,12 @@ export class PipelineCache {
   ) {}
 
   private key(name: string, constants?: Constants): string {
-    return constants ? `${name}|${Object.entries(constants).sort().map(([k, v]) => `${k}=${v}`).join(',')}` : name;
+    return constants
+      ? `${name}|${Object.entries(constants)
+          .sort()
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',')}`
+      : name;
   }
 
   private descriptors(info: KernelInfo, constants?: Constants) {
@@ -35,13 +40,15 @@ export class PipelineCache {
       module = device.createShaderModule({ code: info.code, label: info.file });
       this.modules.set(info.file, module);
     }
-    for (const k of Object.keys(constants ?? {})) if (!info.overrides.includes(k)) throw new Error(`kernel ${info.name}: no override constant '${k}'`);
+    for (const k of Object.keys(constants ?? {}))
+      if (!info.overrides.includes(k)) throw new Error(`kernel ${info.name}: no override constant '${k}'`);
     const entries: GPUBindGroupLayoutEntry[] = info.storage.map((s) => ({
       binding: s.binding,
       visibility: GPUShaderStage.COMPUTE,
       buffer: { type: s.readOnly ? 'read-only-storage' : 'storage' },
     }));
-    if (info.uniform) entries.push({ binding: info.uniform.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } });
+    if (info.uniform)
+      entries.push({ binding: info.uniform.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } });
     const layout = device.createBindGroupLayout({ entries, label: info.name });
     const pipelineDescriptor: GPUComputePipelineDescriptor = {
       label: info.name,
@@ -65,7 +72,10 @@ export class PipelineCache {
         const scopeError = device.popErrorScope();
         const messages = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
         if (messages.length) {
-          throw new Error(`kernel ${name} (shaders/${info.file}.wgsl) failed to compile:\n` + messages.map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n'));
+          throw new Error(
+            `kernel ${name} (shaders/${info.file}.wgsl) failed to compile:\n` +
+              messages.map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n'),
+          );
         }
         const err = await scopeError;
         if (err) throw new Error(`kernel ${name}: ${err.message}`);

@@ -12,7 +12,10 @@ export function preprocess(file: string, source: string, features: Record<string
     const helper = platform.readInclude(name);
     if (helper === null) throw new Error(`shaders/${file}.wgsl: no shaders/include/${name}.wgsl to include`);
     // Joined into one line so the including file's line numbers stay true.
-    return helper.split('\n').filter((l) => !/^\s*\/\//.test(l)).join(' ');
+    return helper
+      .split('\n')
+      .filter((l) => !/^\s*\/\//.test(l))
+      .join(' ');
   });
   const out: string[] = [];
   const stack: { keep: boolean; parentKeep: boolean }[] = [];

@@ -41,12 +41,16 @@ export interface KernelInfo {
   overrides: string[];
 }
 
-function componentInfo(typeName: string, formatName: string | undefined): { kind: UniformField['kind']; components: number } {
+function componentInfo(
+  typeName: string,
+  formatName: string | undefined,
+): { kind: UniformField['kind']; components: number } {
   const vec = /^vec([234])(?:([fiu])|<(\w+)>)?$/.exec(typeName);
   if (vec) {
     const suffix = vec[2] ?? '';
     const scalar = vec[3] ?? formatName ?? { f: 'f32', i: 'i32', u: 'u32' }[suffix];
-    if (scalar !== 'f32' && scalar !== 'i32' && scalar !== 'u32') throw new Error(`unsupported uniform vector type ${typeName}`);
+    if (scalar !== 'f32' && scalar !== 'i32' && scalar !== 'u32')
+      throw new Error(`unsupported uniform vector type ${typeName}`);
     return { kind: scalar, components: Number(vec[1]) };
   }
   if (typeName === 'f32' || typeName === 'i32' || typeName === 'u32') return { kind: typeName, components: 1 };
@@ -59,7 +63,11 @@ function uniformLayout(v: VariableInfo): UniformLayout {
   return {
     binding: v.binding,
     size: v.size,
-    fields: members.map((m) => ({ name: m.name, offset: m.offset, ...componentInfo(m.type.name, m.type.isTemplate ? m.format?.name : undefined) })),
+    fields: members.map((m) => ({
+      name: m.name,
+      offset: m.offset,
+      ...componentInfo(m.type.name, m.type.isTemplate ? m.format?.name : undefined),
+    })),
   };
 }
 
@@ -74,9 +82,13 @@ export function reflectShader(file: string, code: string): KernelInfo[] {
   return reflect.entry.compute.map((fn) => {
     const uniforms = fn.resources.filter((r) => r.resourceType === ResourceType.Uniform);
     const storage = fn.resources.filter((r) => r.resourceType === ResourceType.Storage);
-    const others = fn.resources.filter((r) => r.resourceType !== ResourceType.Uniform && r.resourceType !== ResourceType.Storage);
-    if (uniforms.length > 1 || others.length) throw new Error(`kernel ${file}.${fn.name}: use at most one uniform struct and storage buffers only`);
-    for (const r of fn.resources) if (r.group !== 0) throw new Error(`kernel ${file}.${fn.name}: binding ${r.name} must be in group 0`);
+    const others = fn.resources.filter(
+      (r) => r.resourceType !== ResourceType.Uniform && r.resourceType !== ResourceType.Storage,
+    );
+    if (uniforms.length > 1 || others.length)
+      throw new Error(`kernel ${file}.${fn.name}: use at most one uniform struct and storage buffers only`);
+    for (const r of fn.resources)
+      if (r.group !== 0) throw new Error(`kernel ${file}.${fn.name}: binding ${r.name} must be in group 0`);
     return {
       name: `${file}.${fn.name}`,
       file,
@@ -95,11 +107,17 @@ export function reflectShader(file: string, code: string): KernelInfo[] {
  * Packs uniform values at their reflected offsets. Unknown names are errors; missing ones too,
  * unless `partial` (then they are 0).
  */
-export function packUniforms(kernel: string, layout: UniformLayout, values: UniformValues, partial = false): Uint8Array {
+export function packUniforms(
+  kernel: string,
+  layout: UniformLayout,
+  values: UniformValues,
+  partial = false,
+): Uint8Array {
   const bytes = new Uint8Array(Math.ceil(layout.size / 16) * 16);
   const view = new DataView(bytes.buffer);
   const known = new Set(layout.fields.map((f) => f.name));
-  for (const key of Object.keys(values)) if (!known.has(key)) throw new Error(`kernel ${kernel}: no uniform member named '${key}'`);
+  for (const key of Object.keys(values))
+    if (!known.has(key)) throw new Error(`kernel ${kernel}: no uniform member named '${key}'`);
   for (const f of layout.fields) {
     const v = values[f.name];
     if (v === undefined) {
@@ -107,13 +125,15 @@ export function packUniforms(kernel: string, layout: UniformLayout, values: Unif
       throw new Error(`kernel ${kernel}: uniform member '${f.name}' not given`);
     }
     const list = typeof v === 'number' ? [v] : v;
-    if (list.length !== f.components) throw new Error(`kernel ${kernel}: uniform '${f.name}' takes ${f.components} values, got ${list.length}`);
+    if (list.length !== f.components)
+      throw new Error(`kernel ${kernel}: uniform '${f.name}' takes ${f.components} values, got ${list.length}`);
     list.forEach((x, i) => {
       const at = f.offset + 4 * i;
       if (f.kind === 'f32') view.setFloat32(at, x, true);
       else if (f.kind === 'i32') view.setInt32(at, x, true);
       else {
-        if (!(Number.isInteger(x) && x >= 0 && x <= 0xffffffff)) throw new Error(`kernel ${kernel}: uniform '${f.name}' must be a u32, got ${x}`);
+        if (!(Number.isInteger(x) && x >= 0 && x <= 0xffffffff))
+          throw new Error(`kernel ${kernel}: uniform '${f.name}' must be a u32, got ${x}`);
         view.setUint32(at, x, true);
       }
     });

@@ -50,7 +50,9 @@ export class KernelRegistry {
     if (info) return info;
     const file = name.split('.')[0];
     if (platform.readShader(file) === null) throw new Error(`unknown kernel ${name}: no shaders/${file}.wgsl`);
-    throw new Error(`unknown kernel ${name}: shaders/${file}.wgsl has no compute entry '${name.slice(file.length + 1)}'`);
+    throw new Error(
+      `unknown kernel ${name}: shaders/${file}.wgsl has no compute entry '${name.slice(file.length + 1)}'`,
+    );
   }
 
   /** A kernel's info (loading its file from `shaders/` the first time), or null when there is no such kernel. */
@@ -75,7 +77,8 @@ export class KernelRegistry {
   /** Every kernel of every file in `shaders/` (kernels added with `define` included). */
   allKernelNames(): string[] {
     const families = platform.shaderFamilies();
-    for (const family of families) if (![...this.infos.values()].some((i) => i.file === family)) this.define(family, platform.readShader(family)!);
+    for (const family of families)
+      if (![...this.infos.values()].some((i) => i.file === family)) this.define(family, platform.readShader(family)!);
     return [...this.infos.values()].filter((i) => families.includes(i.file)).map((i) => i.name);
   }
 
@@ -86,7 +89,9 @@ export class KernelRegistry {
 
   /** Compiles a set of kernels ahead of the first step. */
   async warmup(kernels: ReadonlyArray<string | { name: string; constants?: Constants }>): Promise<void> {
-    await Promise.all(kernels.map((k) => (typeof k === 'string' ? this.compile(k) : this.compile(k.name, k.constants))));
+    await Promise.all(
+      kernels.map((k) => (typeof k === 'string' ? this.compile(k) : this.compile(k.name, k.constants))),
+    );
   }
 
   /**
@@ -105,14 +110,17 @@ export class KernelRegistry {
         const values = variants[o];
         if (values) combos = combos.flatMap((c) => values.map((v) => ({ ...c, [o]: v })));
       }
-      for (const constants of combos) jobs.push({ name, constants: Object.keys(constants).length ? constants : undefined });
+      for (const constants of combos)
+        jobs.push({ name, constants: Object.keys(constants).length ? constants : undefined });
     }
     jobs.push(...this.tuner.chosenPipelines().filter((p) => this.find(p.name)));
     await this.warmup(jobs);
     // Zero uniforms (empty shapes): nothing is read or written, so read-only bindings get the
     // placeholder and writable ones scratch (as `unwritten`).
     for (const job of jobs) {
-      const unwritten = this.info(job.name).storage.filter((slot) => !slot.readOnly).map((slot) => slot.name);
+      const unwritten = this.info(job.name)
+        .storage.filter((slot) => !slot.readOnly)
+        .map((slot) => slot.name);
       this.dispatch(job.name, { buffers: {}, unwritten, groups: 1, constants: job.constants });
     }
     await this.context.sync();
@@ -121,13 +129,21 @@ export class KernelRegistry {
 
   /** The buffer bound where a call leaves out a read-only binding it does not read. */
   private placeholder(): BufferRange {
-    this.placeholderBuffer ??= this.context.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'unused binding' });
+    this.placeholderBuffer ??= this.context.device.createBuffer({
+      size: 256,
+      usage: GPUBufferUsage.STORAGE,
+      label: 'unused binding',
+    });
     return { buffer: this.placeholderBuffer, offset: 0, size: 256 };
   }
 
   /** The k-th scratch buffer bound to a writable binding a call does not write. */
   private scratch(k: number): BufferRange {
-    this.scratchBuffers[k] ??= this.context.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'unwritten binding' });
+    this.scratchBuffers[k] ??= this.context.device.createBuffer({
+      size: 256,
+      usage: GPUBufferUsage.STORAGE,
+      label: 'unwritten binding',
+    });
     return { buffer: this.scratchBuffers[k], offset: 0, size: 256 };
   }
 
@@ -146,21 +162,32 @@ export class KernelRegistry {
       const b = args.buffers[slot.name];
       given.delete(slot.name);
       const scratch = unwritten.indexOf(slot.name);
-      if (scratch >= 0 && (b || slot.readOnly)) throw new Error(`kernel ${name}: '${slot.name}' is marked unwritten but ${b ? 'given a buffer' : 'read-only'}`);
-      if (!b && !slot.readOnly && scratch < 0) throw new Error(`kernel ${name}: storage binding '${slot.name}' not given`);
+      if (scratch >= 0 && (b || slot.readOnly))
+        throw new Error(`kernel ${name}: '${slot.name}' is marked unwritten but ${b ? 'given a buffer' : 'read-only'}`);
+      if (!b && !slot.readOnly && scratch < 0)
+        throw new Error(`kernel ${name}: storage binding '${slot.name}' not given`);
       const r = b ? rangeOf(b) : scratch >= 0 ? this.scratch(scratch) : this.placeholder();
       if (Math.ceil(r.size / 16) * 16 > limits.maxStorageBufferBindingSize) {
-        throw new Error(`kernel ${name}: binding '${slot.name}' is ${r.size} bytes, over this adapter's maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}); process the data in smaller pieces`);
+        throw new Error(
+          `kernel ${name}: binding '${slot.name}' is ${r.size} bytes, over this adapter's maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}); process the data in smaller pieces`,
+        );
       }
       // Rounded up to 16 bytes so kernels may read and write whole vec4s: every tensor's storage
       // (pooled buffers, arena views) has that slack, and kernels never let the slack reach a result.
-      entries.push({ binding: slot.binding, resource: { buffer: r.buffer, offset: r.offset, size: Math.max(16, Math.ceil(r.size / 16) * 16) } });
+      entries.push({
+        binding: slot.binding,
+        resource: { buffer: r.buffer, offset: r.offset, size: Math.max(16, Math.ceil(r.size / 16) * 16) },
+      });
     }
     const unknown = unwritten.filter((u) => !info.storage.some((slot) => slot.name === u));
-    if (given.size || unknown.length) throw new Error(`kernel ${name}: no storage binding named ${[...given, ...unknown].join(', ')}`);
+    if (given.size || unknown.length)
+      throw new Error(`kernel ${name}: no storage binding named ${[...given, ...unknown].join(', ')}`);
     if (info.uniform) {
       const slice = this.context.recorder.uniform(packUniforms(name, info.uniform, args.uniforms ?? {}, true));
-      entries.push({ binding: info.uniform.binding, resource: { buffer: slice.buffer, offset: slice.offset, size: slice.size } });
+      entries.push({
+        binding: info.uniform.binding,
+        resource: { buffer: slice.buffer, offset: slice.offset, size: slice.size },
+      });
     } else if (args.uniforms && Object.keys(args.uniforms).length) {
       throw new Error(`kernel ${name} has no uniform struct`);
     }

@@ -13,7 +13,14 @@
  */
 import type { DeviceContext } from '../gpu/device.js';
 import { platform } from '../platform/index.js';
-import { ChoiceCache, CHOICES_FILE, adapterIdentity, sourceHash, type Choice, type PipelineId } from './choice-cache.js';
+import {
+  ChoiceCache,
+  CHOICES_FILE,
+  adapterIdentity,
+  sourceHash,
+  type Choice,
+  type PipelineId,
+} from './choice-cache.js';
 import type { Constants } from './reflect.js';
 
 /** Records one launch of the op with the named variant, on the inputs of the call that asked. */
@@ -112,7 +119,14 @@ export class KernelTuner {
   }
 
   private measure(kernel: string, key: string, source: string, names: readonly string[], trial: Trial): Measured {
-    const m: Measured = { kernel, key, source, candidates: [...names], labels: names.map(() => []), pipelines: names.map(() => new Map()) };
+    const m: Measured = {
+      kernel,
+      key,
+      source,
+      candidates: [...names],
+      labels: names.map(() => []),
+      pipelines: names.map(() => new Map()),
+    };
     for (let round = 0; round < ROUNDS; round++) {
       names.forEach((name, i) => {
         const label = `tune ${kernel} [${key}] ${name} #${round}`;
@@ -141,7 +155,12 @@ export class KernelTuner {
    */
   async tune<T>(run: () => T | Promise<T>, options: TuneOptions = {}): Promise<TuningRun<T>> {
     if (this.session) throw new Error('a tuning run is already in progress');
-    if (!this.canTime) return { result: await run(), tuned: [], skipped: 'this adapter has no timestamp-query feature, so kernels cannot be timed; the default variants run' };
+    if (!this.canTime)
+      return {
+        result: await run(),
+        tuned: [],
+        skipped: 'this adapter has no timestamp-query feature, so kernels cannot be timed; the default variants run',
+      };
     const session: Session = { retime: options.retime ?? false, measured: new Map() };
     this.session = session;
     let result: T;
@@ -157,7 +176,12 @@ export class KernelTuner {
       const ms: Record<string, number> = {};
       m.candidates.forEach((name, i) => (ms[name] = Math.min(...m.labels[i].map((l) => times.get(l)?.ms ?? 0))));
       const best = m.candidates.reduce((a, b) => (ms[b] < ms[a] ? b : a));
-      const choice: Choice = { candidates: m.candidates, choice: best, ms, pipelines: [...m.pipelines[m.candidates.indexOf(best)].values()] };
+      const choice: Choice = {
+        candidates: m.candidates,
+        choice: best,
+        ms,
+        pipelines: [...m.pipelines[m.candidates.indexOf(best)].values()],
+      };
       this.cache.set(m.kernel, m.source, m.key, choice);
       tuned.push({ kernel: m.kernel, key: m.key, candidates: m.candidates, choice: best, ms });
     }

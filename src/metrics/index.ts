@@ -50,7 +50,8 @@ function planes(img: MetricImage, o: MetricOptions): { h: number; w: number; pla
 }
 
 function checkPair(a: MetricImage, b: MetricImage): void {
-  if (a.width !== b.width || a.height !== b.height) throw new Error(`images differ in size: ${a.width}x${a.height} vs ${b.width}x${b.height}`);
+  if (a.width !== b.width || a.height !== b.height)
+    throw new Error(`images differ in size: ${a.width}x${a.height} vs ${b.width}x${b.height}`);
   if (a.channels < 3 || b.channels < 3) throw new Error('metrics need RGB images');
 }
 
@@ -106,9 +107,21 @@ function ssimPlane(x: Float64Array, y: Float64Array, h: number, w: number): numb
   const C2 = (0.03 * 255) ** 2;
   const mx = filterValid(x, h, w);
   const my = filterValid(y, h, w);
-  const sxx = filterValid(x.map((v) => v * v), h, w);
-  const syy = filterValid(y.map((v) => v * v), h, w);
-  const sxy = filterValid(x.map((v, i) => v * y[i]), h, w);
+  const sxx = filterValid(
+    x.map((v) => v * v),
+    h,
+    w,
+  );
+  const syy = filterValid(
+    y.map((v) => v * v),
+    h,
+    w,
+  );
+  const sxy = filterValid(
+    x.map((v, i) => v * y[i]),
+    h,
+    w,
+  );
   let total = 0;
   for (let i = 0; i < mx.length; i++) {
     const vx = sxx[i] - mx[i] ** 2;

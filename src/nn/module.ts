@@ -5,7 +5,17 @@
  */
 import type { Tensor, Shape } from '../tensor.js';
 import type { ParameterSet } from '../optim/params.js';
-import { conv2d, conv2dWithMoments, conv2dFused, batchNorm2d, foldBatchNorm, relu, add, type ConvEpilogue, type MomentPartials } from '../ops/index.js';
+import {
+  conv2d,
+  conv2dWithMoments,
+  conv2dFused,
+  batchNorm2d,
+  foldBatchNorm,
+  relu,
+  add,
+  type ConvEpilogue,
+  type MomentPartials,
+} from '../ops/index.js';
 import { batchNormStatistics, type BatchNormForward, type BatchNormParams } from '../ops/batchnorm.js';
 
 export type EntryKind = 'param' | 'buffer' | 'counter';
@@ -48,7 +58,9 @@ export class Conv2d extends Module {
     super(prefix);
   }
   entries(): StateEntry[] {
-    const e: StateEntry[] = [{ name: `${this.prefix}weight`, shape: [this.cout, this.cin / this.groups, this.k, this.k], kind: 'param' }];
+    const e: StateEntry[] = [
+      { name: `${this.prefix}weight`, shape: [this.cout, this.cin / this.groups, this.k, this.k], kind: 'param' },
+    ];
     if (this.bias) e.push({ name: `${this.prefix}bias`, shape: [this.cout], kind: 'param' });
     return e;
   }
@@ -99,10 +111,19 @@ export class BatchNorm2d extends Module {
    * BN, then optionally `+ residual` and ReLU, fused into one pass. While intermediates are being
    * captured the BN output itself is needed (the fixtures hold it pre-ReLU), so nothing is fused.
    */
-  forward(s: ModelState, x: Tensor, then: { residual?: Tensor; relu?: boolean } = {}, moments?: MomentPartials): Tensor {
+  forward(
+    s: ModelState,
+    x: Tensor,
+    then: { residual?: Tensor; relu?: boolean } = {},
+    moments?: MomentPartials,
+  ): Tensor {
     const fuse = !s.capture;
     const bn = this.params(s);
-    const y = batchNorm2d(x, bn.weight, bn.bias, bn.runningMean, bn.runningVar, { training: s.training, moments, ...(fuse ? then : {}) });
+    const y = batchNorm2d(x, bn.weight, bn.bias, bn.runningMean, bn.runningVar, {
+      training: s.training,
+      moments,
+      ...(fuse ? then : {}),
+    });
     this.count(s);
     if (fuse) return y;
     this.out(s, 'out', y);
@@ -122,7 +143,12 @@ export class BatchNorm2d extends Module {
   }
   private params(s: ModelState): BatchNormParams {
     const p = this.prefix;
-    return { weight: s.params.get(`${p}weight`), bias: s.params.get(`${p}bias`), runningMean: s.buffers.get(`${p}running_mean`)!, runningVar: s.buffers.get(`${p}running_var`)! };
+    return {
+      weight: s.params.get(`${p}weight`),
+      bias: s.params.get(`${p}bias`),
+      runningMean: s.buffers.get(`${p}running_mean`)!,
+      runningVar: s.buffers.get(`${p}running_var`)!,
+    };
   }
   private count(s: ModelState): void {
     const name = `${this.prefix}num_batches_tracked`;
@@ -135,7 +161,13 @@ export class BatchNorm2d extends Module {
  * captured) the BN is folded into the convolution's epilogue with the add and the ReLU: one pass.
  * In training the convolution's epilogue also writes its output's moments for the BN's statistics.
  */
-export function convBn(s: ModelState, conv: Conv2d, bn: BatchNorm2d, x: Tensor, then: { residual?: Tensor; relu?: boolean } = {}): Tensor {
+export function convBn(
+  s: ModelState,
+  conv: Conv2d,
+  bn: BatchNorm2d,
+  x: Tensor,
+  then: { residual?: Tensor; relu?: boolean } = {},
+): Tensor {
   if (s.training) {
     // The convolution's epilogue finds the moments BatchNorm needs as it stores its output.
     const { out, moments } = conv.forwardWithMoments(s, x);
@@ -161,7 +193,13 @@ export function foldedBatchNorm(s: ModelState, conv: Conv2d, bn: BatchNorm2d): {
   const gamma = s.params.get(`${bn.prefix}weight`);
   const [, convBias] = conv.operands(s);
   return gamma.gpu.derive(gamma, () => {
-    const folded = foldBatchNorm(gamma, s.params.get(`${bn.prefix}bias`), s.buffers.get(`${bn.prefix}running_mean`)!, s.buffers.get(`${bn.prefix}running_var`)!, convBias);
+    const folded = foldBatchNorm(
+      gamma,
+      s.params.get(`${bn.prefix}bias`),
+      s.buffers.get(`${bn.prefix}running_mean`)!,
+      s.buffers.get(`${bn.prefix}running_var`)!,
+      convBias,
+    );
     [folded.scale, folded.shift].forEach((t) => gamma.gpu.tape.untrack(t));
     return { ...folded, dispose: () => [folded.scale, folded.shift].forEach((t) => t.dispose()) };
   });

@@ -44,17 +44,32 @@ class Net extends Module {
     this.esags = Array.from({ length: groups }, (_, g) => new ESAG(`body.${g}.`, c, blocks));
     this.bodyConv = new Conv2d(`body.${groups}.`, c, c, 3);
     const stages = scale === 3 ? [3] : Array.from({ length: Math.log2(scale) }, () => 2);
-    this.upsample = stages.map((factor, j) => ({ conv: new Conv2d(`tail.0.${2 * j}.`, c, factor * factor * c, 3), factor }));
+    this.upsample = stages.map((factor, j) => ({
+      conv: new Conv2d(`tail.0.${2 * j}.`, c, factor * factor * c, 3),
+      factor,
+    }));
     this.tailConv = new Conv2d('tail.1.', c, 3, 3);
   }
 
   entries(): StateEntry[] {
-    return [this.subMean, this.addMean, this.head, ...this.esags, this.bodyConv, ...this.upsample.map((u) => u.conv), this.tailConv].flatMap((m) => m.entries());
+    return [
+      this.subMean,
+      this.addMean,
+      this.head,
+      ...this.esags,
+      this.bodyConv,
+      ...this.upsample.map((u) => u.conv),
+      this.tailConv,
+    ].flatMap((m) => m.entries());
   }
 
   forward(s: ModelState, x: Tensor): Tensor {
     const shifted = this.subMean.forward(s, x);
-    const f0 = this.out(s, 'head.out', this.head.forward(s, this.out(s, 'head.0.out', spaceToDepth(shifted, this.config.scale))));
+    const f0 = this.out(
+      s,
+      'head.out',
+      this.head.forward(s, this.out(s, 'head.0.out', spaceToDepth(shifted, this.config.scale))),
+    );
     let r = f0;
     for (const e of this.esags) r = e.forward(s, r);
     r = this.out(s, 'tail.in', add(this.bodyConv.forward(s, r), f0));
@@ -79,12 +94,17 @@ export class SISN {
   ) {
     if (![2, 3, 4, 8].includes(config.scale)) throw new Error(`SISN: scale must be 2, 3, 4 or 8, got ${config.scale}`);
     for (const k of ['groups', 'blocks', 'channels'] as const) {
-      if (!Number.isInteger(config[k]) || config[k] < 1) throw new Error(`SISN: ${k} must be a positive integer, got ${config[k]}`);
+      if (!Number.isInteger(config[k]) || config[k] < 1)
+        throw new Error(`SISN: ${k} must be a positive integer, got ${config[k]}`);
     }
-    if (config.channels % 4) throw new Error(`SISN: channels must be divisible by 4 (radix-4 grouped conv), got ${config.channels}`);
+    if (config.channels % 4)
+      throw new Error(`SISN: channels must be divisible by 4 (radix-4 grouped conv), got ${config.channels}`);
     this.net = new Net(config);
     this.entries = this.net.entries();
-    this.params = new ParameterSet(gpu, this.entries.filter((e) => e.kind === 'param'));
+    this.params = new ParameterSet(
+      gpu,
+      this.entries.filter((e) => e.kind === 'param'),
+    );
     for (const e of this.entries) {
       if (e.kind === 'buffer') {
         const t = Tensor.full(gpu, e.shape, e.name.endsWith('running_var') ? 1 : 0);
@@ -106,9 +126,17 @@ export class SISN {
   /** Runs the network on a nearest-upsampled LR batch [B, 3, H, W] (H, W divisible by the scale). */
   forward(input: Tensor, capture?: ModelState['capture']): Tensor {
     const s = this.config.scale;
-    if (input.shape.length !== 4 || input.shape[1] !== 3) throw new Error(`SISN.forward: expected [B, 3, H, W], got ${formatShape(input.shape)}`);
-    if (input.shape[2] % s || input.shape[3] % s) throw new Error(`SISN.forward: ${input.shape[2]}x${input.shape[3]} is not divisible by the scale ${s}`);
-    const state: ModelState = { params: this.params, buffers: this.buffers, counters: this.counters, training: this.training, capture };
+    if (input.shape.length !== 4 || input.shape[1] !== 3)
+      throw new Error(`SISN.forward: expected [B, 3, H, W], got ${formatShape(input.shape)}`);
+    if (input.shape[2] % s || input.shape[3] % s)
+      throw new Error(`SISN.forward: ${input.shape[2]}x${input.shape[3]} is not divisible by the scale ${s}`);
+    const state: ModelState = {
+      params: this.params,
+      buffers: this.buffers,
+      counters: this.counters,
+      training: this.training,
+      capture,
+    };
     return this.gpu.scope(() => this.net.forward(state, input));
   }
 
@@ -127,7 +155,12 @@ export class SISN {
       else if (e.kind === 'counter') this.counters.set(e.name, 0);
       else if (owner === 'sub_mean.' || owner === 'add_mean.') {
         const sign = owner === 'sub_mean.' ? -1 : 1;
-        this.params.set(e.name, e.name.endsWith('weight') ? Float32Array.of(1, 0, 0, 0, 1, 0, 0, 0, 1) : Float32Array.from(RGB_MEAN, (m) => sign * 255 * m));
+        this.params.set(
+          e.name,
+          e.name.endsWith('weight')
+            ? Float32Array.of(1, 0, 0, 0, 1, 0, 0, 0, 1)
+            : Float32Array.from(RGB_MEAN, (m) => sign * 255 * m),
+        );
       } else {
         const weight = shapes.get(`${owner}weight`)!;
         if (weight.length === 1) this.params.set(e.name, new Float32Array(n).fill(e.name.endsWith('weight') ? 1 : 0));

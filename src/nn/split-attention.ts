@@ -7,7 +7,16 @@
 import { Tensor, formatShape } from '../tensor.js';
 import { dims4 } from '../shape.js';
 import { batchNormBackward, type BatchNormForward } from '../ops/batchnorm.js';
-import { Module, Conv2d, BatchNorm2d, convBn, foldedBatchNorm, pureInference, type ModelState, type StateEntry } from './module.js';
+import {
+  Module,
+  Conv2d,
+  BatchNorm2d,
+  convBn,
+  foldedBatchNorm,
+  pureInference,
+  type ModelState,
+  type StateEntry,
+} from './module.js';
 
 /** Lanes per (b, c) pair in attention.wgsl's reductions (its PAIR_LANES). */
 const PAIR_LANES = 8;
@@ -31,37 +40,67 @@ export const GATE_HIDDEN_MAX = 1024;
  * splits are never stored, and the pooling's rule goes on through the BatchNorm's backward, so the
  * gradients are those of x, gamma and beta.
  */
-export function splitAttend(z: Tensor, radix: number, gate: (gap: Tensor) => Tensor, normalized?: BatchNormForward): Tensor {
+export function splitAttend(
+  z: Tensor,
+  radix: number,
+  gate: (gap: Tensor) => Tensor,
+  normalized?: BatchNormForward,
+): Tensor {
   const [b, rc, h, w] = dims4('splitAttend', z);
-  if (!Number.isInteger(radix) || radix < 1 || rc % radix) throw new Error(`splitAttend: ${rc} channels do not split into radix ${radix}`);
+  if (!Number.isInteger(radix) || radix < 1 || rc % radix)
+    throw new Error(`splitAttend: ${rc} channels do not split into radix ${radix}`);
   const { gpu } = z;
   const channels = rc / radix;
   const inner = h * w;
   const pairs = b * channels;
-  if (normalized && (normalized.x !== z || !normalized.options.relu || normalized.options.residual)) throw new Error('splitAttend: normalized splits come from a BatchNorm + ReLU of z itself');
+  if (normalized && (normalized.x !== z || !normalized.options.relu || normalized.options.residual))
+    throw new Error('splitAttend: normalized splits come from a BatchNorm + ReLU of z itself');
   const uniforms = (n: number) => ({ n, channels, inner, radix, scale: 1 / inner, normalized: normalized ? 1 : 0 });
   const bnStats = normalized?.stats ?? null;
 
   const gap = Tensor.empty(gpu, [b, channels, 1, 1]);
-  gpu.kernels.dispatch('attention.pool_splits', { uniforms: uniforms(pairs), buffers: { out: gap, z, bn_stats: bnStats }, invocations: pairs * PAIR_LANES });
+  gpu.kernels.dispatch('attention.pool_splits', {
+    uniforms: uniforms(pairs),
+    buffers: { out: gap, z, bn_stats: bnStats },
+    invocations: pairs * PAIR_LANES,
+  });
   let handoff: { g: Tensor; att: Tensor } | null = null;
   const bnInputs = normalized ? [normalized.bn.weight, normalized.bn.bias] : [];
-  gpu.tape.record('poolSplits', [z, ...bnInputs], gap, (dgap, needs, into) => {
-    if (!handoff) throw new Error('splitAttend: the gradient of the weighted sum did not reach the pooling (does the gate ignore its input?)');
-    const dz = Tensor.empty(gpu, z.shape);
-    // Where planes hold whole vec4s, an invocation takes a vec4 of g and writes the R of dz it feeds.
-    const invocations = Math.ceil(dz.size / (inner % 4 ? 4 : 4 * radix));
-    gpu.kernels.dispatch('attention.splits_backward', { uniforms: uniforms(dz.size), buffers: { dst: dz, g: handoff.g, att: handoff.att, dgap }, invocations });
-    return normalized ? batchNormBackward(dz, normalized, needs, into).slice(0, 3) : [dz];
-  }, normalized ? [z, normalized.stats] : []);
+  gpu.tape.record(
+    'poolSplits',
+    [z, ...bnInputs],
+    gap,
+    (dgap, needs, into) => {
+      if (!handoff)
+        throw new Error(
+          'splitAttend: the gradient of the weighted sum did not reach the pooling (does the gate ignore its input?)',
+        );
+      const dz = Tensor.empty(gpu, z.shape);
+      // Where planes hold whole vec4s, an invocation takes a vec4 of g and writes the R of dz it feeds.
+      const invocations = Math.ceil(dz.size / (inner % 4 ? 4 : 4 * radix));
+      gpu.kernels.dispatch('attention.splits_backward', {
+        uniforms: uniforms(dz.size),
+        buffers: { dst: dz, g: handoff.g, att: handoff.att, dgap },
+        invocations,
+      });
+      return normalized ? batchNormBackward(dz, normalized, needs, into).slice(0, 3) : [dz];
+    },
+    normalized ? [z, normalized.stats] : [],
+  );
 
   const logits = gate(gap);
-  if (logits.size !== b * rc || logits.shape.length !== 4 || logits.shape[2] !== 1 || logits.shape[3] !== 1) throw new Error(`splitAttend: the gate gave ${formatShape(logits.shape)} for splits ${formatShape(z.shape)}`);
-  if (gap.requiresGrad && !logits.requiresGrad) throw new Error('splitAttend: the gate\'s logits do not depend on its input');
+  if (logits.size !== b * rc || logits.shape.length !== 4 || logits.shape[2] !== 1 || logits.shape[3] !== 1)
+    throw new Error(`splitAttend: the gate gave ${formatShape(logits.shape)} for splits ${formatShape(z.shape)}`);
+  if (gap.requiresGrad && !logits.requiresGrad)
+    throw new Error("splitAttend: the gate's logits do not depend on its input");
   const out = Tensor.empty(gpu, [b, channels, h, w]);
   // Where planes hold whole vec4s, an invocation writes up to ATTEND_QUADS of one plane, else one.
   const attendInvocations = inner % 4 ? Math.ceil(out.size / 4) : pairs * Math.ceil(inner / (4 * ATTEND_QUADS));
-  gpu.kernels.dispatch('attention.attend', { uniforms: uniforms(out.size), buffers: { dst: out, z, logits, bn_stats: bnStats }, invocations: attendInvocations });
+  gpu.kernels.dispatch('attention.attend', {
+    uniforms: uniforms(out.size),
+    buffers: { dst: out, z, logits, bn_stats: bnStats },
+    invocations: attendInvocations,
+  });
   return gpu.tape.record(
     'attend',
     [logits, z],
@@ -69,7 +108,11 @@ export function splitAttend(z: Tensor, radix: number, gate: (gap: Tensor) => Ten
     (g, needs) => {
       const dLogits = Tensor.empty(gpu, logits.shape);
       const att = Tensor.empty(gpu, logits.shape);
-      gpu.kernels.dispatch('attention.attend_backward', { uniforms: uniforms(pairs), buffers: { out: dLogits, att_out: att, z, g, logits, bn_stats: bnStats }, invocations: pairs * PAIR_LANES });
+      gpu.kernels.dispatch('attention.attend_backward', {
+        uniforms: uniforms(pairs),
+        buffers: { out: dLogits, att_out: att, z, g, logits, bn_stats: bnStats },
+        invocations: pairs * PAIR_LANES,
+      });
       if (needs[1]) {
         gpu.tape.keepFor(gap, g);
         gpu.tape.keepFor(gap, att);
@@ -89,14 +132,25 @@ export function splitAttend(z: Tensor, radix: number, gate: (gap: Tensor) => Ten
  */
 export function inferenceGate(gap: Tensor, w1: Tensor, scale: Tensor, shift: Tensor, w2: Tensor, b2: Tensor): Tensor {
   const { gpu } = gap;
-  if (gpu.tape.gradEnabled && [gap, w1, scale, shift, w2, b2].some((t) => t.requiresGrad)) throw new Error('inferenceGate records no gradient: call it under noGrad');
+  if (gpu.tape.gradEnabled && [gap, w1, scale, shift, w2, b2].some((t) => t.requiresGrad))
+    throw new Error('inferenceGate records no gradient: call it under noGrad');
   const [batch, channels, h, w] = dims4('inferenceGate', gap);
   const [hidden, outputs] = [w1.shape[0], w2.shape[0]];
-  const fits = (t: Tensor, shape: number[]) => t.shape.length === shape.length && shape.every((d, i) => t.shape[i] === d);
-  if (h !== 1 || w !== 1) throw new Error(`inferenceGate: the pooled input must be [B, C, 1, 1], got ${formatShape(gap.shape)}`);
-  if (!fits(w1, [hidden, channels, 1, 1]) || !fits(w2, [outputs, hidden, 1, 1]) || !fits(scale, [hidden]) || !fits(shift, [hidden]) || !fits(b2, [outputs])) {
+  const fits = (t: Tensor, shape: number[]) =>
+    t.shape.length === shape.length && shape.every((d, i) => t.shape[i] === d);
+  if (h !== 1 || w !== 1)
+    throw new Error(`inferenceGate: the pooled input must be [B, C, 1, 1], got ${formatShape(gap.shape)}`);
+  if (
+    !fits(w1, [hidden, channels, 1, 1]) ||
+    !fits(w2, [outputs, hidden, 1, 1]) ||
+    !fits(scale, [hidden]) ||
+    !fits(shift, [hidden]) ||
+    !fits(b2, [outputs])
+  ) {
     const shapes = [w1, w2, scale, shift, b2].map((t) => formatShape(t.shape)).join(', ');
-    throw new Error(`inferenceGate: fc1, fc2, scale, shift and bias ${shapes} do not chain from a [B, ${channels}, 1, 1] input`);
+    throw new Error(
+      `inferenceGate: fc1, fc2, scale, shift and bias ${shapes} do not chain from a [B, ${channels}, 1, 1] input`,
+    );
   }
   if (hidden > GATE_HIDDEN_MAX) throw new Error(`inferenceGate: ${hidden} hidden units, at most ${GATE_HIDDEN_MAX}`);
   const logits = Tensor.empty(gpu, [batch, outputs, 1, 1]);
@@ -133,7 +187,8 @@ export class SplitAttention extends Module {
   }
   forward(s: ModelState, x: Tensor): Tensor {
     const gate = this.gate(s, x);
-    if (!s.training || s.capture) return this.out(s, 'out', splitAttend(convBn(s, this.conv, this.bn0, x, { relu: true }), this.radix, gate));
+    if (!s.training || s.capture)
+      return this.out(s, 'out', splitAttend(convBn(s, this.conv, this.bn0, x, { relu: true }), this.radix, gate));
     // Training: the splits (bn0 + ReLU of the conv's output, 4x the block's width) are made where
     // they are read instead of stored, and bn0's backward runs inside splitAttend's.
     const { out, moments } = this.conv.forwardWithMoments(s, x);
@@ -153,6 +208,7 @@ export class SplitAttention extends Module {
       const [w2, b2] = this.fc2.operands(s);
       return (gap) => inferenceGate(gap, w1, scale, shift, w2, b2!);
     }
-    return (gap) => this.fc2.forward(s, convBn(s, this.fc1, this.bn1, this.out(s, 'conv1x1_1.in', gap), { relu: true }));
+    return (gap) =>
+      this.fc2.forward(s, convBn(s, this.fc1, this.bn1, this.out(s, 'conv1x1_1.in', gap), { relu: true }));
   }
 }

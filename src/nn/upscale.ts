@@ -58,7 +58,13 @@ function ramp(i: number, n: number, overlap: number, first: boolean, last: boole
  * The one inference call: an LR batch [batch, 3, h, w] (planar, [0, 255]) nearest-upsampled and run
  * through the model without gradients; returns the [batch, 3, h*s, w*s] output values.
  */
-export async function superResolve(model: SuperResolver, planes: Float32Array, batch: number, h: number, w: number): Promise<Float32Array> {
+export async function superResolve(
+  model: SuperResolver,
+  planes: Float32Array,
+  batch: number,
+  h: number,
+  w: number,
+): Promise<Float32Array> {
   const gpu = model.gpu;
   const lr = Tensor.fromArray(gpu, planes, [batch, 3, h, w]);
   const out = gpu.noGrad(() => gpu.scope(() => model.forward(upsampleNearest(lr, model.config.scale))));
@@ -93,7 +99,10 @@ export async function upscale(model: SuperResolver, image: RgbImage, options: Up
       const out = await superResolve(model, planes, 1, th, tw);
       // NaN/Inf would round to black pixels: an error, never an image.
       const bad = out.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new Error(`the model produced ${out[bad]} (NaN/Inf) in the tile at (${x0}, ${y0}): its weights are broken`);
+      if (bad >= 0)
+        throw new Error(
+          `the model produced ${out[bad]} (NaN/Inf) in the tile at (${x0}, ${y0}): its weights are broken`,
+        );
       const oh = th * s;
       const ow = tw * s;
       const ov = overlap * s;
@@ -113,7 +122,8 @@ export async function upscale(model: SuperResolver, image: RgbImage, options: Up
   const data = toPixels(acc, 0, OW, OH, new Uint8Array(OW * OH * channels), channels);
   if (channels === 4) {
     // Alpha is nearest-upsampled.
-    for (let i = 0; i < OW * OH; i++) data[i * 4 + 3] = image.data[(Math.floor(Math.floor(i / OW) / s) * W + Math.floor((i % OW) / s)) * 4 + 3];
+    for (let i = 0; i < OW * OH; i++)
+      data[i * 4 + 3] = image.data[(Math.floor(Math.floor(i / OW) / s) * W + Math.floor((i % OW) / s)) * 4 + 3];
   }
   return { width: OW, height: OH, channels, data };
 }

@@ -44,32 +44,66 @@ export interface BatchNormParams {
  */
 export function batchNormStatistics(x: Tensor, bn: BatchNormParams, options: BatchNormOptions): Tensor {
   const [batch, channels, h, w] = dims4('batchNorm2d', x);
-  for (const [name, t] of [['weight', bn.weight], ['bias', bn.bias], ['running_mean', bn.runningMean], ['running_var', bn.runningVar]] as const) {
-    if (t.size !== channels) throw new Error(`batchNorm2d: ${name} ${formatShape(t.shape)} does not have ${channels} channels`);
+  for (const [name, t] of [
+    ['weight', bn.weight],
+    ['bias', bn.bias],
+    ['running_mean', bn.runningMean],
+    ['running_var', bn.runningVar],
+  ] as const) {
+    if (t.size !== channels)
+      throw new Error(`batchNorm2d: ${name} ${formatShape(t.shape)} does not have ${channels} channels`);
   }
   const eps = options.eps ?? DEFAULT_EPS;
   const gpu = x.gpu;
   if (!options.training) {
     const stats = Tensor.empty(gpu, [4 * channels]);
-    gpu.kernels.dispatch('batchnorm.eval_stats', { uniforms: { channels, eps }, buffers: { stats_out: stats, mean: bn.runningMean, variance: bn.runningVar, gamma: bn.weight, beta: bn.bias }, invocations: channels });
+    gpu.kernels.dispatch('batchnorm.eval_stats', {
+      uniforms: { channels, eps },
+      buffers: { stats_out: stats, mean: bn.runningMean, variance: bn.runningVar, gamma: bn.weight, beta: bn.bias },
+      invocations: channels,
+    });
     return stats;
   }
-  if (batch * h * w < 2) throw new Error(`batchNorm2d: training needs more than one value per channel, got input ${formatShape(x.shape)}`);
-  const stats = channelMoments(x, batch, channels, h * w, { mean: bn.runningMean, variance: bn.runningVar, momentum: options.momentum ?? 0.1 }, { gamma: bn.weight, beta: bn.bias, eps }, options.moments);
+  if (batch * h * w < 2)
+    throw new Error(`batchNorm2d: training needs more than one value per channel, got input ${formatShape(x.shape)}`);
+  const stats = channelMoments(
+    x,
+    batch,
+    channels,
+    h * w,
+    { mean: bn.runningMean, variance: bn.runningVar, momentum: options.momentum ?? 0.1 },
+    { gamma: bn.weight, beta: bn.bias, eps },
+    options.moments,
+  );
   // The running statistics changed in place: what was derived from them (an eval BatchNorm fold) is stale.
   gpu.parameterVersion++;
   return stats;
 }
 
-export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, options: BatchNormOptions): Tensor {
+export function batchNorm2d(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor,
+  runningMean: Tensor,
+  runningVar: Tensor,
+  options: BatchNormOptions,
+): Tensor {
   const bn = { weight, bias, runningMean, runningVar };
   const stats = batchNormStatistics(x, bn, options);
   const [, channels, h, w] = x.shape as number[];
   const residual = options.residual;
-  if (residual && !sameShape(residual.shape, x.shape)) throw new Error(`batchNorm2d: residual ${formatShape(residual.shape)} does not match ${formatShape(x.shape)}`);
+  if (residual && !sameShape(residual.shape, x.shape))
+    throw new Error(`batchNorm2d: residual ${formatShape(residual.shape)} does not match ${formatShape(x.shape)}`);
   const out = Tensor.empty(x.gpu, x.shape);
   x.gpu.kernels.dispatch('batchnorm.normalize', {
-    uniforms: { n: x.size, channels, inner: h * w, eps: options.eps ?? DEFAULT_EPS, has_res: residual ? 1 : 0, relu: options.relu ? 1 : 0 },
+    uniforms: {
+      n: x.size,
+      channels,
+      inner: h * w,
+      eps: options.eps ?? DEFAULT_EPS,
+      has_res: residual ? 1 : 0,
+      relu: options.relu ? 1 : 0,
+    },
     buffers: { out, x, stats, res: residual },
     invocations: runs(x),
   });
@@ -99,7 +133,12 @@ export interface BatchNormForward {
  * output (after the fused residual add and ReLU): the gradients, or `into` where the tape offers
  * gamma's and beta's (see Tape).
  */
-export function batchNormBackward(gOut: Tensor, f: BatchNormForward, needs: readonly boolean[], into: readonly (Tensor | null)[]): (Tensor | null)[] {
+export function batchNormBackward(
+  gOut: Tensor,
+  f: BatchNormForward,
+  needs: readonly boolean[],
+  into: readonly (Tensor | null)[],
+): (Tensor | null)[] {
   const { x, stats, bn, options } = f;
   const [batch, channels, h, w] = x.shape as number[];
   const inner = h * w;
@@ -112,7 +151,14 @@ export function batchNormBackward(gOut: Tensor, f: BatchNormForward, needs: read
   const reluOut = mask === ReluMask.Output ? f.out : null;
   // The residual input's gradient is the masked gOut: backward_input stores it as it goes, or
   // (no dx wanted) a pass of its own.
-  const residualGrad = residual && needs[3] ? (reluOut && !needs[0] ? reluBackward(gOut, reluOut) : reluOut ? Tensor.empty(gpu, x.shape) : gOut) : null;
+  const residualGrad =
+    residual && needs[3]
+      ? reluOut && !needs[0]
+        ? reluBackward(gOut, reluOut)
+        : reluOut
+          ? Tensor.empty(gpu, x.shape)
+          : gOut
+      : null;
   // gamma's and beta's gradients go straight into their .grad when the tape offers both (two
   // different tensors: one kernel writes both).
   const target = into[1] && into[2] && into[1] !== into[2] ? { dgamma: into[1], dbeta: into[2] } : null;
@@ -122,28 +168,57 @@ export function batchNormBackward(gOut: Tensor, f: BatchNormForward, needs: read
     dx = Tensor.empty(gpu, x.shape);
     const writeMasked = !!reluOut && !!residualGrad;
     gpu.kernels.dispatch('batchnorm.backward_input', {
-      uniforms: { n: x.size, channels, inner, eps, count: batch * inner, train: options.training ? 1 : 0, masked: mask, write_masked: writeMasked ? 1 : 0 },
+      uniforms: {
+        n: x.size,
+        channels,
+        inner,
+        eps,
+        count: batch * inner,
+        train: options.training ? 1 : 0,
+        masked: mask,
+        write_masked: writeMasked ? 1 : 0,
+      },
       buffers: { out: dx, grad: gOut, x, stats, sums, relu_out: reluOut, g_out: writeMasked ? residualGrad : null },
       unwritten: writeMasked ? [] : ['g_out'],
       invocations: runs(x),
     });
   }
   if (target) return [dx, into[1], into[2], residualGrad];
-  return [dx, needs[1] ? dgamma.view(bn.weight.shape) : null, needs[2] ? dbeta.view(bn.bias.shape) : null, residualGrad];
+  return [
+    dx,
+    needs[1] ? dgamma.view(bn.weight.shape) : null,
+    needs[2] ? dbeta.view(bn.bias.shape) : null,
+    residualGrad,
+  ];
 }
 
 /**
  * Eval-mode BatchNorm after a convolution with bias `convBias` (or none), as the per-channel
  * `acc * scale + shift` that the convolution's epilogue applies (not recorded).
  */
-export function foldBatchNorm(weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, convBias: Tensor | null, eps = DEFAULT_EPS): { scale: Tensor; shift: Tensor } {
+export function foldBatchNorm(
+  weight: Tensor,
+  bias: Tensor,
+  runningMean: Tensor,
+  runningVar: Tensor,
+  convBias: Tensor | null,
+  eps = DEFAULT_EPS,
+): { scale: Tensor; shift: Tensor } {
   const gpu = weight.gpu;
   const channels = weight.size;
   const scale = Tensor.empty(gpu, [channels]);
   const shift = Tensor.empty(gpu, [channels]);
   gpu.kernels.dispatch('batchnorm.fold', {
     uniforms: { channels, eps, has_bias: convBias ? 1 : 0 },
-    buffers: { fold_scale: scale, fold_shift: shift, gamma: weight, beta: bias, mean: runningMean, variance: runningVar, conv_bias: convBias },
+    buffers: {
+      fold_scale: scale,
+      fold_shift: shift,
+      gamma: weight,
+      beta: bias,
+      mean: runningMean,
+      variance: runningVar,
+      conv_bias: convBias,
+    },
     invocations: channels,
   });
   return { scale, shift };

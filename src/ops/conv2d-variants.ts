@@ -118,13 +118,20 @@ function buildVariants(gpu: Engine, role: ConvRole): ConvVariant[] {
 export function findVariant<V extends ConvVariant>(gpu: Engine, role: ConvRole, name: string | undefined): V {
   const variants = convVariants(gpu, role) as readonly V[];
   const found = name === undefined ? variants[0] : variants.find((v) => v.name === name);
-  if (!found) throw new Error(`conv2d ${role}: no variant '${name}' on this adapter (${variants.map((v) => v.name).join(', ')})`);
+  if (!found)
+    throw new Error(`conv2d ${role}: no variant '${name}' on this adapter (${variants.map((v) => v.name).join(', ')})`);
   return found;
 }
 
 /** The kernel of a forward (and input-gradient) variant. */
 export function forwardKernel(gpu: Engine, v: ForwardVariant): string {
-  return variantKernel(gpu, 'conv2d', 'forward', { TX: v.columns, TO: v.channels, WG: v.workgroup, STAGE: v.staged }, v.subgroups);
+  return variantKernel(
+    gpu,
+    'conv2d',
+    'forward',
+    { TX: v.columns, TO: v.channels, WG: v.workgroup, STAGE: v.staged },
+    v.subgroups,
+  );
 }
 
 /** The kernel of a weight-gradient variant. */
@@ -146,7 +153,13 @@ const builtFiles = new WeakMap<object, Map<string, string>>();
  * `const NAME: type = ...;` line) and subgroup use: the file itself where they are its own, else a
  * variant file defined once per registry (e.g. `conv2d@16_16_64_0.forward`).
  */
-function variantKernel(gpu: Engine, file: string, entry: string, constants: Record<string, number | boolean>, subgroups: boolean): string {
+function variantKernel(
+  gpu: Engine,
+  file: string,
+  entry: string,
+  constants: Record<string, number | boolean>,
+  subgroups: boolean,
+): string {
   const key = `${file}@${Object.values(constants).map(Number).join('_')}${subgroups ? '' : '_plain'}`;
   const built = builtFiles.get(gpu.kernels) ?? new Map<string, string>();
   builtFiles.set(gpu.kernels, built);
@@ -158,14 +171,23 @@ function variantKernel(gpu: Engine, file: string, entry: string, constants: Reco
   return `${variantFile}.${entry}`;
 }
 
-function defineVariant(gpu: Engine, file: string, variantFile: string, constants: Record<string, number | boolean>, subgroups: boolean): string {
+function defineVariant(
+  gpu: Engine,
+  file: string,
+  variantFile: string,
+  constants: Record<string, number | boolean>,
+  subgroups: boolean,
+): string {
   const source = platform.readShader(file);
   if (source === null) throw new Error(`no shaders/${file}.wgsl`);
   let code = source;
   for (const [name, value] of Object.entries(constants)) {
     const line = new RegExp(`^const ${name}: (u32|bool) = [^;]+;`, 'm');
     if (!line.test(code)) throw new Error(`shaders/${file}.wgsl declares no constant ${name}`);
-    code = code.replace(line, (_, type: string) => `const ${name}: ${type} = ${typeof value === 'boolean' ? value : `${value}u`};`);
+    code = code.replace(
+      line,
+      (_, type: string) => `const ${name}: ${type} = ${typeof value === 'boolean' ? value : `${value}u`};`,
+    );
   }
   const flags: Record<string, boolean> = subgroups === gpu.features.subgroups ? {} : { subgroups };
   if (code === source && !Object.keys(flags).length) return file;
@@ -174,6 +196,15 @@ function defineVariant(gpu: Engine, file: string, variantFile: string, constants
 }
 
 /** The shapes of a convolution, as a tuning key: `b10 c64x256 g4 k3 p1 32x32`. */
-export function shapeKey(batch: number, cin: number, cout: number, groups: number, k: number, pad: number, h: number, w: number): string {
+export function shapeKey(
+  batch: number,
+  cin: number,
+  cout: number,
+  groups: number,
+  k: number,
+  pad: number,
+  h: number,
+  w: number,
+): string {
   return `b${batch} c${cin}x${cout} g${groups} k${k} p${pad} ${h}x${w}`;
 }

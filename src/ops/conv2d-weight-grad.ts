@@ -1,6 +1,13 @@
 /** The weight gradient of conv2d (shaders/conv2d_weight.wgsl), in the variant tuned for the adapter and shape or `options.variant`. */
 import { Tensor, type Engine } from '../tensor.js';
-import { convVariants, findVariant, shapeKey, weightGradKernel, type Conv2dOptions, type WeightGradVariant } from './conv2d-variants.js';
+import {
+  convVariants,
+  findVariant,
+  shapeKey,
+  weightGradKernel,
+  type Conv2dOptions,
+  type WeightGradVariant,
+} from './conv2d-variants.js';
 
 /** Output channels per lane of the weight_grad kernel. */
 const GRAD_OC = 8;
@@ -17,7 +24,16 @@ interface WeightGradLaunch {
   rowsPerChunk: number;
 }
 
-function plan(gpu: Engine, v: WeightGradVariant, batch: number, hout: number, cinG: number, cout: number, groups: number, k: number): WeightGradLaunch {
+function plan(
+  gpu: Engine,
+  v: WeightGradVariant,
+  batch: number,
+  hout: number,
+  cinG: number,
+  cout: number,
+  groups: number,
+  k: number,
+): WeightGradLaunch {
   const kernel = weightGradKernel(gpu, v);
   // Lanes per block of output channels: a whole number of the largest subgroups, so that where the
   // adapter groups consecutive invocations, every subgroup works on one block and shares its values
@@ -25,10 +41,12 @@ function plan(gpu: Engine, v: WeightGradVariant, batch: number, hout: number, ci
   const [lanes] = gpu.kernels.info(kernel).workgroupSize;
   const subgroup = v.subgroups ? gpu.adapter.info.subgroupMaxSize || lanes : 1;
   const channelLanes = Math.ceil(cinG / (k === 1 ? GRAD_IC_1X1 : 1));
-  const lanesPerBlock = channelLanes >= lanes || v.wide ? lanes : Math.min(lanes, Math.ceil(channelLanes / subgroup) * subgroup);
+  const lanesPerBlock =
+    channelLanes >= lanes || v.wide ? lanes : Math.min(lanes, Math.ceil(channelLanes / subgroup) * subgroup);
   const blocks = groups * Math.ceil(cout / groups / GRAD_OC);
   // Wide blocks: x walks the input channels; narrow ones: one workgroup holds several blocks.
-  const grid: [number, number] = lanesPerBlock >= lanes ? [channelLanes, blocks] : [lanes, Math.ceil(blocks / Math.floor(lanes / lanesPerBlock))];
+  const grid: [number, number] =
+    lanesPerBlock >= lanes ? [channelLanes, blocks] : [lanes, Math.ceil(blocks / Math.floor(lanes / lanesPerBlock))];
   // Split-K: chunks of (batch, row) rows, enough for v.minInvocations invocations in all.
   const rows = batch * hout;
   const rowsPerChunk = Math.ceil(rows / Math.min(rows, Math.max(1, Math.ceil(v.minInvocations / (grid[0] * grid[1])))));
@@ -39,7 +57,13 @@ function plan(gpu: Engine, v: WeightGradVariant, batch: number, hout: number, ci
  * The weight gradient for input x and output gradient g (not recorded); with `into` (a
  * parameter's gradient), added into it in the same pass and `into` returned.
  */
-export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly number[], options: Conv2dOptions = {}, into: Tensor | null = null): Tensor {
+export function conv2dWeightGrad(
+  x: Tensor,
+  g: Tensor,
+  weightShape: readonly number[],
+  options: Conv2dOptions = {},
+  into: Tensor | null = null,
+): Tensor {
   const gpu = x.gpu;
   const pad = options.padding ?? 0;
   const groups = options.groups ?? 1;
@@ -62,7 +86,14 @@ export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly num
     }
     // Trials write a gradient of their own, never into `into`.
     const trial = (variant: string) => conv2dWeightGrad(x, g, weightShape, { ...options, variant }).dispose();
-    chosen = candidates.get(gpu.kernels.variant('conv2d_weight.weight_grad', shapeKey(batch, cin, cout, groups, k, pad, h, wd), [...candidates.keys()], trial))!;
+    chosen = candidates.get(
+      gpu.kernels.variant(
+        'conv2d_weight.weight_grad',
+        shapeKey(batch, cin, cout, groups, k, pad, h, wd),
+        [...candidates.keys()],
+        trial,
+      ),
+    )!;
   }
   const { kernel, lanesPerBlock, grid, chunks, rowsPerChunk } = chosen;
   const size = weightShape.reduce((a, b) => a * b, 1);
@@ -73,13 +104,32 @@ export function conv2dWeightGrad(x: Tensor, g: Tensor, weightShape: readonly num
     const partials = chunks > 1 ? Tensor.empty(gpu, [chunks * size]) : out;
     gpu.kernels.dispatch(kernel, {
       tag: 'weight grad',
-      uniforms: { batch, cin, h, w: wd, cout, hout, wout, groups, pad, lanes_per_block: lanesPerBlock, rows_per_chunk: rowsPerChunk, size, accumulate: chunks > 1 ? 0 : accumulate },
+      uniforms: {
+        batch,
+        cin,
+        h,
+        w: wd,
+        cout,
+        hout,
+        wout,
+        groups,
+        pad,
+        lanes_per_block: lanesPerBlock,
+        rows_per_chunk: rowsPerChunk,
+        size,
+        accumulate: chunks > 1 ? 0 : accumulate,
+      },
       buffers: { out: partials, inp: x, dout: g },
       invocations: [...grid, chunks],
       constants: { K: k },
     });
     if (chunks > 1) {
-      gpu.kernels.dispatch('conv2d_weight.sum_partials', { tag: 'weight grad', uniforms: { size, chunks, accumulate }, buffers: { out, part: partials }, invocations: size });
+      gpu.kernels.dispatch('conv2d_weight.sum_partials', {
+        tag: 'weight grad',
+        uniforms: { size, chunks, accumulate },
+        buffers: { out, part: partials },
+        invocations: size,
+      });
     }
   });
   return out;

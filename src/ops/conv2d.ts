@@ -6,7 +6,14 @@
 import { Tensor, formatShape } from '../tensor.js';
 import { channelReduce, ReduceMode, type MomentPartials } from './reduce.js';
 import { dims4 } from '../shape.js';
-import { convVariants, findVariant, forwardKernel, shapeKey, type Conv2dOptions, type ForwardVariant } from './conv2d-variants.js';
+import {
+  convVariants,
+  findVariant,
+  forwardKernel,
+  shapeKey,
+  type Conv2dOptions,
+  type ForwardVariant,
+} from './conv2d-variants.js';
 import { conv2dWeightGrad } from './conv2d-weight-grad.js';
 
 export { conv2dWeightGrad };
@@ -81,26 +88,66 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Forwar
   const [batch, cin, h, wd] = x.shape as number[];
   const name =
     launch.variant ??
-    gpu.kernels.variant('conv2d.forward', shapeKey(batch, cin, cout, groups, k, pad, h, wd), convVariants(gpu, role).map((v) => v.name), (variant) =>
-      launchForward(x, packed, { ...launch, variant, into: null, moments: false }).out.dispose(),
+    gpu.kernels.variant(
+      'conv2d.forward',
+      shapeKey(batch, cin, cout, groups, k, pad, h, wd),
+      convVariants(gpu, role).map((v) => v.name),
+      (variant) => launchForward(x, packed, { ...launch, variant, into: null, moments: false }).out.dispose(),
     );
   const v = findVariant<ForwardVariant>(gpu, role, name);
   const kernel = forwardKernel(gpu, v);
   const hout = h + 2 * pad - k + 1;
   const wout = wd + 2 * pad - k + 1;
-  if (into && (into.shape.length !== 4 || [batch, cout, hout, wout].some((d, i) => d !== into.shape[i]))) throw new Error(`conv2d: cannot add a [${batch}, ${cout}, ${hout}, ${wout}] result into ${formatShape(into.shape)}`);
+  if (into && (into.shape.length !== 4 || [batch, cout, hout, wout].some((d, i) => d !== into.shape[i])))
+    throw new Error(
+      `conv2d: cannot add a [${batch}, ${cout}, ${hout}, ${wout}] result into ${formatShape(into.shape)}`,
+    );
   const out = into ?? Tensor.empty(gpu, [batch, cout, hout, wout]);
   const outPad = padChannels(cout / groups);
   const ocBlocks = groups * Math.ceil(cout / groups / v.channels);
   const xBlocks = Math.ceil(wout / v.columns);
-  const moments = launch.moments ? { partials: Tensor.empty(gpu, [cout * batch * hout * xBlocks * 2]), shape: [batch, cout, hout, wout] as const, columns: v.columns } : null;
+  const moments = launch.moments
+    ? {
+        partials: Tensor.empty(gpu, [cout * batch * hout * xBlocks * 2]),
+        shape: [batch, cout, hout, wout] as const,
+        columns: v.columns,
+      }
+    : null;
   gpu.kernels.dispatch(kernel, {
     tag,
     uniforms: {
-      ...{ batch, cin, h, w: wd, cout, hout, wout, groups, pad, oc_blocks: ocBlocks, x_blocks: xBlocks, out_pad: outPad },
-      ...{ has_bias: bias ? 1 : 0, has_scale: epilogue.scale ? 1 : 0, has_res: epilogue.residual ? 1 : 0, relu: epilogue.relu ? 1 : 0, accumulate: into ? 1 : 0, moments: moments ? 1 : 0 },
+      ...{
+        batch,
+        cin,
+        h,
+        w: wd,
+        cout,
+        hout,
+        wout,
+        groups,
+        pad,
+        oc_blocks: ocBlocks,
+        x_blocks: xBlocks,
+        out_pad: outPad,
+      },
+      ...{
+        has_bias: bias ? 1 : 0,
+        has_scale: epilogue.scale ? 1 : 0,
+        has_res: epilogue.residual ? 1 : 0,
+        relu: epilogue.relu ? 1 : 0,
+        accumulate: into ? 1 : 0,
+        moments: moments ? 1 : 0,
+      },
     },
-    buffers: { out, inp: x, packed, bias, scale: epilogue.scale, res: epilogue.residual, moments_out: moments?.partials },
+    buffers: {
+      out,
+      inp: x,
+      packed,
+      bias,
+      scale: epilogue.scale,
+      res: epilogue.residual,
+      moments_out: moments?.partials,
+    },
     unwritten: moments ? [] : ['moments_out'],
     invocations: [hout * xBlocks, ocBlocks, batch],
     constants: { K: k },
@@ -117,12 +164,34 @@ export function conv2dInputGrad(g: Tensor, w: Tensor, options: Conv2dOptions = {
 }
 
 /** conv2dInputGrad, with w's transposed packing when the forward already made it. */
-function inputGrad(g: Tensor, w: Tensor, packedTransposed: Tensor | null, options: Conv2dOptions, into: Tensor | null): Tensor {
+function inputGrad(
+  g: Tensor,
+  w: Tensor,
+  packedTransposed: Tensor | null,
+  options: Conv2dOptions,
+  into: Tensor | null,
+): Tensor {
   const pad = options.padding ?? 0;
   const groups = options.groups ?? 1;
   const [, cinG, k] = w.shape as number[];
-  const launch: ForwardLaunch = { cout: cinG * groups, k, pad: k - 1 - pad, groups, role: 'inputGrad', variant: options.variant, tag: 'input grad', into };
-  return g.gpu.scope(() => launchForward(g, packedTransposed ?? packWeights(w, groups, { forward: false, transposed: true }).transposed!, launch).out);
+  const launch: ForwardLaunch = {
+    cout: cinG * groups,
+    k,
+    pad: k - 1 - pad,
+    groups,
+    role: 'inputGrad',
+    variant: options.variant,
+    tag: 'input grad',
+    into,
+  };
+  return g.gpu.scope(
+    () =>
+      launchForward(
+        g,
+        packedTransposed ?? packWeights(w, groups, { forward: false, transposed: true }).transposed!,
+        launch,
+      ).out,
+  );
 }
 
 /** Without gradients (inference) parameters do not change between calls: each weight is packed once. */
@@ -142,24 +211,52 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
  * conv2d, and its output's per-channel moments in pieces from the same kernel, for a training-mode
  * BatchNorm after it (batchNorm2d's `moments`): it then need not read the output to find them.
  */
-export function conv2dWithMoments(x: Tensor, w: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): { out: Tensor; moments: MomentPartials } {
+export function conv2dWithMoments(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null = null,
+  options: Conv2dOptions = {},
+): { out: Tensor; moments: MomentPartials } {
   const { out, moments } = convolve(x, w, bias, options, true);
   return { out, moments: moments! };
 }
 
-function convolve(x: Tensor, w: Tensor, bias: Tensor | null, options: Conv2dOptions, withMoments: boolean): ForwardResult {
+function convolve(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  options: Conv2dOptions,
+  withMoments: boolean,
+): ForwardResult {
   const pad = options.padding ?? 0;
   const groups = options.groups ?? 1;
   const [, cin, h, wd] = dims4('conv2d', x);
-  if (w.shape.length !== 4 || w.shape[2] !== w.shape[3]) throw new Error(`conv2d: weight must be [Cout, Cin/G, K, K], got ${formatShape(w.shape)}`);
+  if (w.shape.length !== 4 || w.shape[2] !== w.shape[3])
+    throw new Error(`conv2d: weight must be [Cout, Cin/G, K, K], got ${formatShape(w.shape)}`);
   const [cout, cinG, k] = w.shape as number[];
   if (k > KMAX) throw new Error(`conv2d: kernels up to ${KMAX}x${KMAX} are supported, got ${k}x${k}`);
-  if (!Number.isInteger(groups) || groups < 1 || cin % groups || cout % groups) throw new Error(`conv2d: ${cin} -> ${cout} channels cannot be split into ${groups} groups`);
-  if (cinG * groups !== cin) throw new Error(`conv2d: weight ${formatShape(w.shape)} expects ${cinG * groups} input channels, input ${formatShape(x.shape)} has ${cin}`);
-  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== cout)) throw new Error(`conv2d: bias ${formatShape(bias.shape)} must be [${cout}]`);
-  if (!Number.isInteger(pad) || pad < 0 || pad > k - 1) throw new Error(`conv2d: padding ${pad} must be in [0, ${k - 1}]`);
-  if (h + 2 * pad < k || wd + 2 * pad < k) throw new Error(`conv2d: input ${formatShape(x.shape)} is smaller than the ${k}x${k} kernel`);
-  const launch: ForwardLaunch = { cout, k, pad, groups, bias, role: 'forward', variant: options.variant, moments: withMoments };
+  if (!Number.isInteger(groups) || groups < 1 || cin % groups || cout % groups)
+    throw new Error(`conv2d: ${cin} -> ${cout} channels cannot be split into ${groups} groups`);
+  if (cinG * groups !== cin)
+    throw new Error(
+      `conv2d: weight ${formatShape(w.shape)} expects ${cinG * groups} input channels, input ${formatShape(x.shape)} has ${cin}`,
+    );
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== cout))
+    throw new Error(`conv2d: bias ${formatShape(bias.shape)} must be [${cout}]`);
+  if (!Number.isInteger(pad) || pad < 0 || pad > k - 1)
+    throw new Error(`conv2d: padding ${pad} must be in [0, ${k - 1}]`);
+  if (h + 2 * pad < k || wd + 2 * pad < k)
+    throw new Error(`conv2d: input ${formatShape(x.shape)} is smaller than the ${k}x${k} kernel`);
+  const launch: ForwardLaunch = {
+    cout,
+    k,
+    pad,
+    groups,
+    bias,
+    role: 'forward',
+    variant: options.variant,
+    moments: withMoments,
+  };
   if (!x.gpu.tape.gradEnabled) {
     return launchForward(x, inferencePacking(w, groups), launch);
   }
@@ -179,7 +276,10 @@ function convolve(x: Tensor, w: Tensor, bias: Tensor | null, options: Conv2dOpti
       const [batch, , hout, wout] = g.shape as number[];
       const dx = needs[0] ? inputGrad(g, w, packs.transposed, backward, into[0]) : null;
       const dw = needs[1] ? conv2dWeightGrad(x, g, w.shape, backward, into[1]) : null;
-      const db = bias && needs[2] ? channelReduce(g, { batch, channels: cout, inner: hout * wout, mode: ReduceMode.Sum, into: into[2] }) : null;
+      const db =
+        bias && needs[2]
+          ? channelReduce(g, { batch, channels: cout, inner: hout * wout, mode: ReduceMode.Sum, into: into[2] })
+          : null;
       return [dx, dw, db];
     },
     packs.transposed ? [x, w, packs.transposed] : [x, w],
@@ -194,12 +294,27 @@ function convolve(x: Tensor, w: Tensor, bias: Tensor | null, options: Conv2dOpti
  * e.g. an eval-mode BatchNorm (see foldBatchNorm) and the ReLU and residual add after it, in one
  * pass. Not recorded: use it where no gradient is wanted.
  */
-export function conv2dFused(x: Tensor, w: Tensor, shift: Tensor | null, options: Conv2dOptions & ConvEpilogue = {}): Tensor {
+export function conv2dFused(
+  x: Tensor,
+  w: Tensor,
+  shift: Tensor | null,
+  options: Conv2dOptions & ConvEpilogue = {},
+): Tensor {
   if (x.gpu.tape.gradEnabled && [x, w, shift, options.scale, options.residual].some((t) => t?.requiresGrad)) {
     throw new Error('conv2dFused records no gradient: call it under noGrad');
   }
   const pad = options.padding ?? 0;
   const groups = options.groups ?? 1;
   const [cout, , k] = w.shape as number[];
-  return launchForward(x, inferencePacking(w, groups), { cout, k, pad, groups, bias: shift, role: 'forward', variant: options.variant, tag: 'fused', epilogue: options }).out;
+  return launchForward(x, inferencePacking(w, groups), {
+    cout,
+    k,
+    pad,
+    groups,
+    bias: shift,
+    role: 'forward',
+    variant: options.variant,
+    tag: 'fused',
+    epilogue: options,
+  }).out;
 }

@@ -14,7 +14,8 @@ const enum BinaryOp {
 }
 
 export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
-  if (!sameShape(a.shape, b.shape)) throw new Error(`${op}: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} differ`);
+  if (!sameShape(a.shape, b.shape))
+    throw new Error(`${op}: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} differ`);
   if (a.gpu !== b.gpu) throw new Error(`${op}: tensors live on different devices`);
 }
 
@@ -36,18 +37,31 @@ export function add(a: Tensor, b: Tensor): Tensor {
 
 export function sub(a: Tensor, b: Tensor): Tensor {
   assertSameShape('sub', a, b);
-  return a.gpu.tape.record('sub', [a, b], binaryLaunch(BinaryOp.Sub, a, b), (g, needs) => [g, needs[1] ? affine(g, -1, 0) : null]);
+  return a.gpu.tape.record('sub', [a, b], binaryLaunch(BinaryOp.Sub, a, b), (g, needs) => [
+    g,
+    needs[1] ? affine(g, -1, 0) : null,
+  ]);
 }
 
 export function mul(a: Tensor, b: Tensor): Tensor {
   assertSameShape('mul', a, b);
-  return a.gpu.tape.record('mul', [a, b], binaryLaunch(BinaryOp.Mul, a, b), (g, needs) => [needs[0] ? mul(g, b) : null, needs[1] ? mul(g, a) : null], [a, b]);
+  return a.gpu.tape.record(
+    'mul',
+    [a, b],
+    binaryLaunch(BinaryOp.Mul, a, b),
+    (g, needs) => [needs[0] ? mul(g, b) : null, needs[1] ? mul(g, a) : null],
+    [a, b],
+  );
 }
 
 /** `alpha * x + beta`. */
 export function affine(x: Tensor, alpha: number, beta: number): Tensor {
   const out = Tensor.empty(x.gpu, x.shape);
-  x.gpu.kernels.dispatch('elementwise.affine', { uniforms: { n: x.size, alpha, beta }, buffers: { out, x }, invocations: vec4s(x.size) });
+  x.gpu.kernels.dispatch('elementwise.affine', {
+    uniforms: { n: x.size, alpha, beta },
+    buffers: { out, x },
+    invocations: vec4s(x.size),
+  });
   return x.gpu.tape.record('affine', [x], out, (g) => [alpha === 1 ? g : affine(g, alpha, 0)]);
 }
 
@@ -63,7 +77,11 @@ export function reluBackward(g: Tensor, x: Tensor): Tensor {
 
 export function relu(x: Tensor): Tensor {
   const out = Tensor.empty(x.gpu, x.shape);
-  x.gpu.kernels.dispatch('elementwise.relu', { uniforms: { n: x.size }, buffers: { out, x }, invocations: vec4s(x.size) });
+  x.gpu.kernels.dispatch('elementwise.relu', {
+    uniforms: { n: x.size },
+    buffers: { out, x },
+    invocations: vec4s(x.size),
+  });
   // PyTorch's relu passes no gradient at 0; the output is saved (it is > 0 exactly where x is).
   return x.gpu.tape.record('relu', [x], out, (g) => [reluBackward(g, out)], [out]);
 }
@@ -71,10 +89,18 @@ export function relu(x: Tensor): Tensor {
 /** In place: `dst += src` (not recorded on the tape). */
 export function accumulate(dst: Tensor, src: Tensor): void {
   assertSameShape('accumulate', dst, src);
-  dst.gpu.kernels.dispatch('elementwise.accumulate', { uniforms: { n: dst.size }, buffers: { out: dst, x: src }, invocations: vec4s(dst.size) });
+  dst.gpu.kernels.dispatch('elementwise.accumulate', {
+    uniforms: { n: dst.size },
+    buffers: { out: dst, x: src },
+    invocations: vec4s(dst.size),
+  });
 }
 
 /** In place: every element of `t` becomes `value` (not recorded). */
 export function fill(t: Tensor, value: number): void {
-  t.gpu.kernels.dispatch('elementwise.fill', { uniforms: { n: t.size, value }, buffers: { out: t }, invocations: vec4s(t.size) });
+  t.gpu.kernels.dispatch('elementwise.fill', {
+    uniforms: { n: t.size, value },
+    buffers: { out: t },
+    invocations: vec4s(t.size),
+  });
 }

@@ -1,6 +1,19 @@
 export { add, sub, mul, affine, scale, relu, reluBackward, accumulate } from './elementwise.js';
-export { conv2d, conv2dWithMoments, conv2dFused, conv2dInputGrad, conv2dWeightGrad, type ConvEpilogue } from './conv2d.js';
-export { convVariants, defineConvVariants, type Conv2dOptions, type ConvRole, type ConvVariant } from './conv2d-variants.js';
+export {
+  conv2d,
+  conv2dWithMoments,
+  conv2dFused,
+  conv2dInputGrad,
+  conv2dWeightGrad,
+  type ConvEpilogue,
+} from './conv2d.js';
+export {
+  convVariants,
+  defineConvVariants,
+  type Conv2dOptions,
+  type ConvRole,
+  type ConvVariant,
+} from './conv2d-variants.js';
 export { batchNorm2d, foldBatchNorm, type BatchNormOptions } from './batchnorm.js';
 export { channelReduce, globalAvgPool, ReduceMode, type MomentPartials } from './reduce.js';
 export { pixelShuffle, spaceToDepth, upsampleNearest, reshape } from './layout.js';

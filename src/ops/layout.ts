@@ -27,10 +27,13 @@ function shuffle(src: Tensor, outShape: Shape, image: Shape, s: number, order: S
 /** PyTorch `pixel_shuffle(x, r)`: [B, C*r*r, H, W] -> [B, C, H*r, W*r]. */
 export function pixelShuffle(x: Tensor, r: number): Tensor {
   const [b, cr, h, w] = dims4('pixelShuffle', x);
-  if (!Number.isInteger(r) || r < 1 || cr % (r * r)) throw new Error(`pixelShuffle: ${cr} channels are not divisible by ${r}^2`);
+  if (!Number.isInteger(r) || r < 1 || cr % (r * r))
+    throw new Error(`pixelShuffle: ${cr} channels are not divisible by ${r}^2`);
   const image = [b, cr / (r * r), h * r, w * r];
   const out = shuffle(x, image, image, r, ShuffleOrder.PixelShuffle, true);
-  return x.gpu.tape.record('pixelShuffle', [x], out, (g) => [shuffle(g, x.shape, image, r, ShuffleOrder.PixelShuffle, false)]);
+  return x.gpu.tape.record('pixelShuffle', [x], out, (g) => [
+    shuffle(g, x.shape, image, r, ShuffleOrder.PixelShuffle, false),
+  ]);
 }
 
 /**
@@ -39,10 +42,13 @@ export function pixelShuffle(x: Tensor, r: number): Tensor {
  */
 export function spaceToDepth(x: Tensor, s: number): Tensor {
   const [b, c, h, w] = dims4('spaceToDepth', x);
-  if (!Number.isInteger(s) || s < 1 || h % s || w % s) throw new Error(`spaceToDepth: ${h}x${w} is not divisible by ${s}`);
+  if (!Number.isInteger(s) || s < 1 || h % s || w % s)
+    throw new Error(`spaceToDepth: ${h}x${w} is not divisible by ${s}`);
   const packed = [b, c * s * s, h / s, w / s];
   const out = shuffle(x, packed, x.shape, s, ShuffleOrder.SisnHead, false);
-  return x.gpu.tape.record('spaceToDepth', [x], out, (g) => [shuffle(g, x.shape, x.shape, s, ShuffleOrder.SisnHead, true)]);
+  return x.gpu.tape.record('spaceToDepth', [x], out, (g) => [
+    shuffle(g, x.shape, x.shape, s, ShuffleOrder.SisnHead, true),
+  ]);
 }
 
 /** Nearest-neighbour upsampling by an integer factor: [B, C, H, W] -> [B, C, H*s, W*s]. */
@@ -51,17 +57,27 @@ export function upsampleNearest(x: Tensor, s: number): Tensor {
   if (!Number.isInteger(s) || s < 1) throw new Error(`upsampleNearest: factor ${s} must be a positive integer`);
   const launch = (kernel: string, src: Tensor, shape: Shape) => {
     const out = Tensor.empty(x.gpu, shape);
-    x.gpu.kernels.dispatch(kernel, { uniforms: { n: out.size, h, w, s }, buffers: { out, x: src }, invocations: out.size });
+    x.gpu.kernels.dispatch(kernel, {
+      uniforms: { n: out.size, h, w, s },
+      buffers: { out, x: src },
+      invocations: out.size,
+    });
     return out;
   };
   const out = launch('layout.upsample_nearest', x, [b, c, h * s, w * s]);
-  return x.gpu.tape.record('upsampleNearest', [x], out, (g) => [launch('layout.upsample_nearest_backward', g, x.shape)]);
+  return x.gpu.tape.record('upsampleNearest', [x], out, (g) => [
+    launch('layout.upsample_nearest_backward', g, x.shape),
+  ]);
 }
 
 /** `a[b, c] * alpha` broadcast over an [B, C, inner] tensor of `shape` (not recorded). */
 export function expandChannels(a: Tensor, shape: Shape, inner: number, alpha: number): Tensor {
   const out = Tensor.empty(a.gpu, shape);
-  a.gpu.kernels.dispatch('layout.expand_channels', { uniforms: { n: out.size, inner, alpha }, buffers: { out4: out, a }, invocations: Math.ceil(out.size / 4) });
+  a.gpu.kernels.dispatch('layout.expand_channels', {
+    uniforms: { n: out.size, inner, alpha },
+    buffers: { out4: out, a },
+    invocations: Math.ceil(out.size / 4),
+  });
   return out;
 }
 

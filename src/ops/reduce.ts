@@ -24,7 +24,8 @@ export interface ReduceArgs {
 const SERIAL_SUM_MAX = 256;
 
 function checkView(op: string, x: Tensor, batch: number, channels: number, inner: number): void {
-  if (batch * channels * inner !== x.size) throw new Error(`${op}: [${batch}, ${channels}, ${inner}] does not match ${formatShape(x.shape)}`);
+  if (batch * channels * inner !== x.size)
+    throw new Error(`${op}: [${batch}, ${channels}, ${inner}] does not match ${formatShape(x.shape)}`);
 }
 
 /**
@@ -33,7 +34,8 @@ function checkView(op: string, x: Tensor, batch: number, channels: number, inner
  */
 export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
   checkView('channelReduce', x, a.batch, a.channels, a.inner);
-  if (a.into && a.into.size !== a.channels) throw new Error(`channelReduce: into ${formatShape(a.into.shape)} does not have ${a.channels} values`);
+  if (a.into && a.into.size !== a.channels)
+    throw new Error(`channelReduce: into ${formatShape(a.into.shape)} does not have ${a.channels} values`);
   const out = a.into ?? Tensor.empty(x.gpu, [a.channels]);
   // Few values per channel (pooled features): one invocation per channel instead of a workgroup.
   const serial = a.batch * a.inner <= SERIAL_SUM_MAX;
@@ -84,21 +86,37 @@ export interface BatchNormAffine {
  * statistics are updated in the same kernel. From `pieces` (x's moments in pieces, see
  * MomentPartials) when given, without reading x.
  */
-export function channelMoments(x: Tensor, batch: number, channels: number, inner: number, running: RunningStats, affine: BatchNormAffine, pieces?: MomentPartials): Tensor {
+export function channelMoments(
+  x: Tensor,
+  batch: number,
+  channels: number,
+  inner: number,
+  running: RunningStats,
+  affine: BatchNormAffine,
+  pieces?: MomentPartials,
+): Tensor {
   checkView('channelMoments', x, batch, channels, inner);
   const stats = Tensor.empty(x.gpu, [4 * channels]);
   const count = batch * inner;
   const uniforms = { batch, channels, inner, eps: affine.eps, momentum: running.momentum, unbias: count / (count - 1) };
-  const common = { out: stats, running_mean: running.mean, running_var: running.variance, bn_gamma: affine.gamma, bn_beta: affine.beta };
+  const common = {
+    out: stats,
+    running_mean: running.mean,
+    running_var: running.variance,
+    bn_gamma: affine.gamma,
+    bn_beta: affine.beta,
+  };
   if (!pieces) {
     x.gpu.kernels.dispatch('reduce.moments', { uniforms, buffers: { ...common, x }, groups: channels });
     return stats;
   }
   const [pb, pc, height, width] = pieces.shape;
-  if (pb !== batch || pc !== channels || height * width !== inner) throw new Error(`channelMoments: moments of [${pieces.shape.join(', ')}] for [${batch}, ${channels}, ${inner}]`);
+  if (pb !== batch || pc !== channels || height * width !== inner)
+    throw new Error(`channelMoments: moments of [${pieces.shape.join(', ')}] for [${batch}, ${channels}, ${inner}]`);
   const xBlocks = Math.ceil(width / pieces.columns);
   const parts = batch * height * xBlocks;
-  if (pieces.partials.size !== channels * parts * 2) throw new Error(`channelMoments: ${pieces.partials.size} partial moments, expected ${channels * parts * 2}`);
+  if (pieces.partials.size !== channels * parts * 2)
+    throw new Error(`channelMoments: ${pieces.partials.size} partial moments, expected ${channels * parts * 2}`);
   x.gpu.kernels.dispatch('reduce.moments_merge', {
     uniforms: { ...uniforms, parts, x_blocks: xBlocks, columns: pieces.columns, width },
     buffers: { ...common, partial_moments: pieces.partials },
@@ -130,10 +148,19 @@ export enum ReluMask {
  * the gradients of gamma and beta: added into `into` (the parameters' gradients) when given, else
  * new. `stats` is channelMoments' [4C]; `reluOut` is the ReLU's output for ReluMask.Output.
  */
-export function batchNormSums(g: Tensor, x: Tensor, stats: Tensor, dims: { batch: number; channels: number; inner: number; eps: number }, mask: ReluMask, reluOut: Tensor | null, into: { dgamma: Tensor; dbeta: Tensor } | null): BatchNormSums {
+export function batchNormSums(
+  g: Tensor,
+  x: Tensor,
+  stats: Tensor,
+  dims: { batch: number; channels: number; inner: number; eps: number },
+  mask: ReluMask,
+  reluOut: Tensor | null,
+  into: { dgamma: Tensor; dbeta: Tensor } | null,
+): BatchNormSums {
   const { batch, channels, inner, eps } = dims;
   checkView('batchNormSums', x, batch, channels, inner);
-  if ((mask === ReluMask.Output) !== !!reluOut) throw new Error('batchNormSums: the ReLU output is needed exactly for ReluMask.Output');
+  if ((mask === ReluMask.Output) !== !!reluOut)
+    throw new Error('batchNormSums: the ReLU output is needed exactly for ReluMask.Output');
   const gpu = x.gpu;
   const sums = Tensor.empty(gpu, [2 * channels]);
   const dgamma = into?.dgamma ?? Tensor.empty(gpu, [channels]);
@@ -149,7 +176,13 @@ export function batchNormSums(g: Tensor, x: Tensor, stats: Tensor, dims: { batch
 /** Global average pooling: [B, C, H, W] -> [B, C, 1, 1]. */
 export function globalAvgPool(x: Tensor): Tensor {
   const [b, c, h, w] = dims4('globalAvgPool', x);
-  const pooled = channelReduce(x, { batch: 1, channels: b * c, inner: h * w, mode: ReduceMode.Sum, scale: 1 / (h * w) });
+  const pooled = channelReduce(x, {
+    batch: 1,
+    channels: b * c,
+    inner: h * w,
+    mode: ReduceMode.Sum,
+    scale: 1 / (h * w),
+  });
   const out = pooled.view([b, c, 1, 1]);
   pooled.dispose();
   return x.gpu.tape.record('globalAvgPool', [x], out, (g) => [expandChannels(g, x.shape, h * w, 1 / (h * w))]);

@@ -64,7 +64,12 @@ export class Adam {
       const part = (t: Tensor) => ({ buffer: t.range.buffer, offset: t.range.offset + start * 4, size: n * 4 });
       gpu.kernels.dispatch('adam.step', {
         uniforms: { n, ...uniforms },
-        buffers: { param: part(this.params.values), m: part(this.expAvg), v: part(this.expAvgSq), grad: part(this.params.grads) },
+        buffers: {
+          param: part(this.params.values),
+          m: part(this.expAvg),
+          v: part(this.expAvgSq),
+          grad: part(this.params.grads),
+        },
         invocations: n,
       });
     }
@@ -102,4 +107,3 @@ export class MultiStepLR {
     return this.optimizer.lr;
   }
 }
-

@@ -28,7 +28,8 @@ export class ParameterSet {
     const offsets: number[] = [];
     let length = 0;
     for (const s of specs) {
-      if (this.byName.has(s.name) || offsets.length !== this.byName.size) throw new Error(`duplicate parameter ${s.name}`);
+      if (this.byName.has(s.name) || offsets.length !== this.byName.size)
+        throw new Error(`duplicate parameter ${s.name}`);
       offsets.push(length);
       length += Math.ceil(Math.max(shapeSize(s.shape), 1) / align) * align;
       this.byName.set(s.name, null as unknown as Tensor);
@@ -42,7 +43,12 @@ export class ParameterSet {
         const n = shapeSize(s.shape);
         const t = new Tensor(gpu, s.shape, new Storage(gpu, this.valueBuffer, offsets[i] * 4, n * 4, null), s.name);
         t.requiresGrad = true;
-        t.grad = new Tensor(gpu, s.shape, new Storage(gpu, this.gradBuffer, offsets[i] * 4, n * 4, null), `${s.name}.grad`);
+        t.grad = new Tensor(
+          gpu,
+          s.shape,
+          new Storage(gpu, this.gradBuffer, offsets[i] * 4, n * 4, null),
+          `${s.name}.grad`,
+        );
         gpu.tape.untrack(t);
         gpu.tape.untrack(t.grad);
         this.byName.set(s.name, t);
@@ -86,7 +92,8 @@ export class ParameterSet {
   /** Sets one parameter's values. */
   set(name: string, data: Float32Array): void {
     const t = this.get(name);
-    if (data.length !== t.size) throw new Error(`parameter ${name} ${formatShape(t.shape)} takes ${t.size} values, got ${data.length}`);
+    if (data.length !== t.size)
+      throw new Error(`parameter ${name} ${formatShape(t.shape)} takes ${t.size} values, got ${data.length}`);
     t.write(data);
   }
 

@@ -15,7 +15,9 @@ function noFiles(what: string): never {
 
 function navigatorGpu(): GPU {
   if (typeof navigator === 'undefined' || !navigator.gpu) {
-    throw new Error('this browser has no WebGPU (navigator.gpu is missing): use a current Chrome or Edge, Safari 26 or Firefox 141 on Windows, over https or localhost');
+    throw new Error(
+      'this browser has no WebGPU (navigator.gpu is missing): use a current Chrome or Edge, Safari 26 or Firefox 141 on Windows, over https or localhost',
+    );
   }
   return navigator.gpu;
 }
@@ -25,7 +27,8 @@ export const platform: Platform = {
   adapterHost: { create: navigatorGpu, revealDrivers() {} },
   env: {},
   pollsWhileWaiting: false,
-  noAdapterHelp: 'the browser offers WebGPU but no adapter: update the GPU driver, or check chrome://gpu (is WebGPU blocklisted?)',
+  noAdapterHelp:
+    'the browser offers WebGPU but no adapter: update the GPU driver, or check chrome://gpu (is WebGPU blocklisted?)',
   // Browsers define GPUBufferUsage and the other constants themselves.
   webgpuGlobals: {},
   readShader: (family) => shaders[family] ?? null,
@@ -34,7 +37,9 @@ export const platform: Platform = {
   readFile: (path) => noFiles(`cannot read ${path}`),
   writeFileAtomic: (path) => noFiles(`cannot write ${path}`),
   inflateRaw: () => {
-    throw new Error('deflated zip entries are read in Node only: convert the weights to safetensors (or save them uncompressed, as torch.save does)');
+    throw new Error(
+      'deflated zip entries are read in Node only: convert the weights to safetensors (or save them uncompressed, as torch.save does)',
+    );
   },
   png: pngjsCodec(pngjs, (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
   // Nothing outlives the page: tuned kernel choices last as long as the engine.

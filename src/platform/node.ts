@@ -40,11 +40,15 @@ export const platform: Platform = {
   adapterHost: dawnHost,
   env: process.env,
   pollsWhileWaiting: true,
-  noAdapterHelp: 'run `node scripts/ensure-adapter.mjs` (installs Mesa lavapipe on Debian as root) or install a Vulkan driver',
+  noAdapterHelp:
+    'run `node scripts/ensure-adapter.mjs` (installs Mesa lavapipe on Debian as root) or install a Vulkan driver',
   webgpuGlobals: globals as Record<string, unknown>,
   readShader: (family) => readOrNull(join(SHADER_DIR, `${family}.wgsl`)),
   readInclude: (name) => readOrNull(join(SHADER_DIR, 'include', `${name}.wgsl`)),
-  shaderFamilies: () => readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl')).map((f) => f.slice(0, -5)),
+  shaderFamilies: () =>
+    readdirSync(SHADER_DIR)
+      .filter((f) => f.endsWith('.wgsl'))
+      .map((f) => f.slice(0, -5)),
   readFile: (path) => readFileSync(path),
   writeFileAtomic,
   inflateRaw(bytes, maxBytes) {

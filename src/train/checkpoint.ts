@@ -29,12 +29,26 @@ export interface CheckpointMeta {
   options: Record<string, unknown>;
 }
 
-export async function saveCheckpoint(path: string, model: SISN, adam: Adam, meta: Omit<CheckpointMeta, 'format' | 'config' | 'adamStep'>): Promise<void> {
+export async function saveCheckpoint(
+  path: string,
+  model: SISN,
+  adam: Adam,
+  meta: Omit<CheckpointMeta, 'format' | 'config' | 'adamStep'>,
+): Promise<void> {
   const dict = await stateDict(model);
   dict.set(`${OPTIMIZER_PREFIX}exp_avg`, { dtype: 'F32', shape: [adam.params.length], data: await adam.expAvg.read() });
-  dict.set(`${OPTIMIZER_PREFIX}exp_avg_sq`, { dtype: 'F32', shape: [adam.params.length], data: await adam.expAvgSq.read() });
+  dict.set(`${OPTIMIZER_PREFIX}exp_avg_sq`, {
+    dtype: 'F32',
+    shape: [adam.params.length],
+    data: await adam.expAvgSq.read(),
+  });
   const full: CheckpointMeta = { format: CHECKPOINT_FORMAT, config: model.config, adamStep: adam.step, ...meta };
-  const bytes = serializeSafetensors(dict, { format: 'pt', arch: 'SISN', config: JSON.stringify(model.config), checkpoint: JSON.stringify(full) });
+  const bytes = serializeSafetensors(dict, {
+    format: 'pt',
+    arch: 'SISN',
+    config: JSON.stringify(model.config),
+    checkpoint: JSON.stringify(full),
+  });
   try {
     platform.writeFileAtomic(path, bytes);
   } catch (e) {
@@ -57,7 +71,8 @@ function readCheckpointFile(path: string): { file: SafeFile; meta: CheckpointMet
   } catch (e) {
     throw new Error(`cannot load checkpoint ${path}: ${(e as Error).message}`);
   }
-  if (!file.metadata.checkpoint) throw new Error(`${path} holds weights only, not a training checkpoint (no optimizer state)`);
+  if (!file.metadata.checkpoint)
+    throw new Error(`${path} holds weights only, not a training checkpoint (no optimizer state)`);
   let meta: CheckpointMeta;
   try {
     meta = JSON.parse(file.metadata.checkpoint) as CheckpointMeta;
@@ -77,13 +92,18 @@ export function loadCheckpoint(gpu: Gpu, path: string): LoadedCheckpoint {
   const { file, meta } = readCheckpointFile(path);
   const expAvg = file.tensors.get(`${OPTIMIZER_PREFIX}exp_avg`)?.data;
   const expAvgSq = file.tensors.get(`${OPTIMIZER_PREFIX}exp_avg_sq`)?.data;
-  if (!(expAvg instanceof Float32Array) || !(expAvgSq instanceof Float32Array)) throw new Error(`${path}: optimizer state missing`);
+  if (!(expAvg instanceof Float32Array) || !(expAvgSq instanceof Float32Array))
+    throw new Error(`${path}: optimizer state missing`);
   try {
     assertFinite(`${OPTIMIZER_PREFIX}exp_avg`, expAvg);
     assertFinite(`${OPTIMIZER_PREFIX}exp_avg_sq`, expAvgSq);
   } catch (e) {
     throw new Error(`${path}: ${(e as Error).message}`);
   }
-  const model = sisnFromStateDict(gpu, new Map([...file.tensors].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX))), path);
+  const model = sisnFromStateDict(
+    gpu,
+    new Map([...file.tensors].filter(([k]) => !k.startsWith(OPTIMIZER_PREFIX))),
+    path,
+  );
   return { model, meta, expAvg, expAvgSq };
 }

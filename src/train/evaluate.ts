@@ -41,7 +41,9 @@ export async function predict(model: SISN, pairs: readonly FacePair[], batch = 8
         const chunk = indices.slice(k, k + batch);
         const { lrWidth: w, lrHeight: h } = pairs[chunk[0]];
         const planes = new Float32Array(chunk.length * 3 * h * w);
-        chunk.forEach((idx, b) => toPlanes({ data: pairs[idx].lr, width: w, channels: 3 }, { x0: 0, y0: 0, width: w, height: h }, planes, b));
+        chunk.forEach((idx, b) =>
+          toPlanes({ data: pairs[idx].lr, width: w, channels: 3 }, { x0: 0, y0: 0, width: w, height: h }, planes, b),
+        );
         const values = await superResolve(model, planes, chunk.length, h, w);
         chunk.forEach((idx, b) => (out[idx] = toPixels(values, b, w * s, h * s, new Uint8Array(h * s * w * s * 3))));
       }
@@ -72,7 +74,12 @@ function mean(list: Scores[]): Scores {
 }
 
 /** Mean PSNR/SSIM over the pairs (PSNR averaged per image in dB, as the official code). */
-export async function evaluate(model: SISN, pairs: readonly FacePair[], border: number, withBicubic = true): Promise<EvalResult> {
+export async function evaluate(
+  model: SISN,
+  pairs: readonly FacePair[],
+  border: number,
+  withBicubic = true,
+): Promise<EvalResult> {
   if (!pairs.length) throw new Error('no images to evaluate');
   const s = model.config.scale;
   const outputs = await predict(model, pairs);

@@ -5,7 +5,15 @@
  */
 
 /** Options a resumed run keeps from its checkpoint whatever the command line says. */
-const FIXED_ON_RESUME = ['scale', 'num_groups', 'num_blocks', 'num_channels', 'no_structure_path', 'no_attention', 'seed'];
+const FIXED_ON_RESUME = [
+  'scale',
+  'num_groups',
+  'num_blocks',
+  'num_channels',
+  'no_structure_path',
+  'no_attention',
+  'seed',
+];
 
 /** Options that say how to start this process, not what the run is: never restored. */
 const PER_INVOCATION = ['ckpt_root', 'resume', 'overwrite'];
@@ -18,13 +26,21 @@ function sameValue(a: unknown, b: unknown): boolean {
  * `defaults`, then the checkpoint's `saved` options, then the `given` ones (the command line).
  * Throws when `given` changes a fixed option; logs every other change as `key: new (checkpoint: old)`.
  */
-export function resumedOptions<T extends object>(defaults: T, saved: Partial<T>, given: Partial<T>, log: (m: string) => void): T {
+export function resumedOptions<T extends object>(
+  defaults: T,
+  saved: Partial<T>,
+  given: Partial<T>,
+  log: (m: string) => void,
+): T {
   const restored = { ...defaults } as Record<string, unknown>;
   for (const [k, v] of Object.entries(saved)) if (!PER_INVOCATION.includes(k) && v !== undefined) restored[k] = v;
   for (const [k, v] of Object.entries(given)) {
     if (v === undefined) continue;
     if (!PER_INVOCATION.includes(k) && !sameValue(v, restored[k])) {
-      if (FIXED_ON_RESUME.includes(k)) throw new Error(`--resume: the checkpoint was trained with --${k} ${restored[k]}; a resumed run cannot change it (given: ${v})`);
+      if (FIXED_ON_RESUME.includes(k))
+        throw new Error(
+          `--resume: the checkpoint was trained with --${k} ${restored[k]}; a resumed run cannot change it (given: ${v})`,
+        );
       log(`${k}: ${v} (checkpoint: ${restored[k] ?? 'not set'})`);
     }
     restored[k] = v;

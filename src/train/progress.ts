@@ -41,14 +41,19 @@ export class Progress {
     const count = done - this.first;
     const rate = count / Math.max((now - this.started) / 1000, 1e-9);
     const eta = rate > 0 ? (this.total - done) / rate : Infinity;
-    const speed = rate >= 1 || rate === 0 ? `${rate.toFixed(2)} ${this.unit}s/s` : `${(1 / rate).toFixed(1)} s/${this.unit}`;
+    const speed =
+      rate >= 1 || rate === 0 ? `${rate.toFixed(2)} ${this.unit}s/s` : `${(1 / rate).toFixed(1)} s/${this.unit}`;
     const text = `${this.unit} ${done}/${this.total}${detail ? ` ${detail}` : ''} ${speed} ETA ${formatDuration(eta)}`;
     if (this.tty) {
       const width = 24;
       const filled = Math.round((width * done) / this.total);
       this.stream.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text}\x1b[K`);
       if (done === this.total) this.stream.write('\n');
-    } else if (now - this.lastPrint >= this.plainEveryMs || (done === this.total && this.printed) || (count === 1 && this.plainFirst)) {
+    } else if (
+      now - this.lastPrint >= this.plainEveryMs ||
+      (done === this.total && this.printed) ||
+      (count === 1 && this.plainFirst)
+    ) {
       this.stream.write(`${text}\n`);
       this.lastPrint = now;
       this.printed = true;

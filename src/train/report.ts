@@ -24,7 +24,9 @@ function panel(title: string, points: Point[], colour: string, top: number, maxS
   if (hi === lo) [lo, hi] = [lo - 1, hi + 1];
   const x = (s: number) => left + (width * s) / Math.max(maxStep, 1);
   const y = (v: number) => top + 25 + height - (height * (v - lo)) / (hi - lo);
-  const ticks = [lo, (lo + hi) / 2, hi].map((v) => `<text x="${left - 6}" y="${y(v) + 4}" font-size="10" text-anchor="end">${v.toFixed(2)}</text>`).join('');
+  const ticks = [lo, (lo + hi) / 2, hi]
+    .map((v) => `<text x="${left - 6}" y="${y(v) + 4}" font-size="10" text-anchor="end">${v.toFixed(2)}</text>`)
+    .join('');
   return `<text x="${left}" y="${top + 15}" font-size="13" font-weight="bold">${title}</text>
 <rect x="${left}" y="${top + 25}" width="${width}" height="${height}" fill="none" stroke="#999"/>${ticks}
 <text x="${left + width}" y="${top + height + 40}" font-size="10" text-anchor="end">step ${maxStep}</text>
@@ -51,7 +53,12 @@ ${panel('validation PSNR (dB, RGB)', psnrs, '#2471a3', 245, maxStep)}
 }
 
 /** A sheet with one row per face: LR (nearest), bicubic, SISN, HR. */
-export function writeSheet(path: string, pairs: readonly FacePair[], outputs: readonly Uint8Array[], scale: number): void {
+export function writeSheet(
+  path: string,
+  pairs: readonly FacePair[],
+  outputs: readonly Uint8Array[],
+  scale: number,
+): void {
   const gap = 4;
   const W = Math.max(...pairs.map((p) => p.hrWidth));
   const H = Math.max(...pairs.map((p) => p.hrHeight));
@@ -61,13 +68,16 @@ export function writeSheet(path: string, pairs: readonly FacePair[], outputs: re
   const put = (img: Uint8Array, w: number, h: number, col: number, row: number) => {
     for (let y = 0; y < h; y++)
       for (let x = 0; x < w; x++)
-        for (let c = 0; c < 3; c++) data[((row * (H + gap) + gap + y) * width + col * (W + gap) + gap + x) * 3 + c] = img[(y * w + x) * 3 + c];
+        for (let c = 0; c < 3; c++)
+          data[((row * (H + gap) + gap + y) * width + col * (W + gap) + gap + x) * 3 + c] = img[(y * w + x) * 3 + c];
   };
   pairs.forEach((p, row) => {
     const nearest = new Uint8Array(p.hrWidth * p.hrHeight * 3);
     for (let y = 0; y < p.hrHeight; y++)
       for (let x = 0; x < p.hrWidth; x++)
-        for (let c = 0; c < 3; c++) nearest[(y * p.hrWidth + x) * 3 + c] = p.lr[(Math.floor(y / scale) * p.lrWidth + Math.floor(x / scale)) * 3 + c];
+        for (let c = 0; c < 3; c++)
+          nearest[(y * p.hrWidth + x) * 3 + c] =
+            p.lr[(Math.floor(y / scale) * p.lrWidth + Math.floor(x / scale)) * 3 + c];
     put(nearest, p.hrWidth, p.hrHeight, 0, row);
     put(bicubicUp(p, scale), p.hrWidth, p.hrHeight, 1, row);
     put(outputs[row], p.hrWidth, p.hrHeight, 2, row);

@@ -24,13 +24,16 @@ interface RunStart {
  */
 export function startOptions<T extends RunStart>(defaults: T, given: Partial<T>, log: (m: string) => void): T {
   const root = given.ckpt_root ?? defaults.ckpt_root;
-  if (given.resume && given.overwrite) throw new Error('--resume continues the run in --ckpt_root and --overwrite replaces it: give one of them');
+  if (given.resume && given.overwrite)
+    throw new Error('--resume continues the run in --ckpt_root and --overwrite replaces it: give one of them');
   checkFolderPath(root, '--ckpt_root');
   const last = join(root, 'last.safetensors');
   if (!given.resume) {
     const existing = RUN_FILES.filter((f) => existsSync(join(root, f)));
     if (existing.length && !given.overwrite) {
-      throw new Error(`--ckpt_root ${root} already holds a training run (${existing.join(', ')}): continue it with --resume, or replace it with --overwrite`);
+      throw new Error(
+        `--ckpt_root ${root} already holds a training run (${existing.join(', ')}): continue it with --resume, or replace it with --overwrite`,
+      );
     }
     return { ...defaults, ...given };
   }
@@ -38,7 +41,9 @@ export function startOptions<T extends RunStart>(defaults: T, given: Partial<T>,
   const meta = readCheckpointMeta(last);
   const options = resumedOptions(defaults, meta.options as Partial<T>, given, log);
   if (options.max_steps <= meta.step) {
-    throw new Error(`--resume: ${last} is at step ${meta.step} and --max_steps is ${options.max_steps}: nothing to train; give a --max_steps above ${meta.step}`);
+    throw new Error(
+      `--resume: ${last} is at step ${meta.step} and --max_steps is ${options.max_steps}: nothing to train; give a --max_steps above ${meta.step}`,
+    );
   }
   return options;
 }

@@ -101,9 +101,12 @@ function loadData(o: TrainOptions, log: (m: string) => void): { train: FacePair[
   const train = loadPairs(o.dataset_root, trainFiles, common);
   let val: FacePair[];
   if (o.val_root) val = loadPairs(o.val_root, listImages(o.val_root), common);
-  else if (valRange) val = loadPairs(o.dataset_root, selectRange(files, valRange, '--train_val_range (validation)'), common);
+  else if (valRange)
+    val = loadPairs(o.dataset_root, selectRange(files, valRange, '--train_val_range (validation)'), common);
   else throw new Error('no validation set: give --train_val_range TRAIN/VAL or --val_root');
-  log(`data: ${train.length} training and ${val.length} validation faces from ${o.dataset_root} (decoded in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  log(
+    `data: ${train.length} training and ${val.length} validation faces from ${o.dataset_root} (decoded in ${((Date.now() - started) / 1000).toFixed(1)} s)`,
+  );
   return { train, val };
 }
 
@@ -128,7 +131,8 @@ function trimmedLog(path: string, step: number): { lines: string[]; losses: Poin
 /** Checks the numeric options; returns the LR milestones in steps. */
 function checkOptions(o: TrainOptions): number[] {
   if (!o.dataset_root) throw new Error('--dataset_root is required');
-  for (const k of ['max_steps', 'eval_steps', 'batch_size'] as const) if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`--${k} must be a positive integer, got ${o[k]}`);
+  for (const k of ['max_steps', 'eval_steps', 'batch_size'] as const)
+    if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`--${k} must be a positive integer, got ${o[k]}`);
   if (!(o.lr > 0)) throw new Error(`--lr must be positive, got ${o.lr}`);
   const milestones = o.decay ? o.decay.split('-').map((d) => 1000 * Number(d)) : [];
   if (milestones.some((m) => !Number.isFinite(m))) throw new Error(`--decay '${o.decay}' must look like 50-100-150`);
@@ -148,7 +152,12 @@ interface Start {
 /** Resumes from the last checkpoint (`o` holds its options, see start.ts), or initialises a model. */
 function startModel(gpu: Gpu, o: TrainOptions, lastPath: string, log: (m: string) => void): Start {
   if (!o.resume) {
-    const config: SisnConfig = { scale: o.scale as SisnConfig['scale'], groups: o.num_groups, blocks: o.num_blocks, channels: o.num_channels };
+    const config: SisnConfig = {
+      scale: o.scale as SisnConfig['scale'],
+      groups: o.num_groups,
+      blocks: o.num_blocks,
+      channels: o.num_channels,
+    };
     const model = new SISN(gpu, config);
     const rng = new Rng(o.seed);
     model.initialize(rng);
@@ -157,7 +166,14 @@ function startModel(gpu: Gpu, o: TrainOptions, lastPath: string, log: (m: string
   const ck = loadCheckpoint(gpu, lastPath);
   log(`resuming from ${lastPath} at step ${ck.meta.step}`);
   const { bestPsnr, bestStep } = ck.meta;
-  return { model: ck.model, rng: new Rng(ck.meta.rng), step: ck.meta.step, bestPsnr, bestStep, adamState: { expAvg: ck.expAvg, expAvgSq: ck.expAvgSq, step: ck.meta.adamStep } };
+  return {
+    model: ck.model,
+    rng: new Rng(ck.meta.rng),
+    step: ck.meta.step,
+    bestPsnr,
+    bestStep,
+    adamState: { expAvg: ck.expAvg, expAvgSq: ck.expAvgSq, step: ck.meta.adamStep },
+  };
 }
 
 /** Everything a running job holds between steps. */
@@ -199,7 +215,10 @@ async function tuning<T>(run: Run, what: string, fn: () => Promise<T>): Promise<
   if (run.o.no_tune) return fn();
   const { result, tuned, skipped } = await run.gpu.tune(fn);
   const changed = tuned.filter((t) => t.choice !== t.candidates[0]).length;
-  if (tuned.length) run.progress.note(`${what} timed the kernel variants of ${tuned.length} shapes (${changed} faster than the default), kept in ${run.gpu.kernels.tuner.cachePath ?? 'memory'}`);
+  if (tuned.length)
+    run.progress.note(
+      `${what} timed the kernel variants of ${tuned.length} shapes (${changed} faster than the default), kept in ${run.gpu.kernels.tuner.cachePath ?? 'memory'}`,
+    );
   if (skipped) run.progress.note(`${what}: ${skipped}`);
   return result;
 }
@@ -215,17 +234,33 @@ async function validate(run: Run, steps: number, lr: number): Promise<void> {
   const meta = { step: steps, rng: run.rng.state, bestPsnr: run.bestPsnr, bestStep: run.bestStep, options: { ...o } };
   await saveCheckpoint(paths.last, model, run.adam, meta);
   if (isBest) await saveCheckpoint(paths.best, model, run.adam, meta);
-  appendFileSync(paths.log, `${JSON.stringify({ type: 'eval', step: steps, psnr, ssim, psnr_y: result.sisn.psnrY, ssim_y: result.sisn.ssimY, lr, best_psnr: run.bestPsnr, best_step: run.bestStep, seconds: (Date.now() - run.started) / 1000 })}\n`);
+  appendFileSync(
+    paths.log,
+    `${JSON.stringify({ type: 'eval', step: steps, psnr, ssim, psnr_y: result.sisn.psnrY, ssim_y: result.sisn.ssimY, lr, best_psnr: run.bestPsnr, best_step: run.bestStep, seconds: (Date.now() - run.started) / 1000 })}\n`,
+  );
   run.history.psnrs.push({ step: steps, value: psnr });
   writePlot(join(o.ckpt_root, 'plot.svg'), run.history.losses, run.history.psnrs, run.title);
-  if (run.sheetPairs.length) writeSheet(join(o.ckpt_root, 'sheet.png'), run.sheetPairs, await predict(model, run.sheetPairs), o.scale);
+  if (run.sheetPairs.length)
+    writeSheet(join(o.ckpt_root, 'sheet.png'), run.sheetPairs, await predict(model, run.sheetPairs), o.scale);
   model.training = true;
-  run.progress.note(`[${steps}/${o.max_steps}] val PSNR ${psnr.toFixed(2)} dB SSIM ${ssim.toFixed(4)} (best ${run.bestPsnr.toFixed(2)} @ ${run.bestStep}) lr ${lr} eval ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  run.progress.note(
+    `[${steps}/${o.max_steps}] val PSNR ${psnr.toFixed(2)} dB SSIM ${ssim.toFixed(4)} (best ${run.bestPsnr.toFixed(2)} @ ${run.bestStep}) lr ${lr} eval ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
 }
 
 /** Sets up a run on an open engine: model, optimiser, run folder, log (trimmed to the start), compiled pipelines. */
-async function prepareRun(gpu: Gpu, o: TrainOptions, data: { train: FacePair[]; val: FacePair[] }, milestones: number[], log: (m: string) => void): Promise<Run> {
-  const paths = { last: join(o.ckpt_root, 'last.safetensors'), best: join(o.ckpt_root, 'best.safetensors'), log: join(o.ckpt_root, 'log.jsonl') };
+async function prepareRun(
+  gpu: Gpu,
+  o: TrainOptions,
+  data: { train: FacePair[]; val: FacePair[] },
+  milestones: number[],
+  log: (m: string) => void,
+): Promise<Run> {
+  const paths = {
+    last: join(o.ckpt_root, 'last.safetensors'),
+    best: join(o.ckpt_root, 'best.safetensors'),
+    log: join(o.ckpt_root, 'log.jsonl'),
+  };
   const start = startModel(gpu, o, paths.last, log);
   const { model } = start;
   model.setAblation({ structurePath: !o.no_structure_path, attention: !o.no_attention });
@@ -238,16 +273,35 @@ async function prepareRun(gpu: Gpu, o: TrainOptions, data: { train: FacePair[]; 
   platform.writeFileAtomic(paths.log, new TextEncoder().encode(history.lines.map((l) => `${l}\n`).join('')));
   const title = `SISN x${o.scale} G${model.config.groups} I${model.config.blocks} C${model.config.channels}`;
   const params = model.params.entries().reduce((n, [, t]) => n + t.size, 0);
-  log(`${title}: ${params} parameters, batch ${o.batch_size}, LR patch ${sampler.patch.join('x')}, steps ${start.step}..${o.max_steps}`);
+  log(
+    `${title}: ${params} parameters, batch ${o.batch_size}, LR patch ${sampler.patch.join('x')}, steps ${start.step}..${o.max_steps}`,
+  );
   const compileStarted = Date.now();
   const pipelines = await SISN.prepare(gpu);
   log(`compiled ${pipelines} pipelines in ${((Date.now() - compileStarted) / 1000).toFixed(1)} s`);
   const scheduler = new MultiStepLR(adam, milestones, o.gamma, o.lr);
   const sheetPairs = val.slice(0, Math.max(0, o.sheet_faces));
-  return { ...start, o, gpu, adam, scheduler, sampler, val, sheetPairs, history, paths, title, progress: new Progress(o.max_steps, start.step), started: Date.now() };
+  return {
+    ...start,
+    o,
+    gpu,
+    adam,
+    scheduler,
+    sampler,
+    val,
+    sheetPairs,
+    history,
+    paths,
+    title,
+    progress: new Progress(o.max_steps, start.step),
+    started: Date.now(),
+  };
 }
 
-export async function train(options: Partial<TrainOptions>, log: (m: string) => void = (m) => console.error(m)): Promise<TrainResult> {
+export async function train(
+  options: Partial<TrainOptions>,
+  log: (m: string) => void = (m) => console.error(m),
+): Promise<TrainResult> {
   const o = startOptions(DEFAULTS, options, log);
   const milestones = checkOptions(o);
   const data = loadData(o, log);
@@ -262,7 +316,9 @@ export async function train(options: Partial<TrainOptions>, log: (m: string) => 
       const lr = run.scheduler.at(step);
       lastLoss = step === run.step ? await tuning(run, 'the first step', () => trainStep(run)) : await trainStep(run);
       if (!Number.isFinite(lastLoss)) {
-        throw new Error(`the loss became ${lastLoss} at step ${step + 1}; training stopped. The last good checkpoint is ${existsSync(run.paths.last) ? run.paths.last : 'not written yet'}; try a lower --lr or --gclip`);
+        throw new Error(
+          `the loss became ${lastLoss} at step ${step + 1}; training stopped. The last good checkpoint is ${existsSync(run.paths.last) ? run.paths.last : 'not written yet'}; try a lower --lr or --gclip`,
+        );
       }
       appendFileSync(run.paths.log, `${JSON.stringify({ type: 'train', step: step + 1, loss: lastLoss, lr })}\n`);
       run.history.losses.push({ step: step + 1, value: lastLoss });
@@ -274,7 +330,9 @@ export async function train(options: Partial<TrainOptions>, log: (m: string) => 
       }
     }
     const seconds = (Date.now() - run.started) / 1000;
-    log(`done: ${o.max_steps - run.step} steps in ${formatDuration(seconds)}; best validation PSNR ${run.bestPsnr.toFixed(2)} dB at step ${run.bestStep}; checkpoints in ${o.ckpt_root}`);
+    log(
+      `done: ${o.max_steps - run.step} steps in ${formatDuration(seconds)}; best validation PSNR ${run.bestPsnr.toFixed(2)} dB at step ${run.bestStep}; checkpoints in ${o.ckpt_root}`,
+    );
     run.adam.dispose();
     run.model.dispose();
     return { steps: o.max_steps - run.step, bestPsnr: run.bestPsnr, bestStep: run.bestStep, lastLoss, seconds };
