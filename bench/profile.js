@@ -37,11 +37,14 @@ for (let i = 0; i < 2; i++) {
 gpu.pool.resetPeak();
 const p = await profile(gpu, fn);
 console.log(
-  `profiled run: ${p.wallMs.toFixed(0)} ms wall, ${p.gpuMs.toFixed(0)} ms GPU in ${p.dispatches} dispatches, outside convolutions ${(100 * (1 - p.convShare)).toFixed(1)}%, peak ${(gpu.pool.peakInUseBytes / 2 ** 20).toFixed(0)} MiB`,
+  `profiled run: ${p.wallMs.toFixed(0)} ms wall, ${p.gpuMs.toFixed(0)} ms GPU in ${p.dispatches} dispatches, ` +
+    `outside convolutions ${(100 * (1 - p.convShare)).toFixed(1)}%, peak ` +
+    `${(gpu.pool.peakInUseBytes / 2 ** 20).toFixed(0)} MiB`,
 );
 const row = (name, ms, count) =>
   console.log(
-    `${ms.toFixed(1).padStart(10)} ${((100 * ms) / p.gpuMs).toFixed(1).padStart(5)}% ${String(count).padStart(6)}  ${name}`,
+    `${ms.toFixed(1).padStart(10)} ${((100 * ms) / p.gpuMs).toFixed(1).padStart(5)}% ${String(count).padStart(6)}  ` +
+      `${name}`,
   );
 console.log('\nby family');
 for (const f of p.families) row(f.family, f.ms, f.count);

@@ -286,11 +286,13 @@ for (const r of rows) console.log(r.map((c, i) => (i === 1 ? c.padStart(width[i]
 if (results.trainingStepProfile) {
   const p = results.trainingStepProfile;
   console.log(
-    `\ntraining step by kernel family (GPU time, ${p.dispatches} dispatches; outside convolutions ${(100 * p.shareOutsideConvolutions).toFixed(0)}%)`,
+    `\ntraining step by kernel family (GPU time, ${p.dispatches} dispatches; outside convolutions ` +
+      `${(100 * p.shareOutsideConvolutions).toFixed(0)}%)`,
   );
   for (const f of p.families)
     console.log(
-      `  ${f.family.padEnd(22)} ${f.ms.toFixed(0).padStart(7)} ms  ${(100 * f.share).toFixed(1).padStart(5)}%  ${String(f.count).padStart(5)} dispatches`,
+      `  ${f.family.padEnd(22)} ${f.ms.toFixed(0).padStart(7)} ms  ${(100 * f.share).toFixed(1).padStart(5)}%  ` +
+        `${String(f.count).padStart(5)} dispatches`,
     );
 }
 writeFileSync(jsonPath, JSON.stringify(results, null, 1));

@@ -21,12 +21,14 @@ function print(report, seconds) {
     const failed = checks.filter((c) => !(c.ratio <= 1)).length;
     const worst = Math.max(...checks.map((c) => c.ratio));
     console.log(
-      `  ${section.padEnd(24)} ${String(checks.length).padStart(4)} checks  worst ${worst.toFixed(3)}${failed ? `  ${failed} FAILED` : ''}`,
+      `  ${section.padEnd(24)} ${String(checks.length).padStart(4)} checks  worst ` +
+        `${worst.toFixed(3)}${failed ? `  ${failed} FAILED` : ''}`,
     );
   }
   const [worst] = worstFirst(report.checks);
   console.log(
-    `${report.checks.length} checks in ${report.sections.length} sections, ${report.failures.length} failed (${seconds.toFixed(1)} s); worst ratio ${worst.ratio.toFixed(3)} (${worst.name})`,
+    `${report.checks.length} checks in ${report.sections.length} sections, ${report.failures.length} failed ` +
+      `(${seconds.toFixed(1)} s); worst ratio ${worst.ratio.toFixed(3)} (${worst.name})`,
   );
   const shown = args.includes('--all')
     ? worstFirst(report.checks)

@@ -25,16 +25,20 @@ try {
     const result = await evaluate(model, pairs, 6 + scale);
     const ms = performance.now() - started;
     console.log(
-      `\nx${scale} (${weights.slice(root.length)}, G${model.config.groups} I${model.config.blocks} C${model.config.channels}), PSNR/SSIM on RGB, border ${6 + scale}:`,
+      `\nx${scale} (${weights.slice(root.length)}, G${model.config.groups} I${model.config.blocks} ` +
+        `C${model.config.channels}), PSNR/SSIM on RGB, border ${6 + scale}:`,
     );
     console.log(`${'face'.padEnd(12)} ${'bicubic'.padStart(16)} ${'SISN'.padStart(16)}`);
     for (const im of result.images) {
       console.log(
-        `${im.name.padEnd(12)} ${`${im.bicubic.psnr.toFixed(2)} / ${im.bicubic.ssim.toFixed(3)}`.padStart(16)} ${`${im.sisn.psnr.toFixed(2)} / ${im.sisn.ssim.toFixed(3)}`.padStart(16)}`,
+        `${im.name.padEnd(12)} ${`${im.bicubic.psnr.toFixed(2)} / ${im.bicubic.ssim.toFixed(3)}`.padStart(16)} ` +
+          `${`${im.sisn.psnr.toFixed(2)} / ${im.sisn.ssim.toFixed(3)}`.padStart(16)}`,
       );
     }
     console.log(
-      `${'mean'.padEnd(12)} ${`${result.bicubic.psnr.toFixed(2)} / ${result.bicubic.ssim.toFixed(3)}`.padStart(16)} ${`${result.sisn.psnr.toFixed(2)} / ${result.sisn.ssim.toFixed(3)}`.padStart(16)}   (${ms.toFixed(0)} ms for ${pairs.length} faces)`,
+      `${'mean'.padEnd(12)} ${`${result.bicubic.psnr.toFixed(2)} / ${result.bicubic.ssim.toFixed(3)}`.padStart(16)} ` +
+        `${`${result.sisn.psnr.toFixed(2)} / ${result.sisn.ssim.toFixed(3)}`.padStart(16)}   (${ms.toFixed(0)} ms ` +
+        `for ${pairs.length} faces)`,
     );
     const sheet = join(out, `sisn-x${scale}.png`);
     writeSheet(sheet, pairs, result.outputs, scale);

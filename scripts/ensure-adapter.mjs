@@ -50,7 +50,8 @@ function seesSwiftShader() {
     .join(':');
   const listing = probeDawn(
     `
-    try { await create(['adapter=(sisn-webgpu: list the adapters)']).requestAdapter(); } catch (e) { console.log(e.message); }
+    try { await create(['adapter=(sisn-webgpu: list the ' +
+      'adapters)']).requestAdapter(); } catch (e) { console.log(e.message); }
     process.exit(0);`,
     { ...process.env, VK_ADD_DRIVER_FILES: added },
   );

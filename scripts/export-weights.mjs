@@ -24,7 +24,8 @@ try {
   });
   const written = readFileSync(dst);
   console.log(
-    `${dst}: ${JSON.stringify(model.config)}, step ${meta.step}, best validation PSNR ${meta.bestPsnr.toFixed(2)} dB, ${(written.length / 1024).toFixed(0)} KiB, ${parseSafetensors(written).tensors.size} tensors`,
+    `${dst}: ${JSON.stringify(model.config)}, step ${meta.step}, best validation PSNR ${meta.bestPsnr.toFixed(2)} ` +
+      `dB, ${(written.length / 1024).toFixed(0)} KiB, ${parseSafetensors(written).tensors.size} tensors`,
   );
   model.dispose();
 } finally {

@@ -3,15 +3,14 @@
 // against CPU references and finite differences, and the PyTorch fixture conformance: the files
 // test/{ops,composite,nosubgroups,conformance}*.test.js) on each adapter configuration below.
 // Each run is a uvu child process under a header naming its adapter; two run at a time where
-// there are two cores: the first is shown as it goes, the others whole, in order, once done. The last line sums them all as
+// there are two cores: the first is shown as it goes, the others whole, in order, once done. The last line sums them
+// all as
 // 'N passed, N failed'; the exit status is non-zero if anything failed.
 //
 // With SISN_ADAPTER, SISN_SUBGROUPS or SISN_LIMITS set, only the whole suite runs, as they say
 // (e.g. `SISN_ADAPTER=swiftshader npm test`).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -55,6 +54,7 @@ function runUvu(pattern, env, live) {
     child.stdout.on('data', take);
     child.stderr.on('data', take);
     child.on('close', (code) => {
+      // eslint-disable-next-line no-control-regex -- strips the ANSI colour codes uvu prints
       const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
       const count = (label) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(plain)?.[1] ?? NaN);
       const [total, passed, skipped] = [count('Total'), count('Passed'), count('Skipped')];

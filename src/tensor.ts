@@ -175,7 +175,8 @@ export class Tensor {
       await this.gpu.recorder.read(this.storage.buffer, this.storage.offset, this.size * 4, out);
     } catch (e) {
       // Dawn rejects a pending map of a destroyed device with an AbortError and no message.
-      if (this.gpu.isDisposed) throw new Error('tensor.read(): the GPU engine was disposed while the read was pending');
+      if (this.gpu.isDisposed)
+        throw new Error('tensor.read(): the GPU engine was disposed while the read was pending', { cause: e });
       throw e;
     }
     this.gpu.checkAlive('tensor.read()');

@@ -48,7 +48,8 @@ test('an unknown adapter name is an error that lists the adapters', async () => 
 
 test('the default adapter is not SwiftShader even when the Vulkan loader lists it first', () => {
   const probe =
-    "import { Gpu } from './dist/index.js'; const g = await Gpu.open(); console.log(g.adapter.info.architecture); g.dispose();";
+    "import { Gpu } from './dist/index.js'; const g = await Gpu.open(); console.log(g.adapter.info.architecture); " +
+    'g.dispose();';
   const r = node(['--input-type=module', '-e', probe], { VK_ADD_DRIVER_FILES: SWIFTSHADER_ICD });
   assert.is(r.status, 0, r.stderr);
   assert.not.match(r.stdout, /swiftshader/);
@@ -56,7 +57,8 @@ test('the default adapter is not SwiftShader even when the Vulkan loader lists i
 
 test("Mesa's software drivers get several worker threads per core unless LP_NUM_THREADS is set", () => {
   const probe =
-    "import { Gpu } from './dist/index.js'; import { availableParallelism } from 'node:os'; const g = await Gpu.open(); console.log(`${process.env.LP_NUM_THREADS} ${availableParallelism()}`); g.dispose();";
+    "import { Gpu } from './dist/index.js'; import { availableParallelism } from 'node:os'; const g = await " +
+    'Gpu.open(); console.log(`${process.env.LP_NUM_THREADS} ${availableParallelism()}`); g.dispose();';
   // An undefined value leaves the variable out of the child's environment.
   const r = node(['--input-type=module', '-e', probe], { LP_NUM_THREADS: undefined });
   assert.is(r.status, 0, r.stderr);
@@ -82,7 +84,8 @@ test("limits: 'default' asks for WebGPU's default limits, not the adapter's", as
 
 test('SISN_ADAPTER, SISN_SUBGROUPS and SISN_LIMITS choose for Gpu.open; bad values are errors', () => {
   const probe =
-    "import { Gpu } from './dist/index.js'; const g = await Gpu.open(); console.log([g.adapter.info.architecture, g.features.subgroups, g.limits.maxComputeInvocationsPerWorkgroup].join(' ')); g.dispose();";
+    "import { Gpu } from './dist/index.js'; const g = await Gpu.open(); console.log([g.adapter.info.architecture, " +
+    "g.features.subgroups, g.limits.maxComputeInvocationsPerWorkgroup].join(' ')); g.dispose();";
   const r = node(['--input-type=module', '-e', probe], {
     SISN_ADAPTER: 'swiftshader',
     SISN_SUBGROUPS: 'off',

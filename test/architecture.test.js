@@ -59,7 +59,8 @@ function officialStateDict({ scale, groups, blocks, channels: c }) {
     isab(`body.${g}.IA`);
   }
   conv(`body.${groups}`, c, c, 3);
-  // Upsampler: 2^n -> n x [conv C->4C, PixelShuffle(2)] at Sequential indices 0, 2, 4; 3 -> [conv C->9C, PixelShuffle(3)].
+  // Upsampler: 2^n -> n x [conv C->4C, PixelShuffle(2)] at Sequential indices 0, 2, 4; 3 -> [conv C->9C,
+  // PixelShuffle(3)].
   if (scale === 3) conv('tail.0.0', 9 * c, c, 3);
   else for (let j = 0; j < Math.log2(scale); j++) conv(`tail.0.${2 * j}`, 4 * c, c, 3);
   conv('tail.1', 3, c, 3);
@@ -88,15 +89,19 @@ for (const config of [
   { scale: 4, groups: 1, blocks: 2, channels: 64 },
   { scale: 8, groups: 1, blocks: 1, channels: 8 },
 ]) {
-  test(`x${config.scale} G${config.groups} I${config.blocks} C${config.channels}: state_dict as the official code, config inferred back`, async () => {
-    const model = new SISN(ctx.gpu, config);
-    try {
-      assert.equal(entriesOf(model), officialStateDict(config));
-      assert.equal(inferConfig(await stateDict(model)), config);
-    } finally {
-      model.dispose();
-    }
-  });
+  test(
+    `x${config.scale} G${config.groups} I${config.blocks} C${config.channels}: state_dict as the official code, ` +
+      `config inferred back`,
+    async () => {
+      const model = new SISN(ctx.gpu, config);
+      try {
+        assert.equal(entriesOf(model), officialStateDict(config));
+        assert.equal(inferConfig(await stateDict(model)), config);
+      } finally {
+        model.dispose();
+      }
+    },
+  );
 }
 
 for (const [scale, size] of [

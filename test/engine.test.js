@@ -104,11 +104,14 @@ test('a user-defined kernel runs through the registry with its reflected layout'
   );
 });
 
-test('the registry sizes launches from @workgroup_size, zeroes omitted uniforms, fills omitted read-only bindings and unwritten writable ones', async () => {
-  const { gpu } = ctx;
-  gpu.kernels.define(
-    'launch',
-    `
+test(
+  'the registry sizes launches from @workgroup_size, zeroes omitted uniforms, fills omitted read-only bindings ' +
+    'and unwritten writable ones',
+  async () => {
+    const { gpu } = ctx;
+    gpu.kernels.define(
+      'launch',
+      `
     struct P { n: u32, k: f32, add: f32, use_b: u32 }
     @group(0) @binding(0) var<uniform> p: P;
     @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -120,45 +123,46 @@ test('the registry sizes launches from @workgroup_size, zeroes omitted uniforms,
     @compute @workgroup_size(4, 2, 2) fn cube(@builtin(global_invocation_id) g: vec3u) {
       if (g.x < 5u && g.y < 3u && g.z < 3u) { y[(g.z * 3u + g.y) * 5u + g.x] = f32(g.x + 10u * g.y + 100u * g.z); }
     }`,
-  );
-  const n = 37;
-  const a = Tensor.fromArray(gpu, random(n, 4));
-  const y = Tensor.full(gpu, [45], -1);
-  // 37 invocations in workgroups of 16; `add` and `use_b` left out (0), `b` left out (not read).
-  gpu.kernels.dispatch('launch.line', { uniforms: { n, k: 2 }, buffers: { a, y }, invocations: n });
-  const line = await y.read();
-  const av = random(n, 4);
-  for (let i = 0; i < n; i++) assert.is(line[i], Math.fround(av[i] * 2));
-  gpu.kernels.dispatch('launch.cube', { buffers: { y }, invocations: [5, 3, 3] });
-  const cube = await y.read();
-  for (let i = 0; i < 45; i++) assert.is(cube[i], (i % 5) + 10 * (Math.floor(i / 5) % 3) + 100 * Math.floor(i / 15));
-  assert.throws(() => gpu.kernels.dispatch('launch.line', { buffers: { a }, invocations: 1 }), /'y' not given/);
-  // A writable binding a call does not write (its flag off) is named as such and gets scratch.
-  const before = [...(await y.read())];
-  gpu.kernels.dispatch('launch.line', { uniforms: { n: 0 }, buffers: { a }, unwritten: ['y'], invocations: 1 });
-  assert.equal([...(await y.read())], before, 'y untouched');
-  assert.throws(
-    () => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, unwritten: ['y'], invocations: 1 }),
-    /'y' is marked unwritten but given a buffer/,
-  );
-  assert.throws(
-    () => gpu.kernels.dispatch('launch.line', { buffers: { y }, unwritten: ['a'], invocations: 1 }),
-    /'a' is marked unwritten but read-only/,
-  );
-  assert.throws(
-    () => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, unwritten: ['z'], invocations: 1 }),
-    /no storage binding named z/,
-  );
-  assert.throws(
-    () => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, invocations: 1, groups: 1 }),
-    /either invocations or groups/,
-  );
-  assert.throws(
-    () => gpu.kernels.dispatch('launch.cube', { buffers: { y }, invocations: [4, 2, 2 * 70000] }),
-    /exceeds/,
-  );
-  [a, y].forEach((t) => t.dispose());
-});
+    );
+    const n = 37;
+    const a = Tensor.fromArray(gpu, random(n, 4));
+    const y = Tensor.full(gpu, [45], -1);
+    // 37 invocations in workgroups of 16; `add` and `use_b` left out (0), `b` left out (not read).
+    gpu.kernels.dispatch('launch.line', { uniforms: { n, k: 2 }, buffers: { a, y }, invocations: n });
+    const line = await y.read();
+    const av = random(n, 4);
+    for (let i = 0; i < n; i++) assert.is(line[i], Math.fround(av[i] * 2));
+    gpu.kernels.dispatch('launch.cube', { buffers: { y }, invocations: [5, 3, 3] });
+    const cube = await y.read();
+    for (let i = 0; i < 45; i++) assert.is(cube[i], (i % 5) + 10 * (Math.floor(i / 5) % 3) + 100 * Math.floor(i / 15));
+    assert.throws(() => gpu.kernels.dispatch('launch.line', { buffers: { a }, invocations: 1 }), /'y' not given/);
+    // A writable binding a call does not write (its flag off) is named as such and gets scratch.
+    const before = [...(await y.read())];
+    gpu.kernels.dispatch('launch.line', { uniforms: { n: 0 }, buffers: { a }, unwritten: ['y'], invocations: 1 });
+    assert.equal([...(await y.read())], before, 'y untouched');
+    assert.throws(
+      () => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, unwritten: ['y'], invocations: 1 }),
+      /'y' is marked unwritten but given a buffer/,
+    );
+    assert.throws(
+      () => gpu.kernels.dispatch('launch.line', { buffers: { y }, unwritten: ['a'], invocations: 1 }),
+      /'a' is marked unwritten but read-only/,
+    );
+    assert.throws(
+      () => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, unwritten: ['z'], invocations: 1 }),
+      /no storage binding named z/,
+    );
+    assert.throws(
+      () => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, invocations: 1, groups: 1 }),
+      /either invocations or groups/,
+    );
+    assert.throws(
+      () => gpu.kernels.dispatch('launch.cube', { buffers: { y }, invocations: [4, 2, 2 * 70000] }),
+      /exceeds/,
+    );
+    [a, y].forEach((t) => t.dispose());
+  },
+);
 
 test('dispatches past 65,535 workgroups are folded into 2-D and cover every element', async () => {
   const { gpu } = ctx;

@@ -56,7 +56,8 @@ test(`${CASES} mutated .pt and .safetensors files load or fail with a clear Erro
     assert.unreachable(`seed ${SEED} case ${run.hung} ran past ${CASE_BOUND_MS} ms ${replay(run.hung)}`);
   if (run.code !== 0)
     assert.unreachable(
-      `seed ${SEED} case ${run.last} crashed the process (exit ${run.code}, ${run.signal}) ${replay(run.last)}\n${run.stderr.slice(-2000)}`,
+      `seed ${SEED} case ${run.last} crashed the process (exit ${run.code}, ${run.signal}) ` +
+        `${replay(run.last)}\n${run.stderr.slice(-2000)}`,
     );
   const results = run.lines.filter((l) => 'case' in l);
   assert.is(results.length, CASES, 'every case reported');

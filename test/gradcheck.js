@@ -68,7 +68,9 @@ export async function checkOp(
     const err = relError(analyticPicked, numeric, gradFloor);
     assert.ok(
       err < gradTol,
-      `${name}: gradient of input ${k} has relative error ${err.toExponential(2)} (analytic ${analyticPicked.slice(0, 4).map((v) => v.toFixed(5))}, numeric ${numeric.slice(0, 4).map((v) => v.toFixed(5))})`,
+      `${name}: gradient of input ${k} has relative error ${err.toExponential(2)} (analytic ` +
+        `${analyticPicked.slice(0, 4).map((v) => v.toFixed(5))}, numeric ` +
+        `${numeric.slice(0, 4).map((v) => v.toFixed(5))})`,
     );
   }
   tensors.forEach((t) => t.dispose());

@@ -50,7 +50,8 @@ export function assertClose(actual, expected, { rtol = 1e-5, atol = 1e-5, what =
   }
   if (worst >= 0) {
     assert.unreachable(
-      `${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (${worstExcess.toFixed(1)}x the tolerance)`,
+      `${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (${worstExcess.toFixed(1)}x the ` +
+        `tolerance)`,
     );
   }
 }
@@ -64,4 +65,9 @@ export function relError(actual, expected, floor = 1e-12) {
     den = Math.max(den, Math.abs(expected[i]));
   }
   return num / den;
+}
+
+/** One regular expression from several, in order: long expected messages stay within the line width. */
+export function joinPatterns(...parts) {
+  return new RegExp(parts.map((p) => p.source).join(''));
 }

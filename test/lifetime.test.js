@@ -16,23 +16,26 @@ async function rejection(promise) {
   assert.unreachable('it did not throw');
 }
 
-test('reads pending at dispose, reads, uploads and new tensors after it: clear errors naming the operation', async () => {
-  const gpu = await Gpu.open();
-  const x = Tensor.fromArray(gpu, [1, 2, 3]);
-  const pending = rejection(x.read());
-  const pendingSync = rejection(gpu.sync());
-  gpu.dispose();
-  const e = await pending;
-  assert.is(e.name, 'Error');
-  assert.is(e.message, 'tensor.read(): the GPU engine was disposed while the read was pending');
-  assert.is((await pendingSync).message, 'gpu.sync(): the GPU engine was disposed');
-  assert.is((await rejection(x.read())).message, 'tensor.read(): the GPU engine was disposed');
-  assert.throws(() => Tensor.fromArray(gpu, [1, 2]), /^Tensor\.fromArray: the GPU engine was disposed$/);
-  assert.throws(() => Tensor.full(gpu, [2], 1), /^Tensor\.full: the GPU engine was disposed$/);
-  assert.throws(() => x.write(Float32Array.of(4, 5, 6)), /^tensor\.write\(\): the GPU engine was disposed$/);
-  assert.throws(() => add(x, x), /the GPU engine was disposed/);
-  x.dispose(); // still allowed: it only drops the reference
-});
+test(
+  'reads pending at dispose, reads, uploads and new tensors after it: clear errors naming the ' + 'operation',
+  async () => {
+    const gpu = await Gpu.open();
+    const x = Tensor.fromArray(gpu, [1, 2, 3]);
+    const pending = rejection(x.read());
+    const pendingSync = rejection(gpu.sync());
+    gpu.dispose();
+    const e = await pending;
+    assert.is(e.name, 'Error');
+    assert.is(e.message, 'tensor.read(): the GPU engine was disposed while the read was pending');
+    assert.is((await pendingSync).message, 'gpu.sync(): the GPU engine was disposed');
+    assert.is((await rejection(x.read())).message, 'tensor.read(): the GPU engine was disposed');
+    assert.throws(() => Tensor.fromArray(gpu, [1, 2]), /^Tensor\.fromArray: the GPU engine was disposed$/);
+    assert.throws(() => Tensor.full(gpu, [2], 1), /^Tensor\.full: the GPU engine was disposed$/);
+    assert.throws(() => x.write(Float32Array.of(4, 5, 6)), /^tensor\.write\(\): the GPU engine was disposed$/);
+    assert.throws(() => add(x, x), /the GPU engine was disposed/);
+    x.dispose(); // still allowed: it only drops the reference
+  },
+);
 
 test('gpu.scope(fn) disposes what fn made when fn throws, and drops what it recorded', async () => {
   const gpu = await Gpu.open();

@@ -118,48 +118,56 @@ test('every forward variant applies the fused epilogue (scale, shift, residual, 
   [x, w, scale, shift, residual].forEach((t) => t.dispose());
 });
 
-test('every forward variant writes the moments of its output that a training BatchNorm takes (runs cut by the width, data far from zero)', async () => {
-  const { gpu } = ctx;
-  for (const [B, C, H, W, O, K, G] of [
-    [2, 8, 5, 11, 36, 3, 4],
-    [3, 4, 1, 1, 5, 1, 1], // pooled features: one value a run
-  ]) {
-    const x = Tensor.fromArray(gpu, random(B * C * H * W, 41), [B, C, H, W]);
-    const w = Tensor.fromArray(gpu, random(O * (C / G) * K * K, 42), [O, C / G, K, K]);
-    const bias = Tensor.fromArray(gpu, random(O, 43, 300, 500), [O]);
-    for (const { name } of convVariants(gpu, 'forward')) {
-      const { out, moments } = gpu.noGrad(() =>
-        conv2dWithMoments(x, w, bias, { padding: (K - 1) / 2, groups: G, variant: name }),
-      );
-      const ys = await out.read();
-      // momentum 1: the running statistics become the batch mean and unbiased variance.
-      const [runningMean, runningVar] = [Tensor.zeros(gpu, [O]), Tensor.zeros(gpu, [O])];
-      const y = gpu.noGrad(() =>
-        batchNorm2d(out, Tensor.full(gpu, [O], 1), Tensor.zeros(gpu, [O]), runningMean, runningVar, {
+test(
+  'every forward variant writes the moments of its output that a training BatchNorm takes (runs cut by the ' +
+    'width, data far from zero)',
+  async () => {
+    const { gpu } = ctx;
+    for (const [B, C, H, W, O, K, G] of [
+      [2, 8, 5, 11, 36, 3, 4],
+      [3, 4, 1, 1, 5, 1, 1], // pooled features: one value a run
+    ]) {
+      const x = Tensor.fromArray(gpu, random(B * C * H * W, 41), [B, C, H, W]);
+      const w = Tensor.fromArray(gpu, random(O * (C / G) * K * K, 42), [O, C / G, K, K]);
+      const bias = Tensor.fromArray(gpu, random(O, 43, 300, 500), [O]);
+      for (const { name } of convVariants(gpu, 'forward')) {
+        const { out, moments } = gpu.noGrad(() =>
+          conv2dWithMoments(x, w, bias, { padding: (K - 1) / 2, groups: G, variant: name }),
+        );
+        const ys = await out.read();
+        // momentum 1: the running statistics become the batch mean and unbiased variance.
+        const [runningMean, runningVar] = [Tensor.zeros(gpu, [O]), Tensor.zeros(gpu, [O])];
+        const y = gpu.noGrad(() =>
+          batchNorm2d(out, Tensor.full(gpu, [O], 1), Tensor.zeros(gpu, [O]), runningMean, runningVar, {
+            training: true,
+            momentum: 1,
+            moments,
+          }),
+        );
+        const { mean, variance } = ref.batchNorm(ys, [B, O, H, W], new Float64Array(O).fill(1), new Float64Array(O), {
           training: true,
-          momentum: 1,
-          moments,
-        }),
-      );
-      const { mean, variance } = ref.batchNorm(ys, [B, O, H, W], new Float64Array(O).fill(1), new Float64Array(O), {
-        training: true,
-      });
-      const m = B * H * W;
-      assertClose(await runningMean.read(), mean, { rtol: 1e-6, atol: 0, what: `${name} [${B},${O},${H},${W}] mean` });
-      assertClose(
-        await runningVar.read(),
-        variance.map((v) => (v * m) / (m - 1)),
-        { rtol: 1e-3, atol: 1e-3, what: `${name} [${B},${O},${H},${W}] variance` },
-      );
-      const want = ref.batchNorm(ys, [B, O, H, W], new Float64Array(O).fill(1), new Float64Array(O), {
-        training: true,
-      }).out;
-      assertClose(await y.read(), want, { rtol: 1e-3, atol: 1e-3, what: `${name} normalised` });
-      [out, moments.partials, runningMean, runningVar, y].forEach((t) => t.dispose());
+        });
+        const m = B * H * W;
+        assertClose(await runningMean.read(), mean, {
+          rtol: 1e-6,
+          atol: 0,
+          what: `${name} [${B},${O},${H},${W}] mean`,
+        });
+        assertClose(
+          await runningVar.read(),
+          variance.map((v) => (v * m) / (m - 1)),
+          { rtol: 1e-3, atol: 1e-3, what: `${name} [${B},${O},${H},${W}] variance` },
+        );
+        const want = ref.batchNorm(ys, [B, O, H, W], new Float64Array(O).fill(1), new Float64Array(O), {
+          training: true,
+        }).out;
+        assertClose(await y.read(), want, { rtol: 1e-3, atol: 1e-3, what: `${name} normalised` });
+        [out, moments.partials, runningMean, runningVar, y].forEach((t) => t.dispose());
+      }
+      [x, w, bias].forEach((t) => t.dispose());
     }
-    [x, w, bias].forEach((t) => t.dispose());
-  }
-});
+  },
+);
 
 test('conv variants: the default first, unique names, unknown names rejected with the valid ones', () => {
   const { gpu } = ctx;

@@ -36,110 +36,118 @@ test('a leaf used twice gets the sum of its gradients; a leaf whose gradient is 
   [x, a, b].forEach((t) => t.dispose());
 });
 
-test('parameters in the arena: conv bias and BatchNorm gamma/beta gradients added by their kernels equal those of plain leaves, and accumulate', async () => {
-  const { gpu } = ctx;
-  const [B, C, H, W, O] = [2, 3, 5, 6, 4];
-  const specs = [
-    { name: 'w', shape: [O, C, 3, 3], data: random(O * C * 9, 11, -0.3, 0.3) },
-    { name: 'bias', shape: [O], data: random(O, 12) },
-    { name: 'gamma', shape: [O], data: random(O, 13, 0.5, 1.5) },
-    { name: 'beta', shape: [O], data: random(O, 14) },
-  ];
-  const x = Tensor.fromArray(gpu, random(B * C * H * W, 15), [B, C, H, W]);
-  const seed = Tensor.fromArray(gpu, random(B * O * H * W, 16), [B, O, H, W]);
-  const run = ([w, bias, gamma, beta]) =>
-    gpu.scope(() => {
-      const y = ops.conv2d(x, w, bias, { padding: 1 });
-      gpu.tape.backward(
-        ops.batchNorm2d(y, gamma, beta, Tensor.zeros(gpu, [O]), Tensor.full(gpu, [O], 1), {
-          training: true,
-          relu: true,
-        }),
-        seed,
-      );
-    });
-  const leaves = specs.map((s) => {
-    const t = Tensor.fromArray(gpu, s.data, s.shape);
-    t.requiresGrad = true;
-    return t;
-  });
-  run(leaves);
-  const params = new ops.ParameterSet(gpu, specs);
-  specs.forEach((s) => params.set(s.name, s.data));
-  const arena = specs.map((s) => params.get(s.name));
-  run(arena);
-  run(arena);
-  for (const [i, s] of specs.entries()) {
-    const want = await leaves[i].grad.read();
-    assertClose(
-      await arena[i].grad.read(),
-      want.map((v) => 2 * v),
-      { rtol: 1e-4, atol: 1e-5, what: `${s.name}.grad after two steps` },
-    );
-  }
-  params.zeroGrad();
-  run(arena);
-  assertClose(await arena[2].grad.read(), await leaves[2].grad.read(), {
-    rtol: 1e-4,
-    atol: 1e-5,
-    what: 'gamma.grad after zeroGrad and one step',
-  });
-  params.dispose();
-  [x, seed, ...leaves].forEach((t) => t.dispose());
-});
-
-test('a tensor read by a residual add and a convolution: the convolution adds its input gradient into the partial one (no separate pass) and every gradient equals finite differences', async () => {
-  const { gpu } = ctx;
-  const [B, C, H, W] = [2, 4, 5, 6];
-  const shape = [B, C, H, W];
-  const launched = [];
-  const dispatch = gpu.kernels.dispatch;
-  gpu.kernels.dispatch = function (name, args) {
-    launched.push({ name, accumulate: args.uniforms?.accumulate ?? 0, tag: args.tag });
-    return dispatch.call(this, name, args);
-  };
-  try {
-    // An ISAB's shape: y = relu(bn(conv(h)) + h), h = 2x an intermediate (not a leaf). The tape meets
-    // h's residual gradient first (BatchNorm's rule), then offers it to the convolution's rule.
-    await checkOp(gpu, {
-      name: 'conv -> BN + residual -> ReLU',
-      inputs: [
-        { shape, grad: true },
-        { shape: [C, C, 3, 3], grad: true, lo: -0.4, hi: 0.4 },
-        { shape: [C], grad: true, lo: 0.5, hi: 1.5 },
-        { shape: [C], grad: true },
-      ],
-      gpuFn: ([x, w, gamma, beta]) => {
-        const h = ops.scale(x, 2);
-        return ops.batchNorm2d(
-          ops.conv2d(h, w, null, { padding: 1 }),
-          gamma,
-          beta,
-          Tensor.zeros(gpu, [C]),
-          Tensor.full(gpu, [C], 1),
-          { training: true, residual: h, relu: true },
+test(
+  'parameters in the arena: conv bias and BatchNorm gamma/beta gradients added by their kernels equal those of ' +
+    'plain leaves, and accumulate',
+  async () => {
+    const { gpu } = ctx;
+    const [B, C, H, W, O] = [2, 3, 5, 6, 4];
+    const specs = [
+      { name: 'w', shape: [O, C, 3, 3], data: random(O * C * 9, 11, -0.3, 0.3) },
+      { name: 'bias', shape: [O], data: random(O, 12) },
+      { name: 'gamma', shape: [O], data: random(O, 13, 0.5, 1.5) },
+      { name: 'beta', shape: [O], data: random(O, 14) },
+    ];
+    const x = Tensor.fromArray(gpu, random(B * C * H * W, 15), [B, C, H, W]);
+    const seed = Tensor.fromArray(gpu, random(B * O * H * W, 16), [B, O, H, W]);
+    const run = ([w, bias, gamma, beta]) =>
+      gpu.scope(() => {
+        const y = ops.conv2d(x, w, bias, { padding: 1 });
+        gpu.tape.backward(
+          ops.batchNorm2d(y, gamma, beta, Tensor.zeros(gpu, [O]), Tensor.full(gpu, [O], 1), {
+            training: true,
+            relu: true,
+          }),
+          seed,
         );
-      },
-      cpuFn: ([x, w, gamma, beta]) => {
-        const h = x.map((v) => 2 * v);
-        const bn = ref.batchNorm(ref.conv2d(h, shape, w, [C, C, 3], null, 1, 1), shape, gamma, beta, {
-          training: true,
-        }).out;
-        return ref.relu(bn.map((v, i) => v + h[i]));
-      },
+      });
+    const leaves = specs.map((s) => {
+      const t = Tensor.fromArray(gpu, s.data, s.shape);
+      t.requiresGrad = true;
+      return t;
     });
-  } finally {
-    gpu.kernels.dispatch = dispatch;
-  }
-  assert.ok(
-    launched.some((l) => l.tag === 'input grad' && l.accumulate === 1),
-    "the input gradient is added into the residual's gradient by the convolution",
-  );
-  assert.not.ok(
-    launched.some((l) => l.name === 'elementwise.accumulate'),
-    'no separate accumulation pass',
-  );
-});
+    run(leaves);
+    const params = new ops.ParameterSet(gpu, specs);
+    specs.forEach((s) => params.set(s.name, s.data));
+    const arena = specs.map((s) => params.get(s.name));
+    run(arena);
+    run(arena);
+    for (const [i, s] of specs.entries()) {
+      const want = await leaves[i].grad.read();
+      assertClose(
+        await arena[i].grad.read(),
+        want.map((v) => 2 * v),
+        { rtol: 1e-4, atol: 1e-5, what: `${s.name}.grad after two steps` },
+      );
+    }
+    params.zeroGrad();
+    run(arena);
+    assertClose(await arena[2].grad.read(), await leaves[2].grad.read(), {
+      rtol: 1e-4,
+      atol: 1e-5,
+      what: 'gamma.grad after zeroGrad and one step',
+    });
+    params.dispose();
+    [x, seed, ...leaves].forEach((t) => t.dispose());
+  },
+);
+
+test(
+  'a tensor read by a residual add and a convolution: the convolution adds its input gradient into the partial ' +
+    'one (no separate pass) and every gradient equals finite differences',
+  async () => {
+    const { gpu } = ctx;
+    const [B, C, H, W] = [2, 4, 5, 6];
+    const shape = [B, C, H, W];
+    const launched = [];
+    const dispatch = gpu.kernels.dispatch;
+    gpu.kernels.dispatch = function (name, args) {
+      launched.push({ name, accumulate: args.uniforms?.accumulate ?? 0, tag: args.tag });
+      return dispatch.call(this, name, args);
+    };
+    try {
+      // An ISAB's shape: y = relu(bn(conv(h)) + h), h = 2x an intermediate (not a leaf). The tape meets
+      // h's residual gradient first (BatchNorm's rule), then offers it to the convolution's rule.
+      await checkOp(gpu, {
+        name: 'conv -> BN + residual -> ReLU',
+        inputs: [
+          { shape, grad: true },
+          { shape: [C, C, 3, 3], grad: true, lo: -0.4, hi: 0.4 },
+          { shape: [C], grad: true, lo: 0.5, hi: 1.5 },
+          { shape: [C], grad: true },
+        ],
+        gpuFn: ([x, w, gamma, beta]) => {
+          const h = ops.scale(x, 2);
+          return ops.batchNorm2d(
+            ops.conv2d(h, w, null, { padding: 1 }),
+            gamma,
+            beta,
+            Tensor.zeros(gpu, [C]),
+            Tensor.full(gpu, [C], 1),
+            { training: true, residual: h, relu: true },
+          );
+        },
+        cpuFn: ([x, w, gamma, beta]) => {
+          const h = x.map((v) => 2 * v);
+          const bn = ref.batchNorm(ref.conv2d(h, shape, w, [C, C, 3], null, 1, 1), shape, gamma, beta, {
+            training: true,
+          }).out;
+          return ref.relu(bn.map((v, i) => v + h[i]));
+        },
+      });
+    } finally {
+      gpu.kernels.dispatch = dispatch;
+    }
+    assert.ok(
+      launched.some((l) => l.tag === 'input grad' && l.accumulate === 1),
+      "the input gradient is added into the residual's gradient by the convolution",
+    );
+    assert.not.ok(
+      launched.some((l) => l.name === 'elementwise.accumulate'),
+      'no separate accumulation pass',
+    );
+  },
+);
 
 test('BatchNorm statistics in one pass stay exact on data far from zero', async () => {
   const { gpu } = ctx;

@@ -102,42 +102,45 @@ test('conv2d weight gradient where a subgroup spans several blocks of output cha
   [x, g].forEach((t) => t.dispose());
 });
 
-test('conv2dFused: conv (+bias) -> eval BatchNorm -> + residual -> ReLU in one pass equals the composition', async () => {
-  const { gpu } = ctx;
-  const [B, C, H, W, O] = [2, 8, 5, 7, 16];
-  const t = (shape, seed, lo = -1, hi = 1) =>
-    Tensor.fromArray(
-      gpu,
-      random(
-        shape.reduce((a, b) => a * b, 1),
-        seed,
-        lo,
-        hi,
-      ),
-      shape,
+test(
+  'conv2dFused: conv (+bias) -> eval BatchNorm -> + residual -> ReLU in one pass equals the ' + 'composition',
+  async () => {
+    const { gpu } = ctx;
+    const [B, C, H, W, O] = [2, 8, 5, 7, 16];
+    const t = (shape, seed, lo = -1, hi = 1) =>
+      Tensor.fromArray(
+        gpu,
+        random(
+          shape.reduce((a, b) => a * b, 1),
+          seed,
+          lo,
+          hi,
+        ),
+        shape,
+      );
+    const x = t([B, C, H, W], 1);
+    const w = t([O, C / 4, 3, 3], 2);
+    const cb = t([O], 3);
+    const [gm, bt, rm, rv] = [t([O], 4, 0.5, 1.5), t([O], 5), t([O], 6), t([O], 7, 0.5, 1.5)];
+    const res = t([B, O, H, W], 8);
+    const want = gpu.noGrad(() =>
+      ops.batchNorm2d(ops.conv2d(x, w, cb, { padding: 1, groups: 4 }), gm, bt, rm, rv, {
+        training: false,
+        residual: res,
+        relu: true,
+      }),
     );
-  const x = t([B, C, H, W], 1);
-  const w = t([O, C / 4, 3, 3], 2);
-  const cb = t([O], 3);
-  const [gm, bt, rm, rv] = [t([O], 4, 0.5, 1.5), t([O], 5), t([O], 6), t([O], 7, 0.5, 1.5)];
-  const res = t([B, O, H, W], 8);
-  const want = gpu.noGrad(() =>
-    ops.batchNorm2d(ops.conv2d(x, w, cb, { padding: 1, groups: 4 }), gm, bt, rm, rv, {
-      training: false,
-      residual: res,
-      relu: true,
-    }),
-  );
-  const { scale, shift } = ops.foldBatchNorm(gm, bt, rm, rv, cb);
-  const got = gpu.noGrad(() =>
-    ops.conv2dFused(x, w, shift, { padding: 1, groups: 4, scale, residual: res, relu: true }),
-  );
-  const [a, b] = [await got.read(), await want.read()];
-  a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) <= 1e-4 * (1 + Math.abs(b[i])), `[${i}] ${v} vs ${b[i]}`));
-  const wg = t([O, C / 4, 3, 3], 9);
-  wg.requiresGrad = true;
-  assert.throws(() => ops.conv2dFused(x, wg, null, { padding: 1, groups: 4 }), /records no gradient/);
-});
+    const { scale, shift } = ops.foldBatchNorm(gm, bt, rm, rv, cb);
+    const got = gpu.noGrad(() =>
+      ops.conv2dFused(x, w, shift, { padding: 1, groups: 4, scale, residual: res, relu: true }),
+    );
+    const [a, b] = [await got.read(), await want.read()];
+    a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) <= 1e-4 * (1 + Math.abs(b[i])), `[${i}] ${v} vs ${b[i]}`));
+    const wg = t([O, C / 4, 3, 3], 9);
+    wg.requiresGrad = true;
+    assert.throws(() => ops.conv2dFused(x, wg, null, { padding: 1, groups: 4 }), /records no gradient/);
+  },
+);
 
 test('conv2d rejects bad shapes with clear errors', () => {
   const { gpu } = ctx;
@@ -205,51 +208,57 @@ for (const [training, [B, C, H, W]] of [
   [false, [2, 5, 3, 3]],
   [true, [2, 5, 4, 8]],
 ]) {
-  test(`batchNorm2d ${training ? 'train' : 'eval'} [${B},${C},${H},${W}] with fused residual add and ReLU`, async () => {
-    const { gpu } = ctx;
-    const { rm, rv, rmT, rvT } = runningStats(gpu, C);
-    await checkOp(gpu, {
-      name: 'batchNorm2d+res+relu',
-      inputs: [
-        { shape: [B, C, H, W], grad: true, lo: -2, hi: 3 },
-        { shape: [C], grad: true, lo: 0.5, hi: 1.5 },
-        { shape: [C], grad: true },
-        { shape: [B, C, H, W], grad: true },
-      ],
-      gpuFn: ([x, g, b, r]) => ops.batchNorm2d(x, g, b, rmT, rvT, { training, residual: r, relu: true }),
-      cpuFn: ([x, g, b, r]) =>
-        ref.relu(
-          ref
-            .batchNorm(x, [B, C, H, W], g, b, { training, runningMean: rm, runningVar: rv })
-            .out.map((v, i) => v + r[i]),
-        ),
-      // One pre-ReLU value lies 4.5e-5 from the kink: a step of 1e-6 keeps differences on one side.
-      h: 1e-6,
-    });
-  });
+  test(
+    `batchNorm2d ${training ? 'train' : 'eval'} [${B},${C},${H},${W}] with fused residual add and ` + `ReLU`,
+    async () => {
+      const { gpu } = ctx;
+      const { rm, rv, rmT, rvT } = runningStats(gpu, C);
+      await checkOp(gpu, {
+        name: 'batchNorm2d+res+relu',
+        inputs: [
+          { shape: [B, C, H, W], grad: true, lo: -2, hi: 3 },
+          { shape: [C], grad: true, lo: 0.5, hi: 1.5 },
+          { shape: [C], grad: true },
+          { shape: [B, C, H, W], grad: true },
+        ],
+        gpuFn: ([x, g, b, r]) => ops.batchNorm2d(x, g, b, rmT, rvT, { training, residual: r, relu: true }),
+        cpuFn: ([x, g, b, r]) =>
+          ref.relu(
+            ref
+              .batchNorm(x, [B, C, H, W], g, b, { training, runningMean: rm, runningVar: rv })
+              .out.map((v, i) => v + r[i]),
+          ),
+        // One pre-ReLU value lies 4.5e-5 from the kink: a step of 1e-6 keeps differences on one side.
+        h: 1e-6,
+      });
+    },
+  );
 }
 
 for (const [B, C, H, W] of [
   [3, 4, 2, 3],
   [2, 4, 8, 4],
 ])
-  test(`batchNorm2d train [${B},${C},${H},${W}] with fused ReLU only (the gradient mask applied inside the kernels)`, async () => {
-    const { gpu } = ctx;
-    const rmT = Tensor.zeros(gpu, [C]);
-    const rvT = Tensor.full(gpu, [C], 1);
-    await checkOp(gpu, {
-      name: 'batchNorm2d+relu',
-      inputs: [
-        { shape: [B, C, H, W], grad: true, lo: -2, hi: 3 },
-        { shape: [C], grad: true, lo: 0.5, hi: 1.5 },
-        { shape: [C], grad: true },
-      ],
-      gpuFn: ([x, g, b]) => ops.batchNorm2d(x, g, b, rmT, rvT, { training: true, relu: true }),
-      cpuFn: ([x, g, b]) => ref.relu(ref.batchNorm(x, [B, C, H, W], g, b, { training: true }).out),
-      seed: 11,
-      h: 1e-6,
-    });
-  });
+  test(
+    `batchNorm2d train [${B},${C},${H},${W}] with fused ReLU only (the gradient mask applied inside the ` + `kernels)`,
+    async () => {
+      const { gpu } = ctx;
+      const rmT = Tensor.zeros(gpu, [C]);
+      const rvT = Tensor.full(gpu, [C], 1);
+      await checkOp(gpu, {
+        name: 'batchNorm2d+relu',
+        inputs: [
+          { shape: [B, C, H, W], grad: true, lo: -2, hi: 3 },
+          { shape: [C], grad: true, lo: 0.5, hi: 1.5 },
+          { shape: [C], grad: true },
+        ],
+        gpuFn: ([x, g, b]) => ops.batchNorm2d(x, g, b, rmT, rvT, { training: true, relu: true }),
+        cpuFn: ([x, g, b]) => ref.relu(ref.batchNorm(x, [B, C, H, W], g, b, { training: true }).out),
+        seed: 11,
+        h: 1e-6,
+      });
+    },
+  );
 
 test('batchNorm2d training refuses one value per channel', () => {
   const { gpu } = ctx;
@@ -261,7 +270,7 @@ test('batchNorm2d training refuses one value per channel', () => {
 });
 
 const simple = [
-  ['relu', [2, 5, 3, 3], (x) => ops.relu(x), (x, s) => ref.relu(x)],
+  ['relu', [2, 5, 3, 3], (x) => ops.relu(x), (x) => ref.relu(x)],
   ['globalAvgPool', [2, 5, 3, 4], (x) => ops.globalAvgPool(x), (x, s) => ref.globalAvgPool(x, s)],
   ['globalAvgPool (1x1)', [3, 7, 1, 1], (x) => ops.globalAvgPool(x), (x, s) => ref.globalAvgPool(x, s)],
   // Past 256 values a channel the sums run a workgroup per channel: over vec4s, and lane by lane.

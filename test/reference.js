@@ -29,7 +29,9 @@ export function conv2d(x, [B, C, H, W], w, [O, Cg, K], bias, pad, groups) {
 }
 
 /** Returns the output, the batch mean and the biased batch variance (training) or uses running stats. */
-/** The weight gradient of conv2d: dw[o,i,ky,kx] = sum over b, y, x of dout[b,o,y,x] * x[b, g*Cg+i, y+ky-pad, x+kx-pad]. */
+/**
+ * The weight gradient of conv2d: dw[o,i,ky,kx] = sum over b, y, x of dout[b,o,y,x] * x[b, g*Cg+i, y+ky-pad, x+kx-pad].
+ */
 export function conv2dWeightGrad(x, [B, C, H, W], dout, [O, Cg, K], pad, groups) {
   const Ho = H + 2 * pad - K + 1;
   const Wo = W + 2 * pad - K + 1;
@@ -131,7 +133,7 @@ export function chunkSum(x, [B, RC, H, W], R) {
   return out;
 }
 
-export function scaleChannels(a, x, [B, C, H, W]) {
+export function scaleChannels(a, x, [, , H, W]) {
   return x.map((v, j) => v * a[Math.floor(j / (H * W))]);
 }
 
@@ -178,7 +180,10 @@ export function adamStep(p, g, m, v, step, { lr, beta1 = 0.9, beta2 = 0.999, eps
   }
 }
 
-/** The input gradient of conv2d: dx[b,c,iy,ix] = sum over o of c's group, ky, kx of dout[b,o,iy-ky+pad,ix-kx+pad] * w[o,i,ky,kx]. */
+/**
+ * The input gradient of conv2d: dx[b,c,iy,ix] = sum over o of c's group, ky, kx of dout[b,o,iy-ky+pad,ix-kx+pad] *
+ * w[o,i,ky,kx].
+ */
 export function conv2dInputGrad(dout, [B, C, H, W], w, [O, Cg, K], pad, groups) {
   const Ho = H + 2 * pad - K + 1;
   const Wo = W + 2 * pad - K + 1;

@@ -1,5 +1,5 @@
 // The source tree's shape: no import cycles in src/ (type-only imports count), and no file past
-// its size limit (.ts 400 lines, .wgsl 400).
+// its size limit (.ts 400 lines, .wgsl 400), no line over 120 characters.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -71,6 +71,23 @@ test('no .ts file in src/ is over 400 lines and no shader over 400', () => {
     .map(([f, max]) => [relative(ROOT, f), readFileSync(f, 'utf8').split('\n').length, max])
     .filter(([, lines, max]) => lines > max);
   assert.equal(long, [], long.map(([f, n, max]) => `${f}: ${n} lines (limit ${max})`).join('\n'));
+});
+
+const WIDTH = 120;
+const WIDTH_CHECKED = ['src', 'test', 'scripts', 'bench', 'web'];
+
+test(`no line in ${WIDTH_CHECKED.join('/, ')}/ is over ${WIDTH} characters`, () => {
+  const code = /\.(ts|js|mjs|wgsl|html|css|py)$/;
+  const wide = WIDTH_CHECKED.flatMap((dir) =>
+    filesUnder(join(ROOT, dir), '')
+      .filter((f) => code.test(f) && !relative(ROOT, f).startsWith(join('test', 'fixtures')))
+      .flatMap((f) =>
+        readFileSync(f, 'utf8')
+          .split('\n')
+          .flatMap((line, i) => (line.length > WIDTH ? [`${relative(ROOT, f)}:${i + 1}: ${line.length}`] : [])),
+      ),
+  );
+  assert.equal(wide, [], wide.join('\n'));
 });
 
 test.run();

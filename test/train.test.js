@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadSisn, Rng, PatchSampler, loadCheckpoint, encodePng, TRAIN_DEFAULTS } from '../dist/index.js';
 import { startOptions } from '../dist/train/start.js';
-import { withGpu } from './helpers.js';
+import { joinPatterns, withGpu } from './helpers.js';
 
 const test = suite('train');
 const ctx = withGpu(test);
@@ -53,32 +53,35 @@ const log = (dir) =>
     .split('\n')
     .map((l) => JSON.parse(l));
 
-test('node train.js trains a tiny SISN on the shipped faces: the loss falls, checkpoints and reports are written', () => {
-  const dir = join(tmp, 'run');
-  const r = trainJs(...TINY, '--max_steps', '30', '--eval_steps', '15', '--ckpt_root', dir);
-  assert.is(r.status, 0, r.stderr);
-  const losses = log(dir)
-    .filter((e) => e.type === 'train')
-    .map((e) => e.loss);
-  assert.is(losses.length, 30);
-  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  assert.ok(
-    mean(losses.slice(-5)) < 0.8 * mean(losses.slice(0, 5)),
-    `loss did not fall: ${losses.map((l) => l.toFixed(1)).join(' ')}`,
-  );
-  const evals = log(dir).filter((e) => e.type === 'eval');
-  assert.equal(
-    evals.map((e) => e.step),
-    [15, 30],
-  );
-  assert.ok(evals.every((e) => e.psnr > 5 && e.ssim > 0));
-  for (const f of ['last.safetensors', 'best.safetensors', 'plot.svg', 'sheet.png'])
-    assert.ok(existsSync(join(dir, f)), `${f} missing`);
-  assert.match(readFileSync(join(dir, 'plot.svg'), 'utf8'), /<polyline/);
-  const model = loadSisn(ctx.gpu, join(dir, 'last.safetensors'));
-  assert.equal(model.config, { scale: 4, groups: 1, blocks: 1, channels: 8 });
-  model.dispose();
-});
+test(
+  'node train.js trains a tiny SISN on the shipped faces: the loss falls, checkpoints and reports are ' + 'written',
+  () => {
+    const dir = join(tmp, 'run');
+    const r = trainJs(...TINY, '--max_steps', '30', '--eval_steps', '15', '--ckpt_root', dir);
+    assert.is(r.status, 0, r.stderr);
+    const losses = log(dir)
+      .filter((e) => e.type === 'train')
+      .map((e) => e.loss);
+    assert.is(losses.length, 30);
+    const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    assert.ok(
+      mean(losses.slice(-5)) < 0.8 * mean(losses.slice(0, 5)),
+      `loss did not fall: ${losses.map((l) => l.toFixed(1)).join(' ')}`,
+    );
+    const evals = log(dir).filter((e) => e.type === 'eval');
+    assert.equal(
+      evals.map((e) => e.step),
+      [15, 30],
+    );
+    assert.ok(evals.every((e) => e.psnr > 5 && e.ssim > 0));
+    for (const f of ['last.safetensors', 'best.safetensors', 'plot.svg', 'sheet.png'])
+      assert.ok(existsSync(join(dir, f)), `${f} missing`);
+    assert.match(readFileSync(join(dir, 'plot.svg'), 'utf8'), /<polyline/);
+    const model = loadSisn(ctx.gpu, join(dir, 'last.safetensors'));
+    assert.equal(model.config, { scale: 4, groups: 1, blocks: 1, channels: 8 });
+    model.dispose();
+  },
+);
 
 test('--resume continues exactly with no option repeated: the same loss curve as an uninterrupted run', () => {
   const a = join(tmp, 'straight');
@@ -124,7 +127,11 @@ test('a fresh run into a folder holding a run is refused unless --overwrite; --r
   assert.is(r.status, 1);
   assert.match(
     r.stderr,
-    /--ckpt_root .*resumed already holds a training run \(last\.safetensors, best\.safetensors, log\.jsonl, plot\.svg, sheet\.png\): continue it with --resume, or replace it with --overwrite/,
+    joinPatterns(
+      /--ckpt_root .*resumed already holds a training run /,
+      /\(last\.safetensors, best\.safetensors, log\.jsonl, plot\.svg, sheet\.png\): /,
+      /continue it with --resume, or replace it with --overwrite/,
+    ),
   );
   const unchanged = () =>
     ['last.safetensors', 'best.safetensors', 'log.jsonl'].forEach((f, i) =>
@@ -181,7 +188,10 @@ test('a non-finite loss stops training with a clear message and keeps the last g
   assert.is(r.status, 1);
   assert.match(
     r.stderr,
-    /the loss became (NaN|Infinity|-Infinity) at step \d+; training stopped\. The last good checkpoint is .*last\.safetensors/,
+    joinPatterns(
+      /the loss became (NaN|Infinity|-Infinity) at step \d+; training stopped\. /,
+      /The last good checkpoint is .*last\.safetensors/,
+    ),
   );
   const ck = loadCheckpoint(ctx.gpu, join(dir, 'last.safetensors'));
   ck.model.dispose();

@@ -234,26 +234,30 @@ async function smallSisn(gpu, tune) {
   return { loss, grads, tuned };
 }
 
-test('a tuning run over a small SISN picks a candidate for every key it met; a tuned model computes what the default one does', async () => {
-  rmSync(file, { force: true });
-  const gpu = await Gpu.open();
-  const base = await smallSisn(gpu, true);
-  assert.ok(base.tuned.length > 0, 'the weight gradients were tuned');
-  for (const t of base.tuned) assert.ok(t.candidates.includes(t.choice), `${t.kernel} [${t.key}]: ${t.choice}`);
-  gpu.dispose();
-  // Every key forced to its last candidate (not the default), as a later run would read it.
-  const cache = readCache();
-  for (const kernel of Object.values(adapterEntry(cache)[1].kernels))
-    for (const c of Object.values(kernel.keys)) c.choice = c.candidates.at(-1);
-  writeFileSync(file, JSON.stringify(cache));
-  const tunedGpu = await Gpu.open();
-  const tuned = await smallSisn(tunedGpu, false);
-  tunedGpu.dispose();
-  assertClose(tuned.loss, base.loss, { rtol: 1e-5, what: 'loss' });
-  tuned.grads.forEach((g, i) =>
-    assertClose(g, base.grads[i], { rtol: 1e-4, atol: 1e-4, what: `weight gradient ${i}` }),
-  );
-});
+test(
+  'a tuning run over a small SISN picks a candidate for every key it met; a tuned model computes what the ' +
+    'default one does',
+  async () => {
+    rmSync(file, { force: true });
+    const gpu = await Gpu.open();
+    const base = await smallSisn(gpu, true);
+    assert.ok(base.tuned.length > 0, 'the weight gradients were tuned');
+    for (const t of base.tuned) assert.ok(t.candidates.includes(t.choice), `${t.kernel} [${t.key}]: ${t.choice}`);
+    gpu.dispose();
+    // Every key forced to its last candidate (not the default), as a later run would read it.
+    const cache = readCache();
+    for (const kernel of Object.values(adapterEntry(cache)[1].kernels))
+      for (const c of Object.values(kernel.keys)) c.choice = c.candidates.at(-1);
+    writeFileSync(file, JSON.stringify(cache));
+    const tunedGpu = await Gpu.open();
+    const tuned = await smallSisn(tunedGpu, false);
+    tunedGpu.dispose();
+    assertClose(tuned.loss, base.loss, { rtol: 1e-5, what: 'loss' });
+    tuned.grads.forEach((g, i) =>
+      assertClose(g, base.grads[i], { rtol: 1e-4, atol: 1e-4, what: `weight gradient ${i}` }),
+    );
+  },
+);
 
 test('conv2d weight gradient: an unknown variant is an error', async () => {
   const gpu = await Gpu.open();

@@ -26,7 +26,8 @@ let page;
 test.before(async () => {
   if (!existsSync(CHROMIUM))
     throw new Error(
-      `no Chromium at ${CHROMIUM}: run \`node scripts/ensure-adapter.mjs\` (installs Debian's chromium as root) or set CHROMIUM`,
+      `no Chromium at ${CHROMIUM}: run \`node scripts/ensure-adapter.mjs\` (installs Debian's chromium as root) or ` +
+        `set CHROMIUM`,
     );
   const { outDir } = await buildWeb(join(tmp, 'site'));
   ({ server, url } = await serveStatic(outDir, 0));

@@ -133,7 +133,8 @@ function start() {
     const note = $('no-webgpu');
     note.textContent =
       'This browser has no WebGPU, so the model cannot run here. Use a current Chrome or Edge (113 or later), ' +
-      'Safari 26, or Firefox 141 or later on Windows; open the page over https or from localhost; on Linux, Chrome may need ' +
+      'Safari 26, or Firefox 141 or later on Windows; open the page over https or from localhost; on Linux, Chrome ' +
+      'may need ' +
       'chrome://flags/#enable-unsafe-webgpu and a Vulkan driver.';
     note.hidden = false;
     $('controls').hidden = true;

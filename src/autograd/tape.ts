@@ -27,6 +27,8 @@ export interface TapeTensor {
   requiresGrad: boolean;
   node: TapeNode | null;
   grad: TapeTensor | null;
+  /** Names the tensor in error messages. */
+  toString(): string;
   retain(): this;
   release(): void;
   dispose(): void;
@@ -166,7 +168,7 @@ export class Tape {
   /** Back-propagates from `root` (a scalar unless `seed` is given), accumulating into leaves' `.grad`. */
   backward(root: TapeTensor, seed?: TapeTensor): void {
     if (!root.requiresGrad || !root.node)
-      throw new Error(`backward() from ${root}: it does not depend on any tensor that requires grad`);
+      throw new Error(`backward() from ${root.toString()}: it does not depend on any tensor that requires grad`);
     if (!seed && root.size !== 1)
       throw new Error(`backward() from ${formatShape(root.shape)} needs a seed gradient (only scalars get 1)`);
     if (seed && !sameShape(seed.shape, root.shape))

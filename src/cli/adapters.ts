@@ -29,9 +29,8 @@ export async function adaptersCommand(argv: string[]): Promise<number> {
   for (const { name, backend, adapter } of all) {
     const isChosen = chosen !== null && adapterText(chosen.adapter.info) === adapterText(adapter.info);
     const { subgroupMinSize, subgroupMaxSize } = adapter.info;
-    const subgroups = adapter.features.has('subgroups')
-      ? `subgroups of ${subgroupMinSize === subgroupMaxSize ? subgroupMinSize : `${subgroupMinSize}-${subgroupMaxSize}`} lanes`
-      : 'no subgroups';
+    const lanes = subgroupMinSize === subgroupMaxSize ? `${subgroupMinSize}` : `${subgroupMinSize}-${subgroupMaxSize}`;
+    const subgroups = adapter.features.has('subgroups') ? `subgroups of ${lanes} lanes` : 'no subgroups';
     console.log(`${name} [${backend}]${isChosen ? (wanted ? ` <- chosen for '${wanted}'` : ' <- the default') : ''}`);
     console.log(
       `  ${adapterText(adapter.info)}; ${subgroups}${adapter.features.has('shader-f16') ? ', shader-f16' : ''}`,
@@ -43,7 +42,8 @@ export async function adaptersCommand(argv: string[]): Promise<number> {
   }
   if (!all.length)
     console.log(
-      'no WebGPU adapter found: run `node scripts/ensure-adapter.mjs` (installs Mesa lavapipe on Debian as root) or install a Vulkan driver',
+      'no WebGPU adapter found: run `node scripts/ensure-adapter.mjs` (installs Mesa lavapipe on Debian as root) or ' +
+        'install a Vulkan driver',
     );
   return all.length ? 0 : 1;
 }

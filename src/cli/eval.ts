@@ -57,17 +57,21 @@ export async function evalCommand(argv: string[]): Promise<number> {
     const result = await evaluate(model, pairs, border);
     const seconds = (Date.now() - started) / 1000;
     const row = (name: string, x: Scores) =>
-      `${name.padEnd(10)} ${x.psnr.toFixed(3).padStart(9)} ${x.psnrY.toFixed(3).padStart(9)} ${x.ssim.toFixed(4).padStart(8)} ${x.ssimY.toFixed(4).padStart(8)}`;
+      `${name.padEnd(10)} ${x.psnr.toFixed(3).padStart(9)} ${x.psnrY.toFixed(3).padStart(9)} ` +
+      `${x.ssim.toFixed(4).padStart(8)} ${x.ssimY.toFixed(4).padStart(8)}`;
     console.log(
-      `${pairs.length} faces from ${roots.join(', ')}${values.range ? ` [${values.range}]` : ''}, x${s}, border ${border}, ${values.weights}`,
+      `${pairs.length} faces from ${roots.join(', ')}${values.range ? ` [${values.range}]` : ''}, x${s}, border ` +
+        `${border}, ${values.weights}`,
     );
     console.log(
-      `${'method'.padEnd(10)} ${'PSNR RGB'.padStart(9)} ${'PSNR Y'.padStart(9)} ${'SSIM RGB'.padStart(8)} ${'SSIM Y'.padStart(8)}`,
+      `${'method'.padEnd(10)} ${'PSNR RGB'.padStart(9)} ${'PSNR Y'.padStart(9)} ${'SSIM RGB'.padStart(8)} ` +
+        `${'SSIM Y'.padStart(8)}`,
     );
     console.log(row('bicubic', result.bicubic));
     console.log(row('SISN', result.sisn));
     console.log(
-      `SISN - bicubic: ${(result.sisn.psnr - result.bicubic.psnr).toFixed(3)} dB PSNR, ${(result.sisn.ssim - result.bicubic.ssim).toFixed(4)} SSIM (${seconds.toFixed(1)} s)`,
+      `SISN - bicubic: ${(result.sisn.psnr - result.bicubic.psnr).toFixed(3)} dB PSNR, ` +
+        `${(result.sisn.ssim - result.bicubic.ssim).toFixed(4)} SSIM (${seconds.toFixed(1)} s)`,
     );
     if (values.json) {
       makeFolder(dirname(resolve(values.json)), '--json folder');

@@ -91,7 +91,8 @@ async function upscaleCommand(argv: string[]): Promise<number> {
         makeFolder(outDir, 'output folder');
         writePng(target, out);
         console.log(
-          `${input} (${image.width}x${image.height}) -> ${target} (${out.width}x${out.height}) in ${((Date.now() - started) / 1000).toFixed(2)} s`,
+          `${input} (${image.width}x${image.height}) -> ${target} (${out.width}x${out.height}) in ` +
+            `${((Date.now() - started) / 1000).toFixed(2)} s`,
         );
       } catch (e) {
         failures++;

@@ -16,8 +16,10 @@ import { spawn } from 'node:child_process';
 const CHILD_ENV = 'SISN_STDERR_FILTERED';
 /** The parent's stderr is a terminal: the child draws progress bars as if its own were. */
 const TTY_ENV = 'SISN_STDERR_TTY';
-const WARNING =
-  /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.\r?$/;
+const WARNING = new RegExp(
+  /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced /.source +
+    /from \d+ to \d+ to fit dynamic offset allocation limit\.\r?$/.source,
+);
 const WARNING_START = 'Warning: maxDynamic';
 
 /** Passes text on without Dawn's limit warnings; holds back only what may be the start of one. */

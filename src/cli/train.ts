@@ -9,7 +9,8 @@ export const TRAIN_USAGE = `usage: node train.js --dataset_root DIR [options]   
   --lr_root DIR           LR images at the same relative paths (default: MATLAB bicubic from HR)
   --hr_crop WxH           centre-crop every HR image first (e.g. 88x104 for CelebA 89x109)
   --scale S               2, 3, 4 or 8 (default ${DEFAULTS.scale})
-  --num_groups G --num_blocks I --num_channels C   (default ${DEFAULTS.num_groups} ${DEFAULTS.num_blocks} ${DEFAULTS.num_channels}: the paper)
+  --num_groups G --num_blocks I --num_channels C
+                          (default ${DEFAULTS.num_groups} ${DEFAULTS.num_blocks} ${DEFAULTS.num_channels}: the paper)
   --lr LR                 Adam learning rate (default ${DEFAULTS.lr})
   --decay A-B-...         MultiStepLR milestones in thousands of steps (default ${DEFAULTS.decay})
   --gamma G               learning-rate factor at each milestone (default ${DEFAULTS.gamma})
@@ -56,7 +57,7 @@ export function parseTrainArgs(argv: string[]): Partial<TrainOptions> | null {
   for (const k of FLAGS) spec[k] = { type: 'boolean' };
   const { values } = parseArgs({ args: argv, options: spec, allowPositionals: false });
   if (values.help) return null;
-  const o: Record<string, unknown> = {};
+  const o: Record<string, string | number | boolean> = {};
   for (const k of NUMERIC) {
     if (values[k] === undefined) continue;
     const v = Number(values[k]);
@@ -67,7 +68,7 @@ export function parseTrainArgs(argv: string[]): Partial<TrainOptions> | null {
   for (const k of FLAGS) if (values[k]) o[k] = true;
   if (o.scale !== undefined && ![2, 3, 4, 8].includes(o.scale as number))
     throw new Error(`--scale must be 2, 3, 4 or 8, got ${o.scale}`);
-  return o as Partial<TrainOptions>;
+  return o;
 }
 
 export async function trainCommand(argv: string[]): Promise<number> {

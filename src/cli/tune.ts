@@ -84,9 +84,9 @@ export async function tuneCommand(argv: string[]): Promise<number> {
   }
   const scale = Number(values.scale);
   if (![2, 3, 4, 8].includes(scale)) throw new Error(`--scale must be 2, 3, 4 or 8, got ${values.scale}`);
-  const channels = positiveInteger(values.channels!, 'channels');
+  const channels = positiveInteger(values.channels, 'channels');
   const sizes = (values.lr ?? ['32']).map((v) => positiveInteger(v, 'lr'));
-  const batch = positiveInteger(values.batch!, 'batch');
+  const batch = positiveInteger(values.batch, 'batch');
   const both = !values.train && !values.infer;
   const gpu = await Gpu.open();
   try {
@@ -112,7 +112,8 @@ export async function tuneCommand(argv: string[]): Promise<number> {
       try {
         const { tuned } = await gpu.tune(run, { retime: true });
         console.log(
-          `x${scale} C${channels} ${what}: ${tuned.length} kernel shapes timed in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+          `x${scale} C${channels} ${what}: ${tuned.length} kernel shapes timed in ` +
+            `${((Date.now() - started) / 1000).toFixed(1)} s`,
         );
         tuned.forEach((t) => console.log(describe(t)));
         count += tuned.length;

@@ -66,11 +66,10 @@ export class Fixture {
     const path = join(dir, 'manifest.json');
     let manifest: Manifest;
     try {
-      manifest = JSON.parse(readFileSync(path, 'utf8'));
+      manifest = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
     } catch (e) {
-      throw new Error(
-        `${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (not a fixture set?)' : (e as Error).message}`,
-      );
+      const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+      throw new Error(`${path}: ${missing ? 'no such file (not a fixture set?)' : (e as Error).message}`, { cause: e });
     }
     if (manifest.format !== FORMAT)
       throw new Error(`${path}: format ${JSON.stringify(manifest.format)}, expected ${FORMAT}`);
@@ -147,7 +146,10 @@ export class Fixture {
       if (!t) return `no tensor ${name}`;
       const dtype = DTYPES[want.dtype.toLowerCase()] ?? want.dtype;
       if (t.dtype !== dtype || JSON.stringify(t.shape) !== JSON.stringify(want.shape))
-        return `${name} is ${t.dtype} ${JSON.stringify(t.shape)}, the manifest says ${want.dtype} ${JSON.stringify(want.shape)}`;
+        return (
+          `${name} is ${t.dtype} ${JSON.stringify(t.shape)}, the manifest says ${want.dtype} ` +
+          `${JSON.stringify(want.shape)}`
+        );
     }
     return tensors.size === Object.keys(decl.tensors).length
       ? null

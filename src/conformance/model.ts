@@ -72,7 +72,8 @@ export function checkDataParallel(fixture: Fixture, dict: StateDict, checks: Che
   const extra = [...other.keys()].filter((k) => !dict.has(k));
   const detail =
     differing.length || extra.length
-      ? `differs in ${[...differing.map(([k]) => k), ...extra].slice(0, 3).join(', ')} (${differing.length + extra.length} tensors)`
+      ? `differs in ${[...differing.map(([k]) => k), ...extra].slice(0, 3).join(', ')} ` +
+        `(${differing.length + extra.length} tensors)`
       : `${dict.size} tensors identical`;
   checks.add(
     'DataParallel checkpoint',

@@ -129,7 +129,8 @@ function decodePair(root: string, file: string, o: DatasetOptions, noteCrop: (m:
   const { w, h } = hrGeometry(width, height, { ...o, hrCrop: undefined, hrSize: undefined }, file);
   if (w !== width || h !== height) {
     noteCrop(
-      `HR images whose sides are not multiples of ${s} are cropped to the top-left block (e.g. ${file}: ${width}x${height} -> ${w}x${h})`,
+      `HR images whose sides are not multiples of ${s} are cropped to the top-left block (e.g. ${file}: ` +
+        `${width}x${height} -> ${w}x${h})`,
     );
     data = topLeft(data, width, w, h);
   }
@@ -175,7 +176,8 @@ export function loadPairs(
   if (bytes <= memoryBudget) return files.map((file) => decodePair(root, file, o, noteCrop));
   const cacheSize = Math.max(64, Math.floor((memoryBudget / bytes) * files.length));
   o.log?.(
-    `the decoded dataset would take ${(bytes / 2 ** 30).toFixed(1)} GiB: decoding images as they are used (cache of ${cacheSize})`,
+    `the decoded dataset would take ${(bytes / 2 ** 30).toFixed(1)} GiB: decoding images as they are used (cache of ` +
+      `${cacheSize})`,
   );
   const cache = new Map<string, FacePair>();
   const decoded = (file: string): FacePair => {

@@ -36,19 +36,22 @@ export class PatchSampler {
       const odd = pairs.find((p) => p.lrWidth !== first.lrWidth || p.lrHeight !== first.lrHeight);
       if (odd)
         throw new Error(
-          `training on whole images needs one size: ${first.name} is ${first.lrWidth}x${first.lrHeight} at LR, ${odd.name} is ${odd.lrWidth}x${odd.lrHeight}`,
+          `training on whole images needs one size: ${first.name} is ${first.lrWidth}x${first.lrHeight} at LR, ` +
+            `${odd.name} is ${odd.lrWidth}x${odd.lrHeight}`,
         );
       this.patch = [first.lrHeight, first.lrWidth];
       this.wholeImages = true;
       if (patchSize > 0)
         log?.(
-          `every LR image (${first.lrWidth}x${first.lrHeight}) is smaller than --patch_size ${patchSize}: training on whole images`,
+          `every LR image (${first.lrWidth}x${first.lrHeight}) is smaller than --patch_size ${patchSize}: training ` +
+            `on whole images`,
         );
     } else {
       if (smaller.length) {
         const p = smaller[0];
         throw new Error(
-          `${p.name} is ${p.lrWidth}x${p.lrHeight} at LR, smaller than --patch_size ${patchSize} (${smaller.length} such images): lower --patch_size or remove them`,
+          `${p.name} is ${p.lrWidth}x${p.lrHeight} at LR, smaller than --patch_size ${patchSize} (${smaller.length} ` +
+            `such images): lower --patch_size or remove them`,
         );
       }
       this.patch = [patchSize, patchSize];

@@ -118,7 +118,8 @@ export async function namedAdapter(host: AdapterHost, wanted: string): Promise<A
   if (!matches.length) {
     const names = all.map((e) => `\n  ${e.name} (${e.backend}; ${adapterText(e.adapter.info)})`).join('') || ' none';
     throw new Error(
-      `no WebGPU adapter matches '${wanted}' (from --adapter, SISN_ADAPTER or Gpu.open); the adapters here are:${names}`,
+      `no WebGPU adapter matches '${wanted}' (from --adapter, SISN_ADAPTER or Gpu.open); the adapters here ` +
+        `are:${names}`,
     );
   }
   return preferred(matches);

@@ -63,12 +63,12 @@ export class DeviceContext {
   ) {
     this.pool = new BufferPool(device, device.limits.maxBufferSize);
     this.recorder = new CommandRecorder(device, device.limits.minUniformBufferOffsetAlignment);
-    device.lost.then((info) => {
+    void device.lost.then((info) => {
       if (this.disposed) return;
       this.lostError = new Error(`GPU device lost (${info.reason}): ${info.message}`);
     });
     device.addEventListener('uncapturederror', (ev) => {
-      const e = (ev as GPUUncapturedErrorEvent).error;
+      const e = ev.error;
       this.uncaptured ??= new Error(`GPU error outside any step: ${e.message}`);
     });
     live.add(this);
@@ -90,7 +90,7 @@ export class DeviceContext {
       adapter.features.has('subgroups') &&
       subgroupSizesFit(adapter.info);
     const f16 = options.f16 !== false && adapter.features.has('shader-f16');
-    if (subgroups) wanted.push('subgroups' as GPUFeatureName);
+    if (subgroups) wanted.push('subgroups');
     if (f16) wanted.push('shader-f16');
     if (options.profiling && !adapter.features.has('timestamp-query'))
       throw new Error('this adapter has no timestamp-query feature: kernel profiling is unavailable');

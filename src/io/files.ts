@@ -7,6 +7,6 @@ export function readBytes(path: string, what = ''): Uint8Array {
   try {
     return platform.readFile(path);
   } catch (e) {
-    throw new Error(`cannot read ${what ? `${what} ` : ''}${path}: ${fsProblem(e)}`);
+    throw new Error(`cannot read ${what ? `${what} ` : ''}${path}: ${fsProblem(e)}`, { cause: e });
   }
 }

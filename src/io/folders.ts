@@ -22,6 +22,6 @@ export function makeFolder(path: string, what: string): void {
   try {
     mkdirSync(path, { recursive: true });
   } catch (e) {
-    throw new Error(`cannot create ${what} ${path}: ${fsProblem(e)}`);
+    throw new Error(`cannot create ${what} ${path}: ${fsProblem(e)}`, { cause: e });
   }
 }

@@ -28,7 +28,10 @@ function pngTruncation(bytes: Uint8Array): string | null {
     const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
     const end = at + 12 + dv.getUint32(at);
     if (end > bytes.byteLength)
-      return `the PNG file is truncated: it ends at byte ${bytes.byteLength}, inside its ${type} chunk (which ends at byte ${end})`;
+      return (
+        `the PNG file is truncated: it ends at byte ${bytes.byteLength}, inside its ${type} chunk (which ends ` +
+        `at byte ${end})`
+      );
     if (type === 'IEND') return null;
     at = end;
   }
@@ -61,7 +64,7 @@ export function decodeImage(bytes: Uint8Array, source = 'image'): RgbImage {
       throw new Error('not a PNG or JPEG file');
     }
   } catch (e) {
-    throw new Error(`${source}: cannot decode image: ${(e as Error).message}`);
+    throw new Error(`${source}: cannot decode image: ${(e as Error).message}`, { cause: e });
   }
   if (!width || !height) throw new Error(`${source}: empty image`);
   if (hasAlpha)
@@ -111,6 +114,6 @@ export function writePng(path: string, img: RgbImage): void {
   try {
     platform.writeFileAtomic(path, encodePng(img));
   } catch (e) {
-    throw new Error(`cannot write ${path}: ${fsProblem(e)}`);
+    throw new Error(`cannot write ${path}: ${fsProblem(e)}`, { cause: e });
   }
 }

@@ -82,7 +82,7 @@ export function unpickle(data: Uint8Array, source: string, hooks: PickleHooks): 
   };
   const global = (mod: unknown, name: unknown): PickleGlobal => {
     if (typeof mod !== 'string' || typeof name !== 'string') fail('a global name that is not a string');
-    return { global: `${mod}.${name}` };
+    return { global: `${String(mod)}.${String(name)}` };
   };
   const long = (n: number): number => {
     if (n > 8) fail(`a ${n}-byte integer`);

@@ -33,7 +33,8 @@ export function parseStateDict(bytes: Uint8Array, source: string): StateDict {
     default: {
       const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join('');
       throw new Error(
-        `${source}: neither safetensors nor a PyTorch zip checkpoint (${bytes.byteLength} bytes, starting ${head || 'with nothing'}); truncated or not a weights file`,
+        `${source}: neither safetensors nor a PyTorch zip checkpoint (${bytes.byteLength} bytes, starting ` +
+          `${head || 'with nothing'}); truncated or not a weights file`,
       );
     }
   }

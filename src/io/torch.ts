@@ -92,7 +92,8 @@ function rebuildTensor(args: unknown[], source: string, budget: { elements: numb
   }
   if (count > available || (count > 0 && last >= available)) {
     throw new Error(
-      `${what} (shape ${describe(size)}, strides ${describe(stride)}, offset ${offset}) reads past its ${available} elements`,
+      `${what} (shape ${describe(size)}, strides ${describe(stride)}, offset ${offset}) reads past its ${available} ` +
+        `elements`,
     );
   }
   budget.elements -= count;
@@ -159,7 +160,8 @@ function loadPickle(zip: Map<string, ZipEntry>, source: string): unknown {
       const dtype = type === undefined ? undefined : STORAGE_DTYPES[type];
       if (!dtype)
         throw new Error(
-          `${source}: unsupported storage type ${describe(type)} (supported: ${Object.keys(STORAGE_DTYPES).join(', ')})`,
+          `${source}: unsupported storage type ${describe(type)} (supported: ` +
+            `${Object.keys(STORAGE_DTYPES).join(', ')})`,
         );
       if (typeof pid[2] !== 'string' || pid[2].length > 64)
         throw new Error(`${source}: storage key ${describe(pid[2])} is not a short string`);
@@ -171,7 +173,8 @@ function loadPickle(zip: Map<string, ZipEntry>, source: string): unknown {
         storage = { key, dtype, bytes: entry.read() };
         if (storage.bytes.byteLength % ELEMENT_BYTES[dtype])
           throw new Error(
-            `${source}: storage data/${key} holds ${storage.bytes.byteLength} bytes, not a whole number of ${type} elements`,
+            `${source}: storage data/${key} holds ${storage.bytes.byteLength} bytes, not a whole number of ${type} ` +
+              `elements`,
           );
         storages.set(key, storage);
       }

@@ -160,7 +160,8 @@ export function readZip(bytes: Uint8Array, source: string): Map<string, ZipEntry
       inflated += fields.size;
       if (inflated > MAX_INFLATED_BYTES)
         throw new Error(
-          `${source}: the deflated entries declare more than ${MAX_INFLATED_BYTES} bytes: not a state_dict this reader accepts`,
+          `${source}: the deflated entries declare more than ${MAX_INFLATED_BYTES} bytes: not a state_dict this ` +
+            `reader accepts`,
         );
     }
     const raw = bytes.subarray(dataAt, dataAt + fields.compressed);
@@ -182,8 +183,9 @@ function inflate(raw: Uint8Array, size: number, what: string): Uint8Array {
     out = platform.inflateRaw(raw, size + 1);
   } catch (e) {
     const code = (e as { code?: string }).code;
-    if (code === 'ERR_BUFFER_TOO_LARGE') throw new Error(`${what} inflates to more than its declared ${size} bytes`);
-    throw new Error(`${what} does not inflate: ${(e as Error).message}`);
+    if (code === 'ERR_BUFFER_TOO_LARGE')
+      throw new Error(`${what} inflates to more than its declared ${size} bytes`, { cause: e });
+    throw new Error(`${what} does not inflate: ${(e as Error).message}`, { cause: e });
   }
   if (out.byteLength !== size) throw new Error(`${what} inflates to ${out.byteLength} bytes, not its declared ${size}`);
   return out;

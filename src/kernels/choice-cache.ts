@@ -64,8 +64,12 @@ export function adapterIdentity(
       .filter(([, on]) => on)
       .map(([k]) => k)
       .join(',') || 'none';
-  const workgroup = `${limits.maxComputeInvocationsPerWorkgroup} invocations, ${limits.maxComputeWorkgroupStorageSize} B shared`;
-  return `${name} | subgroups ${info.subgroupMinSize ?? 0}-${info.subgroupMaxSize ?? 0} | features ${used} | ${workgroup}`;
+  const workgroup =
+    `${limits.maxComputeInvocationsPerWorkgroup} invocations, ` + `${limits.maxComputeWorkgroupStorageSize} B shared`;
+  return (
+    `${name} | subgroups ${info.subgroupMinSize ?? 0}-${info.subgroupMaxSize ?? 0} | features ${used} | ` +
+    `${workgroup}`
+  );
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -107,13 +111,13 @@ export class ChoiceCache {
     file: CacheFile | null,
     warn: (message: string) => void,
   ): Record<string, { kernels: AdapterChoices }> {
-    let text: string | null = null;
     try {
-      text = file?.read() ?? null;
+      const text = file?.read() ?? null;
       return text === null ? {} : parseChoices(text);
     } catch (e) {
       warn(
-        `ignoring the kernel choices in ${file!.path} (${(e as Error).message}); kernels run their defaults until tuned again`,
+        `ignoring the kernel choices in ${file!.path} (${(e as Error).message}); kernels run their defaults until ` +
+          `tuned again`,
       );
       return {};
     }
@@ -147,7 +151,9 @@ export class ChoiceCache {
     this.changed.get(kernel)!.add(key);
   }
 
-  /** Writes the choices set since the last save into the file as it is now on disk (atomically); a failure is a warning. */
+  /**
+   * Writes the choices set since the last save into the file as it is now on disk (atomically); a failure is a warning.
+   */
   save(): void {
     if (!this.file || !this.changed.size) return;
     const adapters = ChoiceCache.readAdapters(this.file, () => {});

@@ -83,7 +83,7 @@ export class PipelineCache {
         try {
           pipeline = await device.createComputePipelineAsync(pipelineDescriptor);
         } catch (e) {
-          throw new Error(`kernel ${name}: pipeline creation failed: ${(e as Error).message}`);
+          throw new Error(`kernel ${name}: pipeline creation failed: ${(e as Error).message}`, { cause: e });
         }
         this.created++;
         const c = { pipeline, layout };

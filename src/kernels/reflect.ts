@@ -77,7 +77,7 @@ export function reflectShader(file: string, code: string): KernelInfo[] {
   try {
     reflect = new WgslReflect(code);
   } catch (e) {
-    throw new Error(`shader ${file}: WGSL parse error: ${(e as Error).message}`);
+    throw new Error(`shader ${file}: WGSL parse error: ${(e as Error).message}`, { cause: e });
   }
   return reflect.entry.compute.map((fn) => {
     const uniforms = fn.resources.filter((r) => r.resourceType === ResourceType.Uniform);
@@ -96,7 +96,7 @@ export function reflectShader(file: string, code: string): KernelInfo[] {
       code,
       uniform: uniforms.length ? uniformLayout(uniforms[0]) : null,
       storage: storage.map((s) => ({ name: s.name, binding: s.binding, readOnly: s.access === 'read' })),
-      workgroupSize: (fn.workgroupSize ?? [1, 1, 1]) as [number, number, number],
+      workgroupSize: fn.workgroupSize ?? [1, 1, 1],
       // Module-wide: reflection misses overrides used only inside some statements (e.g. `switch`).
       overrides: reflect.overrides.map((o) => o.name),
     };

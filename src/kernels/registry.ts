@@ -169,7 +169,8 @@ export class KernelRegistry {
       const r = b ? rangeOf(b) : scratch >= 0 ? this.scratch(scratch) : this.placeholder();
       if (Math.ceil(r.size / 16) * 16 > limits.maxStorageBufferBindingSize) {
         throw new Error(
-          `kernel ${name}: binding '${slot.name}' is ${r.size} bytes, over this adapter's maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}); process the data in smaller pieces`,
+          `kernel ${name}: binding '${slot.name}' is ${r.size} bytes, over this adapter's ` +
+            `maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}); process the data in smaller pieces`,
         );
       }
       // Rounded up to 16 bytes so kernels may read and write whole vec4s: every tensor's storage

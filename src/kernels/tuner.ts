@@ -125,7 +125,7 @@ export class KernelTuner {
       source,
       candidates: [...names],
       labels: names.map(() => []),
-      pipelines: names.map(() => new Map()),
+      pipelines: names.map(() => new Map<string, PipelineId>()),
     };
     for (let round = 0; round < ROUNDS; round++) {
       names.forEach((name, i) => {

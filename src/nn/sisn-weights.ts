@@ -9,7 +9,10 @@ import { assertFinite, parseStateDict } from '../io/state-dict.js';
 /** A few of the names found, for messages about what a file holds. */
 function foundNames(dict: StateDict): string {
   const keys = [...dict.keys()];
-  return `found ${keys.length} tensor(s)${keys.length ? `: ${keys.slice(0, 4).join(', ')}${keys.length > 4 ? ', ...' : ''}` : ''}`;
+  return (
+    `found ${keys.length} ` +
+    `tensor(s)${keys.length ? `: ${keys.slice(0, 4).join(', ')}${keys.length > 4 ? ', ...' : ''}` : ''}`
+  );
 }
 
 /** 1 + the largest index N among names matching `pattern` (whose group 1 is N), 0 if none. */
@@ -27,7 +30,8 @@ export function inferConfig(dict: StateDict): SisnConfig {
   const head = dict.get('head.1.weight');
   if (!head)
     throw new Error(
-      `not a SISN state_dict: tensor head.1.weight [C, 3*s*s, 3, 3], which gives the scale and width, is missing (${foundNames(dict)})`,
+      `not a SISN state_dict: tensor head.1.weight [C, 3*s*s, 3, 3], which gives the scale and width, is missing ` +
+        `(${foundNames(dict)})`,
     );
   if (head.shape.length !== 4)
     throw new Error(`head.1.weight has shape ${JSON.stringify(head.shape)}, expected [C, 3*s*s, 3, 3]`);
@@ -50,12 +54,14 @@ export function loadStateDict(model: SISN, input: StateDict): void {
   const unexpected = [...dict.keys()].filter((k) => !expected.has(k));
   if (unexpected.length)
     throw new Error(
-      `unexpected tensor(s) for SISN ${JSON.stringify(model.config)}: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ', ...' : ''}`,
+      `unexpected tensor(s) for SISN ${JSON.stringify(model.config)}: ` +
+        `${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ', ...' : ''}`,
     );
   const missing = model.entries.filter((e) => !dict.has(e.name)).map((e) => `${e.name} ${JSON.stringify(e.shape)}`);
   if (missing.length)
     throw new Error(
-      `missing ${missing.length} of the ${model.entries.length} tensors of SISN ${JSON.stringify(model.config)}: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`,
+      `missing ${missing.length} of the ${model.entries.length} tensors of SISN ${JSON.stringify(model.config)}: ` +
+        `${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`,
     );
   for (const e of model.entries) {
     const t = dict.get(e.name)!;
@@ -94,14 +100,14 @@ export function sisnFromStateDict(gpu: Gpu, dict: StateDict, path: string): SISN
   try {
     config = inferConfig(dict);
   } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message}`);
+    throw new Error(`${path}: ${(e as Error).message}`, { cause: e });
   }
   const model = new SISN(gpu, config);
   try {
     loadStateDict(model, dict);
   } catch (e) {
     model.dispose();
-    throw new Error(`${path}: ${(e as Error).message}`);
+    throw new Error(`${path}: ${(e as Error).message}`, { cause: e });
   }
   return model;
 }

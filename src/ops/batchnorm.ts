@@ -16,7 +16,9 @@ export interface BatchNormOptions {
   residual?: Tensor;
   /** Fused last: ReLU. */
   relu?: boolean;
-  /** Training: x's moments in pieces from the kernel that produced it (conv2dWithMoments), so x is not read for them. */
+  /**
+   * Training: x's moments in pieces from the kernel that produced it (conv2dWithMoments), so x is not read for them.
+   */
   moments?: MomentPartials;
 }
 

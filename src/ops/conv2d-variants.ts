@@ -29,7 +29,9 @@ export interface Conv2dOptions {
   variant?: string;
 }
 
-/** A forward (and input-gradient) variant: TO output channels x TX columns per invocation, WG invocations per workgroup. */
+/**
+ * A forward (and input-gradient) variant: TO output channels x TX columns per invocation, WG invocations per workgroup.
+ */
 export interface ForwardVariant {
   name: string;
   channels: number;
@@ -88,7 +90,8 @@ const WEIGHT_GRAD_TILES: readonly [number, number, boolean, number][] = [
  * default tile also comes without them.
  */
 export function convVariants(gpu: Engine, role: ConvRole): readonly ConvVariant[] {
-  // Every launch asks (twice): the lists depend only on the engine's adapter and features, so they are built once per engine.
+  // Every launch asks (twice): the lists depend only on the engine's adapter and features, so they are built once per
+  // engine.
   const lists = variantLists.get(gpu) ?? new Map<ConvRole, readonly ConvVariant[]>();
   variantLists.set(gpu, lists);
   let list = lists.get(role);

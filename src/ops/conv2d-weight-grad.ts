@@ -1,4 +1,7 @@
-/** The weight gradient of conv2d (shaders/conv2d_weight.wgsl), in the variant tuned for the adapter and shape or `options.variant`. */
+/**
+ * The weight gradient of conv2d (shaders/conv2d_weight.wgsl), in the variant tuned for the adapter and shape or
+ * `options.variant`.
+ */
 import { Tensor, type Engine } from '../tensor.js';
 import {
   convVariants,

@@ -239,7 +239,8 @@ function convolve(
     throw new Error(`conv2d: ${cin} -> ${cout} channels cannot be split into ${groups} groups`);
   if (cinG * groups !== cin)
     throw new Error(
-      `conv2d: weight ${formatShape(w.shape)} expects ${cinG * groups} input channels, input ${formatShape(x.shape)} has ${cin}`,
+      `conv2d: weight ${formatShape(w.shape)} expects ${cinG * groups} input channels, input ` +
+        `${formatShape(x.shape)} has ${cin}`,
     );
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== cout))
     throw new Error(`conv2d: bias ${formatShape(bias.shape)} must be [${cout}]`);

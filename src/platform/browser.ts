@@ -16,7 +16,8 @@ function noFiles(what: string): never {
 function navigatorGpu(): GPU {
   if (typeof navigator === 'undefined' || !navigator.gpu) {
     throw new Error(
-      'this browser has no WebGPU (navigator.gpu is missing): use a current Chrome or Edge, Safari 26 or Firefox 141 on Windows, over https or localhost',
+      'this browser has no WebGPU (navigator.gpu is missing): use a current Chrome or Edge, Safari 26 or Firefox ' +
+        '141 on Windows, over https or localhost',
     );
   }
   return navigator.gpu;
@@ -38,7 +39,8 @@ export const platform: Platform = {
   writeFileAtomic: (path) => noFiles(`cannot write ${path}`),
   inflateRaw: () => {
     throw new Error(
-      'deflated zip entries are read in Node only: convert the weights to safetensors (or save them uncompressed, as torch.save does)',
+      'deflated zip entries are read in Node only: convert the weights to safetensors (or save them uncompressed, ' +
+        'as torch.save does)',
     );
   },
   png: pngjsCodec(pngjs, (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),

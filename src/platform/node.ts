@@ -12,7 +12,10 @@ import type { Platform } from './types.js';
 
 export const SHADER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shaders');
 
-/** SISN_CACHE_DIR, else $XDG_CACHE_HOME/sisn-webgpu, else ~/.cache/sisn-webgpu (read at each call, so tests can point it elsewhere). */
+/**
+ * SISN_CACHE_DIR, else $XDG_CACHE_HOME/sisn-webgpu, else ~/.cache/sisn-webgpu (read at each call, so tests can point it
+ * elsewhere).
+ */
 export function cacheDir(): string {
   return process.env.SISN_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'sisn-webgpu');
 }

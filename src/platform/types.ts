@@ -19,10 +19,15 @@ export interface Platform {
   readFile(path: string): Uint8Array;
   /** Writes through a temporary file and a rename, so a failed write leaves nothing behind. */
   writeFileAtomic(path: string, bytes: Uint8Array): void;
-  /** Raw DEFLATE decompression (zip entries) to at most `maxBytes`; more throws an error with code ERR_BUFFER_TOO_LARGE. */
+  /**
+   * Raw DEFLATE decompression (zip entries) to at most `maxBytes`; more throws an error with code ERR_BUFFER_TOO_LARGE.
+   */
   inflateRaw(bytes: Uint8Array, maxBytes: number): Uint8Array;
   png: PngCodec;
-  /** A file of the user's cache folder (Node: SISN_CACHE_DIR, else the XDG cache folder), or null where there is none (a browser). */
+  /**
+   * A file of the user's cache folder (Node: SISN_CACHE_DIR, else the XDG cache folder), or null where there is none (a
+   * browser).
+   */
   cacheFile(name: string): CacheFile | null;
 }
 

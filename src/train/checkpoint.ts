@@ -52,7 +52,7 @@ export async function saveCheckpoint(
   try {
     platform.writeFileAtomic(path, bytes);
   } catch (e) {
-    throw new Error(`cannot write checkpoint ${path}: ${fsProblem(e)}`);
+    throw new Error(`cannot write checkpoint ${path}: ${fsProblem(e)}`, { cause: e });
   }
 }
 
@@ -69,7 +69,7 @@ function readCheckpointFile(path: string): { file: SafeFile; meta: CheckpointMet
   try {
     file = parseSafetensors(bytes, path);
   } catch (e) {
-    throw new Error(`cannot load checkpoint ${path}: ${(e as Error).message}`);
+    throw new Error(`cannot load checkpoint ${path}: ${(e as Error).message}`, { cause: e });
   }
   if (!file.metadata.checkpoint)
     throw new Error(`${path} holds weights only, not a training checkpoint (no optimizer state)`);
@@ -77,9 +77,9 @@ function readCheckpointFile(path: string): { file: SafeFile; meta: CheckpointMet
   try {
     meta = JSON.parse(file.metadata.checkpoint) as CheckpointMeta;
   } catch (e) {
-    throw new Error(`${path}: the checkpoint metadata is not JSON (${(e as Error).message})`);
+    throw new Error(`${path}: the checkpoint metadata is not JSON (${(e as Error).message})`, { cause: e });
   }
-  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${path}: unknown checkpoint format ${meta.format}`);
+  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${path}: unknown checkpoint format ${String(meta.format)}`);
   return { file, meta };
 }
 
@@ -98,7 +98,7 @@ export function loadCheckpoint(gpu: Gpu, path: string): LoadedCheckpoint {
     assertFinite(`${OPTIMIZER_PREFIX}exp_avg`, expAvg);
     assertFinite(`${OPTIMIZER_PREFIX}exp_avg_sq`, expAvgSq);
   } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message}`);
+    throw new Error(`${path}: ${(e as Error).message}`, { cause: e });
   }
   const model = sisnFromStateDict(
     gpu,

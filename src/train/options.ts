@@ -18,6 +18,9 @@ const FIXED_ON_RESUME = [
 /** Options that say how to start this process, not what the run is: never restored. */
 const PER_INVOCATION = ['ckpt_root', 'resume', 'overwrite'];
 
+/** Training options are scalars: numbers, strings and flags. */
+type OptionValue = string | number | boolean | undefined;
+
 function sameValue(a: unknown, b: unknown): boolean {
   return a === b || (a === undefined && b === false) || (a === false && b === undefined);
 }
@@ -32,14 +35,16 @@ export function resumedOptions<T extends object>(
   given: Partial<T>,
   log: (m: string) => void,
 ): T {
-  const restored = { ...defaults } as Record<string, unknown>;
-  for (const [k, v] of Object.entries(saved)) if (!PER_INVOCATION.includes(k) && v !== undefined) restored[k] = v;
-  for (const [k, v] of Object.entries(given)) {
+  const restored = { ...defaults } as Record<string, OptionValue>;
+  for (const [k, v] of Object.entries(saved) as [string, OptionValue][])
+    if (!PER_INVOCATION.includes(k) && v !== undefined) restored[k] = v;
+  for (const [k, v] of Object.entries(given) as [string, OptionValue][]) {
     if (v === undefined) continue;
     if (!PER_INVOCATION.includes(k) && !sameValue(v, restored[k])) {
       if (FIXED_ON_RESUME.includes(k))
         throw new Error(
-          `--resume: the checkpoint was trained with --${k} ${restored[k]}; a resumed run cannot change it (given: ${v})`,
+          `--resume: the checkpoint was trained with --${k} ${restored[k]}; a resumed run cannot change it (given: ` +
+            `${v})`,
         );
       log(`${k}: ${v} (checkpoint: ${restored[k] ?? 'not set'})`);
     }

@@ -11,7 +11,10 @@ export interface Point {
 
 function polyline(points: Point[], x: (s: number) => number, y: (v: number) => number, colour: string): string {
   if (!points.length) return '';
-  return `<polyline fill="none" stroke="${colour}" stroke-width="1.5" points="${points.map((p) => `${x(p.step).toFixed(1)},${y(p.value).toFixed(1)}`).join(' ')}"/>`;
+  return (
+    `<polyline fill="none" stroke="${colour}" stroke-width="1.5" ` +
+    `points="${points.map((p) => `${x(p.step).toFixed(1)},${y(p.value).toFixed(1)}`).join(' ')}"/>`
+  );
 }
 
 function panel(title: string, points: Point[], colour: string, top: number, maxStep: number): string {

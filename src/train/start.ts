@@ -32,7 +32,8 @@ export function startOptions<T extends RunStart>(defaults: T, given: Partial<T>,
     const existing = RUN_FILES.filter((f) => existsSync(join(root, f)));
     if (existing.length && !given.overwrite) {
       throw new Error(
-        `--ckpt_root ${root} already holds a training run (${existing.join(', ')}): continue it with --resume, or replace it with --overwrite`,
+        `--ckpt_root ${root} already holds a training run (${existing.join(', ')}): continue it with --resume, or ` +
+          `replace it with --overwrite`,
       );
     }
     return { ...defaults, ...given };
@@ -42,7 +43,8 @@ export function startOptions<T extends RunStart>(defaults: T, given: Partial<T>,
   const options = resumedOptions(defaults, meta.options as Partial<T>, given, log);
   if (options.max_steps <= meta.step) {
     throw new Error(
-      `--resume: ${last} is at step ${meta.step} and --max_steps is ${options.max_steps}: nothing to train; give a --max_steps above ${meta.step}`,
+      `--resume: ${last} is at step ${meta.step} and --max_steps is ${options.max_steps}: nothing to train; give a ` +
+        `--max_steps above ${meta.step}`,
     );
   }
   return options;

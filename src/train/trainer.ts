@@ -105,7 +105,8 @@ function loadData(o: TrainOptions, log: (m: string) => void): { train: FacePair[
     val = loadPairs(o.dataset_root, selectRange(files, valRange, '--train_val_range (validation)'), common);
   else throw new Error('no validation set: give --train_val_range TRAIN/VAL or --val_root');
   log(
-    `data: ${train.length} training and ${val.length} validation faces from ${o.dataset_root} (decoded in ${((Date.now() - started) / 1000).toFixed(1)} s)`,
+    `data: ${train.length} training and ${val.length} validation faces from ${o.dataset_root} (decoded in ` +
+      `${((Date.now() - started) / 1000).toFixed(1)} s)`,
   );
   return { train, val };
 }
@@ -118,7 +119,8 @@ function trimmedLog(path: string, step: number): { lines: string[]; losses: Poin
   if (existsSync(path)) {
     for (const line of readFileSync(path, 'utf8').split('\n')) {
       if (!line.trim()) continue;
-      const e = JSON.parse(line);
+      const e = JSON.parse(line) as
+        { type: 'train'; step: number; loss: number } | { type: 'eval'; step: number; psnr: number };
       if (e.step > step) continue;
       lines.push(line);
       if (e.type === 'train') losses.push({ step: e.step, value: e.loss });
@@ -217,7 +219,8 @@ async function tuning<T>(run: Run, what: string, fn: () => Promise<T>): Promise<
   const changed = tuned.filter((t) => t.choice !== t.candidates[0]).length;
   if (tuned.length)
     run.progress.note(
-      `${what} timed the kernel variants of ${tuned.length} shapes (${changed} faster than the default), kept in ${run.gpu.kernels.tuner.cachePath ?? 'memory'}`,
+      `${what} timed the kernel variants of ${tuned.length} shapes (${changed} faster than the default), kept in ` +
+        `${run.gpu.kernels.tuner.cachePath ?? 'memory'}`,
     );
   if (skipped) run.progress.note(`${what}: ${skipped}`);
   return result;
@@ -236,7 +239,18 @@ async function validate(run: Run, steps: number, lr: number): Promise<void> {
   if (isBest) await saveCheckpoint(paths.best, model, run.adam, meta);
   appendFileSync(
     paths.log,
-    `${JSON.stringify({ type: 'eval', step: steps, psnr, ssim, psnr_y: result.sisn.psnrY, ssim_y: result.sisn.ssimY, lr, best_psnr: run.bestPsnr, best_step: run.bestStep, seconds: (Date.now() - run.started) / 1000 })}\n`,
+    `${JSON.stringify({
+      type: 'eval',
+      step: steps,
+      psnr,
+      ssim,
+      psnr_y: result.sisn.psnrY,
+      ssim_y: result.sisn.ssimY,
+      lr,
+      best_psnr: run.bestPsnr,
+      best_step: run.bestStep,
+      seconds: (Date.now() - run.started) / 1000,
+    })}\n`,
   );
   run.history.psnrs.push({ step: steps, value: psnr });
   writePlot(join(o.ckpt_root, 'plot.svg'), run.history.losses, run.history.psnrs, run.title);
@@ -244,7 +258,8 @@ async function validate(run: Run, steps: number, lr: number): Promise<void> {
     writeSheet(join(o.ckpt_root, 'sheet.png'), run.sheetPairs, await predict(model, run.sheetPairs), o.scale);
   model.training = true;
   run.progress.note(
-    `[${steps}/${o.max_steps}] val PSNR ${psnr.toFixed(2)} dB SSIM ${ssim.toFixed(4)} (best ${run.bestPsnr.toFixed(2)} @ ${run.bestStep}) lr ${lr} eval ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    `[${steps}/${o.max_steps}] val PSNR ${psnr.toFixed(2)} dB SSIM ${ssim.toFixed(4)} (best ` +
+      `${run.bestPsnr.toFixed(2)} @ ${run.bestStep}) lr ${lr} eval ${((Date.now() - t0) / 1000).toFixed(1)} s`,
   );
 }
 
@@ -274,7 +289,8 @@ async function prepareRun(
   const title = `SISN x${o.scale} G${model.config.groups} I${model.config.blocks} C${model.config.channels}`;
   const params = model.params.entries().reduce((n, [, t]) => n + t.size, 0);
   log(
-    `${title}: ${params} parameters, batch ${o.batch_size}, LR patch ${sampler.patch.join('x')}, steps ${start.step}..${o.max_steps}`,
+    `${title}: ${params} parameters, batch ${o.batch_size}, LR patch ${sampler.patch.join('x')}, steps ` +
+      `${start.step}..${o.max_steps}`,
   );
   const compileStarted = Date.now();
   const pipelines = await SISN.prepare(gpu);
@@ -317,7 +333,8 @@ export async function train(
       lastLoss = step === run.step ? await tuning(run, 'the first step', () => trainStep(run)) : await trainStep(run);
       if (!Number.isFinite(lastLoss)) {
         throw new Error(
-          `the loss became ${lastLoss} at step ${step + 1}; training stopped. The last good checkpoint is ${existsSync(run.paths.last) ? run.paths.last : 'not written yet'}; try a lower --lr or --gclip`,
+          `the loss became ${lastLoss} at step ${step + 1}; training stopped. The last good checkpoint is ` +
+            `${existsSync(run.paths.last) ? run.paths.last : 'not written yet'}; try a lower --lr or --gclip`,
         );
       }
       appendFileSync(run.paths.log, `${JSON.stringify({ type: 'train', step: step + 1, loss: lastLoss, lr })}\n`);
@@ -331,7 +348,8 @@ export async function train(
     }
     const seconds = (Date.now() - run.started) / 1000;
     log(
-      `done: ${o.max_steps - run.step} steps in ${formatDuration(seconds)}; best validation PSNR ${run.bestPsnr.toFixed(2)} dB at step ${run.bestStep}; checkpoints in ${o.ckpt_root}`,
+      `done: ${o.max_steps - run.step} steps in ${formatDuration(seconds)}; best validation PSNR ` +
+        `${run.bestPsnr.toFixed(2)} dB at step ${run.bestStep}; checkpoints in ${o.ckpt_root}`,
     );
     run.adam.dispose();
     run.model.dispose();

@@ -1,0 +1,25 @@
+// ESLint: typescript-eslint's type-checked rules over src/ (the compiler's own project), the
+// recommended rules over the JavaScript in test/, scripts/, bench/ and web/. Formatting is
+// Prettier's (`npm run format`); `npm run lint` checks both.
+import js from '@eslint/js';
+import globals from 'globals';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'dist-web/', 'node_modules/', 'runs/', 'demo-output/', 'test/fixtures/'] },
+  {
+    files: ['src/**/*.ts'],
+    extends: [js.configs.recommended, ...tseslint.configs.recommendedTypeChecked],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+  },
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    extends: [js.configs.recommended],
+    languageOptions: { globals: { ...globals.node } },
+    rules: { 'no-unused-vars': ['error', { ignoreRestSiblings: true }] },
+  },
+  {
+    files: ['web/**/*.js', 'test/web.test.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+);
