@@ -7,7 +7,7 @@
 // all as
 // 'N passed, N failed'; the exit status is non-zero if anything failed.
 //
-// With SISN_ADAPTER, SISN_SUBGROUPS or SISN_LIMITS set, only the whole suite runs, as they say
+// With SISN_ADAPTER, SISN_SUBGROUPS, SISN_LIMITS or SISN_FEATURE_LEVEL set, only the whole suite runs, as they say
 // (e.g. `SISN_ADAPTER=swiftshader npm test`).
 import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -24,6 +24,8 @@ const CONFIGURATIONS = [
   { name: 'lavapipe, 16-lane subgroups', env: { SISN_ADAPTER: 'llvmpipe', LP_NATIVE_VECTOR_WIDTH: '512' } },
   { name: 'lavapipe without subgroups', env: { SISN_ADAPTER: 'llvmpipe', SISN_SUBGROUPS: 'off' } },
   { name: "WebGPU's default limits", env: { SISN_LIMITS: 'default' } },
+  // Dawn's OpenGL ES backend (Mesa's llvmpipe under EGL): a device in WebGPU's compatibility mode.
+  { name: 'compatibility mode (OpenGL ES)', env: { SISN_FEATURE_LEVEL: 'compatibility' } },
 ];
 
 // The adapter a configuration opens, as the engine describes it, or why it cannot.
@@ -83,7 +85,9 @@ async function execute(run, live) {
   return { ...result, adapter, seconds: (Date.now() - started) / 1000 };
 }
 
-const chosenByUser = ['SISN_ADAPTER', 'SISN_SUBGROUPS', 'SISN_LIMITS'].some((k) => process.env[k]);
+const chosenByUser = ['SISN_ADAPTER', 'SISN_SUBGROUPS', 'SISN_LIMITS', 'SISN_FEATURE_LEVEL'].some(
+  (k) => process.env[k],
+);
 const runs = [
   { name: chosenByUser ? 'the adapter the environment chooses' : 'the default adapter', env: {}, pattern: WHOLE_SUITE },
 ];

@@ -4,6 +4,7 @@
  * what every tensor belongs to; the layers below it know nothing of each other's callers.
  */
 import { DeviceContext, type GpuOptions, type EngineFeatures } from './gpu/device.js';
+import type { FeatureLevel } from './gpu/adapter.js';
 import type { BufferPool } from './gpu/pool.js';
 import type { CommandRecorder } from './gpu/recorder.js';
 import { KernelRegistry } from './kernels/registry.js';
@@ -12,7 +13,7 @@ import { Tape } from './autograd/tape.js';
 import { accumulate, add, fill } from './ops/elementwise.js';
 import { Tensor, type Engine } from './tensor.js';
 
-export type { GpuOptions, EngineFeatures };
+export type { GpuOptions, EngineFeatures, FeatureLevel };
 
 export class Gpu implements Engine {
   readonly kernels: KernelRegistry;
@@ -30,6 +31,8 @@ export class Gpu implements Engine {
   readonly adapter: GPUAdapter;
   readonly device: GPUDevice;
   readonly features: EngineFeatures;
+  /** `compatibility` where the device keeps to WebGPU's compatibility mode (`GpuOptions.featureLevel`). */
+  readonly featureLevel: FeatureLevel;
   readonly limits: GPUSupportedLimits;
   readonly pool: BufferPool;
   readonly recorder: CommandRecorder;
@@ -39,6 +42,7 @@ export class Gpu implements Engine {
       adapter: this.adapter,
       device: this.device,
       features: this.features,
+      featureLevel: this.featureLevel,
       limits: this.limits,
       pool: this.pool,
       recorder: this.recorder,

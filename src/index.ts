@@ -1,4 +1,4 @@
-export { Gpu, type GpuOptions, type EngineFeatures } from './engine.js';
+export { Gpu, type GpuOptions, type EngineFeatures, type FeatureLevel } from './engine.js';
 export { subgroupSizesFit } from './gpu/device.js';
 export { BufferPool, bucketSize } from './gpu/pool.js';
 export { KernelRegistry } from './kernels/registry.js';

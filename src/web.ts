@@ -3,7 +3,7 @@
  * PNG/JPEG from bytes, MATLAB bicubic and whole-image upscaling. What needs a file system
  * (datasets, training runs, checkpoints on disk, the CLI) stays in the Node entry, src/index.ts.
  */
-export { Gpu, type GpuOptions, type EngineFeatures } from './engine.js';
+export { Gpu, type GpuOptions, type EngineFeatures, type FeatureLevel } from './engine.js';
 export { Tensor, type Shape } from './tensor.js';
 export * from './ops/index.js';
 export { Adam, MultiStepLR, type AdamOptions } from './optim/adam.js';

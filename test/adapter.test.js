@@ -1,11 +1,12 @@
 // Choosing the adapter: by a part of its name (Gpu.open, SISN_ADAPTER, --adapter), the default
-// that never falls to SwiftShader, WebGPU's default limits, and a suite whose GPU cannot open.
+// that never falls to SwiftShader, WebGPU's default limits, compatibility mode (Dawn's OpenGL ES
+// adapter), kernels a device's limits cannot hold, and a suite whose GPU cannot open.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { Gpu } from '../dist/index.js';
+import { Gpu, Tensor, add } from '../dist/index.js';
 
 const test = suite('adapter');
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -14,7 +15,7 @@ const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 // A child process without this run's adapter settings, plus `env`.
 function node(args, env = {}) {
   const clean = { ...process.env };
-  for (const k of ['SISN_ADAPTER', 'SISN_SUBGROUPS', 'SISN_LIMITS']) delete clean[k];
+  for (const k of ['SISN_ADAPTER', 'SISN_SUBGROUPS', 'SISN_LIMITS', 'SISN_FEATURE_LEVEL']) delete clean[k];
   return spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', timeout: 60000, env: { ...clean, ...env } });
 }
 
@@ -96,6 +97,71 @@ test('SISN_ADAPTER, SISN_SUBGROUPS and SISN_LIMITS choose for Gpu.open; bad valu
   const bad = node(['--input-type=module', '-e', probe], { SISN_SUBGROUPS: 'maybe' });
   assert.is.not(bad.status, 0);
   assert.match(bad.stderr, /SISN_SUBGROUPS must be 'on' or 'off', not 'maybe'/);
+});
+
+test("featureLevel 'compatibility' opens Dawn's OpenGL ES adapter in compatibility mode, where ops run", async () => {
+  await withOpen({ featureLevel: 'compatibility' }, async (gpu) => {
+    assert.is(gpu.featureLevel, 'compatibility');
+    assert.match(gpu.adapter.info.description, /OpenGL ES/);
+    assert.not.ok(gpu.adapter.features.has('core-features-and-limits'));
+    assert.not.ok(gpu.features.subgroups);
+    assert.match(gpu.describe(), /\[compatibility mode, no optional features\]$/);
+    // The adapter's limits, not compatibility mode's defaults (128 invocations per workgroup).
+    assert.is(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.adapter.limits.maxComputeInvocationsPerWorkgroup);
+    const sum = add(Tensor.fromArray(gpu, [1, 2, 3]), Tensor.fromArray(gpu, [10, 20, 30]));
+    assert.equal([...(await sum.read())], [11, 22, 33]);
+  });
+  await withOpen({ featureLevel: 'core' }, (gpu) => {
+    assert.is(gpu.featureLevel, 'core');
+    assert.not.match(gpu.describe(), /compatibility/);
+  });
+  try {
+    await Gpu.open({ featureLevel: 'legacy' });
+    assert.unreachable('opened a feature level WebGPU does not have');
+  } catch (e) {
+    assert.match(e.message, /featureLevel must be 'core' or 'compatibility', not 'legacy'/);
+  }
+});
+
+test('SISN_FEATURE_LEVEL chooses for Gpu.open; a bad value is an error', () => {
+  const probe =
+    "import { Gpu } from './dist/index.js'; const g = await Gpu.open(); console.log(g.featureLevel); g.dispose();";
+  const r = node(['--input-type=module', '-e', probe], { SISN_FEATURE_LEVEL: 'compatibility' });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^compatibility$/m);
+  const bad = node(['--input-type=module', '-e', probe], { SISN_FEATURE_LEVEL: 'compat' });
+  assert.is.not(bad.status, 0);
+  assert.match(bad.stderr, /SISN_FEATURE_LEVEL must be 'core' or 'compatibility', not 'compat'/);
+});
+
+test("a kernel that needs more than the device's limits is refused, naming the kernel and the limit", async () => {
+  await withOpen({ featureLevel: 'compatibility', limits: 'default' }, (gpu) => {
+    const invocations = gpu.limits.maxComputeInvocationsPerWorkgroup;
+    const storage = gpu.limits.maxStorageBuffersPerShaderStage;
+    const bindings = Array.from({ length: storage + 1 }, (_, i) => i);
+    gpu.kernels.define(
+      'toowide',
+      `
+      ${bindings.map((i) => `@group(0) @binding(${i}) var<storage, read_write> b${i}: array<f32>;`).join('\n')}
+      @compute @workgroup_size(${invocations * 2}) fn wide(@builtin(global_invocation_id) g: vec3u) { b0[g.x] = 1.0; }
+      @compute @workgroup_size(1) fn many(@builtin(global_invocation_id) g: vec3u) {
+        ${bindings.map((i) => `b${i}[g.x] = 1.0;`).join(' ')}
+      }`,
+    );
+    const y = Tensor.empty(gpu, [4]);
+    const buffers = Object.fromEntries(bindings.map((i) => [`b${i}`, Tensor.empty(gpu, [4])]));
+    assert.throws(
+      () => gpu.kernels.dispatch('toowide.wide', { buffers: { b0: y }, groups: 1 }),
+      new RegExp(
+        `kernel toowide.wide \\(shaders/toowide.wgsl\\) needs ${invocations * 2} invocations per workgroup; ` +
+          `this device allows ${invocations} \\(maxComputeInvocationsPerWorkgroup\\)`,
+      ),
+    );
+    assert.throws(
+      () => gpu.kernels.dispatch('toowide.many', { buffers, groups: 1 }),
+      new RegExp(`needs ${storage + 1} storage buffers per shader stage; this device allows ${storage}`),
+    );
+  });
 });
 
 test('sisn adapters lists each adapter with its subgroup sizes and limits, and marks the default', () => {

@@ -1,4 +1,7 @@
-/** `sisn adapters`: the WebGPU adapters Dawn sees, and the one the engine would choose. */
+/**
+ * `sisn adapters`: the WebGPU adapters Dawn sees (those that offer only WebGPU's compatibility
+ * mode, as its OpenGL ES backend, last), and the one the engine would choose.
+ */
 import { parseArgs } from 'node:util';
 import { dawnHost } from '../gpu/dawn.js';
 import {
@@ -23,7 +26,11 @@ function size(n: number): string {
 export async function adaptersCommand(argv: string[]): Promise<number> {
   parseArgs({ args: argv, options: {} });
   dawnHost.revealDrivers();
-  const all = await listAdapters(dawnHost);
+  const core = await listAdapters(dawnHost);
+  const compatibilityOnly = (await listAdapters(dawnHost, 'compatibility')).filter(
+    (e) => !e.adapter.features.has('core-features-and-limits'),
+  );
+  const all = [...core, ...compatibilityOnly];
   const wanted = environmentSettings().adapter;
   const chosen = wanted ? await namedAdapter(dawnHost, wanted) : await defaultAdapter(dawnHost);
   for (const { name, backend, adapter } of all) {
@@ -32,9 +39,9 @@ export async function adaptersCommand(argv: string[]): Promise<number> {
     const lanes = subgroupMinSize === subgroupMaxSize ? `${subgroupMinSize}` : `${subgroupMinSize}-${subgroupMaxSize}`;
     const subgroups = adapter.features.has('subgroups') ? `subgroups of ${lanes} lanes` : 'no subgroups';
     console.log(`${name} [${backend}]${isChosen ? (wanted ? ` <- chosen for '${wanted}'` : ' <- the default') : ''}`);
-    console.log(
-      `  ${adapterText(adapter.info)}; ${subgroups}${adapter.features.has('shader-f16') ? ', shader-f16' : ''}`,
-    );
+    const f16 = adapter.features.has('shader-f16') ? ', shader-f16' : '';
+    const mode = adapter.features.has('core-features-and-limits') ? '' : '; compatibility mode only';
+    console.log(`  ${adapterText(adapter.info)}; ${subgroups}${f16}${mode}`);
     for (const key of LIMITS_THAT_MATTER) {
       const value = adapter.limits[key];
       console.log(`  ${key.padEnd(34)} ${key.endsWith('Size') ? size(value) : value}`);

@@ -34,10 +34,23 @@ function balanceSoftwareDriverThreads(): void {
     );
 }
 
+const OPENGLES = 'backend=opengles';
+
+// Dawn's OpenGL ES backend starts EGL, whose default platform needs a display (X11 or Wayland):
+// without one, or on a server, EGL fails to initialise. Mesa's surfaceless platform needs none
+// and is all compute needs. EGL reads the variable when the backend first starts; a value the
+// user set is kept.
+function startEglWithoutDisplay(): void {
+  if (process.env.EGL_PLATFORM === undefined) process.env.EGL_PLATFORM = 'surfaceless';
+}
+
 export const dawnHost: AdapterHost = {
   create(flags) {
     balanceSoftwareDriverThreads();
+    if (flags.includes(OPENGLES)) startEglWithoutDisplay();
     return create(flags);
   },
   revealDrivers,
+  // Dawn answers a compatibility request with a Vulkan adapter (a core one) where there is one.
+  compatibilityFlags: [OPENGLES],
 };

@@ -4,7 +4,16 @@
  */
 import './globals.js';
 import { platform } from '../platform/index.js';
-import { defaultAdapter, environmentSettings, namedAdapter, requiredLimits, type LimitsChoice } from './adapter.js';
+import {
+  adapterText,
+  defaultAdapter,
+  environmentSettings,
+  FEATURE_LEVELS,
+  namedAdapter,
+  requiredLimits,
+  type FeatureLevel,
+  type LimitsChoice,
+} from './adapter.js';
 import { BufferPool } from './pool.js';
 import { CommandRecorder } from './recorder.js';
 
@@ -13,6 +22,12 @@ export interface GpuOptions {
   adapter?: string;
   /** `default`: request WebGPU's default limits instead of the adapter's (default: SISN_LIMITS, else `adapter`). */
   limits?: LimitsChoice;
+  /**
+   * `compatibility`: a device in WebGPU's compatibility mode, as on devices with only OpenGL ES
+   * (Dawn's OpenGL ES backend in Node); `core`: a core device only. Default: SISN_FEATURE_LEVEL,
+   * else a core device, or one in compatibility mode where the host offers no core adapter.
+   */
+  featureLevel?: FeatureLevel;
   /** Use the `subgroups` feature when the adapter has it (default: SISN_SUBGROUPS=on|off, else true). */
   subgroups?: boolean;
   /** Use the `shader-f16` feature when the adapter has it (default true). */
@@ -60,6 +75,8 @@ export class DeviceContext {
     readonly adapter: GPUAdapter,
     readonly device: GPUDevice,
     readonly features: EngineFeatures,
+    /** `compatibility` where the device keeps to WebGPU's compatibility mode. */
+    readonly featureLevel: FeatureLevel,
   ) {
     this.pool = new BufferPool(device, device.limits.maxBufferSize);
     this.recorder = new CommandRecorder(device, device.limits.minUniformBufferOffsetAlignment);
@@ -77,11 +94,19 @@ export class DeviceContext {
   static async open(options: GpuOptions = {}): Promise<DeviceContext> {
     const env = environmentSettings();
     const name = options.adapter ?? env.adapter;
-    const chosen = name
-      ? await namedAdapter(platform.adapterHost, name)
-      : await defaultAdapter(platform.adapterHost, options.powerPreference);
+    const level = options.featureLevel ?? env.featureLevel;
+    if (level !== undefined && !FEATURE_LEVELS.includes(level))
+      throw new Error(`Gpu.open: featureLevel must be 'core' or 'compatibility', not '${String(level)}'`);
+    const choose = (featureLevel: FeatureLevel) =>
+      name
+        ? namedAdapter(platform.adapterHost, name, featureLevel)
+        : defaultAdapter(platform.adapterHost, options.powerPreference, featureLevel);
+    let featureLevel: FeatureLevel = level ?? 'core';
+    let chosen = await choose(featureLevel);
+    if (!chosen && level === undefined) chosen = await choose((featureLevel = 'compatibility'));
     if (!chosen) {
-      throw new Error(`no WebGPU adapter found: ${platform.noAdapterHelp}`);
+      const what = featureLevel === 'compatibility' ? 'WebGPU adapter in compatibility mode' : 'WebGPU adapter';
+      throw new Error(`no ${what} found: ${platform.noAdapterHelp}`);
     }
     const { adapter, navigatorGpu } = chosen;
     const wanted: GPUFeatureName[] = [];
@@ -103,7 +128,16 @@ export class DeviceContext {
       requiredLimits: limits,
       label: 'sisn-webgpu',
     });
-    return new DeviceContext(navigatorGpu, adapter, device, { subgroups, f16 });
+    // A core adapter that answered a compatibility request still makes a device in compatibility
+    // mode, unless the device asks for 'core-features-and-limits' (which this one does not).
+    const compatibility = featureLevel === 'compatibility' && !device.features.has('core-features-and-limits');
+    return new DeviceContext(
+      navigatorGpu,
+      adapter,
+      device,
+      { subgroups, f16 },
+      compatibility ? 'compatibility' : 'core',
+    );
   }
 
   get limits(): GPUSupportedLimits {
@@ -112,12 +146,11 @@ export class DeviceContext {
 
   /** A short description of the adapter, for logs and benchmark tables. */
   describe(): string {
-    const i = this.adapter.info;
-    const name = [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' / ');
     const feats = Object.entries(this.features)
       .filter(([, on]) => on)
       .map(([k]) => k);
-    return `${name || 'unnamed adapter'} [${feats.join(', ') || 'no optional features'}]`;
+    const mode = this.featureLevel === 'compatibility' ? 'compatibility mode, ' : '';
+    return `${adapterText(this.adapter.info)} [${mode}${feats.join(', ') || 'no optional features'}]`;
   }
 
   get isDisposed(): boolean {

@@ -12,6 +12,31 @@ export interface Compiled {
   layout: GPUBindGroupLayout;
 }
 
+/**
+ * Throws, naming the kernel and the limit, where `info` needs more than the device allows: a
+ * device in WebGPU's compatibility mode or at WebGPU's default limits may offer fewer storage
+ * buffers per stage and invocations per workgroup than a kernel declares (the engine asks for the
+ * adapter's limits, so this is what even those cannot give).
+ */
+export function assertFits(info: KernelInfo, limits: GPUSupportedLimits): void {
+  const [x, y, z] = info.workgroupSize;
+  const needs: [string, number, keyof GPUSupportedLimits][] = [
+    ['storage buffers per shader stage', info.storage.length, 'maxStorageBuffersPerShaderStage'],
+    ['invocations per workgroup', x * y * z, 'maxComputeInvocationsPerWorkgroup'],
+    ['invocations along x', x, 'maxComputeWorkgroupSizeX'],
+    ['invocations along y', y, 'maxComputeWorkgroupSizeY'],
+    ['invocations along z', z, 'maxComputeWorkgroupSizeZ'],
+  ];
+  for (const [what, need, limit] of needs) {
+    const allowed = limits[limit] as number;
+    if (need > allowed)
+      throw new Error(
+        `kernel ${info.name} (shaders/${info.file}.wgsl) needs ${need} ${what}; this device allows ${allowed} ` +
+          `(${limit}): open the engine with the adapter's limits (the default) or on another adapter`,
+      );
+  }
+}
+
 export class PipelineCache {
   private readonly compiled = new Map<string, Compiled>();
   private readonly compiling = new Map<string, Promise<Compiled>>();
@@ -40,8 +65,6 @@ export class PipelineCache {
       module = device.createShaderModule({ code: info.code, label: info.file });
       this.modules.set(info.file, module);
     }
-    for (const k of Object.keys(constants ?? {}))
-      if (!info.overrides.includes(k)) throw new Error(`kernel ${info.name}: no override constant '${k}'`);
     const entries: GPUBindGroupLayoutEntry[] = info.storage.map((s) => ({
       binding: s.binding,
       visibility: GPUShaderStage.COMPUTE,
@@ -58,6 +81,13 @@ export class PipelineCache {
     return { module, layout, pipelineDescriptor };
   }
 
+  /** Throws before any error scope is pushed where the kernel cannot be built on this device. */
+  private validate(info: KernelInfo, constants?: Constants): void {
+    for (const k of Object.keys(constants ?? {}))
+      if (!info.overrides.includes(k)) throw new Error(`kernel ${info.name}: no override constant '${k}'`);
+    assertFits(info, this.device.limits);
+  }
+
   /** Compiles a kernel asynchronously; concurrent calls for the same kernel share one compile. */
   compile(info: KernelInfo, constants?: Constants): Promise<void> {
     const name = info.name;
@@ -67,6 +97,7 @@ export class PipelineCache {
     if (!pending) {
       pending = (async () => {
         const device = this.device;
+        this.validate(info, constants);
         device.pushErrorScope('validation');
         const { module, layout, pipelineDescriptor } = this.descriptors(info, constants);
         const scopeError = device.popErrorScope();
@@ -102,6 +133,7 @@ export class PipelineCache {
     let c = this.compiled.get(key);
     if (!c) {
       const device = this.device;
+      this.validate(info, constants);
       device.pushErrorScope('validation');
       const { layout, pipelineDescriptor } = this.descriptors(info, constants);
       c = { pipeline: device.createComputePipeline(pipelineDescriptor), layout };

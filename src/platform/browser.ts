@@ -25,7 +25,7 @@ function navigatorGpu(): GPU {
 
 export const platform: Platform = {
   // A browser offers one adapter per request and no way to list or name them.
-  adapterHost: { create: navigatorGpu, revealDrivers() {} },
+  adapterHost: { create: navigatorGpu, revealDrivers() {}, compatibilityFlags: [] },
   env: {},
   pollsWhileWaiting: false,
   noAdapterHelp:

@@ -44,6 +44,12 @@ export interface AdapterHost {
   create(flags: string[]): GPU;
   /** Makes drivers that are installed but not registered visible before adapters are listed by name. */
   revealDrivers(): void;
+  /**
+   * The flags under which a compatibility request reaches the host's compatibility-only adapters
+   * (Dawn: its OpenGL ES backend, which Vulkan adapters otherwise hide); none where the host
+   * chooses by itself (a browser).
+   */
+  readonly compatibilityFlags: readonly string[];
 }
 
 export interface PngImage {
