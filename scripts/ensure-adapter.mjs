@@ -10,8 +10,15 @@
 // Dawn cannot see it, Debian's `chromium` package is installed for it (as root): it ships
 // SwiftShader outside the Vulkan loader's search path, where the engine adds it beside lavapipe
 // for a process that asks for an adapter by name (src/gpu/dawn.ts), so the default stays lavapipe.
+//
+// The package manager's own output goes to a log file (INSTALL_LOG); the console gets one line of
+// what was installed, or of what failed and where the log is.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const INSTALL_LOG = join(tmpdir(), 'sisn-webgpu-ensure-adapter.log');
 
 // Probing runs in a child process: a Vulkan loader that was missing when Dawn first looked is
 // not looked for again in the same process. The probe's output, or null if it failed.
@@ -68,12 +75,18 @@ function osRelease() {
   return fields;
 }
 
+// Runs a package manager command with its output appended to INSTALL_LOG.
 function run(cmd, args) {
-  console.error(`ensure-adapter: ${cmd} ${args.join(' ')}`);
-  execFileSync(cmd, args, {
-    stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
+  appendFileSync(INSTALL_LOG, `\n$ ${cmd} ${args.join(' ')}\n`);
+  const log = openSync(INSTALL_LOG, 'a');
+  try {
+    execFileSync(cmd, args, {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  } finally {
+    closeSync(log);
+  }
 }
 
 function installLavapipe(os) {
@@ -88,10 +101,11 @@ function installLavapipe(os) {
     if (!already.trim()) writeFileSync(list, 'deb http://deb.debian.org/debian bookworm-backports main\n');
     run('apt-get', ['update', '-qq']);
     run('apt-get', ['install', '-y', '-qq', '-t', 'bookworm-backports', ...packages]);
-  } else {
-    run('apt-get', ['update', '-qq']);
-    run('apt-get', ['install', '-y', '-qq', ...packages]);
+    return `${packages.join(' ')} from bookworm-backports`;
   }
+  run('apt-get', ['update', '-qq']);
+  run('apt-get', ['install', '-y', '-qq', ...packages]);
+  return packages.join(' ');
 }
 
 const os = osRelease();
@@ -116,19 +130,21 @@ function ensureAdapter() {
       console.error('ensure-adapter: run the same command as root, or install the packages above with sudo.');
     process.exit(1);
   }
-  console.error('ensure-adapter: no WebGPU adapter; installing Mesa lavapipe (Vulkan on the CPU)...');
+  let installed;
   try {
-    installLavapipe(os);
+    installed = installLavapipe(os);
   } catch (e) {
-    console.error(`ensure-adapter: the install failed (${e.message}). ${advice}`);
+    console.error(`ensure-adapter: installing Mesa lavapipe failed (${e.message}; log: ${INSTALL_LOG}). ${advice}`);
     process.exit(1);
   }
   const after = adapterDescription();
   if (after === null) {
-    console.error(`ensure-adapter: lavapipe is installed but Dawn still finds no adapter. ${advice}`);
+    console.error(`ensure-adapter: installed ${installed}, but Dawn still finds no adapter. ${advice}`);
     process.exit(1);
   }
-  console.error(`ensure-adapter: WebGPU adapter ready: ${after}`);
+  console.error(
+    `ensure-adapter: installed ${installed} (Mesa lavapipe; log: ${INSTALL_LOG}); WebGPU adapter: ${after}`,
+  );
 }
 
 // Without SwiftShader the tests still run; its configuration then fails, saying what is missing.
@@ -141,14 +157,16 @@ function ensureSwiftShader() {
     console.error(`ensure-adapter: ${advice}`);
     return;
   }
-  console.error("ensure-adapter: installing Debian's chromium for its SwiftShader (a second adapter for the tests)...");
   try {
     run('apt-get', ['update', '-qq']);
     run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium']);
   } catch (e) {
-    console.error(`ensure-adapter: the install failed (${e.message}); ${advice}`);
+    console.error(`ensure-adapter: installing chromium failed (${e.message}; log: ${INSTALL_LOG}); ${advice}`);
     return;
   }
+  console.error(
+    `ensure-adapter: installed chromium (for its SwiftShader, a second adapter for the tests; log: ${INSTALL_LOG})`,
+  );
   if (!seesSwiftShader())
     console.error(`ensure-adapter: chromium is installed but Dawn does not see SwiftShader; ${advice}`);
 }

@@ -55,24 +55,37 @@ ${panel('validation PSNR (dB, RGB)', psnrs, '#2471a3', 245, maxStep)}
   platform.writeFileAtomic(path, new TextEncoder().encode(svg));
 }
 
-/** A sheet with one row per face: LR (nearest), bicubic, SISN, HR. */
+/** Faces on a sheet are drawn at the integer zoom that makes them about this tall, so a person can see them. */
+const SHEET_FACE_HEIGHT = 300;
+
+/**
+ * A sheet with one row per face: LR (nearest), bicubic, SISN, HR, each magnified by `zoom` whole
+ * pixels (nearest: the pixels as they are, only bigger; default: faces about 300 pixels tall).
+ * Returns the zoom.
+ */
 export function writeSheet(
   path: string,
   pairs: readonly FacePair[],
   outputs: readonly Uint8Array[],
   scale: number,
-): void {
-  const gap = 4;
-  const W = Math.max(...pairs.map((p) => p.hrWidth));
-  const H = Math.max(...pairs.map((p) => p.hrHeight));
+  zoom?: number,
+): number {
+  const gap = 8;
+  const hrWidth = Math.max(...pairs.map((p) => p.hrWidth));
+  const hrHeight = Math.max(...pairs.map((p) => p.hrHeight));
+  const z = zoom ?? Math.max(1, Math.round(SHEET_FACE_HEIGHT / hrHeight));
+  if (!Number.isInteger(z) || z < 1) throw new Error(`writeSheet: zoom must be a whole number >= 1, not ${zoom}`);
+  const [W, H] = [hrWidth * z, hrHeight * z];
   const width = 4 * W + 5 * gap;
   const height = pairs.length * (H + gap) + gap;
   const data = new Uint8Array(width * height * 3).fill(255);
   const put = (img: Uint8Array, w: number, h: number, col: number, row: number) => {
-    for (let y = 0; y < h; y++)
-      for (let x = 0; x < w; x++)
-        for (let c = 0; c < 3; c++)
-          data[((row * (H + gap) + gap + y) * width + col * (W + gap) + gap + x) * 3 + c] = img[(y * w + x) * 3 + c];
+    for (let y = 0; y < h * z; y++)
+      for (let x = 0; x < w * z; x++) {
+        const from = (Math.floor(y / z) * w + Math.floor(x / z)) * 3;
+        const to = ((row * (H + gap) + gap + y) * width + col * (W + gap) + gap + x) * 3;
+        for (let c = 0; c < 3; c++) data[to + c] = img[from + c];
+      }
   };
   pairs.forEach((p, row) => {
     const nearest = new Uint8Array(p.hrWidth * p.hrHeight * 3);
@@ -87,4 +100,5 @@ export function writeSheet(
     put(p.hr, p.hrWidth, p.hrHeight, 3, row);
   });
   writePng(path, { width, height, channels: 3, data });
+  return z;
 }
