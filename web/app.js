@@ -1,13 +1,20 @@
-// The web app: a face photo in, SISN x4 or x8 out, beside the LR input and bicubic upsampling.
-// Everything runs in this tab on the user's GPU; the shipped weights are fetched once and kept in
-// the Cache API. Contract for tests: one <input type="file"> takes the face; when the result is
-// ready an <a download> whose href is the SISN PNG appears.
+// The web app: a face photo in, SISN x4 or x8 out, in a compare view against bicubic upsampling
+// beside the LR input (compare.js). Everything runs in this tab on the user's GPU; the shipped
+// weights are fetched once and kept in the Cache API. Contract for tests: one <input type="file">
+// takes the face; when the result is ready an <a download> whose href is the SISN PNG appears.
+//
+// Query parameters: `?tile=N` caps the LR tile side, as `sisn upscale --tile N` does (by default
+// the adapter's limits decide); `?featureLevel=compatibility` asks for WebGPU's compatibility mode
+// (OpenGL ES class devices), which the engine also falls back to where the browser offers no core
+// adapter; `?featureLevel=core` allows a core adapter only.
 import { Gpu, loadSisn, upscale, decodeImage, encodePng, imresize } from './sisn-webgpu.js';
+import { CompareView, imageCanvas } from './compare.js';
 
 const $ = (id) => document.getElementById(id);
 const WEIGHTS_CACHE = 'sisn-weights';
-// `?tile=N` caps the LR tile side, as `sisn upscale --tile N` does; by default the adapter's limits decide.
-const maxTile = Number(new URLSearchParams(location.search).get('tile')) || undefined;
+const query = new URLSearchParams(location.search);
+const maxTile = Number(query.get('tile')) || undefined;
+const featureLevel = query.get('featureLevel') || undefined;
 let gpuReady = null;
 const models = new Map();
 let latestRun = 0;
@@ -41,7 +48,8 @@ async function fetchWeights(entry) {
 }
 
 async function openGpu() {
-  const gpu = await Gpu.open();
+  const gpu = await Gpu.open({ featureLevel });
+  // describe() names the adapter, its optional features and, where it runs in it, compatibility mode.
   $('adapter').textContent = `WebGPU adapter: ${gpu.describe()}`;
   return gpu;
 }
@@ -68,16 +76,22 @@ async function modelFor(scale) {
   }
 }
 
-function draw(canvas, image) {
-  const { width, height, channels, data } = image;
-  const rgba = new Uint8ClampedArray(width * height * 4);
-  for (let i = 0; i < width * height; i++) {
-    for (let c = 0; c < 3; c++) rgba[4 * i + c] = data[channels * i + c];
-    rgba[4 * i + 3] = channels === 4 ? data[4 * i + 3] : 255;
-  }
-  canvas.width = width;
-  canvas.height = height;
-  canvas.getContext('2d').putImageData(new ImageData(rgba, width, height), 0, 0);
+let compare = null;
+
+function compareView() {
+  compare ??= new CompareView({
+    viewport: $('viewport'),
+    canvas: $('compare'),
+    lrCanvas: $('lr'),
+    slider: $('split'),
+    zoomText: $('zoom'),
+    lrZoomText: $('lr-zoom'),
+    zoomIn: $('zoom-in'),
+    zoomOut: $('zoom-out'),
+    zoomReal: $('zoom-real'),
+    zoomFit: $('zoom-fit'),
+  });
+  return compare;
 }
 
 function bicubic(image, scale) {
@@ -107,9 +121,7 @@ async function run() {
     progress.hidden = true;
     if (run !== latestRun) return;
     $('results').hidden = false;
-    draw($('lr'), image);
-    draw($('bicubic'), bicubic(image, scale));
-    draw($('sisn'), sr);
+    compareView().show(imageCanvas(image), imageCanvas(bicubic(image, scale)), imageCanvas(sr), scale);
     setStatus(
       `SISN x${scale}: ${image.width}x${image.height} to ${sr.width}x${sr.height} in ${(ms / 1000).toFixed(2)} s`,
     );
@@ -133,9 +145,8 @@ function start() {
     const note = $('no-webgpu');
     note.textContent =
       'This browser has no WebGPU, so the model cannot run here. Use a current Chrome or Edge (113 or later), ' +
-      'Safari 26, or Firefox 141 or later on Windows; open the page over https or from localhost; on Linux, Chrome ' +
-      'may need ' +
-      'chrome://flags/#enable-unsafe-webgpu and a Vulkan driver.';
+      'Safari 26, or Firefox 141 or later on Windows; open the page over https or from localhost; ' +
+      'on Linux, Chrome may need chrome://flags/#enable-unsafe-webgpu and a Vulkan driver.';
     note.hidden = false;
     $('controls').hidden = true;
     return;
