@@ -13,6 +13,9 @@ import { withoutDawnWarnings } from '../dist/cli/quiet-dawn.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const out = join(root, 'demo-output');
+/** PSNR / SSIM in a column of the table. */
+const metrics = (m) => `${m.psnr.toFixed(2)} / ${m.ssim.toFixed(3)}`.padStart(16);
+
 async function demo() {
   mkdirSync(out, { recursive: true });
   const gpu = await Gpu.open();
@@ -34,15 +37,11 @@ async function demo() {
       );
       console.log(`${'face'.padEnd(12)} ${'bicubic'.padStart(16)} ${'SISN'.padStart(16)}`);
       for (const im of result.images) {
-        console.log(
-          `${im.name.padEnd(12)} ${`${im.bicubic.psnr.toFixed(2)} / ${im.bicubic.ssim.toFixed(3)}`.padStart(16)} ` +
-            `${`${im.sisn.psnr.toFixed(2)} / ${im.sisn.ssim.toFixed(3)}`.padStart(16)}`,
-        );
+        console.log(`${im.name.padEnd(12)} ${metrics(im.bicubic)} ${metrics(im.sisn)}`);
       }
       console.log(
-        `${'mean'.padEnd(12)} ${`${result.bicubic.psnr.toFixed(2)} / ${result.bicubic.ssim.toFixed(3)}`.padStart(16)} ` +
-          `${`${result.sisn.psnr.toFixed(2)} / ${result.sisn.ssim.toFixed(3)}`.padStart(16)}   (${ms.toFixed(0)} ms ` +
-          `for ${pairs.length} faces)`,
+        `${'mean'.padEnd(12)} ${metrics(result.bicubic)} ${metrics(result.sisn)}   ` +
+          `(${ms.toFixed(0)} ms for ${pairs.length} faces)`,
       );
       const sheet = join(out, `sisn-x${scale}.png`);
       const zoom = writeSheet(sheet, pairs, result.outputs, scale);
