@@ -13,7 +13,7 @@ export { ParameterSet, type ParamSpec } from './optim/params.js';
 export { Adam, MultiStepLR, type AdamOptions } from './optim/adam.js';
 export { SISN, RGB_MEAN, type SisnConfig } from './nn/sisn.js';
 export { Module, Conv2d, BatchNorm2d, type ModelState, type StateEntry } from './nn/module.js';
-export { SplitAttention, splitAttend, inferenceGate, GATE_HIDDEN_MAX } from './nn/split-attention.js';
+export { SplitAttention } from './nn/split-attention.js';
 export { ISAB, ESAG } from './nn/blocks.js';
 export { parseSafetensors, serializeSafetensors, type SafeTensor, type SafeFile } from './io/safetensors.js';
 export { loadSisn, saveSisn, loadStateDict, stateDict, inferConfig } from './nn/sisn-weights.js';

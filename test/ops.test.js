@@ -386,7 +386,7 @@ test('inferenceGate rejects gradients, mismatched weights and too many hidden un
     /do not chain from a \[B, 4, 1, 1\] input/,
   );
   assert.throws(() => ops.inferenceGate(z([2, 4, 2, 1]), w1, s, s, w2, b2), /must be \[B, C, 1, 1\]/);
-  const wide = ops.GATE_HIDDEN_MAX + 1;
+  const wide = ops.gateHiddenMax(ctx.gpu) + 1;
   assert.throws(
     () => ops.inferenceGate(gap, z([wide, 4, 1, 1]), z([wide]), z([wide]), z([16, wide, 1, 1]), b2),
     /hidden units, at most/,

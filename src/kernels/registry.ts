@@ -55,6 +55,16 @@ export class KernelRegistry {
     );
   }
 
+  /**
+   * The module-scope constant `name` of a kernel's shader (`const NAME: u32 = ...;`): the one source
+   * of a tiling or limit that a launch depends on. Unknown names are errors.
+   */
+  constant(kernel: string, name: string): number {
+    const value = this.info(kernel).constants[name];
+    if (value === undefined) throw new Error(`kernel ${kernel}: its shader declares no integer constant ${name}`);
+    return value;
+  }
+
   /** A kernel's info (loading its file from `shaders/` the first time), or null when there is no such kernel. */
   private find(name: string): KernelInfo | null {
     if (!this.infos.has(name)) {

@@ -18,3 +18,18 @@ export { batchNorm2d, foldBatchNorm, type BatchNormOptions } from './batchnorm.j
 export { channelReduce, globalAvgPool, ReduceMode, type MomentPartials } from './reduce.js';
 export { pixelShuffle, spaceToDepth, upsampleNearest, reshape } from './layout.js';
 export { l1Loss } from './loss.js';
+export { splitAttend, inferenceGate, gateHiddenMax } from './attention.js';
+export {
+  layerRun,
+  convLayer,
+  convBn,
+  batchNormLayer,
+  convPlusBranch,
+  foldedBatchNorm,
+  type LayerMode,
+  type LayerRun,
+  type ConvLayer,
+  type BatchNormLayer,
+  type BatchNormThen,
+} from './layers.js';
+export { splitAttention, type SplitAttentionLayer } from './split-attention.js';
