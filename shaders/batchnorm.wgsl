@@ -45,6 +45,7 @@ struct Fold { channels: u32, eps: f32, has_bias: u32 }
 @group(0) @binding(7) var<storage, read> res: array<vec4f>;
 
 // @include flat
+// @include relu_mask
 
 const RUN: u32 = 8u;
 
@@ -189,9 +190,9 @@ fn input_grad(j: u32, q: BackCoefs) -> vec4f {
   var g = grad[j];
   let d = x[j] - q.k[0];
   switch back_p.masked {
-    case 1u: { g = select(vec4f(0.0), g, relu_out[j] > vec4f(0.0)); }
-    case 2u: { g = select(vec4f(0.0), g, d * q.scale + q.beta > vec4f(0.0)); }
-    default: {}
+    case MASK_OUTPUT: { g = select(vec4f(0.0), g, relu_out[j] > vec4f(0.0)); }
+    case MASK_FROM_INPUT: { g = select(vec4f(0.0), g, d * q.scale + q.beta > vec4f(0.0)); }
+    case MASK_NONE, default: {}
   }
   if (back_p.write_masked != 0u) { store4(&g_out, j, back_p.n, g); }
   return q.k[1] * g + q.k[2] + q.k[3] * d;

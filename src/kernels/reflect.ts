@@ -40,18 +40,21 @@ export interface KernelInfo {
   storage: StorageSlot[];
   workgroupSize: [number, number, number];
   overrides: string[];
-  /** The file's module-scope `const NAME: u32 = <integer>u;` (or i32) values, by name. */
+  /** The file's module-scope `const NAME: u32 = <integer>u;` values (i32 too; bool as 0 or 1), by name. */
   constants: Readonly<Record<string, number>>;
 }
 
 /**
- * A shader's module-scope integer constants written as literals (`const RUN: u32 = 8u;`): the
+ * A shader's module-scope constants written as literals (`const RUN: u32 = 8u;`, booleans as 0 and
+ * 1): the
  * tiling and limits the TypeScript side must launch by. Derived constants (`TO / 4u`) are the
  * shader's own business and not read.
  */
 export function moduleConstants(code: string): Record<string, number> {
   const found: Record<string, number> = {};
-  for (const m of code.matchAll(/^const (\w+): [ui]32 = (-?\d+)[ui]?;/gm)) found[m[1]] = Number(m[2]);
+  // At a line's start, or after a `;` (an included helper is joined into one line).
+  for (const m of code.matchAll(/(?<=^|;[ \t]*)const (\w+): (?:[ui]32 = (-?\d+)[ui]?|bool = (true|false));/gm))
+    found[m[1]] = m[2] !== undefined ? Number(m[2]) : Number(m[3] === 'true');
   return found;
 }
 
