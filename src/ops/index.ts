@@ -33,3 +33,4 @@ export {
   type BatchNormThen,
 } from './layers.js';
 export { splitAttention, type SplitAttentionLayer } from './split-attention.js';
+export { preparePipelines, type PipelineUse } from './prepare.js';
