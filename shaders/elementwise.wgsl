@@ -4,7 +4,7 @@
 //           binary (override OP, one of the OP_ codes below): OP_ADD a + b, OP_SUB a - b, OP_MUL a * b,
 //           OP_RELU_BACKWARD a * (b > 0) (ReLU's gradient a at input b);
 //           accumulate: out += x.
-// Tiling:   RUN = 8 vec4s per invocation (vec4 loads: a CPU adapter's cost is per load, not per
+// Tiling:   RUN vec4s per invocation (vec4 loads: a CPU adapter's cost is per load, not per
 //           float; and per workgroup, so one vec4 per invocation costs a workgroup per 64 of them),
 //           64 invocations per workgroup: workgroup w covers vec4s
 //           [512 w, 512 (w + 1)), lane l the vec4s 512 w + 64 k + l (neighbouring lanes, neighbouring

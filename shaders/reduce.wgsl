@@ -29,11 +29,10 @@
 //           plane, a vec4 at a time when inner % 4 == 0, then a tree reduction in workgroup memory
 //           (barriers between levels); lane 0 writes the channel's results.
 //           moments_merge: one invocation per channel merges its runs in turn (a few hundred to a
-//           few thousand; measured on lavapipe at 0.4x the time of moments on the same output,
-//           where a workgroup per channel was 0.9x).
+//           few thousand: too few for a workgroup's tree to pay for its barriers).
 //           channel_sum_serial: channel_sum where batch * inner is small (the bias gradient of a conv
 //           on pooled features: 10 values a channel): one invocation per channel sums them in turn,
-//           64 channels per workgroup (a workgroup per channel was ~4x the dispatch's fixed cost).
+//           64 channels per workgroup (a workgroup per channel would cost more than the sums).
 // Dispatch: `channels` workgroups, folded into (x, y) past 65,535; channel_sum_serial and
 //           moments_merge: `channels` invocations.
 
