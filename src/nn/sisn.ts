@@ -52,7 +52,8 @@ const PIPELINES: readonly PipelineUse[] = [
   { name: 'adam.step' },
 ];
 
-class Net extends Module {
+/** SISN's network: the official `Net`, its modules under their state_dict names. */
+export class SisnNet extends Module {
   readonly subMean = new Conv2d('sub_mean.', 3, 3, 1);
   readonly addMean = new Conv2d('add_mean.', 3, 3, 1);
   readonly head: Conv2d;
@@ -105,7 +106,7 @@ class Net extends Module {
 }
 
 export class SISN {
-  readonly net: Net;
+  readonly net: SisnNet;
   readonly params: ParameterSet;
   readonly buffers = new Map<string, Tensor>();
   readonly counters = new Map<string, number>();
@@ -123,7 +124,7 @@ export class SISN {
     }
     if (config.channels % 4)
       throw new Error(`SISN: channels must be divisible by 4 (radix-4 grouped conv), got ${config.channels}`);
-    this.net = new Net(config);
+    this.net = new SisnNet(config);
     this.entries = this.net.entries();
     this.params = new ParameterSet(
       gpu,

@@ -13,9 +13,17 @@ export {
   type Conv2dOptions,
   type ConvRole,
   type ConvVariant,
+  type ForwardVariant,
+  type WeightGradVariant,
 } from './conv2d-variants.js';
-export { batchNorm2d, foldBatchNorm, type BatchNormOptions } from './batchnorm.js';
-export { channelReduce, globalAvgPool, ReduceMode, type MomentPartials } from './reduce.js';
+export {
+  batchNorm2d,
+  foldBatchNorm,
+  type BatchNormOptions,
+  type BatchNormForward,
+  type BatchNormParams,
+} from './batchnorm.js';
+export { channelReduce, globalAvgPool, ReduceMode, type MomentPartials, type ReduceArgs } from './reduce.js';
 export { pixelShuffle, spaceToDepth, upsampleNearest, reshape } from './layout.js';
 export { l1Loss } from './loss.js';
 export { splitAttend, inferenceGate, gateHiddenMax } from './attention.js';
