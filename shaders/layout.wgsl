@@ -27,6 +27,10 @@ struct Channels { n: u32, inner: u32, alpha: f32 }
 
 // @include flat
 
+// space_shuffle's channel orders (`order`): pixel shuffle's, and SISN's head's (its space-to-depth).
+const ORDER_PIXEL_SHUFFLE: u32 = 0u;
+const ORDER_SISN_HEAD: u32 = 1u;
+
 // One invocation per run of up to 4 packed columns (xs) of one image row (b, c, Y): it moves the
 // 4*s image elements X = xs*s + dx of that row, reading (or writing) 4 consecutive elements of each
 // of the s packed planes dx. The index arithmetic (integer divisions, scalarised by a CPU adapter)
@@ -50,7 +54,7 @@ fn space_shuffle(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
   let count = min(4u, ws - xs0);
   for (var dx = 0u; dx < q.s; dx++) {
     var pc = c * ss + dy * q.s + dx;
-    if (q.order == 1u) { pc = (dy * q.s + dx) * q.channels + c; }
+    if (q.order == ORDER_SISN_HEAD) { pc = (dy * q.s + dx) * q.channels + c; }
     let packed = ((b * q.channels * ss + pc) * hs + Y / q.s) * ws + xs0;
     let image = row * q.w + xs0 * q.s + dx;
     for (var k = 0u; k < count; k++) {
