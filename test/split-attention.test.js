@@ -13,7 +13,6 @@ const ctx = withGpu(test);
 
 const [B, C, R, H, W] = [2, 8, 4, 4, 4];
 const sa = new SplitAttention('sa.', C, R);
-const shapes = Object.fromEntries(sa.entries().map((e) => [e.name, e.shape]));
 const params = sa.entries().filter((e) => e.kind === 'param');
 /** The groups whose need for a gradient is switched together. */
 const GROUPS = {
