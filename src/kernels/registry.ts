@@ -5,8 +5,9 @@
  * A kernel is `file.entry` (e.g. `elementwise.binary`). Pipelines are cached by kernel and
  * override constants (pipelines.ts); `compile()` builds them asynchronously and de-duplicated,
  * `warmup()` builds a set, `prepare()` builds and runs a model's set ahead of its first step.
- * Shapes travel in uniforms, so one pipeline serves every size. `dispatch()` owns the launch contract (launch.ts). Where an op offers variants
- * of a kernel, `variant()` says which to launch, as tuned for this adapter (tuner.ts).
+ * Shapes travel in uniforms, so one pipeline serves every size. `dispatch()` owns the launch
+ * contract (launch.ts). Where an op offers variants of a kernel, `variant()` says which to launch,
+ * as tuned for this adapter (tuner.ts). `constant()` reads a shader's module-scope constants.
  */
 import '../gpu/globals.js';
 import type { DeviceContext } from '../gpu/device.js';
