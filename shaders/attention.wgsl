@@ -17,24 +17,21 @@
 //           read the BatchNorm input x in z's place and apply the BatchNorm and ReLU that make z
 //           (z = max((x - mean[ch]) * scale[ch] + beta[ch], 0), bn_stats = [mean, var, scale,
 //           beta] of the R*C channels, as batchnorm.wgsl's normalize computes it).
-// Tiling:   (times: [10, 256, 32, 32] on lavapipe, per kernel, against the first version of each)
-//           pool_splits, attend_backward: PAIR_LANES = 8 lanes per (b, c), 8 pairs per 64-lane
+// Tiling:   pool_splits, attend_backward: PAIR_LANES lanes per (b, c), 64 / PAIR_LANES pairs per
 //           workgroup; each lane strides over the R planes (attend_backward: over g's plane, read
-//           once for up to 4 splits, in 4 named accumulators: a dynamically indexed matrix lives
-//           in memory on lavapipe, 2-3x slower), a vec4 at a time when inner % 4 == 0, lane by lane
-//           otherwise; lane 0 of the pair sums the 8 partials from workgroup memory (64 lanes per
-//           pair with a two-level sum were 3-4x slower for pool_splits).
+//           once for up to 4 splits, in 4 named accumulators: a dynamically indexed matrix may live
+//           in memory, as it does on lavapipe), a vec4 at a time when inner % 4 == 0, lane by lane
+//           otherwise; lane 0 of the pair sums the partials from workgroup memory (a pair's planes
+//           are too small for 64 lanes and a two-level sum to pay off).
 //           attend: when inner % 4 == 0 an invocation computes one pair's softmax once and writes
-//           up to QUADS = 4 vec4s of its plane (fewer index divisions and exps than one vec4 per
-//           invocation: ~2.5x faster). splits_backward: when inner % 4 == 0 an invocation takes one
-//           vec4 of g and writes the R vec4s of dz it feeds (~4x faster than one per dz vec4).
+//           up to QUADS vec4s of its plane (fewer index divisions and exps than one vec4 per
+//           invocation). splits_backward: when inner % 4 == 0 an invocation takes one vec4 of g and
+//           writes the R vec4s of dz it feeds (g read once instead of R times).
 //           Otherwise both write one output vec4 per invocation, lane by lane (it may span planes).
 //           gate: one 64-lane workgroup per sample; each lane computes hidden units j = lane,
 //           lane + 64, .. into workgroup memory (up to GATE_HIDDEN_MAX), then, after a barrier, logits
 //           o = lane, lane + 64, ... Its matrices are tiny (SISN: 64x64 and 256x64): as two
-//           convolutions on 1x1 maps (bn1 and the ReLU in fc1's epilogue) the gate cost their fixed
-//           cost per dispatch, 0.3-0.7 ms each on lavapipe, about a fifth of SISN's x4 forward at
-//           LR 32.
+//           convolutions on 1x1 maps the gate would pay two dispatches' fixed cost for little work.
 // Dispatch: one invocation per unit above, 64 per workgroup; folded past 65,535. gate: B workgroups.
 
 struct Split { n: u32, channels: u32, inner: u32, radix: u32, scale: f32, normalized: u32 }

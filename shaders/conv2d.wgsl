@@ -52,7 +52,7 @@ struct Conv {
 struct Pack { in_g: u32, out_g: u32, out_pad: u32, rows: u32, t_out_pad: u32, t_rows: u32 }
 
 override K: u32 = 3u;
-const KMAX: u32 = 7u;
+// @include conv_limits
 const TX: u32 = 8u;
 const TO: u32 = 16u;
 const WG: u32 = 64u;

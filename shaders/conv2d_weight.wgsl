@@ -35,7 +35,10 @@ struct WeightGrad {
 struct Partials { size: u32, chunks: u32, accumulate: u32 }
 
 override K: u32 = 3u;
-const KMAX: u32 = 7u;
+// @include conv_limits
+// Output channels per lane (a block): two vec4 accumulators per tap, as the code below is written
+// (the subgroup path loads them as lo and hi).
+const OC: u32 = 8u;
 // Input channels per lane: TI1 for 1x1 kernels (each broadcast output-gradient value then feeds
 // TI1 products instead of one), 1 otherwise (K*K taps' accumulators already fill the registers).
 const TI1: u32 = 4u;
@@ -57,7 +60,7 @@ const WG: u32 = 64u;
 fn dout_run(b: u32, g: u32, cout_g: u32, ol0: u32, y: u32, x0: u32) -> array<array<vec4f, 2>, TW> {
   var d: array<array<vec4f, 2>, TW>;
   for (var c = 0u; c < TW; c++) {
-    for (var j = 0u; j < 8u; j++) {
+    for (var j = 0u; j < OC; j++) {
       let at = ((b * p.cout + g * cout_g + min(ol0 + j, cout_g - 1u)) * p.hout + y) * p.wout + min(x0 + c, p.wout - 1u);
       d[c][j / 4u][j % 4u] = select(0.0, dout[at], ol0 + j < cout_g && x0 + c < p.wout);
     }
@@ -77,7 +80,7 @@ fn weight_grad(
 ) {
   let cin_g = p.cin / p.groups;
   let cout_g = p.cout / p.groups;
-  let oblocks = (cout_g + 7u) / 8u;
+  let oblocks = (cout_g + OC - 1u) / OC;
   let ti = select(1u, TI1, K == 1u);
   let span = min(p.lanes_per_block, WG);
   // This lane's input channels are i * ti .. i * ti + ti - 1 (those past cin_g read channel
@@ -85,7 +88,7 @@ fn weight_grad(
   let i = wid.x * WG + lid % span;
   let blk = min(wid.y * (WG / span) + lid / span, p.groups * oblocks - 1u);
   let g = blk / oblocks;
-  let ol0 = (blk % oblocks) * 8u;
+  let ol0 = (blk % oblocks) * OC;
   let ci = g * cin_g + min(i * ti, cin_g - 1u);
   let r0 = wid.z * p.rows_per_chunk;
   let r1 = min(r0 + p.rows_per_chunk, p.batch * p.hout);
@@ -157,7 +160,7 @@ fn weight_grad(
   let kk = K * K;
   for (var t = 0u; t < ti; t++) {
     if (i * ti + t >= cin_g) { break; }
-    for (var jj = 0u; jj < 8u; jj++) {
+    for (var jj = 0u; jj < OC; jj++) {
       let ol = ol0 + jj;
       if (ol >= cout_g) { break; }
       let base = wid.z * p.size + ((g * cout_g + ol) * cin_g + i * ti + t) * kk;

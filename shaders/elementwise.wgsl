@@ -1,11 +1,12 @@
-// Elementwise kernels over flat f32 arrays, four elements (one vec4) per invocation.
+// Elementwise kernels over flat f32 arrays, RUN vec4s (4 * RUN elements) per invocation.
 //
 // Math:     fill: out = value;  affine: out = alpha * x + beta;  relu: out = max(x, 0);
-//           binary (override OP): 0 a + b, 1 a - b, 2 a * b, 3 a * (b > 0) (ReLU backward, b = input);
+//           binary (override OP, one of the OP_ codes below): OP_ADD a + b, OP_SUB a - b, OP_MUL a * b,
+//           OP_RELU_BACKWARD a * (b > 0) (ReLU's gradient a at input b);
 //           accumulate: out += x.
-// Tiling:   RUN = 8 vec4s per invocation (vec4 loads: a CPU adapter's cost is per load, not per
-//           float; and per workgroup: lavapipe took 16 ms for an affine map of 2.6 MB with one vec4
-//           per invocation), 64 invocations per workgroup: workgroup w covers vec4s
+// Tiling:   RUN vec4s per invocation (vec4 loads: a CPU adapter's cost is per load, not per
+//           float; and per workgroup, so one vec4 per invocation costs a workgroup per 64 of them),
+//           64 invocations per workgroup: workgroup w covers vec4s
 //           [512 w, 512 (w + 1)), lane l the vec4s 512 w + 64 k + l (neighbouring lanes, neighbouring
 //           vec4s). Bindings are rounded up to 16 bytes (the engine's allocations always have that
 //           slack); the last vec4 writes only its first n % 4 lanes.
@@ -24,6 +25,11 @@ struct Size { n: u32 }
 @group(0) @binding(3) var<uniform> size_p: Size;
 
 override OP: u32 = 0u;
+// binary's operations; the host passes OP by these names (src/ops/elementwise.ts).
+const OP_ADD: u32 = 0u;
+const OP_SUB: u32 = 1u;
+const OP_MUL: u32 = 2u;
+const OP_RELU_BACKWARD: u32 = 3u;
 
 // @include flat
 
@@ -64,10 +70,11 @@ fn binary(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     let v = b[i];
     var r: vec4f;
     switch OP {
-      case 0u: { r = u + v; }
-      case 1u: { r = u - v; }
-      case 2u: { r = u * v; }
-      default: { r = select(vec4f(0.0), u, v > vec4f(0.0)); }
+      case OP_ADD: { r = u + v; }
+      case OP_SUB: { r = u - v; }
+      case OP_MUL: { r = u * v; }
+      // WGSL wants a default; OP takes only the codes above.
+      case OP_RELU_BACKWARD, default: { r = select(vec4f(0.0), u, v > vec4f(0.0)); }
     }
     store4(&out, i, size_p.n, r);
   }

@@ -27,11 +27,14 @@ struct Channels { n: u32, inner: u32, alpha: f32 }
 
 // @include flat
 
+// space_shuffle's channel orders (`order`): pixel shuffle's, and SISN's head's (its space-to-depth).
+const ORDER_PIXEL_SHUFFLE: u32 = 0u;
+const ORDER_SISN_HEAD: u32 = 1u;
+
 // One invocation per run of up to 4 packed columns (xs) of one image row (b, c, Y): it moves the
 // 4*s image elements X = xs*s + dx of that row, reading (or writing) 4 consecutive elements of each
 // of the s packed planes dx. The index arithmetic (integer divisions, scalarised by a CPU adapter)
-// is done once per run instead of once per element: one element per invocation took ~110-360 ms
-// per call on lavapipe for a [10, 64, 128, 128] image.
+// is done once per run instead of once per element (on a CPU adapter it dominated the move).
 @compute @workgroup_size(64)
 fn space_shuffle(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = flat(wid, nwg, lid);
@@ -50,7 +53,7 @@ fn space_shuffle(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
   let count = min(4u, ws - xs0);
   for (var dx = 0u; dx < q.s; dx++) {
     var pc = c * ss + dy * q.s + dx;
-    if (q.order == 1u) { pc = (dy * q.s + dx) * q.channels + c; }
+    if (q.order == ORDER_SISN_HEAD) { pc = (dy * q.s + dx) * q.channels + c; }
     let packed = ((b * q.channels * ss + pc) * hs + Y / q.s) * ws + xs0;
     let image = row * q.w + xs0 * q.s + dx;
     for (var k = 0u; k < count; k++) {

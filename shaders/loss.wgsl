@@ -1,4 +1,4 @@
-// Gradient of the L1 loss (the loss itself is reduce.wgsl MODE 2 with scale 1/n).
+// Gradient of the L1 loss (the loss itself is reduce.wgsl's channel_sum, MODE_ABS_DIFF, scale 1/n).
 //
 // Math:     dpred[i] = sign(pred[i] - tgt[i]) * g[0] / n   (sign(0) = 0, as PyTorch)
 // Tiling:   one element per invocation, 64 per workgroup.

@@ -29,11 +29,10 @@
 //           plane, a vec4 at a time when inner % 4 == 0, then a tree reduction in workgroup memory
 //           (barriers between levels); lane 0 writes the channel's results.
 //           moments_merge: one invocation per channel merges its runs in turn (a few hundred to a
-//           few thousand; measured on lavapipe at 0.4x the time of moments on the same output,
-//           where a workgroup per channel was 0.9x).
+//           few thousand: too few for a workgroup's tree to pay for its barriers).
 //           channel_sum_serial: channel_sum where batch * inner is small (the bias gradient of a conv
 //           on pooled features: 10 values a channel): one invocation per channel sums them in turn,
-//           64 channels per workgroup (a workgroup per channel was ~4x the dispatch's fixed cost).
+//           64 channels per workgroup (a workgroup per channel would cost more than the sums).
 // Dispatch: `channels` workgroups, folded into (x, y) past 65,535; channel_sum_serial and
 //           moments_merge: `channels` invocations.
 
@@ -60,6 +59,11 @@ struct Reduce {
 // @include flat
 
 override MODE: u32 = 0u;
+// channel_sum's terms (MODE); the host passes them by name (src/ops/reduce.ts, ReduceMode).
+const MODE_SUM: u32 = 0u;
+const MODE_DOT: u32 = 1u;
+const MODE_ABS_DIFF: u32 = 2u;
+// @include relu_mask
 const LANES: u32 = 64u;
 var<workgroup> partial: array<vec3f, 64>;
 
@@ -105,9 +109,9 @@ fn channel_of(wid: vec3u, nwg: vec3u) -> u32 {
 fn term(e: u32) -> f32 {
   let u = scalar(&x, e);
   switch MODE {
-    case 0u: { return u; }
-    case 1u: { return u * scalar(&y, e); }
-    default: { return abs(u - scalar(&y, e)); }
+    case MODE_SUM: { return u; }
+    case MODE_DOT: { return u * scalar(&y, e); }
+    case MODE_ABS_DIFF, default: { return abs(u - scalar(&y, e)); }
   }
 }
 
@@ -126,9 +130,9 @@ fn channel_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
       for (var i = 4u * lid; i < p.inner; i += 4u * LANES) {
         let u = x[(start + i) / 4u];
         switch MODE {
-          case 0u: { acc += u; }
-          case 1u: { acc += u * y[(start + i) / 4u]; }
-          default: { acc += abs(u - y[(start + i) / 4u]); }
+          case MODE_SUM: { acc += u; }
+          case MODE_DOT: { acc += u * y[(start + i) / 4u]; }
+          case MODE_ABS_DIFF, default: { acc += abs(u - y[(start + i) / 4u]); }
         }
       }
     } else {
@@ -167,9 +171,9 @@ fn centred_sums(c: u32, lid: u32, centre: f32, with_g: bool, scale: f32, beta: f
         if (with_g) {
           var g = y[(start + i) / 4u];
           switch p.masked {
-            case 1u: { g = select(vec4f(0.0), g, mask[(start + i) / 4u] > vec4f(0.0)); }
-            case 2u: { g = select(vec4f(0.0), g, d * scale + beta > vec4f(0.0)); }
-            default: {}
+            case MASK_OUTPUT: { g = select(vec4f(0.0), g, mask[(start + i) / 4u] > vec4f(0.0)); }
+            case MASK_FROM_INPUT: { g = select(vec4f(0.0), g, d * scale + beta > vec4f(0.0)); }
+            case MASK_NONE, default: {}
           }
           s += g;
           t += g * d;
@@ -185,9 +189,9 @@ fn centred_sums(c: u32, lid: u32, centre: f32, with_g: bool, scale: f32, beta: f
         if (with_g) {
           var g = scalar(&y, start + i);
           switch p.masked {
-            case 1u: { g = select(0.0, g, scalar(&mask, start + i) > 0.0); }
-            case 2u: { g = select(0.0, g, d * scale + beta > 0.0); }
-            default: {}
+            case MASK_OUTPUT: { g = select(0.0, g, scalar(&mask, start + i) > 0.0); }
+            case MASK_FROM_INPUT: { g = select(0.0, g, d * scale + beta > 0.0); }
+            case MASK_NONE, default: {}
           }
           s.x += g;
           t.x += g * d;

@@ -5,19 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  Tensor,
-  reflectShader,
-  packUniforms,
-  foldGroups,
-  bucketSize,
-  add,
-  mul,
-  scale,
-  relu,
-  preprocess,
-  SHADER_DIR,
-} from '../dist/index.js';
+import { Tensor, add, mul, scale, relu } from '../dist/index.js';
+import { reflectShader, packUniforms, foldGroups, bucketSize, preprocess, SHADER_DIR } from '../dist/internals.js';
 import { withGpu, random, assertClose } from './helpers.js';
 
 const test = suite('engine');

@@ -4,7 +4,8 @@ import * as assert from 'uvu/assert';
 import { readFileSync, readdirSync } from 'node:fs';
 import { detectRaces } from 'wgsl_reflect/wgsl_reflect.module.js';
 import * as ops from '../dist/index.js';
-import { SHADER_DIR, Tensor, preprocess } from '../dist/index.js';
+import { Tensor } from '../dist/index.js';
+import { SHADER_DIR, preprocess } from '../dist/internals.js';
 import * as ref from './reference.js';
 import { withGpu, random, assertClose } from './helpers.js';
 import { checkOp } from './gradcheck.js';
@@ -386,7 +387,7 @@ test('inferenceGate rejects gradients, mismatched weights and too many hidden un
     /do not chain from a \[B, 4, 1, 1\] input/,
   );
   assert.throws(() => ops.inferenceGate(z([2, 4, 2, 1]), w1, s, s, w2, b2), /must be \[B, C, 1, 1\]/);
-  const wide = ops.GATE_HIDDEN_MAX + 1;
+  const wide = ops.gateHiddenMax(ctx.gpu) + 1;
   assert.throws(
     () => ops.inferenceGate(gap, z([wide, 4, 1, 1]), z([wide]), z([wide]), z([16, wide, 1, 1]), b2),
     /hidden units, at most/,

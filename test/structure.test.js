@@ -1,10 +1,13 @@
-// The source tree's shape: no import cycles in src/ (type-only imports count), and no file past
-// its size limit (.ts 400 lines, .wgsl 400), no line over 120 characters.
+// The source tree's shape: no import cycles in src/ (type-only imports count), no file past its size
+// limit (.ts 400 lines, .wgsl 400), no line over 120 characters, kernels launched and gradient rules
+// recorded only by ops (src/nn/ holds parameters and calls ops), and no TypeScript constant
+// restating a WGSL one.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { moduleConstants } from '../dist/internals.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = join(ROOT, 'src');
@@ -88,6 +91,100 @@ test(`no line in ${WIDTH_CHECKED.join('/, ')}/ is over ${WIDTH} characters`, () 
       ),
   );
   assert.equal(wide, [], wide.join('\n'));
+});
+
+/** A file's code without its comments. */
+function withoutComments(file) {
+  return readFileSync(file, 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/\/\/.*$/gm, '');
+}
+
+test('kernels are launched only by ops (and the optimiser), gradient rules recorded only by ops', () => {
+  const found = [];
+  for (const f of filesUnder(SRC, '.ts')) {
+    const where = relative(SRC, f);
+    const text = withoutComments(f);
+    const launches = /\bkernels\s*\.\s*dispatch\b/.test(text);
+    if (launches && !/^(ops|optim|kernels)\//.test(where)) found.push(`${where} launches a kernel`);
+    if (/\btape\s*\.\s*(record|keepFor)\b/.test(text) && !where.startsWith('ops/'))
+      found.push(`${where} records a gradient rule`);
+  }
+  assert.equal(found, [], found.join('\n'));
+});
+
+test('src/nn/ holds parameters and calls ops: no kernel, tape or device use, no import below ops', () => {
+  const below = ['kernels/', 'autograd/', 'gpu/'];
+  const found = filesUnder(join(SRC, 'nn'), '.ts').flatMap((f) => {
+    const where = relative(SRC, f);
+    const text = withoutComments(f);
+    const uses = [/\bkernels\s*\./, /\.dispatch\s*\(/, /\.record\s*\(/, /\bkeepFor\b/]
+      .filter((re) => re.test(text))
+      .map((re) => `${where} uses ${re.source}`);
+    const imported = imports(f)
+      .map((g) => relative(SRC, g))
+      .filter((g) => below.some((b) => g.startsWith(b)))
+      .map((g) => `${where} imports ${g}`);
+    return [...uses, ...imported];
+  });
+  assert.equal(found, [], found.join('\n'));
+});
+
+/**
+ * Numeric constants the host owns (no shader has them), in the files that launch kernels: any other
+ * belongs in the WGSL, read with gpu.kernels.constant.
+ */
+const HOST_CONSTANTS = {
+  'ops/batchnorm.ts': ['DEFAULT_EPS'], // PyTorch's BatchNorm2d default
+  'ops/reduce.ts': ['SERIAL_SUM_MAX'], // where the host picks channel_sum_serial
+  'kernels/tuner.ts': ['ROUNDS'], // timing rounds of a tuning trial
+};
+
+test('no TypeScript constant restates a WGSL one', () => {
+  const wgsl = new Map();
+  for (const f of [...filesUnder(join(ROOT, 'shaders'), '.wgsl')])
+    for (const [name, value] of Object.entries(moduleConstants(readFileSync(f, 'utf8'))))
+      wgsl.set(name, [...(wgsl.get(name) ?? []), { value, file: relative(ROOT, f) }]);
+  const names = [...wgsl.keys()];
+  const found = [];
+  for (const f of filesUnder(SRC, '.ts')) {
+    const where = relative(SRC, f);
+    const text = readFileSync(f, 'utf8');
+    const launching = /^(ops|kernels)\//.test(where);
+    for (const m of text.matchAll(
+      /((?:\/\*\*(?:[^*]|\*(?!\/))*\*\/\s*|\/\/[^\n]*\n\s*)*)const ([A-Z][A-Z0-9_]*) = (-?[\d.]+(?:e-?\d+)?)\b/g,
+    )) {
+      const [, doc, name, literal] = m;
+      const value = Number(literal);
+      const tokens = name.split('_');
+      // Named as a shader's constant (or with it as a part: ATTEND_QUADS, RUN_VEC4S) and equal to it.
+      const sameName = names.filter(
+        (n) =>
+          wgsl.get(n).some((c) => c.value === value) &&
+          tokens.some((_, i) => tokens.slice(i, i + n.split('_').length).join('_') === n),
+      );
+      // Its comment points at a shader constant ("its TI1", "RUN in the kernel").
+      const mentioned = names.filter((n) => new RegExp(`\\b${n}\\b`).test(doc));
+      const unlisted = launching && !(HOST_CONSTANTS[where] ?? []).includes(name);
+      const why = [
+        ...sameName.map(
+          (n) =>
+            `names ${n} (${wgsl
+              .get(n)
+              .map((c) => c.file)
+              .join(', ')})`,
+        ),
+        ...mentioned.filter((n) => !sameName.includes(n)).map((n) => `its comment names ${n}`),
+        ...(unlisted ? ['is not a host constant (HOST_CONSTANTS)'] : []),
+      ];
+      if (why.length) found.push(`${where}: ${name} = ${literal} ${why.join('; ')}: read it with gpu.kernels.constant`);
+    }
+    // Codes a kernel switches on are the shader's constants, named (ReduceMode, ReluMask, the binary ops).
+    if (launching)
+      for (const m of text.matchAll(/\benum\s+(\w+)\s*\{([^}]*)\}/g))
+        if (/=\s*-?\d/.test(m[2])) found.push(`${where}: enum ${m[1]} has numeric codes: name the shader's constants`);
+  }
+  assert.equal(found, [], found.join('\n'));
 });
 
 test.run();

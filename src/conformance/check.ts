@@ -11,11 +11,11 @@ import { Fixture } from './manifest.js';
 import { Checks, type ConformanceReport } from './report.js';
 import { WEIGHTS, checkWeights, checkDataParallel } from './model.js';
 import { checkEval } from './eval.js';
-import { checkTraining, type TrainOptions } from './train.js';
+import { checkTraining, type ConformanceOptions } from './train.js';
 
 export type { Check } from './compare.js';
 export type { ConformanceReport } from './report.js';
-export type ConformanceOptions = TrainOptions;
+export type { ConformanceOptions };
 
 function checkFiles(fixture: Fixture, checks: Checks): void {
   const declared = Object.keys(fixture.manifest.files).map((file) => {

@@ -26,7 +26,7 @@ const ROUNDOFF_GRAD_ATOL = 1e-6;
 const ADAM_GRAD_FLOOR = 1e-3;
 const ADAM_UPDATE_ATOL = 1e-6;
 
-export interface TrainOptions {
+export interface ConformanceOptions {
   /** Takes the optimiser step under test (default `adam.update()`); tests pass a broken one. */
   adamStep?: (adam: Adam) => void;
 }
@@ -53,7 +53,7 @@ export async function checkTraining(
   model: SISN,
   before: StateDict,
   checks: Checks,
-  options: TrainOptions = {},
+  options: ConformanceOptions = {},
 ): Promise<void> {
   const train = fixture.manifest.train;
   if (!train) return;

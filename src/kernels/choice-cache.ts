@@ -16,7 +16,7 @@ import type { Constants } from './reflect.js';
 
 export const CHOICES_FILE = 'kernel-choices.json';
 
-/** A pipeline a variant dispatches: compiled ahead of the first step by `prepareAll`. */
+/** A pipeline a variant dispatches: compiled ahead of the first step by `KernelRegistry.prepare`. */
 export interface PipelineId {
   name: string;
   constants?: Constants;

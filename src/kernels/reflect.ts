@@ -1,7 +1,8 @@
 /**
  * What a WGSL source says about its compute entry points, read with wgsl_reflect: each entry's
- * bindings (only those it uses), the byte layout of its uniform struct, its workgroup size and
- * override constants; and the packing of uniform values at the reflected offsets, so no byte
+ * bindings (only those it uses), the byte layout of its uniform struct, its workgroup size, override
+ * constants and module-scope integer constants (what TypeScript reads instead of restating them);
+ * and the packing of uniform values at the reflected offsets, so no byte
  * offset is ever written by hand.
  */
 import { WgslReflect, ResourceType, type VariableInfo, type MemberInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
@@ -39,6 +40,22 @@ export interface KernelInfo {
   storage: StorageSlot[];
   workgroupSize: [number, number, number];
   overrides: string[];
+  /** The file's module-scope `const NAME: u32 = <integer>u;` values (i32 too; bool as 0 or 1), by name. */
+  constants: Readonly<Record<string, number>>;
+}
+
+/**
+ * A shader's module-scope constants written as literals (`const RUN: u32 = 8u;`, booleans as 0 and
+ * 1): the
+ * tiling and limits the TypeScript side must launch by. Derived constants (`TO / 4u`) are the
+ * shader's own business and not read.
+ */
+export function moduleConstants(code: string): Record<string, number> {
+  const found: Record<string, number> = {};
+  // At a line's start, or after a `;` (an included helper is joined into one line).
+  for (const m of code.matchAll(/(?<=^|;[ \t]*)const (\w+): (?:[ui]32 = (-?\d+)[ui]?|bool = (true|false));/gm))
+    found[m[1]] = m[2] !== undefined ? Number(m[2]) : Number(m[3] === 'true');
+  return found;
 }
 
 function componentInfo(
@@ -79,6 +96,7 @@ export function reflectShader(file: string, code: string): KernelInfo[] {
   } catch (e) {
     throw new Error(`shader ${file}: WGSL parse error: ${(e as Error).message}`, { cause: e });
   }
+  const constants = moduleConstants(code);
   return reflect.entry.compute.map((fn) => {
     const uniforms = fn.resources.filter((r) => r.resourceType === ResourceType.Uniform);
     const storage = fn.resources.filter((r) => r.resourceType === ResourceType.Storage);
@@ -99,6 +117,7 @@ export function reflectShader(file: string, code: string): KernelInfo[] {
       workgroupSize: fn.workgroupSize ?? [1, 1, 1],
       // Module-wide: reflection misses overrides used only inside some statements (e.g. `switch`).
       overrides: reflect.overrides.map((o) => o.name),
+      constants,
     };
   });
 }

@@ -4,9 +4,10 @@
  *
  * A kernel is `file.entry` (e.g. `elementwise.binary`). Pipelines are cached by kernel and
  * override constants (pipelines.ts); `compile()` builds them asynchronously and de-duplicated,
- * `warmup()` builds a set ahead of the first step. Shapes travel in uniforms, so one pipeline
- * serves every size. `dispatch()` owns the launch contract (launch.ts). Where an op offers variants
- * of a kernel, `variant()` says which to launch, as tuned for this adapter (tuner.ts).
+ * `warmup()` builds a set, `prepare()` builds and runs a model's set ahead of its first step.
+ * Shapes travel in uniforms, so one pipeline serves every size. `dispatch()` owns the launch
+ * contract (launch.ts). Where an op offers variants of a kernel, `variant()` says which to launch,
+ * as tuned for this adapter (tuner.ts). `constant()` reads a shader's module-scope constants.
  */
 import '../gpu/globals.js';
 import type { DeviceContext } from '../gpu/device.js';
@@ -55,6 +56,16 @@ export class KernelRegistry {
     );
   }
 
+  /**
+   * The module-scope constant `name` of a kernel's shader (`const NAME: u32 = ...;`): the one source
+   * of a tiling or limit that a launch depends on. Unknown names are errors.
+   */
+  constant(kernel: string, name: string): number {
+    const value = this.info(kernel).constants[name];
+    if (value === undefined) throw new Error(`kernel ${kernel}: its shader declares no integer constant ${name}`);
+    return value;
+  }
+
   /** A kernel's info (loading its file from `shaders/` the first time), or null when there is no such kernel. */
   private find(name: string): KernelInfo | null {
     if (!this.infos.has(name)) {
@@ -74,14 +85,6 @@ export class KernelRegistry {
     return this.tuner.variant(kernel, key, names, trial);
   }
 
-  /** Every kernel of every file in `shaders/` (kernels added with `define` included). */
-  allKernelNames(): string[] {
-    const families = platform.shaderFamilies();
-    for (const family of families)
-      if (![...this.infos.values()].some((i) => i.file === family)) this.define(family, platform.readShader(family)!);
-    return [...this.infos.values()].filter((i) => families.includes(i.file)).map((i) => i.name);
-  }
-
   /** Compiles a kernel asynchronously; concurrent calls for the same kernel share one compile. */
   async compile(name: string, constants?: Constants): Promise<void> {
     await this.pipelines.compile(this.info(name), constants);
@@ -95,24 +98,13 @@ export class KernelRegistry {
   }
 
   /**
-   * Compiles every kernel of `shaders/` for every combination of the given override values (each
-   * kernel gets the overrides its file declares) and the pipelines of the variants tuned for this
-   * adapter, then runs each pipeline once on empty shapes:
-   * a software adapter compiles at the first dispatch, so this is what moves all compilation
-   * before a job's first step. Returns the number of pipelines.
+   * Compiles the given pipelines (what a model launches) and those of the variants tuned for this
+   * adapter, then runs each once on empty shapes: a software adapter compiles at the first
+   * dispatch, so this is what moves all compilation before a job's first step. Returns the number of
+   * pipelines.
    */
-  async prepareAll(variants: Record<string, readonly number[]>): Promise<number> {
-    const jobs: { name: string; constants?: Constants }[] = [];
-    for (const name of this.allKernelNames()) {
-      const info = this.info(name);
-      let combos: Constants[] = [{}];
-      for (const o of info.overrides) {
-        const values = variants[o];
-        if (values) combos = combos.flatMap((c) => values.map((v) => ({ ...c, [o]: v })));
-      }
-      for (const constants of combos)
-        jobs.push({ name, constants: Object.keys(constants).length ? constants : undefined });
-    }
+  async prepare(pipelines: readonly { name: string; constants?: Constants }[]): Promise<number> {
+    const jobs = [...pipelines];
     jobs.push(...this.tuner.chosenPipelines().filter((p) => this.find(p.name)));
     await this.warmup(jobs);
     // Zero uniforms (empty shapes): nothing is read or written, so read-only bindings get the

@@ -1,7 +1,7 @@
 /** SISN's blocks: the ISAB (detail path with split attention) and the ESAG that groups them. */
 import type { Tensor } from '../tensor.js';
-import { add } from '../ops/index.js';
-import { Module, Conv2d, BatchNorm2d, convBn, pureInference, type ModelState, type StateEntry } from './module.js';
+import { convBn, convLayer, convPlusBranch } from '../ops/index.js';
+import { Module, Conv2d, BatchNorm2d, type ModelState, type StateEntry } from './module.js';
 import { SplitAttention } from './split-attention.js';
 
 /** ISAB: relu(bn3(conv3(SA(relu(bn1(conv1(x)))))) + x); owns an unused `skip` 1x1 conv. */
@@ -27,9 +27,10 @@ export class ISAB extends Module {
     return [this.conv1, this.bn1, this.conv2, this.conv3, this.bn3, this.skip].flatMap((m) => m.entries());
   }
   forward(s: ModelState, x: Tensor): Tensor {
-    let y = convBn(s, this.conv1, this.bn1, x, { relu: true });
+    const run = this.run(s, x);
+    let y = convBn(run, this.conv1.layer(s), this.bn1.layer(s), x, { relu: true });
     if (this.useAttention) y = this.conv2.forward(s, y);
-    return this.out(s, 'out', convBn(s, this.conv3, this.bn3, y, { residual: x, relu: true }));
+    return this.out(s, 'out', convBn(run, this.conv3.layer(s), this.bn3.layer(s), y, { residual: x, relu: true }));
   }
 }
 
@@ -50,15 +51,11 @@ export class ESAG extends Module {
     return [...this.blocks, this.conv, this.ia].flatMap((m) => m.entries());
   }
   forward(s: ModelState, x: Tensor): Tensor {
-    // In pure inference the structure path goes first, so that the body's last convolution adds
-    // it as it stores (one pass over the map less).
-    const fuseAdd = this.useStructurePath && pureInference(s, x);
-    const structure = fuseAdd ? this.ia.forward(s, x) : null;
-    let r = x;
-    for (const b of this.blocks) r = b.forward(s, r);
-    if (structure) return this.conv.forwardFused(s, r, { residual: structure });
-    r = this.out(s, 'body.out', this.conv.forward(s, r));
-    if (!this.useStructurePath) return this.out(s, 'out', r);
-    return this.out(s, 'out', add(r, this.ia.forward(s, x)));
+    const run = this.run(s, x);
+    const body = () => this.blocks.reduce((r, b) => b.forward(s, r), x);
+    if (!this.useStructurePath)
+      return this.out(s, 'out', this.out(s, 'body.out', convLayer(run, this.conv.layer(s), body())));
+    const structure = () => this.ia.forward(s, x);
+    return this.out(s, 'out', convPlusBranch(run, body, this.conv.layer(s), structure, `${this.prefix}body.out`));
   }
 }

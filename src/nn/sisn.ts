@@ -9,7 +9,7 @@
 import { Tensor, formatShape } from '../tensor.js';
 import type { Gpu } from '../engine.js';
 import { ParameterSet } from '../optim/params.js';
-import { add, spaceToDepth, pixelShuffle, defineConvVariants } from '../ops/index.js';
+import { add, spaceToDepth, pixelShuffle, preparePipelines, type PipelineUse } from '../ops/index.js';
 import { Conv2d, Module, type ModelState, type StateEntry } from './module.js';
 import { ESAG } from './blocks.js';
 import { upscale, type UpscaleOptions } from './upscale.js';
@@ -28,7 +28,32 @@ export interface SisnConfig {
 
 export const RGB_MEAN = [0.4488, 0.4371, 0.404];
 
-class Net extends Module {
+const kernels = (file: string, entries: string[]) => entries.map((e) => ({ name: `${file}.${e}` }));
+
+/**
+ * The pipelines SISN's ops launch in training (forward, backward, Adam) and evaluation (folded, or
+ * with intermediates captured), whatever its size: test/prepare.test.js checks that they are all
+ * launched and nothing else is.
+ */
+const PIPELINES: readonly PipelineUse[] = [
+  ...[1, 3].flatMap((K) =>
+    ['conv2d.forward', 'conv2d.pack_weight', 'conv2d_weight.weight_grad'].map((name) => ({ name, constants: { K } })),
+  ),
+  ...kernels('batchnorm', ['normalize', 'backward_input', 'eval_stats', 'fold']),
+  ...kernels('attention', ['pool_splits', 'attend', 'attend_backward', 'splits_backward', 'gate']),
+  ...kernels('reduce', ['moments_merge', 'bn_backward']),
+  { name: 'reduce.channel_sum', constants: { MODE: 'MODE_SUM' } },
+  { name: 'reduce.channel_sum', constants: { MODE: 'MODE_ABS_DIFF' } },
+  { name: 'reduce.channel_sum_serial', constants: { MODE: 'MODE_SUM' } },
+  { name: 'elementwise.binary', constants: { OP: 'OP_ADD' } },
+  ...kernels('elementwise', ['relu', 'fill', 'accumulate']),
+  ...kernels('layout', ['space_shuffle', 'upsample_nearest']),
+  { name: 'loss.l1_backward' },
+  { name: 'adam.step' },
+];
+
+/** SISN's network: the official `Net`, its modules under their state_dict names. */
+export class SisnNet extends Module {
   readonly subMean = new Conv2d('sub_mean.', 3, 3, 1);
   readonly addMean = new Conv2d('add_mean.', 3, 3, 1);
   readonly head: Conv2d;
@@ -81,7 +106,7 @@ class Net extends Module {
 }
 
 export class SISN {
-  readonly net: Net;
+  readonly net: SisnNet;
   readonly params: ParameterSet;
   readonly buffers = new Map<string, Tensor>();
   readonly counters = new Map<string, number>();
@@ -99,7 +124,7 @@ export class SISN {
     }
     if (config.channels % 4)
       throw new Error(`SISN: channels must be divisible by 4 (radix-4 grouped conv), got ${config.channels}`);
-    this.net = new Net(config);
+    this.net = new SisnNet(config);
     this.entries = this.net.entries();
     this.params = new ParameterSet(
       gpu,
@@ -114,13 +139,15 @@ export class SISN {
     }
   }
 
+  /** The pipelines `prepare` compiles beside the tuned variants' (for tests). */
+  static readonly pipelines = PIPELINES;
+
   /**
    * Compiles (and runs once, empty) every pipeline SISN's forward, backward and optimiser use, so
    * no step pays for compilation. Returns the number of pipelines.
    */
   static prepare(gpu: Gpu): Promise<number> {
-    defineConvVariants(gpu);
-    return gpu.kernels.prepareAll({ K: [1, 3], MODE: [0, 1, 2], OP: [0, 1, 2, 3] });
+    return preparePipelines(gpu, PIPELINES);
   }
 
   /** Runs the network on a nearest-upsampled LR batch [B, 3, H, W] (H, W divisible by the scale). */

@@ -25,11 +25,8 @@ export interface BatchNormOptions {
 /** PyTorch's BatchNorm2d default. */
 const DEFAULT_EPS = 1e-5;
 
-/** Vec4s per invocation of batchnorm.normalize and backward_input (RUN in the kernel). */
-const RUN_VEC4S = 8;
-
-/** Invocations of batchnorm.normalize and backward_input over x. */
-const runs = (x: Tensor) => Math.ceil(x.size / 4 / RUN_VEC4S);
+/** Invocations of batchnorm.normalize and backward_input over x: each takes RUN vec4s (batchnorm.wgsl). */
+const runs = (x: Tensor) => Math.ceil(x.size / 4 / x.gpu.kernels.constant('batchnorm.normalize', 'RUN'));
 
 /** A BatchNorm's parameters and running statistics. */
 export interface BatchNormParams {
@@ -177,7 +174,7 @@ export function batchNormBackward(
         eps,
         count: batch * inner,
         train: options.training ? 1 : 0,
-        masked: mask,
+        masked: gpu.kernels.constant('batchnorm.backward_input', mask),
         write_masked: writeMasked ? 1 : 0,
       },
       buffers: { out: dx, grad: gOut, x, stats, sums, relu_out: reluOut, g_out: writeMasked ? residualGrad : null },

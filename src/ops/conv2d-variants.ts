@@ -3,7 +3,7 @@
  * result from different tilings, workgroup sizes and subgroup use, each built as its own shader
  * file (the constants rewritten, `subgroups` optionally off) with its own cached pipelines. The
  * first candidate of a role is the default where nothing is tuned; it is the shader file as
- * written, so `prepareAll` compiles it ahead of the first step.
+ * written, so `prepare` compiles it ahead of the first step.
  *
  * Measured on lavapipe (2 shared cores under load; least of 7 interleaved launches, ms; SISN's
  * layers at LR 32, batch 1 and 10, and the 3x3 64->256 tail at 64): the defaults were fastest or
@@ -62,22 +62,21 @@ function subgroupSize(gpu: Engine): number {
   return gpu.features.subgroups ? gpu.adapter.info.subgroupMaxSize || 64 : 0;
 }
 
-// [channels, columns, workgroup, staged]: the first is the shader's own constants. Dropped after
-// measuring on lavapipe: 8-invocation workgroups (up to 4x slower everywhere), and since the taps
-// moved innermost, 12- and 16-column tiles (2-4x slower than 8: the tile's loops no longer unroll).
+// [channels, columns, workgroup, staged]: the candidates after the default, which is the shader's own
+// constants (TO, TX, WG, STAGE). Dropped after measuring on lavapipe: 8-invocation workgroups, and
+// 12- and 16-column tiles since the taps moved innermost (the tile's loops no longer unroll).
 const FORWARD_TILES: readonly [number, number, number, boolean][] = [
-  [16, 8, 64, false],
   [16, 4, 64, false],
   [16, 8, 16, false],
   [8, 8, 16, false],
   [16, 8, 64, true],
 ];
 
-// [columns, workgroup, wide, minInvocations]: the first is the shader's own constants. Dropped
-// after measuring on lavapipe: 8-column runs (2-3x slower: the 8 x TW output gradient no longer
-// fits in registers beside the K*K accumulators).
+// [columns, workgroup, wide, minInvocations]: the candidates after the default, which is the
+// shader's own constants (TW, WG), narrow blocks and no split-K. Dropped after measuring on
+// lavapipe: 8-column runs (the 8 x TW output gradient no longer fits in registers beside the K*K
+// accumulators).
 const WEIGHT_GRAD_TILES: readonly [number, number, boolean, number][] = [
-  [4, 64, false, 0],
   [4, 64, true, 0],
   [4, 64, false, 2048],
   [4, 16, false, 2048],
@@ -103,13 +102,19 @@ const variantLists = new WeakMap<Engine, Map<ConvRole, readonly ConvVariant[]>>(
 
 function buildVariants(gpu: Engine, role: ConvRole): ConvVariant[] {
   const lanes = subgroupSize(gpu);
+  // The default tile is the shader as written (so `prepare` compiles it ahead of the first step).
+  const own = (kernel: string, name: string) => gpu.kernels.constant(kernel, name);
   if (role === 'weightGrad') {
-    return WEIGHT_GRAD_TILES.map(([columns, workgroup, wide, minInvocations]) => ({
+    const shader = (name: string) => own('conv2d_weight.weight_grad', name);
+    const tiles = [[shader('TW'), shader('WG'), false, 0] as const, ...WEIGHT_GRAD_TILES];
+    return tiles.map(([columns, workgroup, wide, minInvocations]) => ({
       name: `t${columns}w${workgroup}${wide ? '-wide' : ''}${minInvocations ? `-split${minInvocations}` : ''}`,
       ...{ columns, workgroup, wide, minInvocations, subgroups: lanes > 0 },
     }));
   }
-  const variants: ForwardVariant[] = FORWARD_TILES.map(([channels, columns, workgroup, staged]) => ({
+  const shader = (name: string) => own('conv2d.forward', name);
+  const tiles = [[shader('TO'), shader('TX'), shader('WG'), shader('STAGE') === 1] as const, ...FORWARD_TILES];
+  const variants: ForwardVariant[] = tiles.map(([channels, columns, workgroup, staged]) => ({
     name: `o${channels}x${columns}w${workgroup}${staged ? '-staged' : ''}`,
     ...{ channels, columns, workgroup, staged, subgroups: !staged && lanes > 0 && workgroup >= lanes },
   }));
@@ -142,7 +147,7 @@ export function weightGradKernel(gpu: Engine, v: WeightGradVariant): string {
   return variantKernel(gpu, 'conv2d_weight', 'weight_grad', { TW: v.columns, WG: v.workgroup }, v.subgroups);
 }
 
-/** Defines every variant's shader file (nothing compiles), so that `prepareAll` finds the tuned ones. */
+/** Defines every variant's shader file (nothing compiles), so that `prepare` finds the tuned ones. */
 export function defineConvVariants(gpu: Engine): void {
   for (const v of convVariants(gpu, 'forward') as ForwardVariant[]) forwardKernel(gpu, v);
   for (const v of convVariants(gpu, 'weightGrad') as WeightGradVariant[]) weightGradKernel(gpu, v);

@@ -12,11 +12,6 @@ import {
   type WeightGradVariant,
 } from './conv2d-variants.js';
 
-/** Output channels per lane of the weight_grad kernel. */
-const GRAD_OC = 8;
-/** Input channels per lane of the weight_grad kernel for 1x1 kernels (its TI1; 1 otherwise). */
-const GRAD_IC_1X1 = 4;
-
 /** How a variant launches on a shape: two variants with equal launches are one candidate. */
 interface WeightGradLaunch {
   kernel: string;
@@ -42,11 +37,14 @@ function plan(
   // adapter groups consecutive invocations, every subgroup works on one block and shares its values
   // (the kernel checks that it does).
   const [lanes] = gpu.kernels.info(kernel).workgroupSize;
+  // Output channels per block, and input channels per lane (TI1 for 1x1 kernels, else 1).
+  const blockChannels = gpu.kernels.constant(kernel, 'OC');
+  const inputsPerLane = k === 1 ? gpu.kernels.constant(kernel, 'TI1') : 1;
   const subgroup = v.subgroups ? gpu.adapter.info.subgroupMaxSize || lanes : 1;
-  const channelLanes = Math.ceil(cinG / (k === 1 ? GRAD_IC_1X1 : 1));
+  const channelLanes = Math.ceil(cinG / inputsPerLane);
   const lanesPerBlock =
     channelLanes >= lanes || v.wide ? lanes : Math.min(lanes, Math.ceil(channelLanes / subgroup) * subgroup);
-  const blocks = groups * Math.ceil(cout / groups / GRAD_OC);
+  const blocks = groups * Math.ceil(cout / groups / blockChannels);
   // Wide blocks: x walks the input channels; narrow ones: one workgroup holds several blocks.
   const grid: [number, number] =
     lanesPerBlock >= lanes ? [channelLanes, blocks] : [lanes, Math.ceil(blocks / Math.floor(lanes / lanesPerBlock))];

@@ -3,7 +3,7 @@
  * (shaders/conv2d.wgsl; the weight gradient in conv2d-weight-grad.ts), each in the kernel variant
  * the tuner picks for the adapter and shapes (conv2d-variants.ts) or `options.variant`.
  */
-import { Tensor, formatShape } from '../tensor.js';
+import { Tensor, formatShape, type Engine } from '../tensor.js';
 import { channelReduce, ReduceMode, type MomentPartials } from './reduce.js';
 import { dims4 } from '../shape.js';
 import {
@@ -18,11 +18,11 @@ import { conv2dWeightGrad } from './conv2d-weight-grad.js';
 
 export { conv2dWeightGrad };
 
-/** Packed output channels are padded to a multiple of the widest output-channel tile. */
-const PACK_OC = 16;
-const KMAX = 7;
-
-const padChannels = (n: number) => Math.ceil(n / PACK_OC) * PACK_OC;
+/** Packed output channels are padded to a multiple of the widest output-channel tile of any variant. */
+function padChannels(gpu: Engine, n: number): number {
+  const widest = Math.max(...(convVariants(gpu, 'forward') as ForwardVariant[]).map((v) => v.channels));
+  return Math.ceil(n / widest) * widest;
+}
 
 interface PackedWeights {
   /** For the forward kernel: [G][in_g][K*K][out_g padded to 16]. */
@@ -37,10 +37,17 @@ function packWeights(w: Tensor, groups: number, want: { forward: boolean; transp
   const outG = cout / groups;
   const rows = want.forward ? groups * inG * k * k : 0;
   const tRows = want.transposed ? groups * outG * k * k : 0;
-  const forward = rows ? Tensor.empty(w.gpu, [rows * padChannels(outG)]) : null;
-  const transposed = tRows ? Tensor.empty(w.gpu, [tRows * padChannels(inG)]) : null;
+  const forward = rows ? Tensor.empty(w.gpu, [rows * padChannels(w.gpu, outG)]) : null;
+  const transposed = tRows ? Tensor.empty(w.gpu, [tRows * padChannels(w.gpu, inG)]) : null;
   w.gpu.kernels.dispatch('conv2d.pack_weight', {
-    uniforms: { in_g: inG, out_g: outG, out_pad: padChannels(outG), rows, t_out_pad: padChannels(inG), t_rows: tRows },
+    uniforms: {
+      in_g: inG,
+      out_g: outG,
+      out_pad: padChannels(w.gpu, outG),
+      rows,
+      t_out_pad: padChannels(w.gpu, inG),
+      t_rows: tRows,
+    },
     buffers: { out: forward, packed_t: transposed, w_src: w },
     unwritten: [...(forward ? [] : ['out']), ...(transposed ? [] : ['packed_t'])],
     invocations: Math.max(rows, tRows),
@@ -103,7 +110,7 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Forwar
       `conv2d: cannot add a [${batch}, ${cout}, ${hout}, ${wout}] result into ${formatShape(into.shape)}`,
     );
   const out = into ?? Tensor.empty(gpu, [batch, cout, hout, wout]);
-  const outPad = padChannels(cout / groups);
+  const outPad = padChannels(gpu, cout / groups);
   const ocBlocks = groups * Math.ceil(cout / groups / v.channels);
   const xBlocks = Math.ceil(wout / v.columns);
   const moments = launch.moments
@@ -234,7 +241,8 @@ function convolve(
   if (w.shape.length !== 4 || w.shape[2] !== w.shape[3])
     throw new Error(`conv2d: weight must be [Cout, Cin/G, K, K], got ${formatShape(w.shape)}`);
   const [cout, cinG, k] = w.shape as number[];
-  if (k > KMAX) throw new Error(`conv2d: kernels up to ${KMAX}x${KMAX} are supported, got ${k}x${k}`);
+  const kmax = x.gpu.kernels.constant('conv2d.forward', 'KMAX');
+  if (k > kmax) throw new Error(`conv2d: kernels up to ${kmax}x${kmax} are supported, got ${k}x${k}`);
   if (!Number.isInteger(groups) || groups < 1 || cin % groups || cout % groups)
     throw new Error(`conv2d: ${cin} -> ${cout} channels cannot be split into ${groups} groups`);
   if (cinG * groups !== cin)

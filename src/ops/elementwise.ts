@@ -1,17 +1,13 @@
 /** Elementwise ops: add, sub, mul, affine (scale), relu, in-place fill and accumulate. Forward and backward. */
 import { Tensor, formatShape, sameShape } from '../tensor.js';
 
-/** The elementwise kernels handle RUN = 8 vec4s per invocation. */
-function vec4s(n: number): number {
-  return Math.ceil(n / 4 / 8);
+/** Invocations of an elementwise kernel over t: each handles RUN vec4s (elementwise.wgsl). */
+function invocations(t: Tensor): number {
+  return Math.ceil(t.size / 4 / t.gpu.kernels.constant('elementwise.binary', 'RUN'));
 }
 
-const enum BinaryOp {
-  Add = 0,
-  Sub = 1,
-  Mul = 2,
-  ReluBackward = 3,
-}
+/** elementwise.binary's operations, by the names of their codes in the shader. */
+type BinaryOp = 'OP_ADD' | 'OP_SUB' | 'OP_MUL' | 'OP_RELU_BACKWARD';
 
 export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
   if (!sameShape(a.shape, b.shape))
@@ -24,20 +20,20 @@ function binaryLaunch(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   a.gpu.kernels.dispatch('elementwise.binary', {
     uniforms: { n: a.size },
     buffers: { out, a, b },
-    invocations: vec4s(a.size),
-    constants: { OP: op },
+    invocations: invocations(a),
+    constants: { OP: a.gpu.kernels.constant('elementwise.binary', op) },
   });
   return out;
 }
 
 export function add(a: Tensor, b: Tensor): Tensor {
   assertSameShape('add', a, b);
-  return a.gpu.tape.record('add', [a, b], binaryLaunch(BinaryOp.Add, a, b), (g) => [g, g]);
+  return a.gpu.tape.record('add', [a, b], binaryLaunch('OP_ADD', a, b), (g) => [g, g]);
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
   assertSameShape('sub', a, b);
-  return a.gpu.tape.record('sub', [a, b], binaryLaunch(BinaryOp.Sub, a, b), (g, needs) => [
+  return a.gpu.tape.record('sub', [a, b], binaryLaunch('OP_SUB', a, b), (g, needs) => [
     g,
     needs[1] ? affine(g, -1, 0) : null,
   ]);
@@ -48,7 +44,7 @@ export function mul(a: Tensor, b: Tensor): Tensor {
   return a.gpu.tape.record(
     'mul',
     [a, b],
-    binaryLaunch(BinaryOp.Mul, a, b),
+    binaryLaunch('OP_MUL', a, b),
     (g, needs) => [needs[0] ? mul(g, b) : null, needs[1] ? mul(g, a) : null],
     [a, b],
   );
@@ -60,7 +56,7 @@ export function affine(x: Tensor, alpha: number, beta: number): Tensor {
   x.gpu.kernels.dispatch('elementwise.affine', {
     uniforms: { n: x.size, alpha, beta },
     buffers: { out, x },
-    invocations: vec4s(x.size),
+    invocations: invocations(x),
   });
   return x.gpu.tape.record('affine', [x], out, (g) => [alpha === 1 ? g : affine(g, alpha, 0)]);
 }
@@ -72,7 +68,7 @@ export function scale(x: Tensor, s: number): Tensor {
 /** `g * (x > 0)`: the gradient of relu at input `x`. */
 export function reluBackward(g: Tensor, x: Tensor): Tensor {
   assertSameShape('reluBackward', g, x);
-  return binaryLaunch(BinaryOp.ReluBackward, g, x);
+  return binaryLaunch('OP_RELU_BACKWARD', g, x);
 }
 
 export function relu(x: Tensor): Tensor {
@@ -80,7 +76,7 @@ export function relu(x: Tensor): Tensor {
   x.gpu.kernels.dispatch('elementwise.relu', {
     uniforms: { n: x.size },
     buffers: { out, x },
-    invocations: vec4s(x.size),
+    invocations: invocations(x),
   });
   // PyTorch's relu passes no gradient at 0; the output is saved (it is > 0 exactly where x is).
   return x.gpu.tape.record('relu', [x], out, (g) => [reluBackward(g, out)], [out]);
@@ -92,7 +88,7 @@ export function accumulate(dst: Tensor, src: Tensor): void {
   dst.gpu.kernels.dispatch('elementwise.accumulate', {
     uniforms: { n: dst.size },
     buffers: { out: dst, x: src },
-    invocations: vec4s(dst.size),
+    invocations: invocations(dst),
   });
 }
 
@@ -101,6 +97,6 @@ export function fill(t: Tensor, value: number): void {
   t.gpu.kernels.dispatch('elementwise.fill', {
     uniforms: { n: t.size, value },
     buffers: { out: t },
-    invocations: vec4s(t.size),
+    invocations: invocations(t),
   });
 }

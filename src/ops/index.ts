@@ -13,8 +13,32 @@ export {
   type Conv2dOptions,
   type ConvRole,
   type ConvVariant,
+  type ForwardVariant,
+  type WeightGradVariant,
 } from './conv2d-variants.js';
-export { batchNorm2d, foldBatchNorm, type BatchNormOptions } from './batchnorm.js';
-export { channelReduce, globalAvgPool, ReduceMode, type MomentPartials } from './reduce.js';
+export {
+  batchNorm2d,
+  foldBatchNorm,
+  type BatchNormOptions,
+  type BatchNormForward,
+  type BatchNormParams,
+} from './batchnorm.js';
+export { channelReduce, globalAvgPool, ReduceMode, type MomentPartials, type ReduceArgs } from './reduce.js';
 export { pixelShuffle, spaceToDepth, upsampleNearest, reshape } from './layout.js';
 export { l1Loss } from './loss.js';
+export { splitAttend, inferenceGate, gateHiddenMax } from './attention.js';
+export {
+  layerRun,
+  convLayer,
+  convBn,
+  batchNormLayer,
+  convPlusBranch,
+  foldedBatchNorm,
+  type LayerMode,
+  type LayerRun,
+  type ConvLayer,
+  type BatchNormLayer,
+  type BatchNormThen,
+} from './layers.js';
+export { splitAttention, type SplitAttentionLayer } from './split-attention.js';
+export { preparePipelines, type PipelineUse } from './prepare.js';

@@ -5,10 +5,8 @@
 import { Tensor, type Shape } from '../tensor.js';
 import { dims4 } from '../shape.js';
 
-const enum ShuffleOrder {
-  PixelShuffle = 0,
-  SisnHead = 1,
-}
+/** space_shuffle's channel orders, by the names of their codes in layout.wgsl. */
+type ShuffleOrder = 'ORDER_PIXEL_SHUFFLE' | 'ORDER_SISN_HEAD';
 
 /** Moves data between an image [B, C, H, W] and its packed form [B, C*s*s, H/s, W/s]. */
 function shuffle(src: Tensor, outShape: Shape, image: Shape, s: number, order: ShuffleOrder, toImage: boolean): Tensor {
@@ -17,7 +15,10 @@ function shuffle(src: Tensor, outShape: Shape, image: Shape, s: number, order: S
   // One invocation per run of 4 packed columns of an image row (see the kernel).
   const runs = batch * channels * h * Math.ceil(w / s / 4);
   src.gpu.kernels.dispatch('layout.space_shuffle', {
-    uniforms: { n: runs, channels, h, w, s, order, to_image: toImage ? 1 : 0 },
+    uniforms: {
+      ...{ n: runs, channels, h, w, s, to_image: toImage ? 1 : 0 },
+      order: src.gpu.kernels.constant('layout.space_shuffle', order),
+    },
     buffers: { out, x: src },
     invocations: runs,
   });
@@ -30,9 +31,9 @@ export function pixelShuffle(x: Tensor, r: number): Tensor {
   if (!Number.isInteger(r) || r < 1 || cr % (r * r))
     throw new Error(`pixelShuffle: ${cr} channels are not divisible by ${r}^2`);
   const image = [b, cr / (r * r), h * r, w * r];
-  const out = shuffle(x, image, image, r, ShuffleOrder.PixelShuffle, true);
+  const out = shuffle(x, image, image, r, 'ORDER_PIXEL_SHUFFLE', true);
   return x.gpu.tape.record('pixelShuffle', [x], out, (g) => [
-    shuffle(g, x.shape, image, r, ShuffleOrder.PixelShuffle, false),
+    shuffle(g, x.shape, image, r, 'ORDER_PIXEL_SHUFFLE', false),
   ]);
 }
 
@@ -45,10 +46,8 @@ export function spaceToDepth(x: Tensor, s: number): Tensor {
   if (!Number.isInteger(s) || s < 1 || h % s || w % s)
     throw new Error(`spaceToDepth: ${h}x${w} is not divisible by ${s}`);
   const packed = [b, c * s * s, h / s, w / s];
-  const out = shuffle(x, packed, x.shape, s, ShuffleOrder.SisnHead, false);
-  return x.gpu.tape.record('spaceToDepth', [x], out, (g) => [
-    shuffle(g, x.shape, x.shape, s, ShuffleOrder.SisnHead, true),
-  ]);
+  const out = shuffle(x, packed, x.shape, s, 'ORDER_SISN_HEAD', false);
+  return x.gpu.tape.record('spaceToDepth', [x], out, (g) => [shuffle(g, x.shape, x.shape, s, 'ORDER_SISN_HEAD', true)]);
 }
 
 /** Nearest-neighbour upsampling by an integer factor: [B, C, H, W] -> [B, C, H*s, W*s]. */

@@ -3,10 +3,11 @@ import { Tensor, formatShape } from '../tensor.js';
 import { dims4 } from '../shape.js';
 import { expandChannels } from './layout.js';
 
+/** channelReduce's terms: x, x * y, |x - y|; each the name of its MODE code in reduce.wgsl. */
 export enum ReduceMode {
-  Sum = 0,
-  Dot = 1,
-  AbsDiff = 2,
+  Sum = 'MODE_SUM',
+  Dot = 'MODE_DOT',
+  AbsDiff = 'MODE_ABS_DIFF',
 }
 
 export interface ReduceArgs {
@@ -39,7 +40,8 @@ export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
   const out = a.into ?? Tensor.empty(x.gpu, [a.channels]);
   // Few values per channel (pooled features): one invocation per channel instead of a workgroup.
   const serial = a.batch * a.inner <= SERIAL_SUM_MAX;
-  x.gpu.kernels.dispatch(serial ? 'reduce.channel_sum_serial' : 'reduce.channel_sum', {
+  const kernel = serial ? 'reduce.channel_sum_serial' : 'reduce.channel_sum';
+  x.gpu.kernels.dispatch(kernel, {
     uniforms: {
       batch: a.batch,
       channels: a.channels,
@@ -49,7 +51,7 @@ export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
     },
     buffers: { out, x, y: a.y },
     ...(serial ? { invocations: a.channels } : { groups: a.channels }),
-    constants: { MODE: a.mode },
+    constants: { MODE: x.gpu.kernels.constant(kernel, a.mode) },
   });
   return out;
 }
@@ -133,14 +135,15 @@ export interface BatchNormSums {
 }
 
 /**
- * Where a BatchNorm's gradient passes a fused ReLU: nowhere masked (no ReLU), where `Output` > 0
+ * Where a BatchNorm's gradient passes a fused ReLU (the names of the `masked` codes in
+ * shaders/include/relu_mask.wgsl): nowhere masked (no ReLU), where `Output` > 0
  * (the ReLU's output, needed when a residual was added before it), or where the normalised x
  * (recomputed from x and the statistics' scale and beta) > 0.
  */
 export enum ReluMask {
-  None = 0,
-  Output = 1,
-  FromInput = 2,
+  None = 'MASK_NONE',
+  Output = 'MASK_OUTPUT',
+  FromInput = 'MASK_FROM_INPUT',
 }
 
 /**
@@ -166,7 +169,14 @@ export function batchNormSums(
   const dgamma = into?.dgamma ?? Tensor.empty(gpu, [channels]);
   const dbeta = into?.dbeta ?? Tensor.empty(gpu, [channels]);
   gpu.kernels.dispatch('reduce.bn_backward', {
-    uniforms: { batch, channels, inner, eps, masked: mask, accumulate: into ? 1 : 0 },
+    uniforms: {
+      batch,
+      channels,
+      inner,
+      eps,
+      masked: gpu.kernels.constant('reduce.bn_backward', mask),
+      accumulate: into ? 1 : 0,
+    },
     buffers: { out: sums, x, y: g, stats, mask: reluOut, dgamma, dbeta },
     groups: channels,
   });

@@ -1,0 +1,160 @@
+/**
+ * Split attention's ops (ResNeSt, radix R, cardinality 1): `splitAttend`, the op around its gate,
+ * whose kernels (shaders/attention.wgsl) are the only passes over the [B, R*C, H, W] splits: pooling
+ * and the attention-weighted sum forward; the attention's gradient (one reduction) and the splits'
+ * gradient (written once) backward. And `inferenceGate`, the gate in one dispatch for inference.
+ */
+import { Tensor, formatShape } from '../tensor.js';
+import { dims4 } from '../shape.js';
+import { batchNormBackward, type BatchNormForward } from './batchnorm.js';
+
+/**
+ * The most hidden units attention.gate holds in workgroup memory (its GATE_HIDDEN_MAX), read from
+ * the shader of the engine `gpu`.
+ */
+export function gateHiddenMax(gpu: Tensor['gpu']): number {
+  return gpu.kernels.constant('attention.gate', 'GATE_HIDDEN_MAX');
+}
+
+/**
+ * Split attention around a gate. gap = mean over (H, W) of the sum of z's R channel chunks
+ * ([B, R*C, H, W] -> [B, C, 1, 1]); logits = gate(gap) ([B, R*C, 1, 1], recorded ops whose result
+ * depends on gap); a = softmax over k of logits[b, k*C + c]; out[b, c] = sum_k a[b, k*C + c] *
+ * z[b, k*C + c] ([B, C, H, W]).
+ *
+ * z is read by the pooling and by the weighted sum, so its gradient has two terms; instead of the
+ * tape summing two [B, R*C, H, W] gradients, the weighted sum's rule (which runs first) hands its
+ * output gradient and a to the pooling's rule, which writes dz = a * g + dgap / (H*W) in one pass.
+ *
+ * With `normalized`, z is not given but made where it is read: `z` is then the input of the
+ * BatchNorm + ReLU that makes the splits (normalized.x), with that BatchNorm's statistics; the
+ * splits are never stored, and the pooling's rule goes on through the BatchNorm's backward, so the
+ * gradients are those of x, gamma and beta. Both rules take the splits' inputs (z, and gamma and
+ * beta when normalized), so any of them needing a gradient makes the hand-off.
+ */
+export function splitAttend(
+  z: Tensor,
+  radix: number,
+  gate: (gap: Tensor) => Tensor,
+  normalized?: BatchNormForward,
+): Tensor {
+  const [b, rc, h, w] = dims4('splitAttend', z);
+  if (!Number.isInteger(radix) || radix < 1 || rc % radix)
+    throw new Error(`splitAttend: ${rc} channels do not split into radix ${radix}`);
+  const { gpu } = z;
+  const channels = rc / radix;
+  const inner = h * w;
+  const pairs = b * channels;
+  if (normalized && (normalized.x !== z || !normalized.options.relu || normalized.options.residual))
+    throw new Error('splitAttend: normalized splits come from a BatchNorm + ReLU of z itself');
+  const uniforms = (n: number) => ({ n, channels, inner, radix, scale: 1 / inner, normalized: normalized ? 1 : 0 });
+  const bnStats = normalized?.stats ?? null;
+  // What the splits are made of: z, and the BatchNorm's gamma and beta when it is applied here.
+  const splitInputs = normalized ? [z, normalized.bn.weight, normalized.bn.bias] : [z];
+  const pairLanes = gpu.kernels.constant('attention.pool_splits', 'PAIR_LANES');
+
+  const gap = Tensor.empty(gpu, [b, channels, 1, 1]);
+  gpu.kernels.dispatch('attention.pool_splits', {
+    uniforms: uniforms(pairs),
+    buffers: { out: gap, z, bn_stats: bnStats },
+    invocations: pairs * pairLanes,
+  });
+  let handoff: { g: Tensor; att: Tensor } | null = null;
+  gpu.tape.record(
+    'poolSplits',
+    splitInputs,
+    gap,
+    (dgap, needs, into) => {
+      if (!handoff)
+        throw new Error(
+          'splitAttend: the gradient of the weighted sum did not reach the pooling (does the gate ignore its input?)',
+        );
+      const dz = Tensor.empty(gpu, z.shape);
+      // Where planes hold whole vec4s, an invocation takes a vec4 of g and writes the R of dz it feeds.
+      const invocations = Math.ceil(dz.size / (inner % 4 ? 4 : 4 * radix));
+      gpu.kernels.dispatch('attention.splits_backward', {
+        uniforms: uniforms(dz.size),
+        buffers: { dst: dz, g: handoff.g, att: handoff.att, dgap },
+        invocations,
+      });
+      return normalized ? batchNormBackward(dz, normalized, needs, into).slice(0, 3) : [dz];
+    },
+    normalized ? [z, normalized.stats] : [],
+  );
+
+  const logits = gate(gap);
+  if (logits.size !== b * rc || logits.shape.length !== 4 || logits.shape[2] !== 1 || logits.shape[3] !== 1)
+    throw new Error(`splitAttend: the gate gave ${formatShape(logits.shape)} for splits ${formatShape(z.shape)}`);
+  if (gap.requiresGrad && !logits.requiresGrad)
+    throw new Error("splitAttend: the gate's logits do not depend on its input");
+  const out = Tensor.empty(gpu, [b, channels, h, w]);
+  // Where planes hold whole vec4s, an invocation writes up to QUADS vec4s of one plane, else one.
+  const quads = gpu.kernels.constant('attention.attend', 'QUADS');
+  const attendInvocations = inner % 4 ? Math.ceil(out.size / 4) : pairs * Math.ceil(inner / (4 * quads));
+  gpu.kernels.dispatch('attention.attend', {
+    uniforms: uniforms(out.size),
+    buffers: { dst: out, z, logits, bn_stats: bnStats },
+    invocations: attendInvocations,
+  });
+  return gpu.tape.record(
+    'attend',
+    [logits, ...splitInputs],
+    out,
+    (g, needs) => {
+      const dLogits = Tensor.empty(gpu, logits.shape);
+      const att = Tensor.empty(gpu, logits.shape);
+      gpu.kernels.dispatch('attention.attend_backward', {
+        uniforms: uniforms(pairs),
+        buffers: { out: dLogits, att_out: att, z, g, logits, bn_stats: bnStats },
+        invocations: pairs * pairLanes,
+      });
+      // The splits' gradients are all the pooling's rule's to write (one pass, see above).
+      if (needs.slice(1).some(Boolean)) {
+        gpu.tape.keepFor(gap, g);
+        gpu.tape.keepFor(gap, att);
+        handoff = { g, att };
+      }
+      return [needs[0] ? dLogits : null, ...splitInputs.map(() => null)];
+    },
+    bnStats ? [logits, z, bnStats] : [logits, z],
+  );
+}
+
+/**
+ * The split-attention gate in inference, in one dispatch: logits = fc2(relu(fc1(gap) * scale +
+ * shift)), gap [B, C, 1, 1], fc1's weight w1 [hidden, C, 1, 1], fc2's w2 [R*C, hidden, 1, 1] and
+ * bias b2, with fc1's bias and its eval-mode BatchNorm folded into scale and shift (foldBatchNorm).
+ * Not recorded: call it under noGrad.
+ */
+export function inferenceGate(gap: Tensor, w1: Tensor, scale: Tensor, shift: Tensor, w2: Tensor, b2: Tensor): Tensor {
+  const { gpu } = gap;
+  if (gpu.tape.gradEnabled && [gap, w1, scale, shift, w2, b2].some((t) => t.requiresGrad))
+    throw new Error('inferenceGate records no gradient: call it under noGrad');
+  const [batch, channels, h, w] = dims4('inferenceGate', gap);
+  const [hidden, outputs] = [w1.shape[0], w2.shape[0]];
+  const fits = (t: Tensor, shape: number[]) =>
+    t.shape.length === shape.length && shape.every((d, i) => t.shape[i] === d);
+  if (h !== 1 || w !== 1)
+    throw new Error(`inferenceGate: the pooled input must be [B, C, 1, 1], got ${formatShape(gap.shape)}`);
+  if (
+    !fits(w1, [hidden, channels, 1, 1]) ||
+    !fits(w2, [outputs, hidden, 1, 1]) ||
+    !fits(scale, [hidden]) ||
+    !fits(shift, [hidden]) ||
+    !fits(b2, [outputs])
+  ) {
+    const shapes = [w1, w2, scale, shift, b2].map((t) => formatShape(t.shape)).join(', ');
+    throw new Error(
+      `inferenceGate: fc1, fc2, scale, shift and bias ${shapes} do not chain from a [B, ${channels}, 1, 1] input`,
+    );
+  }
+  const hiddenMax = gateHiddenMax(gpu);
+  if (hidden > hiddenMax) throw new Error(`inferenceGate: ${hidden} hidden units, at most ${hiddenMax}`);
+  const logits = Tensor.empty(gpu, [batch, outputs, 1, 1]);
+  gpu.kernels.dispatch('attention.gate', {
+    uniforms: { batch, channels, hidden, outputs },
+    buffers: { out: logits, gap, w1, w2, hidden_scale: scale, hidden_shift: shift, b2 },
+    groups: batch,
+  });
+  return logits;
+}
