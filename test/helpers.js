@@ -4,9 +4,9 @@ import { Gpu } from '../dist/index.js';
 import { mulberry32 } from './mulberry32.js';
 
 /**
- * Opens an engine for a suite (on the adapter, subgroups, limits and feature level that
- * SISN_ADAPTER, SISN_SUBGROUPS, SISN_LIMITS and SISN_FEATURE_LEVEL choose) and disposes it after. uvu ignores an error thrown in a
- * `before` hook and passes the run, so the error is kept and every test that uses `ctx.gpu` fails with it.
+ * Opens an engine for a suite (on the adapter, subgroups, limits and feature level that SISN_ADAPTER,
+ * SISN_SUBGROUPS, SISN_LIMITS and SISN_FEATURE_LEVEL choose) and disposes it after. uvu ignores an error thrown
+ * in a `before` hook and passes the run, so the error is kept and every test that uses `ctx.gpu` fails with it.
  */
 export function withGpu(suite, options) {
   let gpu = null;
