@@ -1,6 +1,7 @@
-// ESLint: typescript-eslint's type-checked rules over src/ (the compiler's own project), the
-// recommended rules over the JavaScript in test/, scripts/, bench/ and web/. Formatting is
-// Prettier's (`npm run format`); `npm run lint` checks both.
+// ESLint: typescript-eslint's type-checked rules over src/ (the compiler's own project) and over
+// test/*.js (typed with JSDoc, checked by tsconfig.test.json), the recommended rules over the rest
+// of the JavaScript (scripts/, bench/, web/). Formatting is Prettier's (`npm run format`);
+// `npm run lint` checks both.
 import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
@@ -17,6 +18,12 @@ export default tseslint.config(
     extends: [js.configs.recommended],
     languageOptions: { globals: { ...globals.node } },
     rules: { 'no-unused-vars': ['error', { ignoreRestSiblings: true }] },
+  },
+  {
+    files: ['test/*.js'],
+    extends: [...tseslint.configs.recommendedTypeChecked],
+    languageOptions: { parserOptions: { project: './tsconfig.test.json', tsconfigRootDir: import.meta.dirname } },
+    rules: { '@typescript-eslint/no-unused-vars': ['error', { ignoreRestSiblings: true }] },
   },
   {
     files: ['web/**/*.js', 'test/web.test.js'],

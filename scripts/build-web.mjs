@@ -17,6 +17,7 @@ export const WEIGHTS = { 4: 'sisn-x4-celeba.safetensors', 8: 'sisn-x8-celeba.saf
 
 function shaderSources() {
   const dir = join(ROOT, 'shaders');
+  /** @type {Record<string, string>} */
   const sources = {};
   for (const sub of ['', 'include']) {
     for (const f of readdirSync(join(dir, sub))
@@ -28,6 +29,7 @@ function shaderSources() {
   return sources;
 }
 
+/** @type {import('esbuild').Plugin} */
 const browserPlatform = {
   name: 'sisn-browser-platform',
   setup(b) {
@@ -61,6 +63,7 @@ export async function buildWeb(out = join(ROOT, 'dist-web')) {
     plugins: [browserPlatform],
   });
   for (const f of readdirSync(join(ROOT, 'web'))) copyFileSync(join(ROOT, 'web', f), join(outDir, f));
+  /** @type {Record<string, { file: string, bytes: number, sha256: string }>} */
   const manifest = {};
   for (const [scale, file] of Object.entries(WEIGHTS)) {
     const bytes = readFileSync(join(ROOT, 'weights', file));

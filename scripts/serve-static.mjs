@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 
+/** @type {Record<string, string>} */
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -13,7 +14,12 @@ const TYPES = {
   '.safetensors': 'application/octet-stream',
 };
 
-/** Serves `root` on 127.0.0.1:`port` (0: any free port); resolves to { server, url } once listening. */
+/**
+ * Serves `root` on 127.0.0.1:`port` (0: any free port); resolves to { server, url } once listening.
+ * @param {string} folder
+ * @param {number} port
+ * @returns {Promise<{ server: import('node:http').Server, url: string }>}
+ */
 export function serveStatic(folder, port) {
   const root = resolve(folder);
   const server = createServer((req, res) => {
@@ -40,7 +46,10 @@ export function serveStatic(folder, port) {
   return new Promise((resolvePromise, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () =>
-      resolvePromise({ server, url: `http://127.0.0.1:${server.address().port}/` }),
+      resolvePromise({
+        server,
+        url: `http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (server.address()).port}/`,
+      }),
     );
   });
 }

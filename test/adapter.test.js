@@ -12,13 +12,22 @@ const test = suite('adapter');
 const root = fileURLToPath(new URL('..', import.meta.url));
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
-// A child process without this run's adapter settings, plus `env`.
+/**
+ * A child process without this run's adapter settings, plus `env`.
+ * @param {string[]} args
+ * @param {Record<string, string | undefined>} [env]
+ */
 function node(args, env = {}) {
   const clean = { ...process.env };
   for (const k of ['SISN_ADAPTER', 'SISN_SUBGROUPS', 'SISN_LIMITS', 'SISN_FEATURE_LEVEL']) delete clean[k];
   return spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', timeout: 60000, env: { ...clean, ...env } });
 }
 
+/**
+ * Opens an engine with `options`, runs `check` on it and disposes it.
+ * @param {import('../dist/index.js').GpuOptions} options
+ * @param {(gpu: Gpu) => unknown} check
+ */
 async function withOpen(options, check) {
   const gpu = await Gpu.open(options);
   try {
@@ -41,9 +50,9 @@ test('an unknown adapter name is an error that lists the adapters', async () => 
     await Gpu.open({ adapter: 'no-such-gpu' });
     assert.unreachable('opened an adapter that does not exist');
   } catch (e) {
-    assert.match(e.message, /no WebGPU adapter matches 'no-such-gpu'/);
-    assert.match(e.message, /llvmpipe/);
-    assert.match(e.message, /SwiftShader/);
+    assert.match(/** @type {Error} */ (e).message, /no WebGPU adapter matches 'no-such-gpu'/);
+    assert.match(/** @type {Error} */ (e).message, /llvmpipe/);
+    assert.match(/** @type {Error} */ (e).message, /SwiftShader/);
   }
 });
 
@@ -64,10 +73,9 @@ test("Mesa's software drivers get several worker threads per core unless LP_NUM_
   const r = node(['--input-type=module', '-e', probe], { LP_NUM_THREADS: undefined });
   assert.is(r.status, 0, r.stderr);
   // Dawn prints warnings to stdout too: the probe's line is the one of two numbers.
-  const [threads, cores] = r.stdout
-    .match(/^(\d+) (\d+)$/m)
-    .slice(1)
-    .map(Number);
+  const line = r.stdout.match(/^(\d+) (\d+)$/m);
+  assert.ok(line, r.stdout);
+  const [threads, cores] = line.slice(1).map(Number);
   assert.is(threads, Math.min(32, 4 * cores));
   const mine = node(['--input-type=module', '-e', probe], { LP_NUM_THREADS: '3' });
   assert.is(mine.status, 0, mine.stderr);

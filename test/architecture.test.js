@@ -16,8 +16,9 @@ import {
   stripModulePrefix,
 } from '../dist/index.js';
 import { FIXTURES } from './fixture-sets.js';
-import { withGpu, random, relError } from './helpers.js';
+import { withGpu, random, relError, cases } from './helpers.js';
 import * as ref from './reference.js';
+/** @import { SisnConfig } from '../dist/index.js' */
 
 const test = suite('architecture');
 const ctx = withGpu(test);
@@ -25,19 +26,24 @@ const ctx = withGpu(test);
 /**
  * The official Net's state_dict in registration order, written from model/sisn.py, utils/isab.py,
  * utils/ISA.py and EDSR's common.py (default_conv with bias, MeanShift, Upsampler).
+ * @param {SisnConfig} config
  */
 function officialStateDict({ scale, groups, blocks, channels: c }) {
+  /** @type {[string, number[]][]} */
   const out = [];
+  /** @type {(name: string, o: number, i: number, k: number, bias?: boolean) => void} */
   const conv = (name, o, i, k, bias = true) => {
     out.push([`${name}.weight`, [o, i, k, k]]);
     if (bias) out.push([`${name}.bias`, [o]]);
   };
+  /** @type {(name: string, n: number) => void} */
   const bn = (name, n) => {
     for (const k of ['weight', 'bias', 'running_mean', 'running_var']) out.push([`${name}.${k}`, [n]]);
     out.push([`${name}.num_batches_tracked`, []]);
   };
   const radix = 4;
   const inter = Math.max(Math.floor((c * radix) / 4), 32);
+  /** @param {string} p */
   const isab = (p) => {
     conv(`${p}.conv1`, c, c, 1, false);
     bn(`${p}.bn1`, c);
@@ -67,6 +73,7 @@ function officialStateDict({ scale, groups, blocks, channels: c }) {
   return out;
 }
 
+/** @param {InstanceType<typeof SISN>} model */
 const entriesOf = (model) => model.entries.map((e) => [e.name, [...e.shape]]);
 
 test('the official state_dict, as written here, is what PyTorch saved for both fixture sets', () => {
@@ -76,6 +83,7 @@ test('the official state_dict, as written here, is what PyTorch saved for both f
     officialStateDict({ scale: 4, groups: 2, blocks: 2, channels: 32 }),
   );
   const x2 = parseSafetensors(readFileSync(join(FIXTURES, 'sisn-x2/weights.safetensors'))).tensors;
+  /** @param {[string, number[]][]} list */
   const sorted = (list) => [...list].sort(([a], [b]) => (a < b ? -1 : 1));
   assert.equal(
     sorted([...x2].map(([k, t]) => [k, t.shape])),
@@ -83,12 +91,12 @@ test('the official state_dict, as written here, is what PyTorch saved for both f
   );
 });
 
-for (const config of [
+for (const config of /** @type {SisnConfig[]} */ ([
   { scale: 2, groups: 2, blocks: 3, channels: 24 },
   { scale: 3, groups: 2, blocks: 1, channels: 16 },
   { scale: 4, groups: 1, blocks: 2, channels: 64 },
   { scale: 8, groups: 1, blocks: 1, channels: 8 },
-]) {
+])) {
   test(
     `x${config.scale} G${config.groups} I${config.blocks} C${config.channels}: state_dict as the official code, ` +
       `config inferred back`,
@@ -104,24 +112,32 @@ for (const config of [
   );
 }
 
-for (const [scale, size] of [
-  [3, 12],
-  [8, 16],
-]) {
+for (const [scale, size] of cases([
+  [/** @type {const} */ (3), 12],
+  [/** @type {const} */ (8), 16],
+])) {
   test(`x${scale}: head space-to-depth and the upsampling tail match the CPU reference`, async () => {
     const { gpu } = ctx;
     const c = 8;
     const model = new SISN(gpu, { scale, groups: 1, blocks: 1, channels: c });
     model.initialize(new Rng(scale));
     const x = Tensor.fromArray(gpu, random(2 * 3 * size * size, scale, 0, 255), [2, 3, size, size]);
+    /** @type {Map<string, Tensor>} */
     const captured = new Map();
     const out = gpu.noGrad(() => model.forward(x, (name, t) => captured.set(name, t.retain())));
-    const read = async (name) => captured.get(name).read();
+    /** @param {string} name */
+    const read = async (name) => {
+      const t = captured.get(name);
+      if (!t) throw new Error(`the forward pass did not report ${name}`);
+      return t.read();
+    };
+    /** @param {string} name */
     const param = (name) => model.params.get(name).read();
     const h = size / scale;
 
     const depth = ref.spaceToDepth(await read('sub_mean.out'), [2, 3, size, size], scale);
     assert.ok(relError(await read('head.0.out'), depth) < 1e-6, 'space-to-depth');
+    /** @type {ArrayLike<number>} */
     let y = await read('tail.in');
     let side = h;
     for (const [j, factor] of (scale === 3 ? [3] : [2, 2, 2]).entries()) {

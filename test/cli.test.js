@@ -19,8 +19,10 @@ const pt = join(root, 'test/fixtures/sisn-small/weights_dataparallel.pt');
 const tmp = mkdtempSync(join(tmpdir(), 'sisn-cli-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
+/** @param {string[]} args */
 const sisn = (...args) =>
   spawnSync(process.execPath, [join(root, 'dist/cli/bin.js'), ...args], { encoding: 'utf8', timeout: 120000 });
+/** @param {string} path */
 const pngInfo = (path) => {
   const p = pngjs.PNG.sync.read(readFileSync(path));
   return { width: p.width, height: p.height, alpha: p.alpha };
@@ -89,7 +91,7 @@ test('tiled inference is seamless: within 40 dB PSNR of a single pass', async ()
   const img = readImage(face);
   const whole = await model.upscale(img);
   let tiles = 0;
-  const tiled = await model.upscale(img, { maxTile: 40, overlap: 12, onProgress: (done, total) => (tiles = total) });
+  const tiled = await model.upscale(img, { maxTile: 40, overlap: 12, onProgress: (_done, total) => (tiles = total) });
   assert.ok(tiles > 1, 'the image was not tiled');
   let se = 0;
   for (let i = 0; i < whole.data.length; i++) se += (whole.data[i] - tiled.data[i]) ** 2;

@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as ops from '../dist/index.js';
 import { Tensor, SplitAttention } from '../dist/index.js';
 import * as ref from './reference.js';
-import { withGpu, random } from './helpers.js';
+import { withGpu, random, cases } from './helpers.js';
 import { checkOp } from './gradcheck.js';
 
 const test = suite('composite');
@@ -16,6 +16,7 @@ const B = 2,
   W = 5,
   R = 4,
   I = 32;
+/** @type {Record<string, number[]>} */
 const shapes = {
   x: [B, C, H, W],
   w1: [C, C, 3, 3],
@@ -37,7 +38,9 @@ const shapes = {
 const names = Object.keys(shapes);
 const target = random(B * 3 * H * W, 77, -1, 1);
 
+/** @param {Record<string, Float64Array>} v */
 function cpuGraph(v) {
+  /** @type {(x: Float64Array, s: number[], g: Float64Array, b: Float64Array) => Float64Array} */
   const bn = (x, s, g, b) => ref.batchNorm(x, s, g, b, { training: true }).out;
   let y = ref.conv2d(v.x, shapes.x, v.w1, shapes.w1, v.b1, 1, 1);
   y = ref.relu(bn(y, [B, C, H, W], v.g1, v.be1));
@@ -52,6 +55,7 @@ function cpuGraph(v) {
 }
 
 // The module's state_dict names for the split-attention inputs of the graph.
+/** @type {Record<string, string>} */
 const moduleNames = {
   'sa.conv.weight': 'wsa',
   'sa.bn0.weight': 'g0',
@@ -64,20 +68,29 @@ const moduleNames = {
   'sa.conv1x1_2.bias': 'bf2',
 };
 
+/**
+ * @param {ops.Gpu} gpu
+ * @param {Record<string, Tensor>} v
+ */
 function gpuGraph(gpu, v) {
+  /** @type {(n: number) => [Tensor, Tensor]} */
   const running = (n) => [Tensor.zeros(gpu, [n]), Tensor.full(gpu, [n], 1)];
+  /** @type {(x: Tensor, g: Tensor, b: Tensor) => Tensor} */
   const bn = (x, g, b) => ops.batchNorm2d(x, g, b, ...running(g.size), { training: true });
   const y = ops.relu(bn(ops.conv2d(v.x, v.w1, v.b1, { padding: 1 }), v.g1, v.be1));
   const sa = new SplitAttention('sa.', C, R);
-  const buffers = new Map();
-  for (const [bnName, n] of [
+  const buffers = new Map(/** @type {[string, Tensor][]} */ ([]));
+  for (const [bnName, n] of cases([
     ['sa.bn0.', R * C],
     ['sa.bn1.', I],
-  ]) {
+  ])) {
     const [mean, variance] = running(n);
     buffers.set(`${bnName}running_mean`, mean).set(`${bnName}running_var`, variance);
   }
-  const params = { get: (name) => v[moduleNames[name]] };
+  // The module reads its parameters by name only: the graph's own tensors stand in for a ParameterSet.
+  const params = /** @type {ops.ParameterSet} */ (
+    /** @type {unknown} */ ({ get: (/** @type {string} */ name) => v[moduleNames[name]] })
+  );
   const attended = sa.forward({ params, buffers, counters: new Map(), training: true }, y);
   const out = ops.conv2d(attended, v.w2, v.b2, { padding: 1 });
   return ops.l1Loss(out, Tensor.fromArray(gpu, target, out.shape));

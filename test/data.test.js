@@ -15,9 +15,16 @@ import {
   listImages,
   loadPairs,
 } from '../dist/index.js';
+import { entryOf, readJson } from './helpers.js';
 
+/** @param {string} name */
 const dir = (name) => fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url));
-const imresizeManifest = JSON.parse(readFileSync(dir('imresize') + 'manifest.json', 'utf8'));
+/**
+ * The imresize fixture's manifest: resampling matrices of MATLAB's imresize, and the input images.
+ * @typedef {{ scale: string, n_in: number, n_out: number, matrix: number[][] }} ResamplingCase
+ * @typedef {{ resampling_matrices: { cases: ResamplingCase[] }, inputs: Record<string, unknown> }} ImresizeManifest
+ */
+const imresizeManifest = /** @type {ImresizeManifest} */ (readJson(dir('imresize') + 'manifest.json'));
 
 test('imresize: 1-D resampling matrices equal the reference', () => {
   for (const c of imresizeManifest.resampling_matrices.cases) {
@@ -40,12 +47,13 @@ test('imresize: 1-D resampling matrices equal the reference', () => {
 for (const name of Object.keys(imresizeManifest.inputs)) {
   test(`imresize ${name}: down and up x2/x3/x4/x8, float, MATLAB uint8 and round-once`, () => {
     const t = parseSafetensors(readFileSync(dir('imresize') + `${name}.safetensors`)).tensors;
-    const input = t.get('input');
+    const input = entryOf(t, 'input');
     const [h, w, c] = input.shape.length === 3 ? input.shape : [...input.shape, 1];
     for (const s of [2, 3, 4, 8]) {
       const crop = modCrop(input.data, h, w, c, s);
+      /** @type {(key: string, got: ArrayLike<number>, exact: boolean) => void} */
       const check = (key, got, exact) => {
-        const ref = t.get(key).data;
+        const ref = entryOf(t, key).data;
         assert.is(got.length, ref.length, key);
         for (let i = 0; i < ref.length; i++) {
           const ok = exact ? got[i] === ref[i] : Math.abs(got[i] - ref[i]) <= 1e-4;
@@ -56,7 +64,7 @@ for (const name of Object.keys(imresizeManifest.inputs)) {
       const lr = imresize(crop.data, crop.height, crop.width, c, 1, s, 'matlab');
       check(`down_x${s}.u8_matlab`, lr.data, true);
       check(`down_x${s}.u8_round_once`, imresize(crop.data, crop.height, crop.width, c, 1, s, 'once').data, true);
-      const lrU8 = t.get(`down_x${s}.u8_matlab`).data;
+      const lrU8 = entryOf(t, `down_x${s}.u8_matlab`).data;
       check(`up_x${s}.f32`, imresize(lrU8, lr.height, lr.width, c, s, 1, 'none').data, false);
       check(`up_x${s}.u8_matlab`, imresize(lrU8, lr.height, lr.width, c, s, 1, 'matlab').data, true);
       check(`up_x${s}.u8_round_once`, imresize(lrU8, lr.height, lr.width, c, s, 1, 'once').data, true);
@@ -66,10 +74,10 @@ for (const name of Object.keys(imresizeManifest.inputs)) {
 
 test('imresizeTo scales each dimension by its own factor (and equals imresize for equal ones)', () => {
   const t = parseSafetensors(readFileSync(dir('imresize') + 'face_a.safetensors')).tensors;
-  const input = t.get('input');
+  const input = entryOf(t, 'input');
   const crop = modCrop(input.data, 102, 86, 3, 2);
   const same = imresizeTo(crop.data, crop.height, crop.width, 3, crop.height / 2, crop.width / 2, 'matlab');
-  assert.equal([...same.data], [...t.get('down_x2.u8_matlab').data]);
+  assert.equal([...same.data], [...entryOf(t, 'down_x2.u8_matlab').data]);
   const odd = imresizeTo(input.data, 102, 86, 3, 64, 50, 'matlab');
   assert.is(odd.height, 64);
   assert.is(odd.width, 50);
@@ -79,8 +87,10 @@ test('imresizeTo scales each dimension by its own factor (and equals imresize fo
 test('datasets too large for memory are decoded on use, with the same pixels', () => {
   const root = dir('faces');
   const files = listImages(root);
+  /** @type {import('../dist/index.js').DatasetOptions} */
   const options = { scale: 4, hrCrop: [88, 104] };
   const eager = loadPairs(root, files, options);
+  /** @type {string[]} */
   const messages = [];
   const lazy = loadPairs(root, files, { ...options, log: (m) => messages.push(m) }, 1000);
   assert.match(messages.join('\n'), /decoding images as they are used/);
@@ -96,13 +106,21 @@ test('datasets too large for memory are decoded on use, with the same pixels', (
 });
 
 test('PSNR and SSIM match the reference values (RGB, Y, rounded Y; borders 0, 10, 14)', () => {
-  const m = JSON.parse(readFileSync(dir('metrics') + 'metrics.json', 'utf8'));
+  /**
+   * The metrics fixture: per image pair, the reference values at each border.
+   * @typedef {{ mse_rgb: number, psnr_rgb: number | null, psnr_y: number | null, psnr_y_u8: number | null,
+   *   ssim_rgb: number, ssim_y: number, ssim_y_u8: number }} PairScores
+   * @typedef {{ borders: number[],
+   *   pairs: Record<string, { safetensors_key: string, [border: `border_${number}`]: PairScores }> }} MetricsFixture
+   */
+  const m = /** @type {MetricsFixture} */ (readJson(dir('metrics') + 'metrics.json'));
   const t = parseSafetensors(readFileSync(dir('metrics') + 'pairs.safetensors')).tensors;
+  /** @param {string} key */
   const img = (key) => ({
-    height: t.get(key).shape[0],
-    width: t.get(key).shape[1],
+    height: entryOf(t, key).shape[0],
+    width: entryOf(t, key).shape[1],
     channels: 3,
-    data: t.get(key).data,
+    data: entryOf(t, key).data,
   });
   const hr = img('hr');
   let checked = 0;
@@ -110,6 +128,7 @@ test('PSNR and SSIM match the reference values (RGB, Y, rounded Y; borders 0, 10
     const sr = img(pair.safetensors_key);
     for (const b of m.borders) {
       const ref = pair[`border_${b}`];
+      /** @type {(got: number, want: number | null, tol: number, what: string) => void} */
       const near = (got, want, tol, what) => {
         if (want === null) assert.is(got, Infinity, `${name} b${b} ${what}`);
         else assert.ok(Math.abs(got - want) <= tol, `${name} b${b} ${what}: ${got} vs ${want}`);

@@ -22,6 +22,8 @@ test('registry derives bindings and uniform offsets from WGSL (mixed u32/f32/vec
     fn load(i: u32) -> f32 { return x[i]; }
     @compute @workgroup_size(8, 2) fn k(@builtin(global_invocation_id) g: vec3u) { y[g.x] = load(g.x) * p.a; }`;
   const [info] = reflectShader('mixed', code);
+  const { uniform } = info;
+  assert.ok(uniform, 'the entry has a uniform buffer');
   assert.is(info.name, 'mixed.k');
   assert.equal(info.workgroupSize, [8, 2, 1]);
   // Only what the entry uses (through helper functions too) is in its layout.
@@ -29,10 +31,10 @@ test('registry derives bindings and uniform offsets from WGSL (mixed u32/f32/vec
     ['x', 1, true],
     ['y', 2, false],
   ]);
-  assert.is(info.uniform.binding, 0);
-  assert.is(info.uniform.size, 80);
+  assert.is(uniform.binding, 0);
+  assert.is(uniform.size, 80);
   assert.equal(
-    info.uniform.fields.map((f) => [f.name, f.offset, f.kind, f.components]),
+    uniform.fields.map((f) => [f.name, f.offset, f.kind, f.components]),
     [
       ['n', 0, 'u32', 1],
       ['a', 4, 'f32', 1],
@@ -42,7 +44,7 @@ test('registry derives bindings and uniform offsets from WGSL (mixed u32/f32/vec
       ['s', 64, 'f32', 1],
     ],
   );
-  const bytes = packUniforms('mixed.k', info.uniform, { n: 7, a: 0.5, v: [1, 2, 3, 4], m: 9, w: [5, 6, 7, 8], s: -1 });
+  const bytes = packUniforms('mixed.k', uniform, { n: 7, a: 0.5, v: [1, 2, 3, 4], m: 9, w: [5, 6, 7, 8], s: -1 });
   const dv = new DataView(bytes.buffer);
   assert.is(dv.getUint32(0, true), 7);
   assert.is(dv.getFloat32(4, true), 0.5);
@@ -50,13 +52,13 @@ test('registry derives bindings and uniform offsets from WGSL (mixed u32/f32/vec
   assert.is(dv.getUint32(32, true), 9);
   assert.is(dv.getUint32(60, true), 8);
   assert.is(dv.getFloat32(64, true), -1);
-  assert.throws(() => packUniforms('mixed.k', info.uniform, { n: 1 }), /not given/);
+  assert.throws(() => packUniforms('mixed.k', uniform, { n: 1 }), /not given/);
   assert.throws(
-    () => packUniforms('mixed.k', info.uniform, { n: 1, a: 0, v: [1, 2, 3, 4], m: 0, w: [0, 0, 0, 0], s: 0, typo: 1 }),
+    () => packUniforms('mixed.k', uniform, { n: 1, a: 0, v: [1, 2, 3, 4], m: 0, w: [0, 0, 0, 0], s: 0, typo: 1 }),
     /no uniform member named 'typo'/,
   );
   assert.throws(
-    () => packUniforms('mixed.k', info.uniform, { n: -1, a: 0, v: [1, 2, 3, 4], m: 0, w: [0, 0, 0, 0], s: 0 }),
+    () => packUniforms('mixed.k', uniform, { n: -1, a: 0, v: [1, 2, 3, 4], m: 0, w: [0, 0, 0, 0], s: 0 }),
     /must be a u32/,
   );
 });
@@ -212,6 +214,7 @@ test('elementwise kernels match a CPU reference on odd sizes', async () => {
     const bv = random(n, 17 + n);
     const a = Tensor.fromArray(gpu, av);
     const b = Tensor.fromArray(gpu, bv);
+    /** @type {[Tensor, (i: number) => number][]} */
     const cases = [
       [add(a, b), (i) => av[i] + bv[i]],
       [mul(a, b), (i) => av[i] * bv[i]],
@@ -243,8 +246,8 @@ test('a shader with an error gives a JS error that names the kernel', async () =
     await gpu.kernels.compile('broken.bad');
     assert.unreachable('compile should fail');
   } catch (e) {
-    assert.match(e.message, /broken\.bad/);
-    assert.match(e.message, /line \d+/);
+    assert.match(/** @type {Error} */ (e).message, /broken\.bad/);
+    assert.match(/** @type {Error} */ (e).message, /line \d+/);
   }
   // Used without warm-up, the error surfaces at the next sync, naming the kernel too.
   const y = Tensor.empty(gpu, [1]);
@@ -253,7 +256,7 @@ test('a shader with an error gives a JS error that names the kernel', async () =
     await gpu.sync();
     assert.unreachable('sync should fail');
   } catch (e) {
-    assert.match(e.message, /broken\.bad/);
+    assert.match(/** @type {Error} */ (e).message, /broken\.bad/);
   }
   assert.throws(
     () => gpu.kernels.dispatch('nosuchfile.main', { buffers: {}, groups: 1 }),

@@ -7,7 +7,17 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { checkConformance, parseSafetensors } from '../dist/index.js';
-import { FIXTURES, EVAL_SECTIONS, TRAIN_SECTIONS, copySet, evalOnlyCopy, scratch, withGpu } from './fixture-sets.js';
+import {
+  FIXTURES,
+  EVAL_SECTIONS,
+  TRAIN_SECTIONS,
+  copySet,
+  evalOnlyCopy,
+  readManifest,
+  scratch,
+  withGpu,
+} from './fixture-sets.js';
+import { cases, entryOf } from './helpers.js';
 
 const test = suite('fixture checker');
 const ctx = withGpu(test);
@@ -15,17 +25,22 @@ const tmp = scratch(test);
 const root = fileURLToPath(new URL('..', import.meta.url));
 const x2 = join(FIXTURES, 'sisn-x2');
 
+/** @import { ConformanceReport, Adam } from '../dist/index.js' */
+
+/** @param {ConformanceReport} report */
 const failed = (report) => report.failures.map((f) => `${f.section} / ${f.name}: ${f.detail}`);
+/** @param {ConformanceReport} report */
 const sectionsFailing = (report) => [...new Set(report.failures.map((f) => f.section))];
 
 test("a skipped Adam step stays within the manifest's plain atol, so only the update check can catch it", () => {
+  /** @param {string} file */
   const tensors = (file) => parseSafetensors(readFileSync(join(x2, file))).tensors;
   const before = tensors('weights.safetensors');
   const after = tensors('train_params_after_adam.safetensors');
-  const { atol } = JSON.parse(readFileSync(join(x2, 'manifest.json'), 'utf8')).tolerance_advice.params_after_adam;
+  const { atol } = readManifest(join(x2, 'manifest.json')).tolerance_advice.params_after_adam;
   let moved = 0;
   for (const [name, t] of after) {
-    const start = before.get(name).data;
+    const start = entryOf(before, name).data;
     t.data.forEach((v, i) => {
       assert.ok(Math.abs(v - start[i]) <= atol, `${name}[${i}] moved by more than atol`);
       moved = Math.max(moved, Math.abs(v - start[i]));
@@ -34,23 +49,23 @@ test("a skipped Adam step stays within the manifest's plain atol, so only the up
   assert.ok(moved > 1e-4, 'the reference step moves parameters by about lr');
 });
 
-for (const [what, adamStep] of [
+for (const [what, adamStep] of cases([
   ['a skipped Adam step', () => {}],
   [
     'a sign-flipped Adam step',
-    (adam) => {
+    (/** @type {Adam} */ adam) => {
       adam.lr = -adam.lr;
       adam.update();
     },
   ],
   [
     'an Adam step with a tenth of the learning rate',
-    (adam) => {
+    (/** @type {Adam} */ adam) => {
       adam.lr /= 10;
       adam.update();
     },
   ],
-]) {
+])) {
   test(`${what} fails the Adam section, and only it`, async () => {
     const report = await checkConformance(ctx.gpu, x2, { adamStep });
     assert.equal(sectionsFailing(report), ['Adam step']);
@@ -82,8 +97,8 @@ test('a declared section whose file is missing fails, and is listed as checked',
 
 test('a train section without its files fails; train files without a train section fail', async () => {
   const undeclared = evalOnlyCopy('sisn-x2', tmp('train-undeclared'));
-  const manifest = JSON.parse(readFileSync(join(undeclared, 'manifest.json'), 'utf8'));
-  manifest.train = JSON.parse(readFileSync(join(x2, 'manifest.json'), 'utf8')).train;
+  const manifest = readManifest(join(undeclared, 'manifest.json'));
+  manifest.train = readManifest(join(x2, 'manifest.json')).train;
   writeFileSync(join(undeclared, 'manifest.json'), JSON.stringify(manifest));
   const report = await checkConformance(ctx.gpu, undeclared);
   assert.equal(sectionsFailing(report), TRAIN_SECTIONS);
@@ -102,9 +117,11 @@ test('a train section without its files fails; train files without a train secti
 
 test('a file that differs from its manifest entry fails the files section', async () => {
   const dir = evalOnlyCopy('sisn-x2', tmp('tampered'));
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  const manifest = readManifest(join(dir, 'manifest.json'));
   manifest.files['eval_io.safetensors'].sha256 = '0'.repeat(64);
-  manifest.files['eval_intermediates.safetensors'].tensors['tail.in'].shape = [3, 24, 9, 9];
+  const intermediates = manifest.files['eval_intermediates.safetensors'].tensors;
+  assert.ok(intermediates, 'the manifest lists the intermediates');
+  intermediates['tail.in'].shape = [3, 24, 9, 9];
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
   rmSync(join(dir, 'eval_intermediates.safetensors'));
   const report = await checkConformance(ctx.gpu, dir);
@@ -122,12 +139,17 @@ test('a manifest that is not this format is a clear error', async () => {
     await checkConformance(ctx.gpu, dir);
     assert.unreachable();
   } catch (e) {
-    assert.match(e.message, /other-format\/manifest\.json: format "something\/2", expected sisn-oracle-fixtures\/1/);
+    assert.match(
+      /** @type {Error} */ (e).message,
+      /other-format\/manifest\.json: format "something\/2", expected sisn-oracle-fixtures\/1/,
+    );
   }
 });
 
 test('npm run conformance names the adapter first, lists the sections and exits 1 on a mismatch', () => {
-  const bad = copySet('sisn-x2', tmp('bad-loss'), (m) => (m.train.loss *= 1.01));
+  const bad = copySet('sisn-x2', tmp('bad-loss'), (m) => {
+    if (m.train) m.train.loss *= 1.01;
+  });
   const r = spawnSync(process.execPath, ['scripts/conformance.mjs', bad], {
     cwd: root,
     encoding: 'utf8',

@@ -9,18 +9,30 @@ import { fileURLToPath } from 'node:url';
 import { parseStateDict, serializeSafetensors } from '../dist/index.js';
 import { makeZip, torchSave } from './torch-files.js';
 import { mulberry32 } from './mulberry32.js';
+import { parseJson } from './helpers.js';
 
 const [seed, first, count] = process.argv.slice(2).map(Number);
 const fixture = readFileSync(fileURLToPath(new URL('fixtures/sisn-small/weights_dataparallel.pt', import.meta.url)));
 
-/** Deterministic random numbers for one case (mulberry32 seeded by seed and case). */
+/**
+ * Deterministic random numbers for one case (mulberry32 seeded by seed and case).
+ * @typedef {{ int: (n: number) => number, pick: <T>(list: readonly T[]) => T }} CaseRng
+ * @param {number} caseSeed
+ * @returns {CaseRng}
+ */
 function generator(caseSeed) {
   const next = mulberry32(caseSeed);
+  /** @param {number} n */
   const int = (n) => Math.floor(next() * n);
   return { int, pick: (list) => list[int(list.length)] };
 }
 
-/** The stored entries of a zip written without data descriptors: where each record and its data lie. */
+/**
+ * The stored entries of a zip written without data descriptors: where each record and its data lie.
+ * @typedef {{ eocd: number, entries: { name: string, central: number, local: number, data: Uint8Array }[] }} ZipLayout
+ * @param {Uint8Array} bytes
+ * @returns {ZipLayout}
+ */
 function zipLayout(bytes) {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const eocd = bytes.byteLength - 22;
@@ -37,17 +49,19 @@ function zipLayout(bytes) {
   return { eocd, entries };
 }
 
+/** @type {Map<string, import('./torch-files.js').SavedTensor>} */
 const small = new Map([
   ['conv.weight', { dtype: 'F32', shape: [2, 3, 1, 1], data: Float32Array.from([1, -2, 3.5, 0, 1e-3, 7]) }],
   ['conv.bias', { dtype: 'F32', shape: [2], data: Float32Array.from([0.5, -0.5]) }],
   ['bn.num_batches_tracked', { dtype: 'I64', shape: [], data: [12] }],
 ]);
+const smallPt = torchSave(small);
+/** @type {Record<string, { bytes: Uint8Array, layout?: ZipLayout }>} */
 const bases = {
   'fixture.pt': { bytes: fixture, layout: zipLayout(fixture) },
-  'small.pt': { bytes: torchSave(small) },
+  'small.pt': { bytes: smallPt, layout: zipLayout(smallPt) },
   'small.safetensors': { bytes: serializeSafetensors(small, { format: 'pt', note: 'fuzz' }) },
 };
-bases['small.pt'].layout = zipLayout(bases['small.pt'].bytes);
 
 const INTERESTING = [
   0, 1, 2, 3, 4, 7, 8, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff,
@@ -58,16 +72,19 @@ const OPCODES = [
   0x00, 0x49, 0x69,
 ];
 
+/** @type {(rng: CaseRng, bytes: Uint8Array, from?: number, to?: number) => Uint8Array} */
 const flip = (rng, bytes, from = 0, to = bytes.byteLength) => {
   const out = Uint8Array.from(bytes);
   for (let k = 1 + rng.int(4); k > 0; k--) out[from + rng.int(to - from)] ^= 1 + rng.int(255);
   return out;
 };
+/** @type {(bytes: Uint8Array, at: number, size: number, value: number) => Uint8Array} */
 const setUint = (bytes, at, size, value) => {
   const out = Uint8Array.from(bytes);
   for (let i = 0; i < size; i++) out[at + i] = Math.floor(value / 256 ** i) & 0xff;
   return out;
 };
+/** @type {(rng: CaseRng, bytes: Uint8Array) => Uint8Array} */
 const splice = (rng, bytes) => {
   const at = rng.int(bytes.byteLength);
   const len = 1 + rng.int(16);
@@ -75,11 +92,21 @@ const splice = (rng, bytes) => {
   return Uint8Array.from([...bytes.subarray(0, at), ...bytes.subarray(at, at + len), ...bytes.subarray(at)]);
 };
 
-/** Mutations of a zip checkpoint; the pickle and storage edits re-zip so the archive stays valid. */
+/** @typedef {[string, Uint8Array]} Mutation what was changed, and the changed file */
+
+/**
+ * Mutations of a zip checkpoint; the pickle and storage edits re-zip so the archive stays valid.
+ * @param {CaseRng} rng
+ * @param {{ bytes: Uint8Array, layout?: ZipLayout }} base
+ * @returns {Mutation}
+ */
 function mutateTorch(rng, { bytes, layout }) {
+  if (!layout) throw new Error('a .pt base has a zip layout');
   const entry = rng.pick(layout.entries);
+  /** @type {(name: string, data: Uint8Array) => Uint8Array} */
   const rezip = (name, data) => makeZip(layout.entries.map((e) => [e.name, e.name === name ? data : e.data]));
   const pkl = layout.entries.find((e) => e.name.endsWith('data.pkl'));
+  if (!pkl) throw new Error('a .pt base holds data.pkl');
   const pickleOffsets = () =>
     [...pkl.data.keys()].filter((i) => [0x4a, 0x4b, 0x4d, 0x58, 0x71, 0x68].includes(pkl.data[i]));
   switch (rng.int(9)) {
@@ -88,7 +115,8 @@ function mutateTorch(rng, { bytes, layout }) {
     case 1:
       return ['truncate', bytes.subarray(0, rng.int(bytes.byteLength))];
     case 2: {
-      const [what, at, size] = rng.pick([
+      /** @type {[string, number, number][]} */
+      const fields = [
         ['central sizes', entry.central + 20, 4],
         ['central size', entry.central + 24, 4],
         ['central method', entry.central + 10, 2],
@@ -100,7 +128,8 @@ function mutateTorch(rng, { bytes, layout }) {
         ['entry count', layout.eocd + 10, 2],
         ['directory size', layout.eocd + 12, 4],
         ['directory offset', layout.eocd + 16, 4],
-      ]);
+      ];
+      const [what, at, size] = rng.pick(fields);
       const value = rng.pick(INTERESTING);
       return [`${entry.name} ${what} = ${value}`, setUint(bytes, at, size, value % 256 ** size)];
     }
@@ -120,7 +149,9 @@ function mutateTorch(rng, { bytes, layout }) {
     }
     case 6: {
       const at = rng.pick(pickleOffsets()) + 1;
-      const size = { 0x4a: 4, 0x4b: 1, 0x4d: 2, 0x58: 4, 0x71: 1, 0x68: 1 }[pkl.data[at - 1]];
+      /** @type {Record<number, number>} */
+      const operandSizes = { 0x4a: 4, 0x4b: 1, 0x4d: 2, 0x58: 4, 0x71: 1, 0x68: 1 };
+      const size = operandSizes[pkl.data[at - 1]];
       const value = rng.pick(INTERESTING) % 256 ** size;
       return [`pickle operand at ${at} = ${value}`, rezip(pkl.name, setUint(pkl.data, at, size, value))];
     }
@@ -139,7 +170,12 @@ function mutateTorch(rng, { bytes, layout }) {
 
 const BAD_VALUES = [-1, 1.5, 0, 2 ** 53, 2 ** 60, 'x', null, [], {}, [1, 2, 3], true];
 
-/** Mutations of a safetensors file: bytes, the header length, and the header's JSON fields. */
+/**
+ * Mutations of a safetensors file: bytes, the header length, and the header's JSON fields.
+ * @param {CaseRng} rng
+ * @param {{ bytes: Uint8Array }} base
+ * @returns {Mutation}
+ */
 function mutateSafetensors(rng, { bytes }) {
   const headerLen = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
   switch (rng.int(6)) {
@@ -158,7 +194,9 @@ function mutateSafetensors(rng, { bytes }) {
     case 4:
       return ['splice', splice(rng, bytes)];
     default: {
-      const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen)));
+      const header = /** @type {Record<string, Record<string, unknown>>} */ (
+        parseJson(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen)))
+      );
       const name = rng.pick(Object.keys(header));
       const field =
         name === '__metadata__' ? rng.pick(Object.keys(header[name])) : rng.pick(['dtype', 'shape', 'data_offsets']);
@@ -176,6 +214,7 @@ function mutateSafetensors(rng, { bytes }) {
   }
 }
 
+/** @param {object} line */
 const say = (line) => process.stdout.write(`${JSON.stringify(line)}\n`);
 for (let n = first; n < first + count; n++) {
   const rng = generator(Math.imul(seed, 0x9e3779b1) ^ n);
@@ -190,7 +229,8 @@ for (let n = first; n < first + count; n++) {
   try {
     parseStateDict(bytes, source);
     say({ case: n, what, loaded: true });
-  } catch (e) {
+  } catch (caught) {
+    const e = /** @type {Error | undefined} */ (caught);
     say({ case: n, what, source, error: { name: e?.constructor?.name, message: String(e?.message ?? e) } });
   }
 }

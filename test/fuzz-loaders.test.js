@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { parseJson } from './helpers.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 13);
 const CASES = Number(process.env.FUZZ_CASES ?? 3000);
@@ -17,7 +18,21 @@ const CASE_BOUND_MS = 30_000;
 const MAX_RSS_MIB = 768;
 const cases = fileURLToPath(new URL('fuzz-cases.js', import.meta.url));
 
-/** Runs the cases in a child; resolves with its JSON lines, or a description of how it failed. */
+/**
+ * A line fuzz-cases.js reports: a case that loaded, a case and the error it threw, or the peak memory at the end.
+ * @typedef {{ case: number, what: string, loaded: true }
+ *   | { case: number, what: string, loaded?: undefined, source: string, error: { name: string, message: string } }
+ *   | { maxRssKiB: number }} CaseLine
+ */
+
+/**
+ * Runs the cases in a child; resolves with its JSON lines, or a description of how it failed.
+ * @param {number} seed
+ * @param {number} first
+ * @param {number} count
+ * @returns {Promise<{ lines: CaseLine[], code: number | null, signal: string | null, hung: number | undefined,
+ *   last: number, stderr: string }>}
+ */
 function runCases(seed, first, count) {
   return new Promise((resolve) => {
     const child = spawn(
@@ -25,13 +40,15 @@ function runCases(seed, first, count) {
       ['--max-old-space-size=512', cases, String(seed), String(first), String(count)],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
+    /** @type {CaseLine[]} */
     const lines = [];
     let stderr = '';
     let started = { case: first, at: Date.now() };
+    /** @type {number | undefined} */
     let hung;
     child.stderr.on('data', (d) => (stderr += d));
     createInterface({ input: child.stdout }).on('line', (line) => {
-      const msg = JSON.parse(line);
+      const msg = /** @type {CaseLine | { start: number }} */ (parseJson(line));
       if ('start' in msg) started = { case: msg.start, at: Date.now() };
       else lines.push(msg);
     });
@@ -48,6 +65,7 @@ function runCases(seed, first, count) {
   });
 }
 
+/** @param {number} n */
 const replay = (n) => `(replay: node test/fuzz-cases.js ${SEED} ${n} 1)`;
 
 test(`${CASES} mutated .pt and .safetensors files load or fail with a clear Error (seed ${SEED})`, async () => {
@@ -73,7 +91,8 @@ test(`${CASES} mutated .pt and .safetensors files load or fail with a clear Erro
     loaded > 0 && loaded < CASES,
     `${loaded} of ${CASES} loaded: the mutations should both break and spare files`,
   );
-  const { maxRssKiB } = run.lines.at(-1);
+  const end = run.lines.at(-1);
+  const maxRssKiB = end && 'maxRssKiB' in end ? end.maxRssKiB : NaN;
   assert.ok(maxRssKiB / 1024 < MAX_RSS_MIB, `peak memory ${(maxRssKiB / 1024).toFixed(0)} MiB`);
 });
 

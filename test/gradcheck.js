@@ -1,7 +1,38 @@
 // Forward-vs-reference and backward-vs-finite-difference checks for one op.
 import * as assert from 'uvu/assert';
 import { Tensor } from '../dist/index.js';
-import { random, relError, assertClose } from './helpers.js';
+import { random, relError, assertClose, gradOf } from './helpers.js';
+
+/**
+ * The first four values of a list, as a failure message shows them.
+ * @param {number[]} xs
+ */
+const firstFour = (xs) =>
+  xs
+    .slice(0, 4)
+    .map((v) => v.toFixed(5))
+    .join(',');
+
+/**
+ * One input of an op under test: its shape, its values (random in [lo, hi) when absent) and whether
+ * its gradient is checked.
+ * @typedef {{ shape: number[], data?: Float32Array, grad?: boolean, lo?: number, hi?: number }} OpInput
+ */
+
+/**
+ * What checkOp checks: the op on the GPU and its CPU reference over the same inputs.
+ * @typedef {object} OpCheck
+ * @property {string} name
+ * @property {OpInput[]} inputs
+ * @property {(tensors: Tensor[]) => Tensor} gpuFn
+ * @property {(inputs: Float64Array[]) => ArrayLike<number>} cpuFn the flat output
+ * @property {number} [seed]
+ * @property {number} [samples]
+ * @property {number} [h]
+ * @property {number} [fwdTol]
+ * @property {number} [gradTol]
+ * @property {number} [gradFloor]
+ */
 
 /**
  * inputs: [{ shape, data?, grad?: boolean, lo?, hi? }]
@@ -10,6 +41,8 @@ import { random, relError, assertClose } from './helpers.js';
  * sum(cpuFn(inputs) * seed) at up to `samples` elements per input. Gradients that are
  * exactly zero in theory (a bias before BatchNorm) are judged against `gradFloor` instead of their
  * own vanishing size.
+ * @param {import('../dist/index.js').Gpu} gpu
+ * @param {OpCheck} check
  */
 export async function checkOp(
   gpu,
@@ -38,6 +71,7 @@ export async function checkOp(
   if (!inputs.some((i) => i.grad)) return;
   const seedValues = random(out.size, seed + 1000);
   gpu.tape.backward(out, Tensor.fromArray(gpu, seedValues, out.shape));
+  /** @param {Float64Array[]} xs */
   const loss = (xs) => {
     const y = cpuFn(xs);
     let s = 0;
@@ -46,7 +80,7 @@ export async function checkOp(
   };
   for (let k = 0; k < inputs.length; k++) {
     if (!inputs[k].grad) continue;
-    const analytic = await tensors[k].grad.read();
+    const analytic = await gradOf(tensors[k], `${name}: input ${k}`).read();
     const xs = arrays.map((a) => Float64Array.from(a));
     const n = xs[k].length;
     const picks =
@@ -68,9 +102,8 @@ export async function checkOp(
     const err = relError(analyticPicked, numeric, gradFloor);
     assert.ok(
       err < gradTol,
-      `${name}: gradient of input ${k} has relative error ${err.toExponential(2)} (analytic ` +
-        `${analyticPicked.slice(0, 4).map((v) => v.toFixed(5))}, numeric ` +
-        `${numeric.slice(0, 4).map((v) => v.toFixed(5))})`,
+      `${name}: gradient of input ${k} has relative error ${err.toExponential(2)} ` +
+        `(analytic ${firstFour(analyticPicked)}, numeric ${firstFour(numeric)})`,
     );
   }
   tensors.forEach((t) => t.dispose());

@@ -6,14 +6,18 @@ import { Gpu, Tensor, add, mul, relu, l1Loss } from '../dist/index.js';
 
 const test = suite('lifetime');
 
-/** The error `promise` rejects with (fails if it resolves). */
+/**
+ * The error `promise` rejects with (fails if it resolves).
+ * @param {Promise<unknown>} promise
+ * @returns {Promise<Error>}
+ */
 async function rejection(promise) {
   try {
     await promise;
   } catch (e) {
-    return e;
+    return /** @type {Error} */ (e);
   }
-  assert.unreachable('it did not throw');
+  throw new Error('it did not throw');
 }
 
 test(

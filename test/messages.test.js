@@ -23,14 +23,18 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 const env = { ...process.env };
 delete env.NO_COLOR;
 delete env.FORCE_COLOR;
+/** @type {(script: string, ...args: string[]) => import('node:child_process').SpawnSyncReturns<string>} */
 const run = (script, ...args) =>
   spawnSync(process.execPath, [join(root, script), ...args], { encoding: 'utf8', timeout: 120000, env });
+/** @param {string[]} args */
 const sisn = (...args) => run('dist/cli/bin.js', ...args);
+/** @param {string[]} args */
 const trainJs = (...args) => run('train.js', ...args);
 const DAWN_WARNING =
   'Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset ' +
   'allocation limit.\n';
 /** The project's own messages only: no Dawn warnings, no raw system error codes. */
+/** @param {import('node:child_process').SpawnSyncReturns<string>} r */
 const ownMessages = (r) => {
   assert.not.match(r.stderr, /artificially reduced/);
   assert.not.match(r.stderr, /EEXIST|ENOTDIR|EISDIR|ENOENT/);
@@ -119,6 +123,7 @@ test(
 );
 
 test('sisn upscale shows tiles done and time left on a terminal; --quiet silences it', () => {
+  /** @param {string[]} args */
   const script = (args) =>
     spawnSync(
       'script',
@@ -137,16 +142,18 @@ test('sisn upscale shows tiles done and time left on a terminal; --quiet silence
 });
 
 test('progress off a terminal: a plain line now and then, the last one at the end', () => {
+  /** @type {string[]} */
   const lines = [];
-  const stream = { isTTY: false, write: (s) => lines.push(s) };
+  const stream = { isTTY: false, write: (/** @type {string} */ s) => lines.push(s) };
   const p = new Progress(3, 0, { unit: 'tile', stream, plainEveryMs: 0 });
   for (let i = 1; i <= 3; i++) p.update(i);
   assert.is(lines.length, 3);
   assert.match(lines[2], /^tile 3\/3 .* ETA 0s\n$/);
+  /** @type {string[]} */
   const quiet = [];
   const slow = new Progress(3, 0, {
     unit: 'tile',
-    stream: { isTTY: false, write: (s) => quiet.push(s) },
+    stream: { isTTY: false, write: (/** @type {string} */ s) => quiet.push(s) },
     plainFirst: false,
   });
   for (let i = 1; i <= 3; i++) slow.update(i);

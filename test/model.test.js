@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadSisn, saveSisn, parseSafetensors, serializeSafetensors, Tensor, SISN } from '../dist/index.js';
-import { joinPatterns, withGpu } from './helpers.js';
+import { joinPatterns, withGpu, entryOf, parseJson } from './helpers.js';
+/** @import { SafeTensor } from '../dist/index.js' */
 
 const test = suite('model');
 const ctx = withGpu(test);
@@ -25,12 +26,13 @@ test('safetensors round trip: load -> save gives byte-identical tensors', async 
   const a = parseSafetensors(readFileSync(src)).tensors;
   const b = parseSafetensors(readFileSync(out));
   assert.is(b.tensors.size, a.size);
-  assert.is(JSON.parse(b.metadata.config).scale, 4);
+  assert.is(/** @type {{ scale: number }} */ (parseJson(b.metadata.config)).scale, 4);
   for (const [name, t] of a) {
     const u = b.tensors.get(name);
     assert.ok(u, `${name} missing after save`);
     assert.equal(u.shape, t.shape, name);
     assert.is(u.dtype, t.dtype, name);
+    /** @param {SafeTensor} x */
     const bytes = (x) =>
       x.data instanceof Float32Array
         ? Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength)
@@ -48,6 +50,7 @@ test('bad weights get a clear error naming the tensor, never a partial load', ()
   const { gpu } = ctx;
   const src = readFileSync(join(fixtures, 'weights.safetensors'));
   const { tensors } = parseSafetensors(src);
+  /** @type {(name: string, entries: [string, SafeTensor][]) => string} */
   const write = (name, entries) => {
     const p = join(tmp, name);
     writeFileSync(p, serializeSafetensors(entries));
@@ -86,11 +89,14 @@ test('bad weights get a clear error naming the tensor, never a partial load', ()
       /is missing \(found 185 tensor\(s\): /,
     ),
   );
-  const reshaped = [...tensors].map(([k, t]) => [k, k === 'tail.1.bias' ? { ...t, shape: [1, 3] } : t]);
+  const reshaped = [...tensors].map(
+    ([k, t]) => /** @type {[string, SafeTensor]} */ ([k, k === 'tail.1.bias' ? { ...t, shape: [1, 3] } : t]),
+  );
   assert.throws(
     () => loadSisn(gpu, write('shape.safetensors', reshaped)),
     /tail\.1\.bias has shape \[1,3\], expected \[3\]/,
   );
+  /** @type {[string, SafeTensor][]} */
   const extra = [...tensors, ['body.0.extra.weight', { dtype: 'F32', shape: [1], data: new Float32Array(1) }]];
   assert.throws(
     () => loadSisn(gpu, write('extra.safetensors', extra)),
@@ -109,7 +115,7 @@ test('ablation switches change the network (structure path, attention)', async (
   const { gpu } = ctx;
   const model = loadSisn(gpu, join(fixtures, 'weights.safetensors'));
   const io = parseSafetensors(readFileSync(join(fixtures, 'eval_io.safetensors'))).tensors;
-  const x = Tensor.fromArray(gpu, io.get('input').data, io.get('input').shape);
+  const x = Tensor.fromArray(gpu, entryOf(io, 'input').data, entryOf(io, 'input').shape);
   const run = async () => {
     const y = gpu.noGrad(() => model.forward(x));
     const v = await y.read();
@@ -125,6 +131,7 @@ test('ablation switches change the network (structure path, attention)', async (
   const again = await run();
   assert.ok(full.some((v, i) => v !== noIa[i]) && full.some((v, i) => v !== noSa[i]));
   assert.ok(full.every((v, i) => v === again[i]));
+  // @ts-expect-error: scale 5 on purpose, to see it refused
   assert.throws(() => new SISN(gpu, { scale: 5, groups: 1, blocks: 1, channels: 8 }), /scale must be/);
   assert.throws(() => new SISN(gpu, { scale: 4, groups: 1, blocks: 1, channels: 6 }), /divisible by 4/);
   x.dispose();
@@ -135,8 +142,9 @@ test('the eval BatchNorm fold follows running statistics a train-mode forward mo
   const { gpu } = ctx;
   const model = loadSisn(gpu, join(fixtures, 'weights.safetensors'));
   const io = parseSafetensors(readFileSync(join(fixtures, 'eval_io.safetensors'))).tensors;
-  const x = Tensor.fromArray(gpu, io.get('input').data, io.get('input').shape);
+  const x = Tensor.fromArray(gpu, entryOf(io, 'input').data, entryOf(io, 'input').shape);
   // A capture turns the fold off: BatchNorm then runs on its own from the running statistics.
+  /** @param {import('../dist/index.js').ModelState['capture']} [capture] */
   const run = async (capture) => {
     const y = gpu.noGrad(() => model.forward(x, capture));
     const v = await y.read();
@@ -149,6 +157,7 @@ test('the eval BatchNorm fold follows running statistics a train-mode forward mo
   model.training = false;
   const fused = await run();
   const unfused = await run(() => {});
+  /** @type {(a: Float32Array, b: Float32Array) => number} */
   const diff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
   assert.ok(diff(before, unfused) > 1e-2, `the train-mode forward moved the output by only ${diff(before, unfused)}`);
   assert.ok(diff(fused, unfused) < 1e-3, `fused eval output differs from unfused by ${diff(fused, unfused)}`);

@@ -1,6 +1,10 @@
 // mulberry32: a small seeded generator, so test data and fuzz cases reproduce from their seed.
 
-/** A function returning the next number in [0, 1) of the sequence seeded by `seed`. */
+/**
+ * A function returning the next number in [0, 1) of the sequence seeded by `seed`.
+ * @param {number} seed
+ * @returns {() => number}
+ */
 export function mulberry32(seed) {
   let s = seed >>> 0;
   return () => {

@@ -9,7 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadSisn, loadCheckpoint, parseSafetensors, serializeSafetensors, readImage } from '../dist/index.js';
 import { torchSave } from './torch-files.js';
-import { withGpu } from './helpers.js';
+import { withGpu, entryOf } from './helpers.js';
+/** @import { SafeTensor } from '../dist/index.js' */
 
 const test = suite('non-finite weights');
 const ctx = withGpu(test);
@@ -19,9 +20,14 @@ const weights = parseSafetensors(readFileSync(join(root, 'test/fixtures/sisn-sma
 const tmp = mkdtempSync(join(tmpdir(), 'sisn-nonfinite-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** The fixture's weights with one value of one tensor replaced. */
+/**
+ * The fixture's weights with one value of one tensor replaced.
+ * @param {string} name
+ * @param {number} index
+ * @param {number} value
+ */
 function poisoned(name, index, value) {
-  const data = Float32Array.from(weights.get(name).data);
+  const data = Float32Array.from(entryOf(weights, name).data);
   data[index] = value;
   return new Map([...weights].map(([k, t]) => [k, k === name ? { ...t, data } : t]));
 }
@@ -49,8 +55,10 @@ test('a training checkpoint with non-finite weights or Adam moments is refused, 
     bestStep: 0,
     options: {},
   };
+  /** @type {(name: string, dict: Map<string, SafeTensor>, expAvgSq: Float32Array) => string} */
   const write = (name, dict, expAvgSq) => {
     const path = join(tmp, name);
+    /** @type {[string, SafeTensor][]} */
     const moments = [
       ['optimizer.exp_avg', { dtype: 'F32', shape: [4], data: new Float32Array(4) }],
       ['optimizer.exp_avg_sq', { dtype: 'F32', shape: [4], data: expAvgSq }],
@@ -71,10 +79,11 @@ test('a training checkpoint with non-finite weights or Adam moments is refused, 
 test('a model whose output is NaN/Inf makes an error, not an image', async () => {
   const model = loadSisn(ctx.gpu, join(root, 'test/fixtures/sisn-small/weights.safetensors'));
   const head = model.entries.find((e) => e.name === 'head.1.weight');
+  assert.ok(head, 'the model has head.1.weight');
   model.params.set('head.1.weight', new Float32Array(head.shape.reduce((a, b) => a * b, 1)).fill(3e38));
   const failure = await model.upscale(readImage(face)).then(
     () => null,
-    (e) => e,
+    (/** @type {Error} */ e) => e,
   );
   assert.ok(failure, 'upscale resolved');
   assert.match(failure.message, /the model produced (NaN|-?Infinity) \(NaN\/Inf\) in the tile at \(0, 0\)/);

@@ -7,7 +7,7 @@ import * as ops from '../dist/index.js';
 import { checkConformance } from '../dist/index.js';
 import { preprocess, subgroupSizesFit } from '../dist/internals.js';
 import * as ref from './reference.js';
-import { withGpu } from './helpers.js';
+import { withGpu, cases } from './helpers.js';
 import { checkOp } from './gradcheck.js';
 
 const test = suite('no subgroups');
@@ -44,11 +44,11 @@ test('subgroup paths only where subgroups have 4 to 64 lanes (whole subgroups of
     assert.not.ok(subgroupSizesFit({ subgroupMinSize: min, subgroupMaxSize: max }), `${min}-${max}`);
 });
 
-for (const [B, C, H, W, O, K, G, bias] of [
+for (const [B, C, H, W, O, K, G, bias] of cases([
   [2, 8, 6, 5, 32, 3, 4, false],
   [1, 3, 5, 7, 5, 3, 1, true],
   [2, 6, 4, 9, 6, 1, 1, false],
-]) {
+])) {
   test(`conv2d B${B} ${C}->${O} k${K} groups ${G}`, async () => {
     const ws = [O, C / G, K, K];
     const pad = (K - 1) / 2;

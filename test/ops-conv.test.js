@@ -14,7 +14,7 @@ import {
   batchNorm2d,
 } from '../dist/index.js';
 import * as ref from './reference.js';
-import { withGpu, random, assertClose } from './helpers.js';
+import { withGpu, random, assertClose, cases } from './helpers.js';
 
 const test = suite('ops-conv');
 const ctx = withGpu(test);
@@ -65,6 +65,10 @@ for (const [B, C, H, W, O, K, G] of [
   });
 
   // The gradients: each variant of a role against the role's CPU reference.
+  /**
+   * @type {Record<'inputGrad' | 'weightGrad', [(d: ReturnType<typeof data>) => Float64Array,
+   *   (d: ReturnType<typeof data>, variant: string) => Tensor]>}
+   */
   const gradients = {
     inputGrad: [
       (d) => ref.conv2dInputGrad(d.gs, [B, C, H, W], d.wv, ws, pad, G),
@@ -75,7 +79,9 @@ for (const [B, C, H, W, O, K, G] of [
       (d, variant) => conv2dWeightGrad(d.x, d.g, ws, { padding: pad, groups: G, variant }),
     ],
   };
-  for (const [role, [reference, run]] of Object.entries(gradients)) {
+  for (const [role, [reference, run]] of /** @type {[keyof typeof gradients, typeof gradients.inputGrad][]} */ (
+    Object.entries(gradients)
+  )) {
     test(`every ${role} variant: ${shape}`, async () => {
       const d = data();
       const want = reference(d);
@@ -123,10 +129,10 @@ test(
     'width, data far from zero)',
   async () => {
     const { gpu } = ctx;
-    for (const [B, C, H, W, O, K, G] of [
+    for (const [B, C, H, W, O, K, G] of cases([
       [2, 8, 5, 11, 36, 3, 4],
       [3, 4, 1, 1, 5, 1, 1], // pooled features: one value a run
-    ]) {
+    ])) {
       const x = Tensor.fromArray(gpu, random(B * C * H * W, 41), [B, C, H, W]);
       const w = Tensor.fromArray(gpu, random(O * (C / G) * K * K, 42), [O, C / G, K, K]);
       const bias = Tensor.fromArray(gpu, random(O, 43, 300, 500), [O]);
@@ -171,7 +177,7 @@ test(
 
 test('conv variants: the default first, unique names, unknown names rejected with the valid ones', () => {
   const { gpu } = ctx;
-  for (const role of ['forward', 'inputGrad', 'weightGrad']) {
+  for (const role of /** @type {const} */ (['forward', 'inputGrad', 'weightGrad'])) {
     const names = convVariants(gpu, role).map((v) => v.name);
     assert.ok(names.length > 1, `${role} has variants`);
     assert.is(new Set(names).size, names.length, `${role} names are unique`);

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import * as ops from '../dist/index.js';
 import { Tensor } from '../dist/index.js';
 import * as ref from './reference.js';
-import { withGpu, random, assertClose } from './helpers.js';
+import { withGpu, random, assertClose, gradOf } from './helpers.js';
 import { checkOp } from './gradcheck.js';
 
 const test = suite('ops-gradients');
@@ -21,7 +21,7 @@ test('a leaf used twice gets the sum of its gradients; a leaf whose gradient is 
   // d/dx sum(x * x + x) = 2x + 1: the first gradient is adopted, the second added in place.
   gpu.scope(() => gpu.tape.backward(ops.add(ops.mul(x, x), x), Tensor.full(gpu, [10], 1)));
   assertClose(
-    await x.grad.read(),
+    await gradOf(x).read(),
     xs.map((v) => 2 * v + 1),
     { what: 'x.grad' },
   );
@@ -31,8 +31,8 @@ test('a leaf used twice gets the sum of its gradients; a leaf whose gradient is 
   a.requiresGrad = b.requiresGrad = true;
   gpu.scope(() => gpu.tape.backward(ops.add(a, b), Tensor.full(gpu, [10], 2)));
   gpu.scope(() => gpu.tape.backward(ops.scale(a, 3), Tensor.full(gpu, [10], 1)));
-  assert.equal([...(await a.grad.read())], new Array(10).fill(5), 'a.grad: 2 then + 3');
-  assert.equal([...(await b.grad.read())], new Array(10).fill(2), 'b.grad unchanged by a second backward through a');
+  assert.equal([...(await gradOf(a).read())], new Array(10).fill(5), 'a.grad: 2 then + 3');
+  assert.equal([...(await gradOf(b).read())], new Array(10).fill(2), 'b.grad unchanged by a second backward through a');
   [x, a, b].forEach((t) => t.dispose());
 });
 
@@ -50,6 +50,7 @@ test(
     ];
     const x = Tensor.fromArray(gpu, random(B * C * H * W, 15), [B, C, H, W]);
     const seed = Tensor.fromArray(gpu, random(B * O * H * W, 16), [B, O, H, W]);
+    /** @param {Tensor[]} params w, bias, gamma, beta */
     const run = ([w, bias, gamma, beta]) =>
       gpu.scope(() => {
         const y = ops.conv2d(x, w, bias, { padding: 1 });
@@ -73,16 +74,16 @@ test(
     run(arena);
     run(arena);
     for (const [i, s] of specs.entries()) {
-      const want = await leaves[i].grad.read();
+      const want = await gradOf(leaves[i]).read();
       assertClose(
-        await arena[i].grad.read(),
+        await gradOf(arena[i]).read(),
         want.map((v) => 2 * v),
         { rtol: 1e-4, atol: 1e-5, what: `${s.name}.grad after two steps` },
       );
     }
     params.zeroGrad();
     run(arena);
-    assertClose(await arena[2].grad.read(), await leaves[2].grad.read(), {
+    assertClose(await gradOf(arena[2]).read(), await gradOf(leaves[2]).read(), {
       rtol: 1e-4,
       atol: 1e-5,
       what: 'gamma.grad after zeroGrad and one step',
@@ -99,7 +100,9 @@ test(
     const { gpu } = ctx;
     const [B, C, H, W] = [2, 4, 5, 6];
     const shape = [B, C, H, W];
+    /** @type {{ name: string, accumulate: unknown, tag: string | undefined }[]} */
     const launched = [];
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the registry as `this`
     const dispatch = gpu.kernels.dispatch;
     gpu.kernels.dispatch = function (name, args) {
       launched.push({ name, accumulate: args.uniforms?.accumulate ?? 0, tag: args.tag });

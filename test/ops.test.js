@@ -7,21 +7,22 @@ import * as ops from '../dist/index.js';
 import { Tensor } from '../dist/index.js';
 import { SHADER_DIR, preprocess } from '../dist/internals.js';
 import * as ref from './reference.js';
-import { withGpu, random, assertClose } from './helpers.js';
+import { withGpu, random, assertClose, cases, gradOf } from './helpers.js';
 import { checkOp } from './gradcheck.js';
 
 const test = suite('ops');
 const ctx = withGpu(test);
+/** @param {number[]} s */
 const size = (s) => s.reduce((a, b) => a * b, 1);
 
-for (const [B, C, H, W, O, K, G, bias] of [
+for (const [B, C, H, W, O, K, G, bias] of cases([
   [1, 3, 5, 7, 5, 3, 1, true],
   [2, 8, 6, 5, 32, 3, 4, false], // SISN's grouped C -> 4C, groups 4
   [2, 6, 4, 9, 6, 1, 1, false], // 1x1, channels not divisible by 4
   [3, 4, 3, 3, 3, 3, 1, true],
   [1, 4, 6, 6, 8, 5, 2, true],
   [2, 48, 4, 5, 32, 3, 1, true], // SISN's x4 head: 48 input channels (not a multiple of 64 lanes)
-]) {
+])) {
   const pad = (K - 1) / 2;
   test(`conv2d B${B} ${C}->${O} ${H}x${W} k${K} groups ${G}${bias ? ' bias' : ''}`, async () => {
     const ws = [O, C / G, K, K];
@@ -108,6 +109,7 @@ test(
   async () => {
     const { gpu } = ctx;
     const [B, C, H, W, O] = [2, 8, 5, 7, 16];
+    /** @type {(shape: number[], seed: number, lo?: number, hi?: number) => Tensor} */
     const t = (shape, seed, lo = -1, hi = 1) =>
       Tensor.fromArray(
         gpu,
@@ -154,7 +156,11 @@ test('conv2d rejects bad shapes with clear errors', () => {
   assert.throws(() => ops.conv2d(Tensor.zeros(gpu, [6, 4, 4]), Tensor.zeros(gpu, [8, 6, 3, 3])), /NCHW/);
 });
 
-/** Random BatchNorm running statistics, on the CPU and on the GPU. */
+/**
+ * Random BatchNorm running statistics, on the CPU and on the GPU.
+ * @param {ops.Gpu} gpu
+ * @param {number} C
+ */
 function runningStats(gpu, C) {
   const rm = random(C, 5, -0.5, 0.5);
   const rv = random(C, 6, 0.5, 1.5);
@@ -204,11 +210,11 @@ for (const [B, C, H, W] of [
   }
 }
 
-for (const [training, [B, C, H, W]] of [
+for (const [training, [B, C, H, W]] of cases([
   [true, [2, 5, 3, 3]],
   [false, [2, 5, 3, 3]],
   [true, [2, 5, 4, 8]],
-]) {
+])) {
   test(
     `batchNorm2d ${training ? 'train' : 'eval'} [${B},${C},${H},${W}] with fused residual add and ` + `ReLU`,
     async () => {
@@ -263,6 +269,7 @@ for (const [B, C, H, W] of [
 
 test('batchNorm2d training refuses one value per channel', () => {
   const { gpu } = ctx;
+  /** @param {number[]} s */
   const z = (s) => Tensor.zeros(gpu, s);
   assert.throws(
     () => ops.batchNorm2d(z([1, 4, 1, 1]), z([4]), z([4]), z([4]), z([4]), { training: true }),
@@ -270,6 +277,7 @@ test('batchNorm2d training refuses one value per channel', () => {
   );
 });
 
+/** @type {[string, number[], (x: Tensor) => Tensor, (x: Float64Array, shape: number[]) => Float64Array][]} */
 const simple = [
   ['relu', [2, 5, 3, 3], (x) => ops.relu(x), (x) => ref.relu(x)],
   ['globalAvgPool', [2, 5, 3, 4], (x) => ops.globalAvgPool(x), (x, s) => ref.globalAvgPool(x, s)],
@@ -309,14 +317,14 @@ for (const [name, shape, gpuFn, cpuFn] of simple) {
 // Split attention around a 1x1-conv gate: the pooling, the inline softmax, the weighted sum, and the
 // gradients of z (both terms, written by one kernel) and of the gate through the logits. Planes with
 // inner % 4 != 0 (lane by lane), over 64 lanes' vec4s (400), radix past 4 (two sweeps over g), 1x1.
-for (const [B, R, C, H, W, zGrad] of [
+for (const [B, R, C, H, W, zGrad] of cases([
   [2, 4, 5, 3, 3, true],
   [1, 4, 3, 2, 4, true],
   [3, 2, 6, 1, 1, true],
   [2, 4, 3, 20, 20, true],
   [2, 5, 2, 3, 4, true],
   [2, 4, 3, 2, 2, false],
-]) {
+])) {
   test(`splitAttend B${B} R${R} C${C} ${H}x${W}${zGrad ? '' : ' (z constant)'}`, async () => {
     const zs = [B, R * C, H, W];
     await checkOp(ctx.gpu, {
@@ -356,6 +364,7 @@ for (const [B, C, hidden, outputs] of [
       w2: random(outputs * hidden, 18),
       b2: random(outputs, 19),
     };
+    /** @type {Record<string, number[]>} */
     const shapes = { gap: [B, C, 1, 1], w1: [hidden, C, 1, 1], w2: [outputs, hidden, 1, 1] };
     const t = Object.fromEntries(
       Object.entries(host).map(([k, v]) => [k, Tensor.fromArray(gpu, v, shapes[k] ?? [v.length])]),
@@ -379,6 +388,7 @@ for (const [B, C, hidden, outputs] of [
 
 test('inferenceGate rejects gradients, mismatched weights and too many hidden units', () => {
   const { gpu } = ctx;
+  /** @param {number[]} shape */
   const z = (shape) => Tensor.zeros(gpu, shape);
   const gap = z([2, 4, 1, 1]);
   const [w1, s, w2, b2] = [z([8, 4, 1, 1]), z([8]), z([16, 8, 1, 1]), z([16])];
@@ -477,7 +487,7 @@ test('l1Loss gradient is 0 where prediction equals target (PyTorch sign conventi
   p.requiresGrad = true;
   const loss = ops.l1Loss(p, Tensor.fromArray(gpu, [1, 0, 3, 5]));
   gpu.tape.backward(loss);
-  assert.equal([...(await p.grad.read())], [0, 0.25, 0, -0.25]);
+  assert.equal([...(await gradOf(p).read())], [0, 0.25, 0, -0.25]);
 });
 
 test('backward computes no gradient for inputs that do not need one, and frees saved tensors', async () => {
@@ -517,6 +527,7 @@ test('Adam: ten steps match torch.optim.Adam to 1e-6 relative; clipping; MultiSt
   const opt = new ops.Adam(params, { lr: 0.01 });
   const sched = new ops.MultiStepLR(opt, [4, 8], 0.5);
   const cpu = { a: Float32Array.from(a0), b: Float32Array.from(b0) };
+  /** @type {Record<'a' | 'b', [Float32Array, Float32Array]>} */
   const state = { a: [new Float32Array(15), new Float32Array(15)], b: [new Float32Array(7), new Float32Array(7)] };
   const targetA = Tensor.fromArray(gpu, random(15, 3), [5, 3]);
   for (let step = 1; step <= 10; step++) {
@@ -542,6 +553,7 @@ test('Adam: ten steps match torch.optim.Adam to 1e-6 relative; clipping; MultiSt
     opt.update();
   }
   assert.is(opt.lr, 0.0025);
+  /** @type {(got: Float32Array, want: Float32Array, what: string) => void} */
   const relCheck = (got, want, what) =>
     got.forEach((v, i) =>
       assert.ok(Math.abs(v - want[i]) <= 1e-6 * Math.max(Math.abs(want[i]), 1e-3), `${what}[${i}]: ${v} vs ${want[i]}`),
@@ -572,9 +584,21 @@ test('every shader that uses workgroup barriers passes race detection', () => {
   // attention.wgsl: 3 pairs (B 1, C 3) of radix 2, planes of 40.
   const splitUniform = new Uint32Array([3, 3, 40, 2, 0, 0, 0, 0]);
   new Float32Array(splitUniform.buffer)[4] = 1 / 40;
+  /**
+   * A race-detection run per shader: its source edits, workgroup count, entries with their override
+   * constants, and the buffers of group 0 by binding.
+   * @type {Record<string, { source?: (code: string) => string, groups?: number[],
+   *   runs: [string, Record<string, number>][], buffers: Record<number, Float32Array | Uint32Array> }>}
+   */
   const files = {
     'reduce.wgsl': {
-      runs: [...[0, 1, 2].map((MODE) => ['channel_sum', { MODE }]), ['moments', {}], ['bn_backward', {}]],
+      runs: [
+        ['channel_sum', { MODE: 0 }],
+        ['channel_sum', { MODE: 1 }],
+        ['channel_sum', { MODE: 2 }],
+        ['moments', {}],
+        ['bn_backward', {}],
+      ],
       buffers: {
         0: new Float32Array(12),
         1: x,

@@ -1,6 +1,18 @@
 // CPU reference implementations (float64) of every op, written from the PyTorch definitions.
 // Arrays are flat, row-major; shapes are [B, C, H, W] unless said otherwise.
 
+/** @typedef {ArrayLike<number>} Numbers a flat array of values (typed or plain) */
+
+/**
+ * A convolution (stride 1) of x by w ([O, C/groups, K, K]) with an optional bias, zero-padded by `pad`.
+ * @param {Numbers} x
+ * @param {number[]} xShape [B, C, H, W]
+ * @param {Numbers} w
+ * @param {number[]} wShape [O, C/groups, K]
+ * @param {Numbers | null | undefined} bias
+ * @param {number} pad
+ * @param {number} groups
+ */
 export function conv2d(x, [B, C, H, W], w, [O, Cg, K], bias, pad, groups) {
   const Ho = H + 2 * pad - K + 1;
   const Wo = W + 2 * pad - K + 1;
@@ -28,9 +40,14 @@ export function conv2d(x, [B, C, H, W], w, [O, Cg, K], bias, pad, groups) {
   return out;
 }
 
-/** Returns the output, the batch mean and the biased batch variance (training) or uses running stats. */
 /**
  * The weight gradient of conv2d: dw[o,i,ky,kx] = sum over b, y, x of dout[b,o,y,x] * x[b, g*Cg+i, y+ky-pad, x+kx-pad].
+ * @param {Numbers} x
+ * @param {number[]} xShape [B, C, H, W]
+ * @param {Numbers} dout
+ * @param {number[]} wShape [O, C/groups, K]
+ * @param {number} pad
+ * @param {number} groups
  */
 export function conv2dWeightGrad(x, [B, C, H, W], dout, [O, Cg, K], pad, groups) {
   const Ho = H + 2 * pad - K + 1;
@@ -59,6 +76,14 @@ export function conv2dWeightGrad(x, [B, C, H, W], dout, [O, Cg, K], pad, groups)
   return dw;
 }
 
+/**
+ * Returns the output, the batch mean and the biased batch variance (training) or uses running stats.
+ * @param {Numbers} x
+ * @param {number[]} shape [B, C, H, W]
+ * @param {Numbers} gamma
+ * @param {Numbers} beta
+ * @param {{ training: boolean, runningMean?: Numbers, runningVar?: Numbers, eps?: number }} options
+ */
 export function batchNorm(x, [B, C, H, W], gamma, beta, { training, runningMean, runningVar, eps = 1e-5 }) {
   const M = B * H * W;
   const mean = new Float64Array(C);
@@ -72,6 +97,7 @@ export function batchNorm(x, [B, C, H, W], gamma, beta, { training, runningMean,
       for (let b = 0; b < B; b++) for (let i = 0; i < H * W; i++) v += (x[(b * C + c) * H * W + i] - mean[c]) ** 2;
       variance[c] = v / M;
     } else {
+      if (!runningMean || !runningVar) throw new Error('batchNorm: evaluation needs runningMean and runningVar');
       mean[c] = runningMean[c];
       variance[c] = runningVar[c];
     }
@@ -84,8 +110,14 @@ export function batchNorm(x, [B, C, H, W], gamma, beta, { training, runningMean,
   return { out, mean, variance };
 }
 
+/** @param {Float64Array} x */
 export const relu = (x) => x.map((v) => Math.max(v, 0));
 
+/**
+ * @param {Numbers} x
+ * @param {number[]} shape [B, C*r*r, H, W]
+ * @param {number} r
+ */
 export function pixelShuffle(x, [B, Cr, H, W], r) {
   const C = Cr / (r * r);
   const out = new Float64Array(x.length);
@@ -99,7 +131,12 @@ export function pixelShuffle(x, [B, Cr, H, W], r) {
   return out;
 }
 
-/** PyTorch: x.view(n, c, h/s, s, w/s, s).permute(0, 3, 5, 1, 2, 4).reshape(n, s*s*c, h/s, w/s). */
+/**
+ * PyTorch: x.view(n, c, h/s, s, w/s, s).permute(0, 3, 5, 1, 2, 4).reshape(n, s*s*c, h/s, w/s).
+ * @param {Numbers} x
+ * @param {number[]} shape [B, C, H, W]
+ * @param {number} s
+ */
 export function spaceToDepth(x, [B, C, H, W], s) {
   const h = H / s;
   const w = W / s;
@@ -114,6 +151,11 @@ export function spaceToDepth(x, [B, C, H, W], s) {
   return out;
 }
 
+/**
+ * @param {Numbers} x
+ * @param {number[]} shape [B, C, H, W]
+ * @param {number} s
+ */
 export function upsampleNearest(x, [B, C, H, W], s) {
   const out = new Float64Array(x.length * s * s);
   for (let p = 0; p < B * C; p++)
@@ -123,6 +165,12 @@ export function upsampleNearest(x, [B, C, H, W], s) {
   return out;
 }
 
+/**
+ * Sums the R chunks of the channels: out[b, c] = sum over k of x[b, k*C + c].
+ * @param {Numbers} x
+ * @param {number[]} shape [B, R*C, H, W]
+ * @param {number} R
+ */
 export function chunkSum(x, [B, RC, H, W], R) {
   const C = RC / R;
   const out = new Float64Array(B * C * H * W);
@@ -133,10 +181,20 @@ export function chunkSum(x, [B, RC, H, W], R) {
   return out;
 }
 
+/**
+ * Scales each (batch, channel) plane of x by its entry of a ([B*C]).
+ * @param {Numbers} a
+ * @param {Float64Array} x
+ * @param {number[]} shape [B, C, H, W]
+ */
 export function scaleChannels(a, x, [, , H, W]) {
   return x.map((v, j) => v * a[Math.floor(j / (H * W))]);
 }
 
+/**
+ * @param {Numbers} x
+ * @param {number[]} shape [B, C, H, W]
+ */
 export function globalAvgPool(x, [B, C, H, W]) {
   const out = new Float64Array(B * C);
   for (let p = 0; p < B * C; p++) {
@@ -147,6 +205,12 @@ export function globalAvgPool(x, [B, C, H, W]) {
   return out;
 }
 
+/**
+ * The softmax over the R chunks of each channel.
+ * @param {Numbers} x
+ * @param {number[]} shape [B, R*C]
+ * @param {number} R
+ */
 export function radixSoftmax(x, [B, RC], R) {
   const C = RC / R;
   const out = new Float64Array(x.length);
@@ -161,13 +225,26 @@ export function radixSoftmax(x, [B, RC], R) {
   return out;
 }
 
+/**
+ * The mean absolute difference.
+ * @param {Numbers} pred
+ * @param {Numbers} target
+ */
 export function l1(pred, target) {
   let s = 0;
   for (let i = 0; i < pred.length; i++) s += Math.abs(pred[i] - target[i]);
   return s / pred.length;
 }
 
-/** torch.optim.Adam's update, in float32 arithmetic as PyTorch does it on float tensors. */
+/**
+ * torch.optim.Adam's update, in float32 arithmetic as PyTorch does it on float tensors; updates p, m and v in place.
+ * @param {number[] | Float32Array | Float64Array} p
+ * @param {Numbers} g
+ * @param {number[] | Float32Array | Float64Array} m
+ * @param {number[] | Float32Array | Float64Array} v
+ * @param {number} step
+ * @param {{ lr: number, beta1?: number, beta2?: number, eps?: number }} options
+ */
 export function adamStep(p, g, m, v, step, { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8 }) {
   const f = Math.fround;
   const stepSize = lr / (1 - beta1 ** step);
@@ -183,6 +260,12 @@ export function adamStep(p, g, m, v, step, { lr, beta1 = 0.9, beta2 = 0.999, eps
 /**
  * The input gradient of conv2d: dx[b,c,iy,ix] = sum over o of c's group, ky, kx of dout[b,o,iy-ky+pad,ix-kx+pad] *
  * w[o,i,ky,kx].
+ * @param {Numbers} dout
+ * @param {number[]} xShape [B, C, H, W]
+ * @param {Numbers} w
+ * @param {number[]} wShape [O, C/groups, K]
+ * @param {number} pad
+ * @param {number} groups
  */
 export function conv2dInputGrad(dout, [B, C, H, W], w, [O, Cg, K], pad, groups) {
   const Ho = H + 2 * pad - K + 1;

@@ -12,13 +12,22 @@ import { moduleConstants } from '../dist/internals.js';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = join(ROOT, 'src');
 
+/**
+ * Every file under `dir` whose name ends with `ext`, at any depth.
+ * @param {string} dir
+ * @param {string} ext
+ * @returns {string[]}
+ */
 function filesUnder(dir, ext) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
     e.isDirectory() ? filesUnder(join(dir, e.name), ext) : e.name.endsWith(ext) ? [join(dir, e.name)] : [],
   );
 }
 
-/** The src/ modules a file imports or re-exports from, type-only imports included (they tie the layers too). */
+/**
+ * The src/ modules a file imports or re-exports from, type-only imports included (they tie the layers too).
+ * @param {string} file
+ */
 function imports(file) {
   const code = readFileSync(file, 'utf8')
     .replace(/\/\*[\s\S]*?\*\//g, '')
@@ -28,17 +37,23 @@ function imports(file) {
   );
 }
 
-/** Every cycle's path, found by depth-first search from each module. */
+/**
+ * Every cycle's path, found by depth-first search from each module.
+ * @param {string[]} files
+ */
 function cycles(files) {
   const known = new Set(files);
   const graph = new Map(files.map((f) => [f, imports(f).filter((g) => known.has(g))]));
+  /** @type {string[]} */
   const found = [];
   const state = new Map();
+  /** @type {string[]} */
   const stack = [];
+  /** @param {string} f */
   const visit = (f) => {
     state.set(f, 'open');
     stack.push(f);
-    for (const g of graph.get(f)) {
+    for (const g of graph.get(f) ?? []) {
       if (state.get(g) === 'open')
         found.push([...stack.slice(stack.indexOf(g)), g].map((p) => relative(SRC, p)).join(' -> '));
       else if (!state.has(g)) visit(g);
@@ -67,10 +82,12 @@ test('the device layer (src/gpu/) knows nothing of tensors, kernels, autograd or
 });
 
 test('no .ts file in src/ is over 400 lines and no shader over 400', () => {
-  const long = [
-    ...filesUnder(SRC, '.ts').map((f) => [f, 400]),
-    ...filesUnder(join(ROOT, 'shaders'), '.wgsl').map((f) => [f, 400]),
-  ]
+  /** @type {[string, number][]} */
+  const limits = [
+    ...filesUnder(SRC, '.ts').map((f) => /** @type {[string, number]} */ ([f, 400])),
+    ...filesUnder(join(ROOT, 'shaders'), '.wgsl').map((f) => /** @type {[string, number]} */ ([f, 400])),
+  ];
+  const long = limits
     .map(([f, max]) => [relative(ROOT, f), readFileSync(f, 'utf8').split('\n').length, max])
     .filter(([, lines, max]) => lines > max);
   assert.equal(long, [], long.map(([f, n, max]) => `${f}: ${n} lines (limit ${max})`).join('\n'));

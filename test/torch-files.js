@@ -4,14 +4,21 @@
 import { crc32, deflateRawSync } from 'node:zlib';
 
 const te = new TextEncoder();
+/** @param {number} v */
 const u16 = (v) => [v & 0xff, (v >>> 8) & 0xff];
+/** @param {number} v */
 const u32 = (v) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
+/** @param {number} v */
 const u64 = (v) => [...u32(v % 2 ** 32), ...u32(Math.floor(v / 2 ** 32))];
 const SATURATED = u32(0xffffffff);
+
+/** @typedef {{ deflate?: string[], declare?: Record<string, number>, zip64?: boolean }} ZipOptions */
 
 /**
  * A zip of [name, bytes] entries; names in `deflate` are compressed; `declare` overrides sizes;
  * `zip64` moves every size, offset and count of the directory into ZIP64 fields and records.
+ * @param {[string, Uint8Array][]} entries
+ * @param {ZipOptions} [options]
  */
 export function makeZip(entries, { deflate = [], declare = {}, zip64 = false } = {}) {
   const locals = [];
@@ -124,11 +131,14 @@ export function makeZip(entries, { deflate = [], declare = {}, zip64 = false } =
 /** Pickle opcodes, as byte arrays to concatenate. */
 export const op = {
   proto: [0x80, 2],
+  /** @type {(mod: string, name: string) => number[]} */
   global: (mod, name) => [0x63, ...te.encode(`${mod}\n${name}\n`)],
+  /** @type {(s: string) => number[]} */
   str: (s) => {
     const b = te.encode(s);
     return [0x58, ...u32(b.length), ...b];
   },
+  /** @type {(v: number) => number[]} */
   int: (v) => [0x4a, ...u32(v)],
   mark: [0x28],
   tuple: [0x74],
@@ -143,7 +153,14 @@ export const op = {
 const emptyOrderedDict = [...op.global('collections', 'OrderedDict'), ...op.emptyTuple, ...op.reduce];
 
 /**
+ * One tensor of a pickled state_dict: its storage's key and type, element count, offset, size and stride.
+ * @typedef {{ name: string, key: string, type?: string, numel?: number, offset?: number, size: number[],
+ *   stride: number[] }} PickledTensor
+ */
+
+/**
  * The pickle of an OrderedDict of tensors: each { name, key, type ('FloatStorage'...), offset, size, stride }.
+ * @param {PickledTensor[]} tensors
  */
 export function statePickle(tensors) {
   const out = [...op.proto, ...emptyOrderedDict, ...op.mark];
@@ -168,18 +185,32 @@ export function statePickle(tensors) {
   return Uint8Array.from(out);
 }
 
+/** @param {number[]} shape */
 const rowMajor = (shape) => shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
 
-/** A torch.save-style checkpoint of a state_dict: Map name -> { dtype 'F32' | 'I64', shape, data }. */
+/**
+ * One entry of a state_dict to save: F32 data as a Float32Array, I64 as a list of integers (as parsed).
+ * @typedef {import('../dist/index.js').SafeTensor} SavedTensor
+ */
+
+/**
+ * A torch.save-style checkpoint of a state_dict: Map name -> { dtype 'F32' | 'I64', shape, data }.
+ * @param {Iterable<[string, SavedTensor]>} dict
+ * @param {ZipOptions} [options]
+ */
 export function torchSave(dict, options = {}) {
+  /** @type {PickledTensor[]} */
   const tensors = [];
+  /** @type {[string, Uint8Array][]} */
   const entries = [];
   for (const [name, t] of dict) {
     const key = String(tensors.length);
-    const bytes =
-      t.dtype === 'I64'
-        ? new Uint8Array(BigInt64Array.from(t.data, BigInt).buffer)
-        : new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    const { data } = t;
+    /** @type {Uint8Array} */
+    let bytes;
+    if (t.dtype === 'I64') bytes = new Uint8Array(BigInt64Array.from(data, (v) => BigInt(v)).buffer);
+    else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    else throw new Error(`torchSave: ${name} holds ${t.dtype} values as a list, not a typed array`);
     tensors.push({
       name,
       key,

@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadSisn, Rng, PatchSampler, loadCheckpoint, encodePng, TRAIN_DEFAULTS } from '../dist/index.js';
 import { startOptions } from '../dist/train/start.js';
-import { joinPatterns, withGpu } from './helpers.js';
+import { joinPatterns, withGpu, cases, parseJson, readJson } from './helpers.js';
 
 const test = suite('train');
 const ctx = withGpu(test);
@@ -41,17 +41,27 @@ const TINY = [
   '--no_tune',
 ];
 const untunedEnv = { ...process.env, SISN_CACHE_DIR: join(tmp, 'no-kernel-choices') };
+/** @param {string[]} args */
 const trainJs = (...args) =>
   spawnSync(process.execPath, [join(root, 'train.js'), ...args], {
     encoding: 'utf8',
     env: untunedEnv,
     timeout: 300000,
   });
+/**
+ * One line of a run's log.jsonl, the fields the tests read: a train step's loss or a validation's scores.
+ * @typedef {{ type: string, step: number, loss: number, psnr: number, ssim: number, seconds?: number }} LogEntry
+ */
+
+/**
+ * The run's log.jsonl, one parsed entry a line.
+ * @param {string} dir
+ */
 const log = (dir) =>
   readFileSync(join(dir, 'log.jsonl'), 'utf8')
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l));
+    .map((l) => /** @type {LogEntry} */ (parseJson(l)));
 
 test(
   'node train.js trains a tiny SISN on the shipped faces: the loss falls, checkpoints and reports are ' + 'written',
@@ -63,6 +73,7 @@ test(
       .filter((e) => e.type === 'train')
       .map((e) => e.loss);
     assert.is(losses.length, 30);
+    /** @param {number[]} xs */
     const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
     assert.ok(
       mean(losses.slice(-5)) < 0.8 * mean(losses.slice(0, 5)),
@@ -95,20 +106,22 @@ test('--resume continues exactly with no option repeated: the same loss curve as
   assert.match(r.stderr, /resuming from .* at step 8/);
   assert.match(r.stderr, /max_steps: 12 \(checkpoint: 8\)/);
   assert.not.match(r.stderr, /lr: /, 'an option that was not given was reported as changed');
+  /** @param {LogEntry[]} entries */
   const strip = (entries) => entries.map(({ seconds, ...rest }) => rest);
   assert.equal(strip(log(b)), strip(log(a)));
 });
 
 test("the shipped checkpoints resume with their last phase's options (the model card's statement)", () => {
-  for (const [name, step, lr, batch, patch, decay] of [
+  for (const [name, step, lr, batch, patch, decay] of cases([
     ['x4', 10600, 1e-4, 16, 0, '8.6-9.8'],
     ['x8', 6000, 1e-4, 16, 0, '5.0-5.6'],
-  ]) {
+  ])) {
     const ckpt_root = join(root, 'weights/checkpoints', name);
     assert.throws(
       () => startOptions(TRAIN_DEFAULTS, { ckpt_root, resume: true }, () => {}),
       new RegExp(`is at step ${step} and --max_steps is ${step}: nothing to train`),
     );
+    /** @type {string[]} */
     const changes = [];
     const o = startOptions(TRAIN_DEFAULTS, { ckpt_root, resume: true, max_steps: step + 500 }, (m) => changes.push(m));
     assert.equal(changes, [`max_steps: ${step + 500} (checkpoint: ${step})`]);
@@ -297,7 +310,10 @@ test('sisn eval prints SISN and bicubic PSNR/SSIM and writes JSON', () => {
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stdout, /bicubic\s+\d+\.\d+/);
   assert.match(r.stdout, /SISN\s+\d+\.\d+/);
-  const out = JSON.parse(readFileSync(json, 'utf8'));
+  const out =
+    /** @type {{ count: number, border: number, bicubic: { psnr: number, ssim: number }, images: unknown[] }} */ (
+      readJson(json)
+    );
   assert.is(out.count, 2);
   assert.is(out.border, 10);
   assert.ok(out.bicubic.psnr > 20 && out.bicubic.ssim > 0.5, 'bicubic baseline implausible');

@@ -3,13 +3,13 @@
 // No timing is asserted: which candidate wins is the adapter's business.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Gpu, SISN, Rng, Tensor, l1Loss, upsampleNearest, conv2dWeightGrad } from '../dist/index.js';
-import { random, assertClose } from './helpers.js';
+import { random, assertClose, gradOf, readJson } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'sisn-tune-'));
@@ -46,7 +46,14 @@ async function open(source = SOURCE, options = {}) {
   return gpu;
 }
 
-/** The test op: asks the tuner which variant to launch unless one is given; `trials` counts trial launches. */
+/**
+ * The test op: asks the tuner which variant to launch unless one is given; `trials` counts trial launches.
+ * @param {Gpu} gpu
+ * @param {Tensor} x
+ * @param {string[]} trials
+ * @param {string} [variant]
+ * @returns {Tensor}
+ */
 function double(gpu, x, trials, variant) {
   const chosen =
     variant ??
@@ -65,8 +72,15 @@ function double(gpu, x, trials, variant) {
   return out;
 }
 
+/**
+ * One tuning run of the test op over `size` values.
+ * @param {Gpu} gpu
+ * @param {import('../dist/index.js').TuneOptions} [options]
+ * @param {number} [size]
+ */
 async function run(gpu, options, size = 1000) {
   const x = Tensor.fromArray(gpu, random(size, 3), [size]);
+  /** @type {string[]} */
   const trials = [];
   const { result, tuned, skipped } = await gpu.tune(async () => {
     const y = double(gpu, x, trials);
@@ -83,12 +97,31 @@ async function run(gpu, options, size = 1000) {
   return { tuned, trials, skipped };
 }
 
-const readCache = () => JSON.parse(readFileSync(file, 'utf8'));
-const adapterEntry = (cache) => Object.entries(cache.adapters).find(([name]) => !name.startsWith('another'));
+/**
+ * The kernel-choice cache file as the tests read it: per adapter, per kernel, per shape key the choice.
+ * @typedef {{ choice: string, candidates: string[], pipelines: { name: string, constants: Record<string, number> }[] }}
+ *   CachedKey
+ * @typedef {{ kernels: Record<string, { source: string, keys: Record<string, CachedKey> }> }} CachedAdapter
+ * @typedef {{ version: number, adapters: Record<string, CachedAdapter> }} ChoiceCache
+ */
+/** @param {string} path */
+const readCacheAt = (path) => /** @type {ChoiceCache} */ (readJson(path));
+const readCache = () => readCacheAt(file);
+/**
+ * This adapter's entry of a kernel-choice cache (the tests plant others named 'another...').
+ * @param {ChoiceCache} cache
+ * @returns {[string, CachedAdapter]}
+ */
+const adapterEntry = (cache) => {
+  const entry = Object.entries(cache.adapters).find(([name]) => !name.startsWith('another'));
+  if (!entry) throw new Error("the cache has no entry for this test's adapter");
+  return entry;
+};
 
 test('without a choice an op gets the first variant, and outside a tuning run nothing is timed', async () => {
   rmSync(file, { force: true });
   const gpu = await open();
+  /** @type {string[]} */
   const trials = [];
   assert.is(
     gpu.kernels.variant('tunetest.double', 'n8', VARIANTS, (name) => trials.push(name)),
@@ -178,6 +211,7 @@ test('a changed shader source is tuned again; another candidate list too', async
 
 test('a corrupt cache file is ignored with a warning, and replaced by the next tuning run', async () => {
   writeFileSync(file, '{"version": 1, "adapters": ');
+  /** @type {string[]} */
   const warnings = [];
   const warn = console.warn;
   console.warn = (m) => warnings.push(String(m));
@@ -204,11 +238,15 @@ test('without timestamp queries a tuning run runs untimed and says why', async (
   const { trials, tuned, skipped } = await run(gpu, { retime: true });
   assert.equal(trials, []);
   assert.equal(tuned, []);
-  assert.match(skipped, /timestamp-query/);
+  assert.match(skipped ?? '', /timestamp-query/);
   gpu.dispose();
 });
 
-/** Loss, weight gradients and eval output of a small SISN, tuned or not (the cache decides). */
+/**
+ * Loss, weight gradients and eval output of a small SISN, tuned or not (the cache decides).
+ * @param {Gpu} gpu
+ * @param {boolean} tune
+ */
 async function smallSisn(gpu, tune) {
   const model = new SISN(gpu, { scale: 2, groups: 1, blocks: 1, channels: 8 });
   model.initialize(new Rng(5));
@@ -228,7 +266,7 @@ async function smallSisn(gpu, tune) {
     model.params
       .entries()
       .filter(([name]) => name.endsWith('weight'))
-      .map(([, t]) => t.grad.read()),
+      .map(([, t]) => gradOf(t).read()),
   );
   [model, lr, hr].forEach((t) => t.dispose());
   return { loss, grads, tuned };
@@ -247,7 +285,7 @@ test(
     // Every key forced to its last candidate (not the default), as a later run would read it.
     const cache = readCache();
     for (const kernel of Object.values(adapterEntry(cache)[1].kernels))
-      for (const c of Object.values(kernel.keys)) c.choice = c.candidates.at(-1);
+      for (const c of Object.values(kernel.keys)) c.choice = c.candidates[c.candidates.length - 1];
     writeFileSync(file, JSON.stringify(cache));
     const tunedGpu = await Gpu.open();
     const tuned = await smallSisn(tunedGpu, false);
@@ -291,6 +329,7 @@ test('training times kernel variants in its first step and validation, and not w
     '--eval_steps',
     '2',
   ];
+  /** @type {(cache: string, ...args: string[]) => import('node:child_process').SpawnSyncReturns<string>} */
   const trainJs = (cache, ...args) =>
     spawnSync(process.execPath, [join(root, 'train.js'), ...tiny, ...args], {
       encoding: 'utf8',
@@ -302,7 +341,7 @@ test('training times kernel variants in its first step and validation, and not w
     assert.is(tuned.status, 0, tuned.stderr);
     assert.match(tuned.stderr, /the first step timed the kernel variants of \d+ shapes/);
     assert.match(tuned.stderr, /the first validation timed the kernel variants of \d+ shapes/);
-    const cache = JSON.parse(readFileSync(join(own, 'tuned', 'kernel-choices.json'), 'utf8'));
+    const cache = readCacheAt(join(own, 'tuned', 'kernel-choices.json'));
     assert.ok(Object.values(cache.adapters)[0].kernels['conv2d_weight.weight_grad']);
     const untuned = trainJs('untuned', '--ckpt_root', join(own, 'b'), '--no_tune');
     assert.is(untuned.status, 0, untuned.stderr);
@@ -325,7 +364,7 @@ test('sisn tune on a tiny config times the kernels and writes the cache', () => 
     assert.match(r.stdout, /training step, batch 2, LR 6x6: \d+ kernel shapes timed/);
     assert.match(r.stdout, /inference, LR 6x6/);
     assert.match(r.stdout, /conv2d_weight\.weight_grad \[b2 c8x/);
-    const cache = JSON.parse(readFileSync(join(own, 'kernel-choices.json'), 'utf8'));
+    const cache = readCacheAt(join(own, 'kernel-choices.json'));
     assert.ok(Object.values(cache.adapters)[0].kernels['conv2d_weight.weight_grad']);
   } finally {
     rmSync(own, { recursive: true, force: true });

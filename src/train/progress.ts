@@ -5,12 +5,15 @@
 export interface ProgressOptions {
   /** What is counted, singular (default 'step'). */
   unit?: string;
-  stream?: NodeJS.WriteStream;
+  /** Where the lines go (default stderr): all Progress uses of a stream is isTTY and write. */
+  stream?: ProgressStream;
   /** Plain (non-terminal) output: at most one line per this many milliseconds (default 10 s). */
   plainEveryMs?: number;
   /** Plain output: a line at the first unit done, to show that work started (default true). */
   plainFirst?: boolean;
 }
+
+export type ProgressStream = Pick<NodeJS.WriteStream, 'isTTY'> & { write(text: string): unknown };
 
 export class Progress {
   private readonly started = Date.now();
@@ -18,7 +21,7 @@ export class Progress {
   private printed = false;
   private readonly tty: boolean;
   private readonly unit: string;
-  private readonly stream: NodeJS.WriteStream;
+  private readonly stream: ProgressStream;
   private readonly plainEveryMs: number;
   private readonly plainFirst: boolean;
 
