@@ -103,9 +103,9 @@ class SISN(nn.Module):
 
 
 def median_ms(fn, runs, warmup=2):
-    # PyTorch's first calls are slow (oneDNN primitive creation, allocator growth): the first training
-    # step took 25 s and the second 7.7 s against 3.3-4.4 s after (2 threads), so a median of 3
-    # after one warm-up step reported 8-9 s in some runs. Its steady state is the fair reference.
+    # PyTorch's first calls are slow (oneDNN primitive creation, allocator growth; the first training
+    # steps take several times the later ones: docs/performance.md), so a median after one warm-up
+    # step overstates it. Its steady state is the fair reference.
     for _ in range(warmup):
         fn()
     times = []

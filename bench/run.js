@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Benchmarks (tinybench, medians): every kernel family at SISN's real shapes, beside a reference
 // GEMM measured in the same run, then end-to-end forward passes and a training step of the paper
-// config. Prints a table and writes JSON (default bench/results.json).
+// config. Prints a table and writes JSON (default bench/results.json, then shown in
+// docs/performance.md by scripts/performance-doc.mjs).
 //
 //   npm run bench                      everything (several minutes on a 2-core CPU adapter)
 //   npm run bench -- --quick           kernels and the smallest forward only
@@ -25,6 +26,7 @@ import {
   pixelShuffle,
 } from '../dist/index.js';
 import { trainingStep, forwardPass, profile } from './step-profile.js';
+import { DOC, withResults } from '../scripts/performance-doc.mjs';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -180,8 +182,8 @@ for (const [scale, hr, gflop] of forwardCases) {
   run();
   await gpu.sync();
   const firstMs = performance.now() - t;
-  // The second and third calls still run 10-40% slower here (buffers the pool has not held before,
-  // the quiet wait still learning): two warm-ups and a median of 5, as the PyTorch reference does.
+  // The second and third calls still run slower (buffers the pool has not held before, the quiet
+  // wait still learning): two warm-ups and a median of 5, as the PyTorch reference does.
   const ms = await median(`forward x${scale} HR ${hr}`, run, { reps: 1, iterations: 5, warmups: 2 });
   results.endToEnd.push({
     name: `forward x${scale} HR ${hr}`,
@@ -230,8 +232,8 @@ const python = ['python3', '/usr/bin/python3'].find(
   (py) => spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
 );
 if (python && !args.includes('--no-pytorch')) {
-  // One process per case: PyTorch's training step ran 2.5x slower after the forwards in one process
-  // (see pytorch_reference.py); alone, each case gets PyTorch at its best.
+  // One process per case: PyTorch's training step runs much slower after the forwards in one
+  // process (docs/performance.md); alone, each case gets PyTorch at its best.
   for (const e of results.endToEnd) {
     console.error(`  PyTorch CPU reference (${python}): ${e.name} ...`);
     const ref = spawnSync(
@@ -297,4 +299,8 @@ if (results.trainingStepProfile) {
 }
 writeFileSync(jsonPath, JSON.stringify(results, null, 1));
 console.log(`\nwritten ${jsonPath}`);
+if (!args.includes('--json')) {
+  writeFileSync(DOC, withResults(readFileSync(DOC, 'utf8'), results));
+  console.log(`and its results section in ${DOC}`);
+}
 gpu.dispose();

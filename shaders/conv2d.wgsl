@@ -22,11 +22,9 @@
 //             double-buffered, one barrier per chunk (meant for GPUs; a CPU adapter runs a
 //             workgroup on one thread, where it only adds copies and barriers).
 // Variants: TX, TO, WG and STAGE are rewritten per variant by src/ops/conv2d-variants.ts (the
-//           values below are the default), which also builds variants without subgroups. Measured
-//           on lavapipe: 16x8 in 64 was fastest or within noise on most forwards, 16x4 and 8x8 on
-//           some batch-1 maps; 12 or more columns lost 2-4x since the taps moved innermost (the
-//           tile's loops no longer unroll), 8-invocation workgroups up to 4x (dropped); STAGE and
-//           no subgroups were 1.5-3x slower (for GPUs).
+//           values below are the default), which also builds variants without subgroups. 12 or more
+//           columns would stop the tile's loops unrolling; STAGE and the plain loads are meant for
+//           GPUs. Which wins where: docs/performance.md.
 // Dispatch: WG-invocation workgroups: (ceil(Hout * ceil(Wout/TX) / WG), G * ceil((Cout/G)/TO), B).
 //           pack_weight: one invocation per packed row (g, i, tap) of the larger packing, each writing
 //           its row's out_pad values (the row's divisions once, not per value: a CPU adapter runs an
@@ -152,9 +150,8 @@ fn forward(
           seg[j] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], inside);
         }
         // The row's K taps' weights first, then each accumulator takes all K taps in turn: a CPU
-        // adapter keeps it in a register across them (tap-outermost, 128 accumulators were each
-        // reloaded and stored per tap: 1.3-1.6x slower on 3x3 convs). The same additions in the
-        // same order either way.
+        // adapter keeps it in a register across them (tap-outermost, each of 128 accumulators is
+        // reloaded and stored per tap). The same additions in the same order either way.
         var taps: array<array<vec4f, TQ>, KMAX>;
         for (var kx = 0u; kx < K; kx++) {
           let tap = ii * kk + ky * K + kx;

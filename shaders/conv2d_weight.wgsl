@@ -5,7 +5,7 @@
 //           partial sums to part[z] and `sum_partials` adds the chunks (one chunk: dw directly).
 // Tiling:   each invocation computes 8 output channels x K*K taps of one input channel (of TI1 = 4
 //           input channels for 1x1 kernels: each broadcast output-gradient value then feeds 4
-//           products instead of 1; lavapipe, [10, 64, 32, 32]: 5.6 vs 8.0 ms) over its chunk,
+//           products instead of 1) over its chunk,
 //           walking each row in runs of TW columns (dout 8 x TW, input K rows of TW+K-1).
 //           Lanes are input channels (1x1: groups of 4), `lanes_per_block` of them (their count
 //           rounded up to the adapter's largest subgroup size, or WG and more) per block of 8
@@ -16,10 +16,9 @@
 //           covers one block depends on how the adapter groups invocations (WebGPU promises no
 //           layout), so the kernel checks it and a subgroup that spans blocks loads per lane.
 // Variants: TW and WG are rewritten per variant by src/ops/conv2d-variants.ts (the values below are
-//           the default), which also picks the chunking. Measured on lavapipe: split-K in
-//           16-invocation workgroups won batch-1 and the grouped/1x1 batch-10 gradients, the
-//           unsplit default the 3x3 and tail ones; TW = 8 was 2-3x slower (dropped). The numbers
-//           are in that file.
+//           the default), which also picks the chunking (split-K pays on small maps and batches).
+//           TW = 8 is not offered: its output gradient no longer fits in registers. Which wins
+//           where: docs/performance.md.
 // Dispatch: WG-invocation workgroups. weight_grad, with L = lanes_per_block: L >= WG:
 //           (ceil(lanes/WG), blocks, chunks) (lanes: Cin/G, 1x1: ceil((Cin/G)/4)); L < WG:
 //           (1, ceil(blocks / (WG/L)), chunks), blocks = G * ceil((Cout/G)/8).

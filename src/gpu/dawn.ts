@@ -23,9 +23,8 @@ const SOFTWARE_THREADS_MAX = 32;
 // Mesa's software drivers (lavapipe, llvmpipe) cut each compute dispatch into one static chunk of
 // workgroups per worker thread (LP_NUM_THREADS, one per core by default) and wait for the last
 // chunk, so a worker that starts late (the machine's other work, Node's own threads) leaves a
-// core idle for the rest of the dispatch: SISN's forward kept 1.25 of 2 cores busy. With several
-// chunks per core the OS balances them (1.7 of 2 busy, the x4 HR 256 forward 3.2-3.5 s -> 2.4-2.7 s
-// on the same machine). The driver reads the variable when it loads, so it is set before the
+// core idle for the rest of the dispatch. With several chunks per core the OS balances them (what
+// it changed: docs/performance.md). The driver reads the variable when it loads, so it is set before the
 // first instance; a value the user set is kept, and other drivers never read it.
 function balanceSoftwareDriverThreads(): void {
   if (process.env.LP_NUM_THREADS === undefined)

@@ -5,17 +5,10 @@
  * first candidate of a role is the default where nothing is tuned; it is the shader file as
  * written, so `prepare` compiles it ahead of the first step.
  *
- * Measured on lavapipe (2 shared cores under load; least of 7 interleaved launches, ms; SISN's
- * layers at LR 32, batch 1 and 10, and the 3x3 64->256 tail at 64): the defaults were fastest or
- * within noise on most forwards (grouped 3x3 g4 b10: 32.8 ms vs 58.7-84.0 for the others); 8x8 in
- * 16-invocation workgroups won batch-1 input gradients (grouped 3x3: 8.9 vs 21.9). Since the taps
- * moved innermost in the forward kernel (least of 5, ms): 16x8 in 64 22.3 / 15.6 / 15.6 / 24.6 on
- * the grouped 3x3 b10, 1x1 b10, 3x3 b10 and tail; 16x4 in 64 won the grouped 3x3 at 64 batch 1
- * (9.4 vs 11.1); 16x16 (once best on the tail) 55-87, 16x12 59-94 (dropped); split-K in 16-invocation
- * workgroups won batch-1 weight gradients (1x1: 14.7 vs 20.9) and batch-10 grouped and 1x1 ones
- * (108.5 vs 134.4), the unsplit default the 3x3 and tail ones (105.2 vs 135.5). Staged and plain
- * loads were 1.5-3x slower here (a CPU adapter pays for barriers; the subgroup broadcast pays
- * off): they are candidates for GPUs. So the tuner picks per adapter and shape.
+ * No variant wins everywhere: on lavapipe the defaults win most forwards, smaller tiles some
+ * batch-1 maps and split-K some weight gradients, and the staged and plain-load variants lose (a
+ * CPU adapter pays for barriers; the subgroup broadcast pays off) but are candidates for GPUs. So
+ * the tuner picks per adapter and shape. The measurements: docs/performance.md.
  */
 import type { Engine } from '../tensor.js';
 import { platform } from '../platform/index.js';
@@ -63,8 +56,8 @@ function subgroupSize(gpu: Engine): number {
 }
 
 // [channels, columns, workgroup, staged]: the candidates after the default, which is the shader's own
-// constants (TO, TX, WG, STAGE). Dropped after measuring on lavapipe: 8-invocation workgroups, and
-// 12- and 16-column tiles since the taps moved innermost (the tile's loops no longer unroll).
+// constants (TO, TX, WG, STAGE). Not offered: 8-invocation workgroups, and 12- and 16-column tiles
+// (the tile's loops no longer unroll), slower everywhere measured (docs/performance.md).
 const FORWARD_TILES: readonly [number, number, number, boolean][] = [
   [16, 4, 64, false],
   [16, 8, 16, false],
@@ -73,9 +66,9 @@ const FORWARD_TILES: readonly [number, number, number, boolean][] = [
 ];
 
 // [columns, workgroup, wide, minInvocations]: the candidates after the default, which is the
-// shader's own constants (TW, WG), narrow blocks and no split-K. Dropped after measuring on
-// lavapipe: 8-column runs (the 8 x TW output gradient no longer fits in registers beside the K*K
-// accumulators).
+// shader's own constants (TW, WG), narrow blocks and no split-K. Not offered: 8-column runs (the
+// 8 x TW output gradient no longer fits in registers beside the K*K accumulators; slower everywhere
+// measured, docs/performance.md).
 const WEIGHT_GRAD_TILES: readonly [number, number, boolean, number][] = [
   [4, 64, true, 0],
   [4, 64, false, 2048],
