@@ -124,10 +124,11 @@ test("featureLevel 'compatibility' opens Dawn's OpenGL ES adapter in compatibili
     assert.not.match(gpu.describe(), /compatibility/);
   });
   try {
+    // @ts-expect-error: a feature level WebGPU does not have, on purpose
     await Gpu.open({ featureLevel: 'legacy' });
     assert.unreachable('opened a feature level WebGPU does not have');
   } catch (e) {
-    assert.match(e.message, /featureLevel must be 'core' or 'compatibility', not 'legacy'/);
+    assert.match(/** @type {Error} */ (e).message, /featureLevel must be 'core' or 'compatibility', not 'legacy'/);
   }
 });
 

@@ -14,7 +14,11 @@ const cacheDir = mkdtempSync(join(tmpdir(), 'sisn-prepare-'));
 const previous = process.env.SISN_CACHE_DIR;
 const weights = fileURLToPath(new URL('fixtures/sisn-small/weights.safetensors', import.meta.url));
 
-/** A pipeline as `kernel {constants}`. */
+/**
+ * A pipeline as `kernel {constants}`.
+ * @param {string} name
+ * @param {Record<string, number>} [constants]
+ */
 const pipelineKey = (name, constants) =>
   constants ? `${name} ${JSON.stringify(Object.entries(constants).sort())}` : name;
 
@@ -34,6 +38,7 @@ test('SISN.prepare compiles exactly the pipelines SISN launches', async () => {
     );
     assert.is(count, prepared.length, 'no tuned variants in a fresh choices folder');
     const created = gpu.kernels.pipelinesCreated;
+    /** @type {Set<string>} */
     const launched = new Set();
     const dispatch = gpu.kernels.dispatch.bind(gpu.kernels);
     gpu.kernels.dispatch = (name, args) => {
@@ -42,6 +47,7 @@ test('SISN.prepare compiles exactly the pipelines SISN launches', async () => {
     };
 
     const model = loadSisn(gpu, weights);
+    /** @type {(n: number, k: number) => Float32Array} */
     const pixels = (n, k) => Float32Array.from({ length: n }, (_, i) => (i * k) % 255);
     const lr = Tensor.fromArray(gpu, pixels(2 * 3 * 16 * 16, 7), [2, 3, 16, 16]);
     const hr = Tensor.fromArray(gpu, pixels(2 * 3 * 64 * 64, 11), [2, 3, 64, 64]);

@@ -110,7 +110,10 @@ test(`no line in ${WIDTH_CHECKED.join('/, ')}/ is over ${WIDTH} characters`, () 
   assert.equal(wide, [], wide.join('\n'));
 });
 
-/** A file's code without its comments. */
+/**
+ * A file's code without its comments.
+ * @param {string} file
+ */
 function withoutComments(file) {
   return readFileSync(file, 'utf8')
     .replace(/\/\*[\s\S]*?\*\//g, '')
@@ -151,6 +154,7 @@ test('src/nn/ holds parameters and calls ops: no kernel, tape or device use, no 
  * Numeric constants the host owns (no shader has them), in the files that launch kernels: any other
  * belongs in the WGSL, read with gpu.kernels.constant.
  */
+/** @type {Record<string, string[]>} */
 const HOST_CONSTANTS = {
   'ops/batchnorm.ts': ['DEFAULT_EPS'], // PyTorch's BatchNorm2d default
   'ops/reduce.ts': ['SERIAL_SUM_MAX'], // where the host picks channel_sum_serial
@@ -158,6 +162,7 @@ const HOST_CONSTANTS = {
 };
 
 test('no TypeScript constant restates a WGSL one', () => {
+  /** @type {Map<string, { value: number, file: string }[]>} */
   const wgsl = new Map();
   for (const f of [...filesUnder(join(ROOT, 'shaders'), '.wgsl')])
     for (const [name, value] of Object.entries(moduleConstants(readFileSync(f, 'utf8'))))
@@ -177,20 +182,14 @@ test('no TypeScript constant restates a WGSL one', () => {
       // Named as a shader's constant (or with it as a part: ATTEND_QUADS, RUN_VEC4S) and equal to it.
       const sameName = names.filter(
         (n) =>
-          wgsl.get(n).some((c) => c.value === value) &&
+          (wgsl.get(n) ?? []).some((c) => c.value === value) &&
           tokens.some((_, i) => tokens.slice(i, i + n.split('_').length).join('_') === n),
       );
       // Its comment points at a shader constant ("its TI1", "RUN in the kernel").
       const mentioned = names.filter((n) => new RegExp(`\\b${n}\\b`).test(doc));
       const unlisted = launching && !(HOST_CONSTANTS[where] ?? []).includes(name);
       const why = [
-        ...sameName.map(
-          (n) =>
-            `names ${n} (${wgsl
-              .get(n)
-              .map((c) => c.file)
-              .join(', ')})`,
-        ),
+        ...sameName.map((n) => `names ${n} (${(wgsl.get(n) ?? []).map((c) => c.file).join(', ')})`),
         ...mentioned.filter((n) => !sameName.includes(n)).map((n) => `its comment names ${n}`),
         ...(unlisted ? ['is not a host constant (HOST_CONSTANTS)'] : []),
       ];

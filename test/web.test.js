@@ -14,6 +14,8 @@ import { buildWeb } from '../scripts/build-web.mjs';
 import { serveStatic } from '../scripts/serve-static.mjs';
 import { loadSisn, readImage, decodeImage, encodePng, imresize, psnr } from '../dist/index.js';
 import { withGpu } from './helpers.js';
+/** @import { RgbImage } from '../dist/index.js' */
+/** @import { Page } from 'puppeteer-core' */
 
 const test = suite('web');
 const ctx = withGpu(test);
@@ -22,12 +24,19 @@ const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 // Chromium's WebGPU on ANGLE's OpenGL ES, ANGLE on Vulkan (lavapipe here): compatibility mode only.
 const COMPATIBILITY_FLAGS = ['--use-angle=vulkan', '--use-webgpu-adapter=opengles'];
 const tmp = mkdtempSync(join(tmpdir(), 'sisn-web-'));
+/** @type {import('puppeteer-core').Browser[]} */
 const browsers = [];
+/** @type {import('node:http').Server | undefined} */
 let server;
-let url;
+let url = '';
+/** @type {Page} */
 let page;
 
-/** A headless Chromium with `flags` and a page of the given size on it. */
+/**
+ * A headless Chromium with `flags` and a page of the given size on it.
+ * @param {string[]} flags
+ * @param {string} profile the profile folder's name under the test's scratch folder
+ */
 async function openPage(flags, profile) {
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
@@ -71,27 +80,42 @@ test.after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-/** Picks `file` and `scale` on `page`; resolves to the PNG bytes behind the download link and the page's time. */
+/**
+ * Picks `file` and `scale` on `page`; resolves to the PNG bytes behind the download link and the page's time.
+ * @param {Page} page
+ * @param {string} file
+ * @param {number} scale
+ */
 async function upscaleInPage(page, file, scale) {
-  await page.evaluate(() => document.querySelector('#download-row').replaceChildren());
+  await page.evaluate(() => /** @type {HTMLElement} */ (document.querySelector('#download-row')).replaceChildren());
   await page.select('#scale', String(scale));
   const input = await page.$('input[type=file]');
+  assert.ok(input, 'the page has a file input');
   await input.uploadFile(file);
   const link = await page.waitForFunction(
     () => document.querySelector('a[download]') || document.querySelector('#error:not([hidden])')?.textContent,
   );
-  const failure = await link.evaluate((v) => (typeof v === 'string' ? v : null));
+  // A download link (an element) or the error's text: the union of handles is read as one.
+  const outcome = /** @type {import('puppeteer-core').JSHandle<unknown>} */ (link);
+  const failure = await outcome.evaluate((v) => (typeof v === 'string' ? v : null));
   if (failure) throw new Error(`the page reported: ${failure}`);
   const base64 = await page.evaluate(async () => {
-    const bytes = new Uint8Array(await (await fetch(document.querySelector('a[download]').href)).arrayBuffer());
+    const download = /** @type {HTMLAnchorElement} */ (document.querySelector('a[download]'));
+    const bytes = new Uint8Array(await (await fetch(download.href)).arrayBuffer());
     let text = '';
     for (const b of bytes) text += String.fromCharCode(b);
     return btoa(text);
   });
-  const ms = Number(await page.$eval('#status', (el) => el.dataset.ms));
+  const ms = Number(await page.$eval('#status', (el) => /** @type {HTMLElement} */ (el).dataset.ms));
   return { png: decodeImage(new Uint8Array(Buffer.from(base64, 'base64')), 'the downloaded PNG'), ms };
 }
 
+/**
+ * The Node engine's upscale of `image` with the shipped weights for `scale`.
+ * @param {RgbImage} image
+ * @param {number} scale
+ * @param {import('../dist/index.js').UpscaleOptions} [options]
+ */
 async function nodeUpscale(image, scale, options) {
   const model = loadSisn(ctx.gpu, join(root, 'weights', `sisn-x${scale}-celeba.safetensors`));
   try {
@@ -101,6 +125,12 @@ async function nodeUpscale(image, scale, options) {
   }
 }
 
+/**
+ * Asserts the browser's result is the Node engine's (same size, PSNR >= 45 dB); returns the PSNR.
+ * @param {RgbImage} browserImage
+ * @param {RgbImage} nodeImage
+ * @param {string} what
+ */
 function assertMatches(browserImage, nodeImage, what) {
   assert.is(browserImage.width, nodeImage.width, `${what}: width`);
   assert.is(browserImage.height, nodeImage.height, `${what}: height`);
@@ -110,6 +140,10 @@ function assertMatches(browserImage, nodeImage, what) {
   return db;
 }
 
+/**
+ * The first test's input and the page's result, which the compare-view test looks at.
+ * @type {{ input: RgbImage, png: RgbImage } | null}
+ */
 let first = null;
 
 test('the page names a WebGPU adapter and upscales a sample face x4 as the Node engine does', async () => {
@@ -127,25 +161,36 @@ test('the page names a WebGPU adapter and upscales a sample face x4 as the Node 
 
 // The compare view's state (viewport data attributes) and pixels (device pixels of its canvas).
 const view = () =>
-  page.$eval('#viewport', (el) => ({
-    zoom: Number(el.dataset.zoom),
-    left: Number(el.dataset.left),
-    top: Number(el.dataset.top),
-    width: el.querySelector('canvas').width,
-    height: el.querySelector('canvas').height,
-  }));
+  page.$eval('#viewport', (viewport) => {
+    const el = /** @type {HTMLElement} */ (viewport);
+    const canvas = /** @type {HTMLCanvasElement} */ (el.querySelector('canvas'));
+    return {
+      zoom: Number(el.dataset.zoom),
+      left: Number(el.dataset.left),
+      top: Number(el.dataset.top),
+      width: canvas.width,
+      height: canvas.height,
+    };
+  });
+/** @param {number} value */
 const setSplit = (value) =>
   page.$eval(
     '#split',
-    (el, v) => {
+    (slider, v) => {
+      const el = /** @type {HTMLInputElement} */ (slider);
       el.value = String(v);
       el.dispatchEvent(new Event('input'));
     },
     value,
   );
+/** @param {string} key */
 const press = (key) =>
   page.$eval('#viewport', (el, k) => el.dispatchEvent(new KeyboardEvent('keydown', { key: k, bubbles: true })), key);
-/** Fires pointer (or wheel) events on a canvas at device pixel positions: [type, x, y, init]. */
+/**
+ * Fires pointer (or wheel) events on a canvas at device pixel positions: [type, x, y, init].
+ * @param {string} selector
+ * @param {[string, number, number, PointerEventInit & WheelEventInit][]} events
+ */
 const fire = (selector, events) =>
   page.$eval(
     selector,
@@ -159,11 +204,23 @@ const fire = (selector, events) =>
     events,
   );
 
-/** Asserts that the canvas block (x0, y0, w, h) shows `image` with its origin at (left, top), each pixel z x z. */
+/**
+ * Asserts that the canvas block (x0, y0, w, h) shows `image` with its origin at (left, top), each pixel z x z.
+ * @param {string} selector
+ * @param {RgbImage} image
+ * @param {{ left: number, top: number, zoom: number }} at
+ * @param {number[]} block x0, y0, w, h in device pixels
+ * @param {string} what
+ */
 async function assertShows(selector, image, { left, top, zoom }, [x0, y0, w, h], what) {
   const rgba = await page.$eval(
     selector,
-    (canvas, [x, y, bw, bh]) => Array.from(canvas.getContext('2d').getImageData(x, y, bw, bh).data),
+    (canvas, [x, y, bw, bh]) =>
+      Array.from(
+        /** @type {CanvasRenderingContext2D} */ (
+          /** @type {HTMLCanvasElement} */ (canvas).getContext('2d')
+        ).getImageData(x, y, bw, bh).data,
+      ),
     [x0, y0, w, h],
   );
   for (let y = 0; y < h; y++)
@@ -183,8 +240,10 @@ async function assertShows(selector, image, { left, top, zoom }, [x0, y0, w, h],
 }
 
 test('compare view: real pixels, bicubic | SISN either side of the line, whole-pixel zoom, pan, pinch', async () => {
+  assert.ok(first, 'the first test upscaled a face');
   const { input, png: sisn } = first;
   const up = imresize(input.data, input.height, input.width, 3, 4, 1, 'matlab');
+  /** @type {RgbImage} */
   const bicubic = { width: up.width, height: up.height, channels: 3, data: Uint8Array.from(up.data) };
   // The whole 356x436 result fits the viewport: real pixels, centred.
   let v = await view();
@@ -231,9 +290,10 @@ test('compare view: real pixels, bicubic | SISN either side of the line, whole-p
   assert.is((await view()).zoom, 1, 'the fitting zoom');
   // Beside it, the LR input at the whole zoom that fills its 320-pixel panel (3x for 89 pixels); the
   // box of the region shown lies outside it while the whole result is shown.
-  assert.is(await page.$eval('#lr', (el) => el.width), 3 * input.width);
+  assert.is(await page.$eval('#lr', (el) => /** @type {HTMLCanvasElement} */ (el).width), 3 * input.width);
   await assertShows('#lr', input, { left: 0, top: 0, zoom: 3 }, [90, 120, 60, 60], 'the LR input at 3x');
   // Touch: two fingers moving apart to twice their distance zoom to 2x.
+  /** @param {number} id */
   const touch = (id) => ({ pointerId: id, pointerType: 'touch', isPrimary: id === 1 });
   await fire('#compare', [
     ['pointerdown', 550, 300, touch(1)],
@@ -250,6 +310,7 @@ test('x8 in tiles (?tile=16) through the same input, on a face downscaled by 4',
   await page.goto(`${url}?tile=16`);
   const face = readImage(join(root, 'samples/009512.jpg'));
   const small = imresize(face.data, face.height, face.width, 3, 1, 4, 'matlab');
+  /** @type {RgbImage} */
   const lr = { width: small.width, height: small.height, channels: 3, data: Uint8Array.from(small.data) };
   const file = join(tmp, 'face-lr.png');
   writeFileSync(file, encodePng(lr));
