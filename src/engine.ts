@@ -19,13 +19,10 @@ export class Gpu implements Engine {
   readonly kernels: KernelRegistry;
   /** Autograd tape, grad mode and tensor scopes of this engine. */
   readonly tape: Tape = new Tape({ full: (like, value) => Tensor.full(this, like.shape, value), accumulate, sum: add });
-  /**
-   * Bumped whenever parameter values may change (a write to a tensor that requires grad, an
-   * optimiser step, a train-mode BatchNorm updating its running statistics): values derived from
-   * parameters (packed conv weights, eval BatchNorm folds) are reused only while it stays the same.
-   */
-  parameterVersion = 0;
-  private readonly derived = new Map<object, { version: number; value: { dispose(): void } }>();
+  /** Values derived from tensors (see `derive`), by what they are and the ids of their sources. */
+  private readonly derived = new Map<string, Derived>();
+  /** The keys in `derived` of what each tensor is a source of. */
+  private readonly derivedFrom = new Map<Tensor, Set<string>>();
 
   // The device context's parts, part of the engine's API.
   readonly adapter: GPUAdapter;
@@ -118,21 +115,49 @@ export class Gpu implements Engine {
   }
 
   /**
-   * A value derived from `key` (e.g. a weight tensor) under the current parameter version, made by
-   * `make` when missing or stale. The engine owns it: it is disposed when replaced or by `forget`.
+   * The value `what` (e.g. 'conv2d weights packed for 4 groups': everything else it depends on)
+   * computed by `make` from the tensors `sources`; made again when missing, or when a source was
+   * written since (its version changed). The engine owns it: it is disposed when replaced, and
+   * when one of its sources is freed.
+   *
+   * Each tensor's own version, not one engine-wide counter: an engine-wide counter bumped by every
+   * write would repack every weight whenever an input or activation is written, and one bumped
+   * only by some writes (parameters) misses the rest (fills, BatchNorm buffers). Versions are
+   * bumped where every write passes (an upload, a dispatch binding the tensor writable).
    */
-  derive<T extends { dispose(): void }>(key: object, make: () => T): T {
+  derive<T extends { dispose(): void }>(sources: readonly Tensor[], what: string, make: () => T): T {
+    const key = `${what} of ${sources.map((t) => t.id).join(', ')}`;
     const hit = this.derived.get(key);
-    if (hit && hit.version === this.parameterVersion) return hit.value as T;
-    hit?.value.dispose();
+    if (hit && hit.sources.every((t, i) => t.version === hit.versions[i])) return hit.value as T;
+    const versions = sources.map((t) => t.version);
     const value = make();
-    this.derived.set(key, { version: this.parameterVersion, value });
+    hit?.value.dispose();
+    this.derived.set(key, { sources, versions, value });
+    for (const t of sources) {
+      let keys = this.derivedFrom.get(t);
+      if (!keys) this.derivedFrom.set(t, (keys = new Set()));
+      keys.add(key);
+    }
     return value;
   }
 
-  /** Drops what was derived from `key`. */
-  forget(key: object): void {
-    this.derived.get(key)?.value.dispose();
-    this.derived.delete(key);
+  /** Disposes what was derived from `source` (a tensor being freed). */
+  forget(source: Tensor): void {
+    const keys = this.derivedFrom.get(source);
+    if (!keys) return;
+    this.derivedFrom.delete(source);
+    for (const key of keys) {
+      const entry = this.derived.get(key)!;
+      this.derived.delete(key);
+      entry.value.dispose();
+      for (const t of entry.sources) this.derivedFrom.get(t)?.delete(key);
+    }
   }
+}
+
+/** A value `Gpu.derive` keeps, with the versions of its sources it was made from. */
+interface Derived {
+  sources: readonly Tensor[];
+  versions: number[];
+  value: { dispose(): void };
 }

@@ -4,8 +4,12 @@
  * Lifetime is explicit, because GPU memory must come back long before the JS garbage collector
  * would notice: every tensor starts with one reference (its creator's), `dispose()` drops it, the
  * autograd tape holds its own references to what a backward rule saved, and `gpu.scope(fn)`
- * disposes every tensor made inside `fn` except the ones it returns. Views made by `reshape`
- * share their storage, which goes back to the pool when the last view is gone.
+ * disposes every tensor made inside `fn` except the ones it returns. Views made by `view` (or
+ * `reshape`) share their storage, which goes back to the pool when the last view is gone.
+ *
+ * Every write (an upload, or a dispatch that binds the tensor writable) bumps its storage's
+ * version: values derived from a tensor (`Engine.derive`: packed weights, BatchNorm folds) are
+ * reused only while the versions they were made from hold, and are freed with the tensor.
  */
 import type { EngineFeatures } from './gpu/device.js';
 import type { BufferPool } from './gpu/pool.js';
@@ -29,7 +33,6 @@ export interface Engine {
   readonly adapter: GPUAdapter;
   readonly features: EngineFeatures;
   readonly limits: GPUSupportedLimits;
-  parameterVersion: number;
   readonly isDisposed: boolean;
   assertOpen(operation: string): void;
   checkAlive(operation?: string): void;
@@ -37,13 +40,17 @@ export interface Engine {
   fill(t: Tensor, value: number): void;
   scope<T>(fn: () => T): T;
   noGrad<T>(fn: () => T): T;
-  derive<T extends { dispose(): void }>(key: object, make: () => T): T;
-  forget(key: object): void;
+  derive<T extends { dispose(): void }>(sources: readonly Tensor[], what: string, make: () => T): T;
+  forget(source: Tensor): void;
 }
 
 /** GPU memory behind one or more tensor views. */
 export class Storage {
   private refs = 1;
+  /** Writes to this memory itself. */
+  private writes = 0;
+  /** Writes to the storages that are parts of this one (an arena's parameters). */
+  private partWrites = 0;
   constructor(
     readonly gpu: Engine,
     readonly buffer: GPUBuffer,
@@ -51,7 +58,23 @@ export class Storage {
     readonly bytes: number,
     /** Called when the last view is gone (returns the buffer to the pool, or nothing for arenas). */
     private readonly onFree: (() => void) | null,
+    /** The storage this one is a part of (a parameter's slot in its arena), whose writes it sees. */
+    readonly whole: Storage | null = null,
   ) {}
+
+  /**
+   * Changes whenever this memory may have changed: a write to it, to the whole it is part of (an
+   * optimiser step over the arena) or to one of its parts; a write to a sibling part leaves it.
+   */
+  get version(): number {
+    return this.writes + this.partWrites + (this.whole?.writes ?? 0);
+  }
+
+  /** Records that a write to this memory was recorded. */
+  markWritten(): void {
+    this.writes++;
+    if (this.whole) this.whole.partWrites++;
+  }
 
   /** Tensor views holding this storage. */
   get views(): number {
@@ -69,6 +92,7 @@ export class Storage {
   }
 
   release(): void {
+    if (this.refs <= 0) throw new Error('release() of tensor storage that holds no reference');
     if (--this.refs === 0) this.onFree?.();
   }
 
@@ -135,6 +159,16 @@ export class Tensor {
     return this.refs > 0 && this.storage.alive;
   }
 
+  /** Changes whenever this tensor's values may have changed (see Storage.version). */
+  get version(): number {
+    return this.storage.version;
+  }
+
+  /** Records that a write to this tensor was recorded (the registry calls it for each writable binding). */
+  markWritten(): void {
+    this.storage.markWritten();
+  }
+
   /** References held on this tensor (its creator's and the tape's). */
   get refCount(): number {
     return this.refs;
@@ -145,9 +179,12 @@ export class Tensor {
     return this.refs === 1 && this.storage.views === 1;
   }
 
+  private get label(): string {
+    return `tensor ${this.name || '#' + this.id} ${formatShape(this.shape)}`;
+  }
+
   private assertAlive(): void {
-    if (!this.alive)
-      throw new Error(`tensor ${this.name || '#' + this.id} ${formatShape(this.shape)} was used after dispose()`);
+    if (!this.alive) throw new Error(`${this.label} was used after dispose()`);
   }
 
   /** Overwrites the contents (recorded in the current step, ordered with its dispatches). */
@@ -155,8 +192,8 @@ export class Tensor {
     this.assertAlive();
     this.gpu.assertOpen('tensor.write()');
     if (data.length !== this.size) throw new Error(`write of ${data.length} values into a tensor of ${this.size}`);
-    if (this.requiresGrad) this.gpu.parameterVersion++;
     this.gpu.recorder.upload(data, this.storage.buffer, this.storage.offset);
+    this.markWritten();
   }
 
   /** Sets every element to `value` (the engine's fill kernel). */
@@ -183,13 +220,18 @@ export class Tensor {
     return out;
   }
 
-  /** A view with another shape of the same number of elements (shares storage, no copy). */
-  view(shape: Shape): Tensor {
+  /**
+   * A view with another shape of the same number of elements (shares storage, no copy), recorded
+   * on the tape like any op: the gradient flows back through it, viewed back. `operation` names
+   * the caller in errors (e.g. 'reshape').
+   */
+  view(shape: Shape, operation = 'view'): Tensor {
     this.assertAlive();
     if (shapeSize(shape) !== this.size)
-      throw new Error(`cannot view ${formatShape(this.shape)} as ${formatShape(shape)}`);
+      throw new Error(`${operation}: cannot view ${formatShape(this.shape)} as ${formatShape(shape)}`);
     this.storage.retain();
-    return new Tensor(this.gpu, shape, this.storage);
+    const out = new Tensor(this.gpu, shape, this.storage);
+    return this.gpu.tape.record(operation, [this as Tensor], out, (g) => [g.view(this.shape, operation)]);
   }
 
   /** An internal holder (the tape) keeps this tensor alive. */
@@ -199,10 +241,11 @@ export class Tensor {
     return this;
   }
 
-  /** Drops an internal holder's reference. */
+  /** Drops an internal holder's reference; dropping one more than were taken is an error. */
   release(): void {
-    if (this.refs <= 0) return;
+    if (this.refs <= 0) throw new Error(`${this.label}: release() without a reference to drop`);
     if (--this.refs === 0) {
+      this.gpu.forget(this);
       this.storage.release();
       this.grad?.dispose();
       this.grad = null;

@@ -118,8 +118,8 @@ test(
     const n = 37;
     const a = Tensor.fromArray(gpu, random(n, 4));
     const y = Tensor.full(gpu, [45], -1);
-    // 37 invocations in workgroups of 16; `add` and `use_b` left out (0), `b` left out (not read).
-    gpu.kernels.dispatch('launch.line', { uniforms: { n, k: 2 }, buffers: { a, y }, invocations: n });
+    // 37 invocations in workgroups of 16; `b` left out (not read while use_b is 0).
+    gpu.kernels.dispatch('launch.line', { uniforms: { n, k: 2, add: 0, use_b: 0 }, buffers: { a, y }, invocations: n });
     const line = await y.read();
     const av = random(n, 4);
     for (let i = 0; i < n; i++) assert.is(line[i], Math.fround(av[i] * 2));
@@ -127,9 +127,15 @@ test(
     const cube = await y.read();
     for (let i = 0; i < 45; i++) assert.is(cube[i], (i % 5) + 10 * (Math.floor(i / 5) % 3) + 100 * Math.floor(i / 15));
     assert.throws(() => gpu.kernels.dispatch('launch.line', { buffers: { a }, invocations: 1 }), /'y' not given/);
+    // Every uniform member the entry reads must be given (`cube` reads none).
+    assert.throws(
+      () => gpu.kernels.dispatch('launch.line', { uniforms: { n, k: 2 }, buffers: { a, y }, invocations: n }),
+      /^kernel launch\.line: uniform member 'add' not given$/,
+    );
     // A writable binding a call does not write (its flag off) is named as such and gets scratch.
     const before = [...(await y.read())];
-    gpu.kernels.dispatch('launch.line', { uniforms: { n: 0 }, buffers: { a }, unwritten: ['y'], invocations: 1 });
+    const none = { n: 0, k: 0, add: 0, use_b: 0 };
+    gpu.kernels.dispatch('launch.line', { uniforms: none, buffers: { a }, unwritten: ['y'], invocations: 1 });
     assert.equal([...(await y.read())], before, 'y untouched');
     assert.throws(
       () => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, unwritten: ['y'], invocations: 1 }),
@@ -144,7 +150,7 @@ test(
       /no storage binding named z/,
     );
     assert.throws(
-      () => gpu.kernels.dispatch('launch.line', { buffers: { a, y }, invocations: 1, groups: 1 }),
+      () => gpu.kernels.dispatch('launch.line', { uniforms: none, buffers: { a, y }, invocations: 1, groups: 1 }),
       /either invocations or groups/,
     );
     assert.throws(

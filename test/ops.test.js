@@ -93,6 +93,7 @@ test('conv2d weight gradient where a subgroup spans several blocks of output cha
         lanes_per_block: lanes,
         rows_per_chunk: B * H,
         size: O * C * K * K,
+        accumulate: 0,
       },
       buffers: { out: dw, inp: x, dout: g },
       groups: [1, 1, 1],

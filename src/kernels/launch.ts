@@ -8,8 +8,11 @@ export interface BufferRange {
   size: number;
 }
 
-/** Anything that can be bound: a raw range or an object (a Tensor) that exposes one. */
-export type Bindable = BufferRange | { readonly range: BufferRange };
+/**
+ * Anything that can be bound: a raw range or an object (a Tensor) that exposes one, and that is
+ * told when a dispatch binds it writable (so what was derived from its old contents is remade).
+ */
+export type Bindable = BufferRange | { readonly range: BufferRange; markWritten?(): void };
 
 export type Grid = readonly [number, number, number];
 
@@ -21,7 +24,7 @@ export type Grid = readonly [number, number, number];
  * is 3-D and not folded.
  */
 export interface DispatchArgs {
-  /** Uniform struct members by name; members left out are 0. */
+  /** Uniform struct members by name, every member of the kernel's struct. */
   uniforms?: UniformValues;
   /**
    * Storage bindings by name. A read-only binding may be left out (null or absent) when this call

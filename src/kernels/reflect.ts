@@ -5,7 +5,13 @@
  * and the packing of uniform values at the reflected offsets, so no byte
  * offset is ever written by hand.
  */
-import { WgslReflect, ResourceType, type VariableInfo, type MemberInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
+import {
+  WgslReflect,
+  ResourceType,
+  type FunctionInfo,
+  type VariableInfo,
+  type MemberInfo,
+} from 'wgsl_reflect/wgsl_reflect.module.js';
 
 export type UniformValues = Record<string, number | readonly number[]>;
 export type Constants = Record<string, number>;
@@ -16,6 +22,8 @@ export interface UniformField {
   /** Scalar kind of each component. */
   kind: 'u32' | 'i32' | 'f32';
   components: number;
+  /** Read by the entry point (or a function it calls): a dispatch must give it. */
+  used: boolean;
 }
 
 export interface UniformLayout {
@@ -74,7 +82,7 @@ function componentInfo(
   throw new Error(`unsupported uniform member type ${typeName}`);
 }
 
-function uniformLayout(v: VariableInfo): UniformLayout {
+function uniformLayout(v: VariableInfo, used: (member: string) => boolean): UniformLayout {
   const members: MemberInfo[] = v.members ?? [];
   if (!v.isStruct) throw new Error(`uniform ${v.name} must be a struct`);
   return {
@@ -84,8 +92,34 @@ function uniformLayout(v: VariableInfo): UniformLayout {
       name: m.name,
       offset: m.offset,
       ...componentInfo(m.type.name, m.type.isTemplate ? m.format?.name : undefined),
+      used: used(m.name),
     })),
   };
+}
+
+/**
+ * Which members of the uniform struct `variable` an entry point reads: the `variable.member`
+ * references in its source and that of the functions it calls (comments left out). A struct is
+ * often shared by a file's entries, each reading a few members; where the variable is used other
+ * than through a member (copied whole), every member counts as read.
+ */
+function membersRead(code: string, entry: FunctionInfo, variable: string): (member: string) => boolean {
+  const lines = code.split('\n');
+  const seen = new Set<FunctionInfo>();
+  const visit = (fn: FunctionInfo): void => {
+    if (seen.has(fn)) return;
+    seen.add(fn);
+    fn.calls.forEach(visit);
+  };
+  visit(entry);
+  const body = [...seen]
+    .map((fn) => lines.slice(fn.startLine - 1, fn.endLine).join('\n'))
+    .join('\n')
+    .replace(/\/\/.*$/gm, '');
+  const uses = [...body.matchAll(new RegExp(`\\b${variable}\\b(\\s*\\.\\s*(\\w+))?`, 'g'))];
+  if (uses.some((u) => u[2] === undefined)) return () => true;
+  const read = new Set(uses.map((u) => u[2]));
+  return (member) => read.has(member);
 }
 
 /** Reflects every compute entry point of one WGSL source. */
@@ -112,7 +146,7 @@ export function reflectShader(file: string, code: string): KernelInfo[] {
       file,
       entry: fn.name,
       code,
-      uniform: uniforms.length ? uniformLayout(uniforms[0]) : null,
+      uniform: uniforms.length ? uniformLayout(uniforms[0], membersRead(code, fn, uniforms[0].name)) : null,
       storage: storage.map((s) => ({ name: s.name, binding: s.binding, readOnly: s.access === 'read' })),
       workgroupSize: fn.workgroupSize ?? [1, 1, 1],
       // Module-wide: reflection misses overrides used only inside some statements (e.g. `switch`).
@@ -123,8 +157,8 @@ export function reflectShader(file: string, code: string): KernelInfo[] {
 }
 
 /**
- * Packs uniform values at their reflected offsets. Unknown names are errors; missing ones too,
- * unless `partial` (then they are 0).
+ * Packs uniform values at their reflected offsets. Unknown names are errors; so are missing ones
+ * that the entry point reads, unless `partial` (members left out are 0).
  */
 export function packUniforms(
   kernel: string,
@@ -140,7 +174,7 @@ export function packUniforms(
   for (const f of layout.fields) {
     const v = values[f.name];
     if (v === undefined) {
-      if (partial) continue;
+      if (partial || !f.used) continue;
       throw new Error(`kernel ${kernel}: uniform member '${f.name}' not given`);
     }
     const list = typeof v === 'number' ? [v] : v;

@@ -14,7 +14,7 @@ import type { DeviceContext } from '../gpu/device.js';
 import { platform } from '../platform/index.js';
 import { preprocess } from './preprocess.js';
 import { reflectShader, packUniforms, type Constants, type KernelInfo } from './reflect.js';
-import { launchGroups, rangeOf, type BufferRange, type DispatchArgs } from './launch.js';
+import { launchGroups, rangeOf, type Bindable, type BufferRange, type DispatchArgs } from './launch.js';
 import { PipelineCache } from './pipelines.js';
 import { KernelTuner, type Trial } from './tuner.js';
 
@@ -107,13 +107,13 @@ export class KernelRegistry {
     const jobs = [...pipelines];
     jobs.push(...this.tuner.chosenPipelines().filter((p) => this.find(p.name)));
     await this.warmup(jobs);
-    // Zero uniforms (empty shapes): nothing is read or written, so read-only bindings get the
+    // Uniforms left 0 (empty shapes): nothing is read or written, so read-only bindings get the
     // placeholder and writable ones scratch (as `unwritten`).
     for (const job of jobs) {
       const unwritten = this.info(job.name)
         .storage.filter((slot) => !slot.readOnly)
         .map((slot) => slot.name);
-      this.dispatch(job.name, { buffers: {}, unwritten, groups: 1, constants: job.constants });
+      this.record(job.name, { buffers: {}, unwritten, groups: 1, constants: job.constants }, true);
     }
     await this.context.sync();
     return jobs.length;
@@ -139,8 +139,13 @@ export class KernelRegistry {
     return { buffer: this.scratchBuffers[k], offset: 0, size: 256 };
   }
 
-  /** Records one dispatch of a kernel into the current step. */
+  /** Records one dispatch of a kernel into the current step; every uniform member must be given. */
   dispatch(name: string, args: DispatchArgs): void {
+    this.record(name, args, false);
+  }
+
+  /** `dispatch`, with uniform members left out as 0 where `partialUniforms` (prepareAll's empty runs). */
+  private record(name: string, args: DispatchArgs, partialUniforms: boolean): void {
     this.context.checkAlive(`kernel ${name}`);
     this.context.recorder.reserveDispatch();
     const info = this.info(name);
@@ -150,6 +155,7 @@ export class KernelRegistry {
     const entries: GPUBindGroupEntry[] = [];
     const given = new Set(Object.keys(args.buffers).filter((k) => args.buffers[k]));
     const unwritten = args.unwritten ?? [];
+    const written: Bindable[] = [];
     for (const slot of info.storage) {
       const b = args.buffers[slot.name];
       given.delete(slot.name);
@@ -158,6 +164,7 @@ export class KernelRegistry {
         throw new Error(`kernel ${name}: '${slot.name}' is marked unwritten but ${b ? 'given a buffer' : 'read-only'}`);
       if (!b && !slot.readOnly && scratch < 0)
         throw new Error(`kernel ${name}: storage binding '${slot.name}' not given`);
+      if (b && !slot.readOnly) written.push(b);
       const r = b ? rangeOf(b) : scratch >= 0 ? this.scratch(scratch) : this.placeholder();
       if (Math.ceil(r.size / 16) * 16 > limits.maxStorageBufferBindingSize) {
         throw new Error(
@@ -176,7 +183,9 @@ export class KernelRegistry {
     if (given.size || unknown.length)
       throw new Error(`kernel ${name}: no storage binding named ${[...given, ...unknown].join(', ')}`);
     if (info.uniform) {
-      const slice = this.context.recorder.uniform(packUniforms(name, info.uniform, args.uniforms ?? {}, true));
+      const slice = this.context.recorder.uniform(
+        packUniforms(name, info.uniform, args.uniforms ?? {}, partialUniforms),
+      );
       entries.push({
         binding: info.uniform.binding,
         resource: { buffer: slice.buffer, offset: slice.offset, size: slice.size },
@@ -189,5 +198,6 @@ export class KernelRegistry {
     const label = args.tag ? `${name} (${args.tag})` : name;
     const bindGroup = this.context.device.createBindGroup({ layout, entries, label });
     this.context.recorder.dispatch(pipeline, bindGroup, groups, label);
+    for (const b of written) if ('range' in b) b.markWritten?.();
   }
 }

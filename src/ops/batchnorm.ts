@@ -74,8 +74,6 @@ export function batchNormStatistics(x: Tensor, bn: BatchNormParams, options: Bat
     { gamma: bn.weight, beta: bn.bias, eps },
     options.moments,
   );
-  // The running statistics changed in place: what was derived from them (an eval BatchNorm fold) is stale.
-  gpu.parameterVersion++;
   return stats;
 }
 
@@ -205,6 +203,17 @@ export function foldBatchNorm(
 ): { scale: Tensor; shift: Tensor } {
   const gpu = weight.gpu;
   const channels = weight.size;
+  for (const [name, t] of [
+    ['bias', bias],
+    ['running_mean', runningMean],
+    ['running_var', runningVar],
+    ['the convolution bias', convBias],
+  ] as const) {
+    if (t && t.size !== channels)
+      throw new Error(
+        `foldBatchNorm: ${name} ${formatShape(t.shape)} does not match the weight ${formatShape(weight.shape)}`,
+      );
+  }
   const scale = Tensor.empty(gpu, [channels]);
   const shift = Tensor.empty(gpu, [channels]);
   gpu.kernels.dispatch('batchnorm.fold', {

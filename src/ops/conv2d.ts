@@ -203,7 +203,7 @@ function inputGrad(
 
 /** Without gradients (inference) parameters do not change between calls: each weight is packed once. */
 function inferencePacking(w: Tensor, groups: number): Tensor {
-  return w.gpu.derive(w, () => {
+  return w.gpu.derive([w], `conv2d weights packed for ${groups} groups`, () => {
     const packed = packWeights(w, groups, { forward: true, transposed: false }).forward!;
     w.gpu.tape.untrack(packed);
     return packed;

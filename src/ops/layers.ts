@@ -127,11 +127,12 @@ export function convPlusBranch(
 
 /**
  * An eval-mode `bn` after `conv` as the per-channel `acc * scale + shift` of the convolution's
- * output (foldBatchNorm, with the convolution's bias), made once per parameter version.
+ * output (foldBatchNorm, with the convolution's bias), made again only when one of them was written.
  */
 export function foldedBatchNorm(conv: ConvLayer, bn: BatchNormLayer): { scale: Tensor; shift: Tensor } {
   const gamma = bn.weight;
-  return gamma.gpu.derive(gamma, () => {
+  const sources = [gamma, bn.bias, bn.runningMean, bn.runningVar, ...(conv.bias ? [conv.bias] : [])];
+  return gamma.gpu.derive(sources, 'eval BatchNorm folded after a conv', () => {
     const folded = foldBatchNorm(gamma, bn.bias, bn.runningMean, bn.runningVar, conv.bias);
     [folded.scale, folded.shift].forEach((t) => gamma.gpu.tape.untrack(t));
     return { ...folded, dispose: () => [folded.scale, folded.shift].forEach((t) => t.dispose()) };

@@ -2,7 +2,7 @@
  * Layout ops (shaders/layout.wgsl): pixel shuffle, SISN's space-to-depth head, nearest upsampling,
  * per-channel broadcast, and reshape. Each with its backward.
  */
-import { Tensor, type Shape } from '../tensor.js';
+import { Tensor, formatShape, shapeSize, type Shape } from '../tensor.js';
 import { dims4 } from '../shape.js';
 
 /** space_shuffle's channel orders, by the names of their codes in layout.wgsl. */
@@ -71,6 +71,10 @@ export function upsampleNearest(x: Tensor, s: number): Tensor {
 
 /** `a[b, c] * alpha` broadcast over an [B, C, inner] tensor of `shape` (not recorded). */
 export function expandChannels(a: Tensor, shape: Shape, inner: number, alpha: number): Tensor {
+  if (a.size * inner !== shapeSize(shape))
+    throw new Error(
+      `expandChannels: ${formatShape(a.shape)} times ${inner} values does not fill ${formatShape(shape)}`,
+    );
   const out = Tensor.empty(a.gpu, shape);
   a.gpu.kernels.dispatch('layout.expand_channels', {
     uniforms: { n: out.size, inner, alpha },
@@ -80,8 +84,7 @@ export function expandChannels(a: Tensor, shape: Shape, inner: number, alpha: nu
   return out;
 }
 
-/** Same data, another shape (a view; the gradient is viewed back). */
+/** Same data, another shape (a view, recorded: the gradient is viewed back). */
 export function reshape(x: Tensor, shape: Shape): Tensor {
-  const out = x.view(shape);
-  return x.gpu.tape.record('reshape', [x], out, (g) => [g.view(x.shape)]);
+  return x.view(shape, 'reshape');
 }

@@ -37,6 +37,13 @@ export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
   checkView('channelReduce', x, a.batch, a.channels, a.inner);
   if (a.into && a.into.size !== a.channels)
     throw new Error(`channelReduce: into ${formatShape(a.into.shape)} does not have ${a.channels} values`);
+  if ((a.mode !== ReduceMode.Sum) !== !!a.y)
+    throw new Error(
+      `channelReduce: mode ${Object.keys(ReduceMode).find((k) => ReduceMode[k as keyof typeof ReduceMode] === a.mode)} ` +
+        `${a.y ? 'takes no' : 'needs a'} second operand y`,
+    );
+  if (a.y && a.y.size !== x.size)
+    throw new Error(`channelReduce: y ${formatShape(a.y.shape)} does not match x ${formatShape(x.shape)}`);
   const out = a.into ?? Tensor.empty(x.gpu, [a.channels]);
   // Few values per channel (pooled features): one invocation per channel instead of a workgroup.
   const serial = a.batch * a.inner <= SERIAL_SUM_MAX;
@@ -100,7 +107,10 @@ export function channelMoments(
   checkView('channelMoments', x, batch, channels, inner);
   const stats = Tensor.empty(x.gpu, [4 * channels]);
   const count = batch * inner;
-  const uniforms = { batch, channels, inner, eps: affine.eps, momentum: running.momentum, unbias: count / (count - 1) };
+  const uniforms = {
+    ...{ batch, channels, inner, eps: affine.eps, momentum: running.momentum, unbias: count / (count - 1) },
+    masked: x.gpu.kernels.constant('reduce.moments', ReluMask.None),
+  };
   const common = {
     out: stats,
     running_mean: running.mean,

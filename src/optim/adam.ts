@@ -44,7 +44,6 @@ export class Adam {
   update(): void {
     this.step++;
     const gpu = this.params.gpu;
-    gpu.parameterVersion++;
     const uniforms = {
       beta1: this.beta1,
       beta2: this.beta2,
@@ -61,7 +60,11 @@ export class Adam {
     const maxFloats = Math.floor(gpu.limits.maxStorageBufferBindingSize / 4 / align) * align;
     for (let start = 0; start < this.params.length; start += maxFloats) {
       const n = Math.min(maxFloats, this.params.length - start);
-      const part = (t: Tensor) => ({ buffer: t.range.buffer, offset: t.range.offset + start * 4, size: n * 4 });
+      // A part of t's range, and t is told of the write (what was derived from a parameter is stale).
+      const part = (t: Tensor) => ({
+        range: { buffer: t.range.buffer, offset: t.range.offset + start * 4, size: n * 4 },
+        markWritten: () => t.markWritten(),
+      });
       gpu.kernels.dispatch('adam.step', {
         uniforms: { n, ...uniforms },
         buffers: {

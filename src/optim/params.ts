@@ -38,24 +38,16 @@ export class ParameterSet {
     const bytes = this.length * 4;
     this.valueBuffer = gpu.device.createBuffer({ size: bytes, usage: STORAGE_USAGE, label: 'parameters' });
     this.gradBuffer = gpu.device.createBuffer({ size: bytes, usage: STORAGE_USAGE, label: 'gradients' });
+    this.values = this.arenaView(this.valueBuffer, 'parameters');
+    this.grads = this.arenaView(this.gradBuffer, 'gradients');
     gpu.noGrad(() =>
       specs.forEach((s, i) => {
-        const n = shapeSize(s.shape);
-        const t = new Tensor(gpu, s.shape, new Storage(gpu, this.valueBuffer, offsets[i] * 4, n * 4, null), s.name);
+        const t = this.slot(this.values, offsets[i], s.shape, s.name);
         t.requiresGrad = true;
-        t.grad = new Tensor(
-          gpu,
-          s.shape,
-          new Storage(gpu, this.gradBuffer, offsets[i] * 4, n * 4, null),
-          `${s.name}.grad`,
-        );
-        gpu.tape.untrack(t);
-        gpu.tape.untrack(t.grad);
+        t.grad = this.slot(this.grads, offsets[i], s.shape, `${s.name}.grad`);
         this.byName.set(s.name, t);
       }),
     );
-    this.values = this.arenaView(this.valueBuffer, 'parameters');
-    this.grads = this.arenaView(this.gradBuffer, 'gradients');
     this.values.fill(0);
     this.grads.fill(0);
   }
@@ -67,6 +59,15 @@ export class ParameterSet {
 
   private arenaView(buffer: GPUBuffer, name: string): Tensor {
     const t = new Tensor(this.gpu, [this.length], new Storage(this.gpu, buffer, 0, this.length * 4, null), name);
+    this.gpu.tape.untrack(t);
+    return t;
+  }
+
+  /** A tensor over part of an arena (written whole by zeroGrad and optimiser steps). */
+  private slot(arena: Tensor, offset: number, shape: Shape, name: string): Tensor {
+    const { storage } = arena;
+    const part = new Storage(this.gpu, storage.buffer, offset * 4, shapeSize(shape) * 4, null, storage);
+    const t = new Tensor(this.gpu, shape, part, name);
     this.gpu.tape.untrack(t);
     return t;
   }
@@ -104,7 +105,8 @@ export class ParameterSet {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const t of this.byName.values()) this.gpu.forget(t);
+    // Disposing a parameter disposes its gradient and what was derived from it.
+    for (const t of [...this.byName.values(), this.values, this.grads]) t.dispose();
     this.gpu.recorder.retire(this.valueBuffer);
     this.gpu.recorder.retire(this.gradBuffer);
   }

@@ -1,0 +1,288 @@
+// Safe to embed: values derived from tensors (packed conv weights, eval BatchNorm folds) follow
+// every write of their sources and die with them; misuse of the tensor API and of the ops is an
+// error, never a wrong result.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  Tensor,
+  ParameterSet,
+  Adam,
+  conv2d,
+  conv2dFused,
+  channelReduce,
+  foldBatchNorm,
+  l1Loss,
+  reshape,
+  ReduceMode,
+  loadSisn,
+  loadStateDict,
+  stateDict,
+} from '../dist/index.js';
+import * as ref from './reference.js';
+import { withGpu, random, assertClose } from './helpers.js';
+
+const test = suite('embed');
+const ctx = withGpu(test);
+const weightsFile = join(fileURLToPath(new URL('.', import.meta.url)), 'fixtures/sisn-small/weights.safetensors');
+
+/** Counts the dispatches of `kernel` while `fn` runs. */
+function dispatchesOf(gpu, kernel, fn) {
+  const dispatch = gpu.kernels.dispatch;
+  let count = 0;
+  gpu.kernels.dispatch = function (name, args) {
+    if (name === kernel) count++;
+    return dispatch.call(this, name, args);
+  };
+  try {
+    fn();
+  } finally {
+    gpu.kernels.dispatch = dispatch;
+  }
+  return count;
+}
+
+const maxAbsDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+test('packed weights follow write(), fill(), ParameterSet.set and Adam steps, and only their own tensor', async () => {
+  const { gpu } = ctx;
+  const [B, C, H, W, O, K] = [1, 4, 6, 6, 8, 3];
+  const xs = random(B * C * H * W, 1);
+  const ws = random(O * C * K * K, 2);
+  const x = Tensor.fromArray(gpu, xs, [B, C, H, W]);
+  const w = Tensor.fromArray(gpu, ws, [O, C, K, K]);
+  const other = Tensor.fromArray(gpu, ws, [O, C, K, K]);
+  const run = async (weight) => {
+    const y = gpu.noGrad(() => conv2d(x, weight, null, { padding: 1 }));
+    const out = await y.read();
+    y.dispose();
+    return out;
+  };
+  const sumAbs = (a) => a.reduce((s, v) => s + Math.abs(v), 0);
+  const before = sumAbs(await run(w));
+  await run(other);
+  w.write(ws.map((v) => 2 * v));
+  assert.is((sumAbs(await run(w)) / before).toFixed(3), '2.000', 'output after w.write(2 w) / before');
+  w.fill(3);
+  assertClose(await run(w), ref.conv2d(xs, [B, C, H, W], new Float32Array(ws.length).fill(3), [O, C, K], null, 1, 1), {
+    rtol: 1e-4,
+    atol: 1e-4,
+    what: 'conv after w.fill(3)',
+  });
+  // Writing w, or the input, repacks w only.
+  w.write(ws);
+  const packs = dispatchesOf(gpu, 'conv2d.pack_weight', () => {
+    gpu
+      .noGrad(() => [conv2d(x, w, null, { padding: 1 }), conv2d(x, other, null, { padding: 1 })])
+      .forEach((y) => y.dispose());
+    x.write(xs);
+    gpu
+      .noGrad(() => [conv2d(x, w, null, { padding: 1 }), conv2d(x, other, null, { padding: 1 })])
+      .forEach((y) => y.dispose());
+  });
+  assert.is(packs, 1, 'weights packed after writing w and then x');
+
+  // A parameter written by ParameterSet.set, by an optimiser step, or as part of its whole arena.
+  const params = new ParameterSet(gpu, [
+    { name: 'a', shape: [O, C, K, K] },
+    { name: 'b', shape: [O, C, K, K] },
+  ]);
+  const a = params.get('a');
+  params.set('a', ws);
+  params.set('b', ws);
+  await run(a);
+  await run(params.get('b'));
+  params.set(
+    'a',
+    ws.map((v) => -v),
+  );
+  assertClose(
+    await run(a),
+    ref.conv2d(
+      xs,
+      [B, C, H, W],
+      ws.map((v) => -v),
+      [O, C, K],
+      null,
+      1,
+      1,
+    ),
+    {
+      rtol: 1e-4,
+      atol: 1e-4,
+      what: 'conv after ParameterSet.set',
+    },
+  );
+  const repacked = dispatchesOf(gpu, 'conv2d.pack_weight', () =>
+    gpu.noGrad(() => conv2d(x, params.get('b'), null, { padding: 1 })).dispose(),
+  );
+  assert.is(repacked, 0, "writing parameter 'a' repacked its neighbour 'b' in the arena");
+  const adam = new Adam(params, { lr: 0.1 });
+  params.grads.fill(1);
+  adam.update();
+  assertClose(await run(a), ref.conv2d(xs, [B, C, H, W], await a.read(), [O, C, K], null, 1, 1), {
+    rtol: 1e-4,
+    atol: 1e-4,
+    what: 'conv after an Adam step',
+  });
+  params.values.fill(0.5);
+  assertClose(
+    await run(a),
+    ref.conv2d(xs, [B, C, H, W], new Float32Array(ws.length).fill(0.5), [O, C, K], null, 1, 1),
+    {
+      rtol: 1e-4,
+      atol: 1e-4,
+      what: 'conv after filling the whole arena',
+    },
+  );
+  adam.dispose();
+  params.dispose();
+  [x, w, other].forEach((t) => t.dispose());
+});
+
+test('one weight under two group counts: each gets its own packing', async () => {
+  const { gpu } = ctx;
+  const [O, Cg, K] = [4, 2, 3];
+  const ws = random(O * Cg * K * K, 3);
+  const w = Tensor.fromArray(gpu, ws, [O, Cg, K, K]);
+  for (const groups of [1, 2, 1]) {
+    const shape = [2, Cg * groups, 5, 5];
+    const xs = random(
+      shape.reduce((p, d) => p * d, 1),
+      4 + groups,
+    );
+    const x = Tensor.fromArray(gpu, xs, shape);
+    const y = gpu.noGrad(() => conv2d(x, w, null, { padding: 1, groups }));
+    assertClose(await y.read(), ref.conv2d(xs, shape, ws, [O, Cg, K], null, 1, groups), {
+      rtol: 1e-4,
+      atol: 1e-4,
+      what: `conv with ${groups} groups`,
+    });
+    [x, y].forEach((t) => t.dispose());
+  }
+  w.dispose();
+});
+
+test('eval BatchNorm folds follow writes of running statistics and training-mode updates', async () => {
+  const { gpu } = ctx;
+  const input = Tensor.fromArray(gpu, random(3 * 16 * 16, 5, 0, 255), [1, 3, 16, 16]);
+  const evaluate = async (model) => {
+    const y = gpu.noGrad(() => model.forward(input));
+    const out = await y.read();
+    y.dispose();
+    return out;
+  };
+  const model = loadSisn(gpu, weightsFile);
+  const name = 'body.1.IA.bn3.running_mean';
+  const shifted = (await model.buffers.get(name).read()).map((v) => 2 * v);
+  const first = await evaluate(model);
+  model.buffers.get(name).write(shifted);
+  const afterWrite = await evaluate(model);
+  const fresh = loadSisn(gpu, weightsFile);
+  fresh.buffers.get(name).write(shifted);
+  const want = await evaluate(fresh);
+  assert.ok(maxAbsDiff(first, want) > 0.1, 'the written statistics change the output');
+  assert.ok(
+    maxAbsDiff(afterWrite, want) < 1e-3,
+    `after writing ${name}: ${maxAbsDiff(afterWrite, want).toFixed(2)} from a fresh model with the same values`,
+  );
+  // A training-mode forward updates every running statistic in place.
+  model.training = true;
+  const batch = Tensor.fromArray(gpu, random(2 * 3 * 16 * 16, 6, 0, 255), [2, 3, 16, 16]);
+  gpu.noGrad(() => model.forward(batch)).dispose();
+  batch.dispose();
+  model.training = false;
+  const afterTraining = await evaluate(model);
+  loadStateDict(fresh, await stateDict(model));
+  const wantTrained = await evaluate(fresh);
+  assert.ok(
+    maxAbsDiff(afterTraining, wantTrained) < 1e-3,
+    `after a training step: ${maxAbsDiff(afterTraining, wantTrained).toFixed(2)} from the loaded state`,
+  );
+  [model, fresh].forEach((m) => m.dispose());
+  input.dispose();
+});
+
+test("what is derived from a tensor is freed with it: 200 disposed weights leave the pool's in-use bytes as they were", async () => {
+  const { gpu } = ctx;
+  await gpu.sync();
+  const start = gpu.pool.inUseBytes;
+  const x = Tensor.full(gpu, [1, 64, 8, 8], 1);
+  for (let i = 0; i < 200; i++) {
+    const w = Tensor.full(gpu, [64, 64, 3, 3], 0.01);
+    gpu.noGrad(() => conv2d(x, w, null, { padding: 1 })).dispose();
+    w.dispose();
+  }
+  x.dispose();
+  const left = gpu.pool.inUseBytes - start;
+  assert.is(left, 0, `${(left / 2 ** 20).toFixed(2)} MiB still in use`);
+  // A parameter set and a model disposed: their packings and folds go too.
+  const params = new ParameterSet(gpu, [{ name: 'w', shape: [8, 4, 3, 3] }]);
+  const xs = Tensor.full(gpu, [1, 4, 5, 5], 1);
+  gpu.noGrad(() => conv2dFused(xs, params.get('w'), null, { padding: 1 })).dispose();
+  params.dispose();
+  xs.dispose();
+  const model = loadSisn(gpu, weightsFile);
+  const input = Tensor.full(gpu, [1, 3, 8, 8], 100);
+  gpu.noGrad(() => model.forward(input)).dispose();
+  input.dispose();
+  model.dispose();
+  assert.is(gpu.pool.inUseBytes, start, 'after a disposed parameter set and model');
+});
+
+test('release() past zero throws; view() is on the tape', async () => {
+  const { gpu } = ctx;
+  const t = Tensor.fromArray(gpu, [1, 2, 3, 4]);
+  t.retain();
+  t.release();
+  t.dispose();
+  assert.throws(() => t.release(), /^tensor #\d+ \[4\]: release\(\) without a reference to drop$/);
+  assert.throws(() => t.view([2, 2]), /used after dispose/);
+
+  const x = Tensor.fromArray(gpu, [1, -2, 3, -4, 5, -6], [2, 3]);
+  x.requiresGrad = true;
+  const target = Tensor.zeros(gpu, [3, 2]);
+  const loss = l1Loss(x.view([3, 2]), target);
+  gpu.tape.backward(loss);
+  assert.equal(
+    [...(await x.grad.read())],
+    [1, -1, 1, -1, 1, -1].map((v) => Math.fround(v / 6)),
+    'the gradient through view()',
+  );
+  assert.throws(() => x.view([4]), /^view: cannot view \[2, 3\] as \[4\]$/);
+  assert.throws(() => reshape(x, [5]), /^reshape: cannot view \[2, 3\] as \[5\]$/);
+  [x, target, loss].forEach((v) => v.dispose());
+});
+
+test('ops validate their operands against each other, naming the op and the shapes', () => {
+  const { gpu } = ctx;
+  const x = Tensor.zeros(gpu, [2, 3, 4]);
+  const y = Tensor.zeros(gpu, [2, 3, 5]);
+  const c3 = Tensor.zeros(gpu, [3]);
+  const c4 = Tensor.zeros(gpu, [4]);
+  const dims = { batch: 2, channels: 3, inner: 4 };
+  assert.throws(
+    () => channelReduce(x, { ...dims, mode: ReduceMode.Dot, y }),
+    /^channelReduce: y \[2, 3, 5\] does not match x \[2, 3, 4\]$/,
+  );
+  assert.throws(
+    () => channelReduce(x, { ...dims, mode: ReduceMode.AbsDiff }),
+    /^channelReduce: mode AbsDiff needs a second operand y$/,
+  );
+  assert.throws(
+    () => channelReduce(x, { ...dims, mode: ReduceMode.Sum, y: x }),
+    /^channelReduce: mode Sum takes no second operand y$/,
+  );
+  assert.throws(
+    () => foldBatchNorm(c3, c3, c4, c3, null),
+    /^foldBatchNorm: running_mean \[4\] does not match the weight \[3\]$/,
+  );
+  assert.throws(
+    () => foldBatchNorm(c3, c3, c3, c3, c4),
+    /^foldBatchNorm: the convolution bias \[4\] does not match the weight \[3\]$/,
+  );
+  [x, y, c3, c4].forEach((t) => t.dispose());
+});
+
+test.run();
