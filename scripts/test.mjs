@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: the whole suite on the default adapter, and the adapter checks (the op checks
 // against CPU references and finite differences, and the PyTorch fixture conformance: the files
-// test/{ops,composite,nosubgroups,conformance}*.test.js) on each adapter configuration below.
+// test/{ops,composite,nosubgroups,conformance,sequence,serve}*.test.js) on each adapter configuration below.
 // Each run is a uvu child process under a header naming its adapter; two run at a time where
 // there are two cores: the first is shown as it goes, the others whole, in order, once done. The last line sums them
 // all as
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const uvu = fileURLToPath(new URL('../node_modules/uvu/bin.js', import.meta.url));
 const WHOLE_SUITE = '\\.test\\.js$';
-const ADAPTER_CHECKS = '^(ops|composite|nosubgroups|conformance)([.-][^/]*)?\\.test\\.js$';
+const ADAPTER_CHECKS = '^(ops|composite|nosubgroups|conformance|sequence|serve)([.-][^/]*)?\\.test\\.js$';
 
 // SwiftShader, the slowest, starts first beside the whole suite.
 const CONFIGURATIONS = [
