@@ -204,7 +204,7 @@ test('eval BatchNorm folds follow writes of running statistics and training-mode
   input.dispose();
 });
 
-test("what is derived from a tensor is freed with it: 200 disposed weights leave the pool's in-use bytes as they were", async () => {
+test('what is derived from a tensor is freed with it: 200 disposed weights leave no bytes in use', async () => {
   const { gpu } = ctx;
   await gpu.sync();
   const start = gpu.pool.inUseBytes;
@@ -253,6 +253,28 @@ test('release() past zero throws; view() is on the tape', async () => {
   assert.throws(() => x.view([4]), /^view: cannot view \[2, 3\] as \[4\]$/);
   assert.throws(() => reshape(x, [5]), /^reshape: cannot view \[2, 3\] as \[5\]$/);
   [x, target, loss].forEach((v) => v.dispose());
+});
+
+test('a backward whose rules saved a tensor written since the forward throws, before computing anything', async () => {
+  const { gpu } = ctx;
+  const x = Tensor.fromArray(gpu, random(2 * 2 * 4 * 4, 8), [2, 2, 4, 4]);
+  const params = new ParameterSet(gpu, [{ name: 'w', shape: [3, 2, 3, 3] }]);
+  const w = params.get('w');
+  params.set('w', random(3 * 2 * 9, 9));
+  const target = Tensor.zeros(gpu, [2, 3, 4, 4]);
+  const y = conv2d(x, w, null, { padding: 1 });
+  const loss = l1Loss(y, target);
+  const adam = new Adam(params);
+  adam.update(); // steps w, which conv2d saved for its weight gradient
+  assert.throws(
+    () => gpu.tape.backward(loss),
+    /^backward of conv2d: the \[3, 2, 3, 3\] tensor it saved was written after the forward pass$/,
+  );
+  assert.equal([...(await w.grad.read())], new Array(w.size).fill(0), 'nothing was accumulated');
+  gpu.tape.clear();
+  adam.dispose();
+  params.dispose();
+  [x, y, target, loss].forEach((t) => t.dispose());
 });
 
 test('ops validate their operands against each other, naming the op and the shapes', () => {

@@ -211,7 +211,8 @@ test(`fuzz: up to ${FUZZ_CASES} seeded malformed requests in ${FUZZ_SECONDS} s`,
   const worker = async (lane) => {
     for (let seed = first + lane; seed < first + FUZZ_CASES && Date.now() < deadline; seed += 8) {
       const raw = fuzzCase(seed);
-      const where = `seed ${seed} (SISN_SERVE_FUZZ_SEED=${seed} replays it), request ${JSON.stringify(raw.toString('latin1'))}`;
+      const request = JSON.stringify(raw.toString('latin1'));
+      const where = `seed ${seed} (SISN_SERVE_FUZZ_SEED=${seed} replays it), request ${request}`;
       const r = await send(raw);
       assert.not.ok(r.text.includes(SECRET), `served the secret: ${where}`);
       for (const s of r.statuses) assert.ok(ALLOWED.has(s), `status ${s}: ${where}`);

@@ -22,6 +22,8 @@ export interface TapeTensor {
   readonly size: number;
   readonly alive: boolean;
   readonly refCount: number;
+  /** Changes whenever its values may have changed (every write bumps it). */
+  readonly version: number;
   /** Nothing else holds it or a view of its storage: it may be updated in place. */
   readonly exclusive: boolean;
   requiresGrad: boolean;
@@ -49,6 +51,8 @@ export interface TapeNode {
   readonly inputs: readonly TapeTensor[];
   readonly output: TapeTensor;
   saved: TapeTensor[];
+  /** The versions of the tensors saved at record time (later writes would make the rule wrong). */
+  readonly savedVersions: readonly number[];
   rule: BackwardRule | null;
 }
 
@@ -148,6 +152,7 @@ export class Tape {
       inputs,
       output,
       saved: saved.map((t) => t.retain()),
+      savedVersions: saved.map((t) => t.version),
       rule: rule as unknown as BackwardRule,
     };
     output.requiresGrad = true;
@@ -173,6 +178,7 @@ export class Tape {
       throw new Error(`backward() from ${formatShape(root.shape)} needs a seed gradient (only scalars get 1)`);
     if (seed && !sameShape(seed.shape, root.shape))
       throw new Error(`seed ${formatShape(seed.shape)} does not match ${formatShape(root.shape)}`);
+    this.assertSavedUnwritten(root.node);
     const grads = new Map<TapeTensor, TapeTensor>();
     const first = seed ? seed.retain() : this.kernels.full(root, 1);
     this.untrack(first);
@@ -210,6 +216,28 @@ export class Tape {
       this.noGradDepth--;
       for (const g of grads.values()) g.release();
       this.clear();
+    }
+  }
+
+  /**
+   * Throws, before anything is computed, if a tensor that a rule reachable from `root` saved was
+   * written after it was recorded: the rule would read the new values and return a wrong gradient.
+   */
+  private assertSavedUnwritten(root: TapeNode): void {
+    const seen = new Set<TapeNode>();
+    const stack = [root];
+    while (stack.length) {
+      const node = stack.pop()!;
+      if (seen.has(node) || !node.rule) continue;
+      seen.add(node);
+      node.savedVersions.forEach((version, k) => {
+        const t = node.saved[k];
+        if (t.version !== version)
+          throw new Error(
+            `backward of ${node.op}: the ${formatShape(t.shape)} tensor it saved was written after the forward pass`,
+          );
+      });
+      for (const input of node.inputs) if (input.node) stack.push(input.node);
     }
   }
 
