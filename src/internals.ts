@@ -23,5 +23,5 @@ export {
 export { foldGroups, type DispatchArgs, type BufferRange, type Bindable, type Grid } from './kernels/launch.js';
 export { preprocess } from './kernels/preprocess.js';
 export { SHADER_DIR } from './platform/node.js';
-export { Storage } from './tensor.js';
+export { Storage, viewOf } from './tensor.js';
 export { Tape, type BackwardRule, type TapeTensor, type TapeNode, type GradientKernels } from './autograd/tape.js';

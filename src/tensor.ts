@@ -4,8 +4,8 @@
  * Lifetime is explicit, because GPU memory must come back long before the JS garbage collector
  * would notice: every tensor starts with one reference (its creator's), `dispose()` drops it, the
  * autograd tape holds its own references to what a backward rule saved, and `gpu.scope(fn)`
- * disposes every tensor made inside `fn` except the ones it returns. Views made by `view` (or
- * `reshape`) share their storage, which goes back to the pool when the last view is gone.
+ * disposes every tensor made inside `fn` except the ones it returns. Views (`viewOf`, and the
+ * `reshape` op) share their storage, which goes back to the pool when the last view is gone.
  *
  * Every write (an upload, or a dispatch that binds the tensor writable) bumps its storage's
  * version: values derived from a tensor (`Engine.derive`: packed weights, BatchNorm folds) are
@@ -220,20 +220,6 @@ export class Tensor {
     return out;
   }
 
-  /**
-   * A view with another shape of the same number of elements (shares storage, no copy), recorded
-   * on the tape like any op: the gradient flows back through it, viewed back. `operation` names
-   * the caller in errors (e.g. 'reshape').
-   */
-  view(shape: Shape, operation = 'view'): Tensor {
-    this.assertAlive();
-    if (shapeSize(shape) !== this.size)
-      throw new Error(`${operation}: cannot view ${formatShape(this.shape)} as ${formatShape(shape)}`);
-    this.storage.retain();
-    const out = new Tensor(this.gpu, shape, this.storage);
-    return this.gpu.tape.record(operation, [this as Tensor], out, (g) => [g.view(this.shape, operation)]);
-  }
-
   /** An internal holder (the tape) keeps this tensor alive. */
   retain(): this {
     this.assertAlive();
@@ -263,4 +249,17 @@ export class Tensor {
   toString(): string {
     return `Tensor${formatShape(this.shape)}${this.name ? ' ' + this.name : ''}`;
   }
+}
+
+/**
+ * A view of `t` with another shape of the same number of elements (shares its storage, no copy),
+ * not recorded on the tape: for ops, which record what they make of it (the `reshape` op is the
+ * recorded view); `operation` names the caller in errors.
+ */
+export function viewOf(t: Tensor, shape: Shape, operation = 'view'): Tensor {
+  if (!t.alive) throw new Error(`${operation}: ${t.toString()} was used after dispose()`);
+  if (shapeSize(shape) !== t.size)
+    throw new Error(`${operation}: cannot view ${formatShape(t.shape)} as ${formatShape(shape)}`);
+  t.storage.retain();
+  return new Tensor(t.gpu, shape, t.storage);
 }

@@ -3,7 +3,7 @@
  * variance; running statistics updated in place with the unbiased variance) or eval mode (running
  * statistics). The backward runs through the batch statistics in training mode.
  */
-import { Tensor, formatShape, sameShape } from '../tensor.js';
+import { Tensor, formatShape, sameShape, viewOf } from '../tensor.js';
 import { reluBackward } from './elementwise.js';
 import { channelMoments, batchNormSums, ReluMask, type MomentPartials } from './reduce.js';
 import { dims4 } from '../shape.js';
@@ -183,8 +183,8 @@ export function batchNormBackward(
   if (target) return [dx, into[1], into[2], residualGrad];
   return [
     dx,
-    needs[1] ? dgamma.view(bn.weight.shape) : null,
-    needs[2] ? dbeta.view(bn.bias.shape) : null,
+    needs[1] ? viewOf(dgamma, bn.weight.shape) : null,
+    needs[2] ? viewOf(dbeta, bn.bias.shape) : null,
     residualGrad,
   ];
 }

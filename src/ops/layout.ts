@@ -2,7 +2,7 @@
  * Layout ops (shaders/layout.wgsl): pixel shuffle, SISN's space-to-depth head, nearest upsampling,
  * per-channel broadcast, and reshape. Each with its backward.
  */
-import { Tensor, formatShape, shapeSize, type Shape } from '../tensor.js';
+import { Tensor, formatShape, shapeSize, viewOf, type Shape } from '../tensor.js';
 import { dims4 } from '../shape.js';
 
 /** space_shuffle's channel orders, by the names of their codes in layout.wgsl. */
@@ -86,5 +86,6 @@ export function expandChannels(a: Tensor, shape: Shape, inner: number, alpha: nu
 
 /** Same data, another shape (a view, recorded: the gradient is viewed back). */
 export function reshape(x: Tensor, shape: Shape): Tensor {
-  return x.view(shape, 'reshape');
+  const out = viewOf(x, shape, 'reshape');
+  return x.gpu.tape.record('reshape', [x], out, (g) => [viewOf(g, x.shape, 'reshape')]);
 }

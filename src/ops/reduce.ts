@@ -1,5 +1,5 @@
 /** Per-channel reductions (shaders/reduce.wgsl), and global average pooling built on them. */
-import { Tensor, formatShape } from '../tensor.js';
+import { Tensor, formatShape, viewOf } from '../tensor.js';
 import { dims4 } from '../shape.js';
 import { expandChannels } from './layout.js';
 
@@ -37,11 +37,10 @@ export function channelReduce(x: Tensor, a: ReduceArgs): Tensor {
   checkView('channelReduce', x, a.batch, a.channels, a.inner);
   if (a.into && a.into.size !== a.channels)
     throw new Error(`channelReduce: into ${formatShape(a.into.shape)} does not have ${a.channels} values`);
-  if ((a.mode !== ReduceMode.Sum) !== !!a.y)
-    throw new Error(
-      `channelReduce: mode ${Object.keys(ReduceMode).find((k) => ReduceMode[k as keyof typeof ReduceMode] === a.mode)} ` +
-        `${a.y ? 'takes no' : 'needs a'} second operand y`,
-    );
+  if ((a.mode !== ReduceMode.Sum) !== !!a.y) {
+    const mode = Object.entries(ReduceMode).find(([, code]) => code === a.mode)?.[0];
+    throw new Error(`channelReduce: mode ${mode} ${a.y ? 'takes no' : 'needs a'} second operand y`);
+  }
   if (a.y && a.y.size !== x.size)
     throw new Error(`channelReduce: y ${formatShape(a.y.shape)} does not match x ${formatShape(x.shape)}`);
   const out = a.into ?? Tensor.empty(x.gpu, [a.channels]);
@@ -203,7 +202,7 @@ export function globalAvgPool(x: Tensor): Tensor {
     mode: ReduceMode.Sum,
     scale: 1 / (h * w),
   });
-  const out = pooled.view([b, c, 1, 1]);
+  const out = viewOf(pooled, [b, c, 1, 1], 'globalAvgPool');
   pooled.dispose();
   return x.gpu.tape.record('globalAvgPool', [x], out, (g) => [expandChannels(g, x.shape, h * w, 1 / (h * w))]);
 }
