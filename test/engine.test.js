@@ -96,8 +96,8 @@ test('a user-defined kernel runs through the registry with its reflected layout'
 });
 
 test(
-  'the registry sizes launches from @workgroup_size, zeroes omitted uniforms, fills omitted read-only bindings ' +
-    'and unwritten writable ones',
+  'the registry sizes launches from @workgroup_size, requires the uniforms an entry reads, ' +
+    'fills omitted read-only bindings and unwritten writable ones',
   async () => {
     const { gpu } = ctx;
     gpu.kernels.define(
