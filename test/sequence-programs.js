@@ -6,9 +6,10 @@
 // elementwise ops, scopes, backward passes, Adam steps and zeroGrad on parameter sets, and loads
 // random state dicts into a tiny SISN whose pure-inference forward (packed weights and BatchNorm
 // folds cached by the engine) must equal its uncached forward after every write. Every op's result
-// is read back as it is made and compared with the mirror, as are, at the end, every live tensor
-// and gradient; then everything is disposed and the pool's in-use bytes must be back where they
-// started. Tensors are tiny (a few hundred values) so that programs are cheap.
+// is compared with the mirror (read before its memory is next written or freed, else at the end),
+// and so are, at the end, every live tensor and gradient; then everything is disposed and the
+// pool's in-use bytes must be back where they started. Tensors are tiny (a few hundred values) so
+// that programs are cheap.
 import { mulberry32 } from './mulberry32.js';
 import * as ref from './reference.js';
 import {
@@ -46,6 +47,11 @@ const size = (shape) => shape.reduce((a, b) => a * b, 1);
 const sameShape = (a, b) => a.length === b.length && a.every((d, i) => d === b[i]);
 const fmt = (shape) => `[${shape.join(', ')}]`;
 const underNoGrad = (grad) => (grad ? '' : ' under noGrad');
+/**
+ * A shape usable as a conv weight here: 1x1 or 3x3 (SISN's kernels; each other size compiles its
+ * own pipelines, seconds on SwiftShader, for no other code path).
+ */
+const isKernel = (shape) => shape.length === 4 && shape[2] === shape[3] && (shape[2] === 1 || shape[2] === 3);
 
 /** A program's failure: what went wrong, and the steps it ran. */
 export class ProgramFailure extends Error {}
@@ -79,8 +85,10 @@ class Program {
     /** Parameter sets: { params, adam, entries, state } (the tiny SISN's among them). */
     this.sets = [];
     this.sisn = null;
-    /** Reads started as results are made: [promise, expected, what]. */
+    /** Reads started: [promise, expected, what]. */
     this.pending = [];
+    /** Results not read yet, by memory: { want, what } (see expectEntry). */
+    this.unread = new Map();
     /** Entries made inside each open scope. */
     this.scopes = [];
     this.nodeCount = 0;
@@ -142,10 +150,22 @@ class Program {
   expect(t, want, what) {
     this.pending.push([t.read(), Float64Array.from(want), what]);
   }
-  /** `expect` for an entry's values; its memory counts as checked until written again. */
+  /**
+   * `expect` for an entry's values, read when its memory is next written or freed (`settle`) or at
+   * the end: a read is a submit and a wait, and most results are never written again.
+   */
   expectEntry(e, what) {
-    this.expect(e.t, e.memory.data, `${e.name} ${what}`);
+    this.unread.set(e.memory, { want: Float64Array.from(e.memory.data), what: `${e.name} ${what}` });
     e.memory.checked = e.memory.version;
+  }
+  /** Starts the reads the entries' memories still owe, before a write or dispose changes them. */
+  settle(...entries) {
+    for (const e of entries) {
+      const owed = this.unread.get(e.memory);
+      if (!owed) continue;
+      this.unread.delete(e.memory);
+      this.expect(e.t, owed.want, owed.what);
+    }
   }
   compare(got, want, what) {
     this.checks++;
@@ -261,7 +281,7 @@ class Program {
   conv() {
     const grad = this.chance(0.5);
     const w = this.liveOr(
-      (e) => e.shape.length === 4 && e.shape[2] === e.shape[3] && e.shape[2] <= 3,
+      (e) => isKernel(e.shape),
       () =>
         this.tensor([this.int(1, 4), this.int(1, 3), ...Array(2).fill(this.pick([1, 3]))], {
           requiresGrad: this.chance(0.3),
@@ -328,6 +348,7 @@ class Program {
         )
       : null;
     const options = { training, relu: fuseRelu, ...(residual ? { residual: residual.t } : {}) };
+    if (training) this.settle(bn.mean, bn.variance);
     const t = this.mode(grad, () => batchNorm2d(x.t, bn.gamma.t, bn.beta.t, bn.mean.t, bn.variance.t, options));
     const [B, , H, W] = x.shape;
     const xs = Float64Array.from(x.memory.data);
@@ -423,7 +444,7 @@ class Program {
   /** conv2dFused with a folded eval BatchNorm, a residual and a ReLU (inference only). */
   fused() {
     const w = this.liveOr(
-      (e) => e.shape.length === 4 && e.shape[2] === e.shape[3] && e.shape[2] % 2 === 1 && e.shape[2] <= 3,
+      (e) => isKernel(e.shape),
       () => this.tensor([this.int(1, 4), this.int(1, 3), ...Array(2).fill(this.pick([1, 3]))]),
     );
     const [O, Cg, K] = w.shape;
@@ -478,6 +499,7 @@ class Program {
       () => this.image(),
     );
     const data = this.values(size(e.shape), e.positive);
+    this.settle(e);
     const set = this.sets.find((s) => [...s.entries.values()].includes(e));
     if (set && this.chance(0.5)) {
       set.params.set(e.t.name, data);
@@ -495,6 +517,7 @@ class Program {
       () => this.image(),
     );
     const v = Math.fround(e.positive ? this.pick([0.5, 1, 2]) : this.pick([-1.5, -0.5, 0.25, 1, 2]));
+    this.settle(e);
     e.t.fill(v);
     this.written(e, new Float64Array(e.memory.data.length).fill(v));
     this.trace.push(`${e.name}.fill(${v})`);
@@ -519,6 +542,7 @@ class Program {
     const candidates = this.live((e) => e.owner === 'program');
     if (!candidates.length) return;
     const e = this.pick(candidates);
+    this.settle(e);
     e.t.dispose();
     this.drop(e);
     this.trace.push(`${e.name}.dispose()`);
@@ -537,6 +561,7 @@ class Program {
           this[this.pick(['conv', 'bn', 'elementwise', 'write', 'fill', 'view', 'dispose'])]();
         const made = [...mine].filter((e) => e.owner === 'program' && e.t.alive);
         kept = made.length && this.chance(0.7) ? this.pick(made) : null;
+        this.settle(...made.filter((e) => e !== kept));
         return kept?.t;
       });
     } finally {
@@ -615,6 +640,7 @@ class Program {
     // The mirror steps from the gradients the GPU holds (compared with the mirror's at the end): a
     // gradient that is 0 in exact arithmetic and 1e-9 in float32 moves a parameter by lr either way.
     const grads = await Promise.all([...set.entries.values()].map((e) => e.t.grad.read()));
+    this.settle(...set.entries.values());
     set.adam.update();
     const step = set.adam.step;
     [...set.entries.values()].forEach((e, k) => {
@@ -655,6 +681,7 @@ class Program {
     if (action === 'load') return this.loadModel();
     if (action === 'check') return this.checkModel();
     const input = Tensor.fromArray(this.gpu, this.values(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+    this.settle(...this.live((e) => e.owner === 'model'));
     this.sisn.training = true;
     this.gpu.noGrad(() => this.sisn.forward(input)).dispose();
     this.sisn.training = false;
@@ -713,6 +740,7 @@ class Program {
         dict.set(e.name, { dtype: 'F32', shape: [...e.shape], data });
       }
     }
+    this.settle(...this.live((e) => e.owner === 'model'));
     loadStateDict(this.sisn, dict);
     for (const e of this.live((e) => e.owner === 'model')) this.written(e, dict.get(e.name).data);
     this.trace.push('loadStateDict(model, random values)');
@@ -729,6 +757,7 @@ class Program {
         throw new Error(`${e.name}.grad is ${e.t.grad ? 'set' : 'null'}, expected ${e.grad ? 'set' : 'null'}`);
       if (e.grad) this.expect(e.t.grad, e.grad, `${e.name}.grad at the end`);
     }
+    this.settle(...this.live());
     const got = await Promise.all(this.pending.map(([promise]) => promise));
     this.pending.forEach(([, want, what], i) => this.compare(got[i], want, what));
     this.pending = [];
