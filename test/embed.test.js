@@ -27,13 +27,19 @@ const test = suite('embed');
 const ctx = withGpu(test);
 const weightsFile = join(fileURLToPath(new URL('.', import.meta.url)), 'fixtures/sisn-small/weights.safetensors');
 
-/** Counts the dispatches of `kernel` while `fn` runs. */
+/**
+ * Counts the dispatches of `kernel` while `fn` runs.
+ * @param {import('../dist/index.js').Gpu} gpu
+ * @param {string} kernel
+ * @param {() => void} fn
+ */
 function dispatchesOf(gpu, kernel, fn) {
-  const dispatch = gpu.kernels.dispatch;
+  const kernels = gpu.kernels;
+  const dispatch = kernels.dispatch.bind(kernels);
   let count = 0;
-  gpu.kernels.dispatch = function (name, args) {
+  kernels.dispatch = (name, args) => {
     if (name === kernel) count++;
-    return dispatch.call(this, name, args);
+    dispatch(name, args);
   };
   try {
     fn();
@@ -43,6 +49,7 @@ function dispatchesOf(gpu, kernel, fn) {
   return count;
 }
 
+/** @param {Float32Array} a @param {Float32Array} b */
 const maxAbsDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 test('packed weights follow write(), fill(), ParameterSet.set and Adam steps, and only their own tensor', async () => {
@@ -53,12 +60,14 @@ test('packed weights follow write(), fill(), ParameterSet.set and Adam steps, an
   const x = Tensor.fromArray(gpu, xs, [B, C, H, W]);
   const w = Tensor.fromArray(gpu, ws, [O, C, K, K]);
   const other = Tensor.fromArray(gpu, ws, [O, C, K, K]);
+  /** @param {Tensor} weight */
   const run = async (weight) => {
     const y = gpu.noGrad(() => conv2d(x, weight, null, { padding: 1 }));
     const out = await y.read();
     y.dispose();
     return out;
   };
+  /** @param {Float32Array} a */
   const sumAbs = (a) => a.reduce((s, v) => s + Math.abs(v), 0);
   const before = sumAbs(await run(w));
   await run(other);
@@ -167,6 +176,7 @@ test('one weight under two group counts: each gets its own packing', async () =>
 test('eval BatchNorm folds follow writes of running statistics and training-mode updates', async () => {
   const { gpu } = ctx;
   const input = Tensor.fromArray(gpu, random(3 * 16 * 16, 5, 0, 255), [1, 3, 16, 16]);
+  /** @param {import('../dist/index.js').SISN} model */
   const evaluate = async (model) => {
     const y = gpu.noGrad(() => model.forward(input));
     const out = await y.read();
@@ -175,12 +185,14 @@ test('eval BatchNorm folds follow writes of running statistics and training-mode
   };
   const model = loadSisn(gpu, weightsFile);
   const name = 'body.1.IA.bn3.running_mean';
-  const shifted = (await model.buffers.get(name).read()).map((v) => 2 * v);
+  /** @param {import('../dist/index.js').SISN} m */
+  const buffer = (m) => /** @type {Tensor} */ (m.buffers.get(name));
+  const shifted = (await buffer(model).read()).map((v) => 2 * v);
   const first = await evaluate(model);
-  model.buffers.get(name).write(shifted);
+  buffer(model).write(shifted);
   const afterWrite = await evaluate(model);
   const fresh = loadSisn(gpu, weightsFile);
-  fresh.buffers.get(name).write(shifted);
+  buffer(fresh).write(shifted);
   const want = await evaluate(fresh);
   assert.ok(maxAbsDiff(first, want) > 0.1, 'the written statistics change the output');
   assert.ok(
@@ -241,7 +253,7 @@ test('release() past zero throws; the only public view is the recorded reshape',
   assert.throws(() => reshape(t, [2, 2]), /^reshape: Tensor\[4\] was used after dispose\(\)$/);
 
   // A view off the tape would stop gradients silently: Tensor has none.
-  assert.is(Tensor.prototype.view, undefined);
+  assert.is(/** @type {Record<string, unknown>} */ (/** @type {unknown} */ (Tensor.prototype)).view, undefined);
   const x = Tensor.fromArray(gpu, [1, -2, 3, -4, 5, -6], [2, 3]);
   x.requiresGrad = true;
   const target = Tensor.zeros(gpu, [3, 2]);
@@ -249,7 +261,7 @@ test('release() past zero throws; the only public view is the recorded reshape',
   const loss = l1Loss(y, target);
   gpu.tape.backward(loss);
   assert.equal(
-    [...(await x.grad.read())],
+    [...(await /** @type {Tensor} */ (x.grad).read())],
     [1, -1, 1, -1, 1, -1].map((v) => Math.fround(v / 6)),
     'the gradient through reshape',
   );
@@ -272,7 +284,11 @@ test('a backward whose rules saved a tensor written since the forward throws, be
     () => gpu.tape.backward(loss),
     /^backward of conv2d: the \[3, 2, 3, 3\] tensor it saved was written after the forward pass$/,
   );
-  assert.equal([...(await w.grad.read())], new Array(w.size).fill(0), 'nothing was accumulated');
+  assert.equal(
+    [...(await /** @type {Tensor} */ (w.grad).read())],
+    new Array(w.size).fill(0),
+    'nothing was accumulated',
+  );
   gpu.tape.clear();
   adam.dispose();
   params.dispose();

@@ -31,6 +31,7 @@ import {
 
 const EPS = 1e-5;
 const MOMENTUM = 0.1;
+/** @type {import('../dist/index.js').SisnConfig} */
 const TINY_SISN = { scale: 2, groups: 1, blocks: 1, channels: 4 };
 /** Entries of the tiny SISN that programs use directly (weights and whole BatchNorms). */
 const MODEL_WEIGHTS = [
@@ -43,14 +44,43 @@ const MODEL_WEIGHTS = [
 const MODEL_BIASES = ['body.0.body.1.bias', 'tail.1.bias'];
 const MODEL_BATCHNORMS = ['body.0.body.0.bn1.', 'body.0.IA.bn3.'];
 
+/**
+ * @typedef {import('../dist/index.js').Gpu} Gpu
+ * @typedef {readonly number[]} Shape
+ * @typedef {{ data: Float64Array, version: number, checked: number }} Memory
+ * @typedef {{ memory: Memory, version: number, name: string }} SavedMirror
+ * @typedef {(g: Float64Array) => ArrayLike<number>[]} MirrorRule
+ * @typedef {{ id: number, inputs: Entry[], backward: MirrorRule, saved: SavedMirror[] }} NodeMirror
+ * @typedef {'program' | 'set' | 'model'} Owner
+ * @typedef {{
+ *   t: Tensor, shape: number[], memory: Memory, owner: Owner, positive: boolean, name: string,
+ *   requiresGrad: boolean, node: NodeMirror | null, grad: Float64Array | null, dropped?: boolean,
+ * }} Entry
+ * @typedef {{ gamma: Entry, beta: Entry, mean: Entry, variance: Entry }} BatchNormMirror
+ * @typedef {{
+ *   params: ParameterSet, adam: Adam | null, entries: Map<string, Entry>,
+ *   state: Map<Entry, { m: Float32Array, v: Float32Array }>,
+ * }} SetMirror
+ */
+
+/**
+ * @typedef {'conv' | 'bn' | 'elementwise' | 'fused' | 'write' | 'fill' | 'view' | 'dispose' | 'scope'
+ *   | 'backward' | 'adam' | 'zeroGrad' | 'set' | 'model'} StepName
+ */
+
+/** @param {Shape} shape */
 const size = (shape) => shape.reduce((a, b) => a * b, 1);
+/** @param {Shape} a @param {Shape} b */
 const sameShape = (a, b) => a.length === b.length && a.every((d, i) => d === b[i]);
+/** @param {Shape} shape */
 const fmt = (shape) => `[${shape.join(', ')}]`;
+/** @param {boolean} grad */
 const underNoGrad = (grad) => (grad ? '' : ' under noGrad');
 /**
  * A shape usable as a conv weight here: 1x1 or 3x3 (SISN's kernels; each other size compiles its
  * own pipelines, seconds on SwiftShader, for no other code path).
  */
+/** @param {Shape} shape */
 const isKernel = (shape) => shape.length === 4 && shape[2] === shape[3] && (shape[2] === 1 || shape[2] === 3);
 
 /** A program's failure: what went wrong, and the steps it ran. */
@@ -60,6 +90,11 @@ export class ProgramFailure extends Error {}
  * Runs program `seed` on `gpu`. Resolves to { checks: comparisons made, steps: what it did };
  * rejects with a ProgramFailure naming the seed, the mismatch and the program's steps.
  */
+/**
+ * @param {Gpu} gpu
+ * @param {number} seed
+ * @returns {Promise<{ checks: number, steps: string[] }>}
+ */
 export async function runProgram(gpu, seed) {
   const program = new Program(gpu, seed);
   try {
@@ -67,45 +102,63 @@ export async function runProgram(gpu, seed) {
   } catch (e) {
     await program.cleanUp().catch(() => {});
     const steps = program.trace.map((s, i) => `  ${i + 1}. ${s}`).join('\n');
-    throw new ProgramFailure(`program ${seed}: ${e.message}\nits steps:\n${steps}`, { cause: e });
+    const message = e instanceof Error ? e.message : String(e);
+    throw new ProgramFailure(`program ${seed}: ${message}\nits steps:\n${steps}`, { cause: e });
   }
   return { checks: program.checks, steps: program.trace };
 }
 
 class Program {
+  /** @param {Gpu} gpu @param {number} seed */
   constructor(gpu, seed) {
     this.gpu = gpu;
     this.seed = seed;
     this.next = mulberry32(seed);
+    /** @type {string[]} */
     this.trace = [];
-    /** Live tensors and their mirrors (see `entry`). */
+    /** @type {Entry[]} Live tensors and their mirrors (see `entry`). */
     this.entries = [];
-    /** BatchNorms: { gamma, beta, mean, variance } entries of one channel count. */
+    /** @type {BatchNormMirror[]} BatchNorms: entries of one channel count. */
     this.batchNorms = [];
-    /** Parameter sets: { params, adam, entries, state } (the tiny SISN's among them). */
+    /** @type {SetMirror[]} Parameter sets (the tiny SISN's among them). */
     this.sets = [];
+    /** @type {SISN | null} */
     this.sisn = null;
-    /** Reads started: [promise, expected, what]. */
+    /** @type {[Promise<Float32Array>, Float64Array, string][]} Reads started: [promise, expected, what]. */
     this.pending = [];
-    /** Results not read yet, by memory: { want, what } (see expectEntry). */
+    /** @type {Map<Memory, { want: Float64Array, what: string }>} Results not read yet (see expectEntry). */
     this.unread = new Map();
-    /** Entries made inside each open scope. */
+    /** @type {Set<Entry>[]} Entries made inside each open scope. */
     this.scopes = [];
     this.nodeCount = 0;
     this.checks = 0;
     this.startBytes = gpu.pool.inUseBytes;
   }
 
+  /** The tiny SISN, once made. */
+  get tiny() {
+    if (!this.sisn) throw new Error('no SISN made yet');
+    return this.sisn;
+  }
+
   // ---- random choices
+  /** @param {number} lo @param {number} hi */
   int(lo, hi) {
     return lo + Math.floor(this.next() * (hi - lo + 1));
   }
+  /** @template T @param {readonly T[]} list @returns {T} */
   pick(list) {
     return list[Math.floor(this.next() * list.length)];
   }
+  /** @param {number} p */
   chance(p) {
     return this.next() < p;
   }
+  /** @param {number} k */
+  square(k) {
+    return [k, k];
+  }
+  /** @param {number} n */
   values(n, positive = false) {
     return Float32Array.from({ length: n }, () => (positive ? 0.2 + 1.8 * this.next() : 2 * this.next() - 1));
   }
@@ -116,11 +169,17 @@ class Program {
    * views of one storage), requiresGrad, the mirror of the tape node that made it, and the
    * mirror of its `.grad`.
    */
+  /**
+   * @param {Tensor} t
+   * @param {ArrayLike<number> | null} data
+   * @param {{ memory?: Memory | null, owner?: Owner, positive?: boolean, name?: string }} [options]
+   * @returns {Entry}
+   */
   entry(t, data, { memory = null, owner = 'program', positive = false, name = '' } = {}) {
     const e = {
       t,
       shape: [...t.shape],
-      memory: memory ?? { data: Float64Array.from(data), version: 0, checked: -1 },
+      memory: memory ?? { data: Float64Array.from(data ?? []), version: 0, checked: -1 },
       owner,
       positive,
       name: name || `t${this.entries.length}`,
@@ -132,6 +191,7 @@ class Program {
     this.scopes[this.scopes.length - 1]?.add(e);
     return e;
   }
+  /** @param {Entry} e @param {ArrayLike<number>} data */
   written(e, data) {
     e.memory.data.set(data);
     e.memory.version++;
@@ -140,13 +200,16 @@ class Program {
    * The entries the program may still use: not disposed by it or by a scope (a tensor the tape
    * saved stays alive after that, but is no longer the program's).
    */
+  /** @param {(e: Entry) => boolean} [filter] */
   live(filter = () => true) {
     return this.entries.filter((e) => !e.dropped && e.t.alive && filter(e));
   }
+  /** @param {Entry} e */
   drop(e) {
     e.dropped = true;
   }
   /** Starts reading `t` now (later writes do not change what is read) to compare with `want` at the end. */
+  /** @param {Tensor} t @param {ArrayLike<number>} want @param {string} what */
   expect(t, want, what) {
     this.pending.push([t.read(), Float64Array.from(want), what]);
   }
@@ -154,11 +217,13 @@ class Program {
    * `expect` for an entry's values, read when its memory is next written or freed (`settle`) or at
    * the end: a read is a submit and a wait, and most results are never written again.
    */
+  /** @param {Entry} e @param {string} what */
   expectEntry(e, what) {
     this.unread.set(e.memory, { want: Float64Array.from(e.memory.data), what: `${e.name} ${what}` });
     e.memory.checked = e.memory.version;
   }
   /** Starts the reads the entries' memories still owe, before a write or dispose changes them. */
+  /** @param {Entry[]} entries */
   settle(...entries) {
     for (const e of entries) {
       const owed = this.unread.get(e.memory);
@@ -167,10 +232,12 @@ class Program {
       this.expect(e.t, owed.want, owed.what);
     }
   }
+  /** @param {ArrayLike<number>} got @param {ArrayLike<number>} want @param {string} what */
   compare(got, want, what) {
     this.checks++;
     if (got.length !== want.length) throw new Error(`${what}: ${got.length} values, expected ${want.length}`);
-    const scale = want.reduce((m, v) => (Number.isFinite(v) ? Math.max(m, Math.abs(v)) : m), 1);
+    let scale = 1;
+    for (let i = 0; i < want.length; i++) if (Number.isFinite(want[i])) scale = Math.max(scale, Math.abs(want[i]));
     for (let i = 0; i < want.length; i++) {
       if (Number.isNaN(want[i]) && Number.isNaN(got[i])) continue;
       if (!(Math.abs(got[i] - want[i]) <= 2e-3 * scale)) {
@@ -179,6 +246,7 @@ class Program {
     }
   }
   /** Records the mirror of a tape node when the GPU recorded one (gradients on, an input needing one). */
+  /** @param {Entry} out @param {Entry[]} inputs @param {MirrorRule} backward @param {Entry[]} saved */
   record(out, inputs, backward, saved) {
     out.requiresGrad = out.t.requiresGrad;
     if (!out.requiresGrad) return;
@@ -190,11 +258,13 @@ class Program {
     };
   }
   /** Runs `fn` with gradients on or off as the program chose. */
+  /** @template T @param {boolean} grad @param {() => T} fn @returns {T} */
   mode(grad, fn) {
     return grad ? fn() : this.gpu.noGrad(fn);
   }
 
   // ---- making operands
+  /** @param {Shape} shape */
   tensor(shape, { positive = false, requiresGrad = false } = {}) {
     const data = this.values(size(shape), positive);
     const how = this.chance(0.2) ? 'full' : 'fromArray';
@@ -209,10 +279,12 @@ class Program {
     const shape = [this.int(1, 3), channels, this.int(minSide, 5), this.int(minSide, 5)];
     return this.tensor(shape, { requiresGrad: this.chance(0.3) });
   }
+  /** @param {(e: Entry) => boolean} filter @param {() => Entry} make */
   liveOr(filter, make) {
     const found = this.live(filter);
     return found.length && this.chance(0.8) ? this.pick(found) : make();
   }
+  /** @param {number} channels @returns {BatchNormMirror} */
   batchNorm(channels) {
     const found = this.batchNorms.filter(
       (b) => b.gamma.shape[0] === channels && [b.gamma, b.beta, b.mean, b.variance].every((e) => e.t.alive),
@@ -223,8 +295,8 @@ class Program {
       { name: 'beta', shape: [channels] },
     ]);
     const bn = {
-      gamma: set.entries.get('gamma'),
-      beta: set.entries.get('beta'),
+      gamma: /** @type {Entry} */ (set.entries.get('gamma')),
+      beta: /** @type {Entry} */ (set.entries.get('beta')),
       mean: this.tensor([channels]),
       variance: this.tensor([channels], { positive: true }),
     };
@@ -232,6 +304,7 @@ class Program {
     return bn;
   }
   /** A parameter set with random values, and its entries (not disposable one by one). */
+  /** @param {{ name: string, shape: number[] }[]} specs @returns {SetMirror} */
   parameterSet(specs) {
     const params = new ParameterSet(this.gpu, specs);
     const set = { params, adam: null, entries: new Map(), state: new Map() };
@@ -256,7 +329,9 @@ class Program {
     await this.finish();
   }
 
+  /** @param {boolean} inScope */
   async step(inScope) {
+    /** @type {[StepName, number][]} */
     const kinds = [
       ['conv', 5],
       ['bn', 3],
@@ -274,7 +349,7 @@ class Program {
       ['model', inScope ? 0 : 0.35],
     ];
     let r = this.next() * kinds.reduce((s, [, w]) => s + w, 0);
-    const kind = kinds.find(([, w]) => (r -= w) < 0)[0];
+    const kind = (kinds.find(([, w]) => (r -= w) < 0) ?? kinds[0])[0];
     await this[kind]();
   }
 
@@ -283,7 +358,7 @@ class Program {
     const w = this.liveOr(
       (e) => isKernel(e.shape),
       () =>
-        this.tensor([this.int(1, 4), this.int(1, 3), ...Array(2).fill(this.pick([1, 3]))], {
+        this.tensor([this.int(1, 4), this.int(1, 3), ...this.square(this.pick([1, 3]))], {
           requiresGrad: this.chance(0.3),
         }),
     );
@@ -445,7 +520,7 @@ class Program {
   fused() {
     const w = this.liveOr(
       (e) => isKernel(e.shape),
-      () => this.tensor([this.int(1, 4), this.int(1, 3), ...Array(2).fill(this.pick([1, 3]))]),
+      () => this.tensor([this.int(1, 4), this.int(1, 3), ...this.square(this.pick([1, 3]))]),
     );
     const [O, Cg, K] = w.shape;
     const groups = this.pick([1, 2].filter((g) => O % g === 0));
@@ -548,17 +623,19 @@ class Program {
     this.trace.push(`${e.name}.dispose()`);
   }
 
-  async scope() {
+  scope() {
+    /** @type {Set<Entry>} */
     const mine = new Set();
     this.trace.push('gpu.scope(() => {');
     this.scopes.push(mine);
+    /** @type {Entry | null} */
     let kept = null;
     try {
       this.gpu.scope(() => {
         // Synchronous steps only: a scope holds no await.
         const steps = this.int(1, 3);
         for (let i = 0; i < steps; i++)
-          this[this.pick(['conv', 'bn', 'elementwise', 'write', 'fill', 'view', 'dispose'])]();
+          this[this.pick(/** @type {const} */ (['conv', 'bn', 'elementwise', 'write', 'fill', 'view', 'dispose']))]();
         const made = [...mine].filter((e) => e.owner === 'program' && e.t.alive);
         kept = made.length && this.chance(0.7) ? this.pick(made) : null;
         this.settle(...made.filter((e) => e !== kept));
@@ -567,13 +644,15 @@ class Program {
     } finally {
       this.scopes.pop();
     }
-    if (kept) this.scopes[this.scopes.length - 1]?.add(kept);
-    this.trace.push(`}) returning ${kept?.name ?? 'nothing'}`);
-    for (const e of mine) if (e.owner === 'program' && e !== kept) this.drop(e);
+    // (Set inside the scope's function, which the checker does not follow.)
+    const returned = /** @type {Entry | null} */ (kept);
+    if (returned) this.scopes[this.scopes.length - 1]?.add(returned);
+    this.trace.push(`}) returning ${returned?.name ?? 'nothing'}`);
+    for (const e of mine) if (e.owner === 'program' && e !== returned) this.drop(e);
   }
 
-  async backward() {
-    const roots = this.live((e) => e.node);
+  backward() {
+    const roots = this.live((e) => e.node !== null);
     if (!roots.length) return;
     const root = this.pick(roots);
     const targetData = this.values(size(root.shape));
@@ -582,10 +661,10 @@ class Program {
     const n = targetData.length;
     const rootValues = Float64Array.from(root.memory.data);
     // The mirror: nodes reachable from the root, newest first.
+    /** @type {Map<NodeMirror, Entry>} */
     const reachable = new Map();
     const stack = [root];
-    while (stack.length) {
-      const e = stack.pop();
+    for (let e = stack.pop(); e; e = stack.pop()) {
       if (!e.node || reachable.has(e.node)) continue;
       reachable.set(e.node, e);
       stack.push(...e.node.inputs);
@@ -595,11 +674,12 @@ class Program {
       `gpu.tape.backward(l1Loss(${root.name}, random))${stale.length ? ` (${stale[0].name} was written since)` : ''}`,
     );
     if (stale.length) {
+      /** @type {Error | null} */
       let error = null;
       try {
         this.gpu.tape.backward(loss);
       } catch (e) {
-        error = e;
+        error = /** @type {Error} */ (e);
       }
       if (!error || !/was written after the forward pass/.test(error.message))
         throw new Error(`backward after ${stale[0].name} was written: ${error ? error.message : 'no error'}`);
@@ -609,7 +689,7 @@ class Program {
     this.gpu.tape.backward(loss);
     const grads = new Map([[root, rootValues.map((v, i) => Math.sign(v - targetData[i]) / n)]]);
     for (const [node, out] of [...reachable].sort(([a], [b]) => b.id - a.id)) {
-      const g = grads.get(out);
+      const g = /** @type {Float64Array} */ (grads.get(out));
       grads.delete(out);
       const inputGrads = node.backward(g);
       node.inputs.forEach((input, k) => {
@@ -639,15 +719,16 @@ class Program {
     set.adam.gradClip = gradClip;
     // The mirror steps from the gradients the GPU holds (compared with the mirror's at the end): a
     // gradient that is 0 in exact arithmetic and 1e-9 in float32 moves a parameter by lr either way.
-    const grads = await Promise.all([...set.entries.values()].map((e) => e.t.grad.read()));
+    const grads = await Promise.all([...set.entries.values()].map((e) => /** @type {Tensor} */ (e.t.grad).read()));
     this.settle(...set.entries.values());
     set.adam.update();
     const step = set.adam.step;
     [...set.entries.values()].forEach((e, k) => {
       const p = Float32Array.from(e.memory.data);
       const g = gradClip ? grads[k].map((v) => Math.min(Math.max(v, -gradClip), gradClip)) : grads[k];
-      if (!set.state.has(e)) set.state.set(e, { m: new Float32Array(p.length), v: new Float32Array(p.length) });
-      const { m, v } = set.state.get(e);
+      const state = set.state.get(e) ?? { m: new Float32Array(p.length), v: new Float32Array(p.length) };
+      set.state.set(e, state);
+      const { m, v } = state;
       ref.adamStep(p, g, m, v, step, { lr });
       this.written(e, p);
     });
@@ -658,7 +739,7 @@ class Program {
     if (!this.sets.length) return;
     const set = this.pick(this.sets);
     set.params.zeroGrad();
-    for (const e of set.entries.values()) e.grad = new Float64Array(e.grad.length);
+    for (const e of set.entries.values()) e.grad = new Float64Array(e.t.size);
     this.trace.push(`p${this.sets.indexOf(set)}.zeroGrad()`);
   }
 
@@ -682,9 +763,9 @@ class Program {
     if (action === 'check') return this.checkModel();
     const input = Tensor.fromArray(this.gpu, this.values(2 * 3 * 4 * 4), [2, 3, 4, 4]);
     this.settle(...this.live((e) => e.owner === 'model'));
-    this.sisn.training = true;
-    this.gpu.noGrad(() => this.sisn.forward(input)).dispose();
-    this.sisn.training = false;
+    this.tiny.training = true;
+    this.gpu.noGrad(() => this.tiny.forward(input)).dispose();
+    this.tiny.training = false;
     input.dispose();
     this.trace.push('SISN training-mode forward (running statistics updated)');
     for (const e of this.live((e) => e.owner === 'model' && !e.t.requiresGrad)) this.written(e, await e.t.read());
@@ -692,9 +773,9 @@ class Program {
 
   async checkModel() {
     const input = Tensor.fromArray(this.gpu, this.values(3 * 4 * 4), [1, 3, 4, 4]);
-    const cached = this.gpu.noGrad(() => this.sisn.forward(input));
+    const cached = this.gpu.noGrad(() => this.tiny.forward(input));
     // With gradients on, nothing is folded or packed ahead: the uncached path.
-    const uncached = this.sisn.forward(input);
+    const uncached = this.tiny.forward(input);
     this.gpu.tape.clear();
     for (const e of this.entries) e.node = null;
     this.trace.push('SISN pure-inference forward == its forward with gradients on (tape cleared)');
@@ -704,45 +785,52 @@ class Program {
 
   makeModel() {
     this.sisn = new SISN(this.gpu, TINY_SISN);
-    const set = { params: this.sisn.params, adam: null, entries: new Map(), state: new Map() };
+    /** @type {SetMirror} */
+    const set = { params: this.tiny.params, adam: null, entries: new Map(), state: new Map() };
     this.sets.push(set);
     for (const name of [
       ...MODEL_WEIGHTS,
       ...MODEL_BIASES,
       ...MODEL_BATCHNORMS.flatMap((p) => [`${p}weight`, `${p}bias`]),
     ]) {
-      const t = this.sisn.params.get(name);
+      const t = this.tiny.params.get(name);
       const e = this.entry(t, new Float64Array(t.size), { owner: 'model', name });
       e.grad = new Float64Array(t.size);
       set.entries.set(name, e);
     }
     for (const p of MODEL_BATCHNORMS) {
       const [mean, variance] = ['running_mean', 'running_var'].map((s) =>
-        this.entry(this.sisn.buffers.get(`${p}${s}`), new Float64Array(4), {
+        this.entry(/** @type {Tensor} */ (this.tiny.buffers.get(`${p}${s}`)), new Float64Array(4), {
           owner: 'model',
           name: `${p}${s}`,
           positive: s === 'running_var',
         }),
       );
-      this.batchNorms.push({ gamma: set.entries.get(`${p}weight`), beta: set.entries.get(`${p}bias`), mean, variance });
+      const [gamma, beta] = ['weight', 'bias'].map((s) => /** @type {Entry} */ (set.entries.get(`${p}${s}`)));
+      this.batchNorms.push({ gamma, beta, mean, variance });
     }
     this.trace.push(`model = new SISN(${JSON.stringify(TINY_SISN)})`);
     this.loadModel();
   }
 
   loadModel() {
+    /** @type {import('../dist/index.js').StateDict} */
     const dict = new Map();
-    for (const e of this.sisn.entries) {
+    /** @type {Map<string, Float32Array>} */
+    const values = new Map();
+    for (const e of this.tiny.entries) {
       if (e.kind === 'counter') dict.set(e.name, { dtype: 'I64', shape: [], data: [0] });
       else {
         const positive = e.name.endsWith('running_var');
         const data = this.values(size(e.shape), positive).map((v) => (positive ? v : v / 2));
         dict.set(e.name, { dtype: 'F32', shape: [...e.shape], data });
+        values.set(e.name, data);
       }
     }
     this.settle(...this.live((e) => e.owner === 'model'));
-    loadStateDict(this.sisn, dict);
-    for (const e of this.live((e) => e.owner === 'model')) this.written(e, dict.get(e.name).data);
+    loadStateDict(this.tiny, dict);
+    for (const e of this.live((e) => e.owner === 'model'))
+      this.written(e, /** @type {Float32Array} */ (values.get(e.name)));
     this.trace.push('loadStateDict(model, random values)');
   }
 
@@ -755,7 +843,7 @@ class Program {
       if (e.memory.checked !== e.memory.version) this.expectEntry(e, 'at the end');
       if (!!e.grad !== !!e.t.grad)
         throw new Error(`${e.name}.grad is ${e.t.grad ? 'set' : 'null'}, expected ${e.grad ? 'set' : 'null'}`);
-      if (e.grad) this.expect(e.t.grad, e.grad, `${e.name}.grad at the end`);
+      if (e.grad && e.t.grad) this.expect(e.t.grad, e.grad, `${e.name}.grad at the end`);
     }
     this.settle(...this.live());
     const got = await Promise.all(this.pending.map(([promise]) => promise));

@@ -16,9 +16,11 @@ const SECRET = 'SECRET-outside-the-served-folder';
 const FILES = { 'index.html': '<!doctype html>index', 'app.js': 'export {};', 'sub/file.txt': 'inside' };
 const FUZZ_CASES = 4000;
 const FUZZ_SECONDS = 8;
-let tmp;
-let server;
-let port;
+/** @type {string} */
+let tmp = '';
+/** @type {import('node:http').Server | null} */
+let server = null;
+let port = 0;
 
 test.before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'sisn-serve-'));
@@ -34,7 +36,7 @@ test.before(async () => {
   // One staying inside is served.
   symlinkSync(join(root, 'app.js'), join(root, 'alias.js'));
   ({ server } = await serveStatic(root, 0));
-  port = server.address().port;
+  port = /** @type {import('node:net').AddressInfo} */ (server.address()).port;
 });
 
 test.after(() => {
@@ -47,9 +49,14 @@ test.after(() => {
  * the status codes of the responses in it, and the whole text. A request the server is still
  * waiting on after 100 ms (incomplete, or kept alive) gets the end of the stream.
  */
+/**
+ * @param {Buffer} raw
+ * @returns {Promise<{ statuses: number[], text: string }>}
+ */
 function send(raw) {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
+    /** @type {Buffer[]} */
     const chunks = [];
     const finish = setTimeout(() => socket.end(), 100);
     const giveUp = setTimeout(() => {
@@ -69,9 +76,11 @@ function send(raw) {
   });
 }
 
+/** @param {string} method @param {string} target */
 const request = (method, target, headers = 'Host: 127.0.0.1\r\nConnection: close\r\n') =>
   send(Buffer.from(`${method} ${target} HTTP/1.1\r\n${headers}\r\n`, 'latin1'));
 
+/** @param {string} method @param {string} target @param {number} status */
 async function assertStatus(method, target, status, what = `${method} ${target}`) {
   const r = await request(method, target);
   assert.equal(r.statuses, [status], `${what}: ${r.text.split('\r\n')[0]}`);
@@ -175,8 +184,10 @@ const HEADERS = [
 ];
 
 /** Request `seed` of the fuzz: half well-formed HTTP with a hostile path, half broken HTTP too. */
+/** @param {number} seed */
 function fuzzCase(seed) {
   const next = mulberry32(seed);
+  /** @param {string[]} list */
   const pick = (list) => list[Math.floor(next() * list.length)];
   const wellFormed = next() < 0.5;
   const segments = Array.from({ length: 1 + Math.floor(next() * 5) }, () => pick(next() < 0.6 ? NAMES : TRICKS));
@@ -208,6 +219,7 @@ test(`fuzz: up to ${FUZZ_CASES} seeded malformed requests in ${FUZZ_SECONDS} s`,
   const deadline = Date.now() + FUZZ_SECONDS * 1000;
   let done = 0;
   // 8 connections at a time.
+  /** @param {number} lane */
   const worker = async (lane) => {
     for (let seed = first + lane; seed < first + FUZZ_CASES && Date.now() < deadline; seed += 8) {
       const raw = fuzzCase(seed);
