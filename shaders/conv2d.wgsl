@@ -1,14 +1,18 @@
-// 2-D convolution, NCHW, stride 1, zero padding, groups, optional bias: the forward and the input
-// gradient (the weight gradient is in conv2d_weight.wgsl).
+// 2-D convolution, NCHW, any stride, zero padding per side, groups, optional bias: the forward and
+// the input gradient (the weight gradient is in conv2d_weight.wgsl).
 //
-// Math:     out[b,o,y,x] = bias[o] + sum_{i<Cin/G, ky, kx} w[o,i,ky,kx] * in[b, g*Cin/G + i, y+ky-pad, x+kx-pad],
-//           g = o / (Cout/G). Weights are [Cout, Cin/G, K, K] (PyTorch); `pack_weight` first lays them out
-//           as packed[g][i][ky*K+kx][o padded to a multiple of 16] so one vec4 load gives 4 output channels.
-//           The input gradient is this same forward on the output gradient with weights packed
-//           transposed and flipped (packed_t) and padding K-1-pad; in training one dispatch packs both.
+// Math:     out[b,o,y,x] = bias[o] + sum_{i<Cin/G, ky, kx} w[o,i,ky,kx] * in'[b, g*Cin/G + i, y*stride+ky-pad_y, x*stride+kx-pad_x],
+//           g = o / (Cout/G), in' the input dilated by `dilation` (in'[v] = in[v / dilation] where
+//           dilation divides v, else 0; 1 but for input gradients). Weights are [Cout, Cin/G, K, K]
+//           (PyTorch); `pack_weight` first lays them out as packed[g][i][ky*K+kx][o padded to a
+//           multiple of 16] so one vec4 load gives 4 output channels.
+//           The input gradient is this same forward at stride 1 on the output gradient dilated by
+//           the forward's stride, with weights packed transposed and flipped (packed_t) and padding
+//           K-1-pad before (after: what gives the forward's input size); in training one dispatch packs both.
 // Tiling:   each invocation computes a tile of TO output channels x TX adjacent output columns. Per
 //           input channel and kernel row it loads TX+K-1 input values once and TO/4 vec4 weights per
-//           tap (the loads, not the arithmetic, bound a CPU adapter). An epilogue can fold an
+//           tap (the loads, not the arithmetic, bound a CPU adapter); strided or dilated, each
+//           column's K inputs instead (a uniform branch: stride 1 keeps its loads). An epilogue can fold an
 //           eval-mode BatchNorm, a residual add and a ReLU into the store. K is an override
 //           constant, so the tap loops unroll.
 //           The weights of a tap are the same for every invocation of a workgroup (the workgroup
@@ -41,9 +45,10 @@
 struct Conv {
   batch: u32, cin: u32, h: u32, w: u32,
   cout: u32, hout: u32, wout: u32, groups: u32,
-  pad: u32, has_bias: u32, oc_blocks: u32, x_blocks: u32,
-  out_pad: u32, has_scale: u32, has_res: u32, relu: u32,
-  accumulate: u32, moments: u32,
+  pad_y: u32, pad_x: u32, stride: u32, dilation: u32,
+  has_bias: u32, oc_blocks: u32, x_blocks: u32, out_pad: u32,
+  has_scale: u32, has_res: u32, relu: u32, accumulate: u32,
+  moments: u32,
 }
 
 // The forward's dims; rows / t_rows: the rows to write of packed / packed_t (0: not wanted).
@@ -96,6 +101,17 @@ fn tap_weights(wi: u32, si: u32, lane: u32) -> array<vec4f, TQ> {
   return w;
 }
 
+// One output column's accumulators after the K taps of a row: acc[q] += sum_kx v[kx] * taps[kx][q].
+fn add_taps(acc: array<vec4f, TQ>, v: array<f32, KMAX>, taps: array<array<vec4f, TQ>, KMAX>) -> array<vec4f, TQ> {
+  var a = acc;
+  for (var q = 0u; q < TQ; q++) {
+    var s = a[q];
+    for (var kx = 0u; kx < K; kx++) { s += v[kx] * taps[kx][q]; }
+    a[q] = s;
+  }
+  return a;
+}
+
 @compute @workgroup_size(WG)
 fn forward(
   @builtin(workgroup_id) wid: vec3u,
@@ -118,7 +134,8 @@ fn forward(
   let tiles_per_group = p.oc_blocks / p.groups;
   let g = ob / tiles_per_group;
   let ol0 = (ob % tiles_per_group) * TO;
-  let x0 = i32(xb * TX) - i32(p.pad);
+  let x0 = i32(xb * TX * p.stride) - i32(p.pad_x);
+  let unit = p.stride == 1u && p.dilation == 1u;
   let wv = p.out_pad / 4u;
   let kk = K * K;
 // @if subgroups
@@ -141,14 +158,11 @@ fn forward(
     for (var ii = 0u; ii < n; ii++) {
       let plane = (b * p.cin + g * cin_g + i0 + ii) * p.h;
       for (var ky = 0u; ky < K; ky++) {
-        let iy = i32(y + ky) - i32(p.pad);
-        let yok = iy >= 0 && iy < i32(p.h);
+        // The tap row on the (dilated) input: row vy / dilation where that divides, else a zero row.
+        let vy = i32(y * p.stride + ky) - i32(p.pad_y);
+        let iy = vy / i32(p.dilation);
+        let yok = vy >= 0 && iy * i32(p.dilation) == vy && iy < i32(p.h);
         let row = (plane + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w;
-        for (var j = 0u; j < TX + K - 1u; j++) {
-          let ix = x0 + i32(j);
-          let inside = yok && ix >= 0 && ix < i32(p.w);
-          seg[j] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], inside);
-        }
         // The row's K taps' weights first, then each accumulator takes all K taps in turn: a CPU
         // adapter keeps it in a register across them (tap-outermost, each of 128 accumulators is
         // reloaded and stored per tap). The same additions in the same order either way.
@@ -158,11 +172,28 @@ fn forward(
           let w = tap_weights((wchunk + tap) * wv + ol0 / 4u, half + tap * TQ, lane);
           for (var q = 0u; q < TQ; q++) { taps[kx][q] = w[q]; }
         }
-        for (var c = 0u; c < TX; c++) {
-          for (var q = 0u; q < TQ; q++) {
-            var a = acc[c][q];
-            for (var kx = 0u; kx < K; kx++) { a += seg[c + kx] * taps[kx][q]; }
-            acc[c][q] = a;
+        if (unit) {
+          // Stride 1, no dilation: the tile's TX + K - 1 inputs, each loaded once for all its taps.
+          for (var j = 0u; j < TX + K - 1u; j++) {
+            let ix = x0 + i32(j);
+            seg[j] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], yok && ix >= 0 && ix < i32(p.w));
+          }
+          for (var c = 0u; c < TX; c++) {
+            var v: array<f32, KMAX>;
+            for (var kx = 0u; kx < K; kx++) { v[kx] = seg[c + kx]; }
+            acc[c] = add_taps(acc[c], v, taps);
+          }
+        } else {
+          // Strided or dilated: each column's K inputs (column vx / dilation where that divides).
+          for (var c = 0u; c < TX; c++) {
+            var v: array<f32, KMAX>;
+            for (var kx = 0u; kx < K; kx++) {
+              let vx = x0 + i32(c * p.stride + kx);
+              let ix = vx / i32(p.dilation);
+              let inside = yok && vx >= 0 && ix * i32(p.dilation) == vx && ix < i32(p.w);
+              v[kx] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], inside);
+            }
+            acc[c] = add_taps(acc[c], v, taps);
           }
         }
       }

@@ -1,12 +1,14 @@
-// The weight gradient of conv2d (conv2d.wgsl): NCHW, stride 1, zero padding, groups.
+// The weight gradient of conv2d (conv2d.wgsl): NCHW, any stride, zero padding per side, groups.
 //
-// Math:     dw[o,i,ky,kx] = sum_{b,y,x} dout[b,o,y,x] * in[b, g*Cin/G+i, y+ky-pad, x+kx-pad], g = o / (Cout/G).
+// Math:     dw[o,i,ky,kx] = sum_{b,y,x} dout[b,o,y,x] * in[b, g*Cin/G+i, y*stride+ky-pad_y, x*stride+kx-pad_x],
+//           g = o / (Cout/G).
 //           Split-K: the (b, y) rows are cut into chunks of `rows_per_chunk`; chunk z writes its
 //           partial sums to part[z] and `sum_partials` adds the chunks (one chunk: dw directly).
 // Tiling:   each invocation computes 8 output channels x K*K taps of one input channel (of TI1 = 4
 //           input channels for 1x1 kernels: each broadcast output-gradient value then feeds 4
 //           products instead of 1) over its chunk,
-//           walking each row in runs of TW columns (dout 8 x TW, input K rows of TW+K-1).
+//           walking each row in runs of TW columns (dout 8 x TW, input K rows of TW+K-1; strided,
+//           each tap's TW inputs stride apart instead: a uniform branch, so stride 1 keeps its loads).
 //           Lanes are input channels (1x1: groups of 4), `lanes_per_block` of them (their count
 //           rounded up to the adapter's largest subgroup size, or WG and more) per block of 8
 //           output channels. With lanes_per_block >= WG a workgroup is one block (x ids walk the
@@ -27,8 +29,8 @@
 struct WeightGrad {
   batch: u32, cin: u32, h: u32, w: u32,
   cout: u32, hout: u32, wout: u32, groups: u32,
-  pad: u32, lanes_per_block: u32, rows_per_chunk: u32, size: u32,
-  accumulate: u32,
+  pad_y: u32, pad_x: u32, stride: u32, lanes_per_block: u32,
+  rows_per_chunk: u32, size: u32, accumulate: u32,
 }
 
 struct Partials { size: u32, chunks: u32, accumulate: u32 }
@@ -65,6 +67,27 @@ fn dout_run(b: u32, g: u32, cout_g: u32, ol0: u32, y: u32, x0: u32) -> array<arr
     }
   }
   return d;
+}
+
+// The start of input row iy (clamped) of this lane's channel t (channel 0 where it is past the group's).
+fn lane_row(plane: u32, t: u32, live: bool, iy: i32) -> u32 {
+  return (plane + select(0u, t * p.h, live) + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w;
+}
+
+// inp[row + ix], 0 outside the row or where `ok` is false.
+fn input_at(row: u32, ix: i32, ok: bool) -> f32 {
+  return select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], ok && ix >= 0 && ix < i32(p.w));
+}
+
+// One tap's accumulators (8 output channels) after a run: acc += sum_c v[c] * d[c].
+fn add_run(acc: array<vec4f, 2>, v: array<f32, TW>, d: array<array<vec4f, 2>, TW>) -> array<vec4f, 2> {
+  var s0 = acc[0];
+  var s1 = acc[1];
+  for (var c = 0u; c < TW; c++) {
+    s0 += v[c] * d[c][0];
+    s1 += v[c] * d[c][1];
+  }
+  return array(s0, s1);
 }
 
 // out is dw [Cout, Cin/G, K, K], or the partial sums [chunks][Cout, Cin/G, K, K] (size = #dw).
@@ -127,27 +150,34 @@ fn weight_grad(
       let d = dout_run(b, g, cout_g, ol0, y, x0);
 // @endif
       for (var ky = 0u; ky < K; ky++) {
-        let iy = i32(y + ky) - i32(p.pad);
+        let iy = i32(y * p.stride + ky) - i32(p.pad_y);
         let yok = iy >= 0 && iy < i32(p.h);
-        for (var t = 0u; t < ti; t++) {
-          let live = i * ti + t < cin_g;
-          let row = (plane + select(0u, t * p.h, live) + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w;
-          for (var jx = 0u; jx < TW + K - 1u; jx++) {
-            let ix = i32(x0 + jx) - i32(p.pad);
-            seg[t][jx] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], live && yok && ix >= 0 && ix < i32(p.w));
-          }
-        }
-        for (var kx = 0u; kx < K; kx++) {
+        // The run's input columns start at x0 * stride - pad_x.
+        let ix0 = i32(x0 * p.stride) - i32(p.pad_x);
+        if (p.stride == 1u) {
+          // The run's TW + K - 1 inputs, each loaded once for all its taps.
           for (var t = 0u; t < ti; t++) {
-            let at = (ky * K + kx) * ti + t;
-            var s0 = acc[at][0];
-            var s1 = acc[at][1];
-            for (var c = 0u; c < TW; c++) {
-              s0 += seg[t][c + kx] * d[c][0];
-              s1 += seg[t][c + kx] * d[c][1];
+            let row = lane_row(plane, t, i * ti + t < cin_g, iy);
+            for (var jx = 0u; jx < TW + K - 1u; jx++) { seg[t][jx] = input_at(row, ix0 + i32(jx), i * ti + t < cin_g && yok); }
+          }
+          for (var kx = 0u; kx < K; kx++) {
+            for (var t = 0u; t < ti; t++) {
+              var v: array<f32, TW>;
+              for (var c = 0u; c < TW; c++) { v[c] = seg[t][c + kx]; }
+              let at = (ky * K + kx) * ti + t;
+              acc[at] = add_run(acc[at], v, d);
             }
-            acc[at][0] = s0;
-            acc[at][1] = s1;
+          }
+        } else {
+          // Strided: each tap's TW inputs, stride apart.
+          for (var kx = 0u; kx < K; kx++) {
+            for (var t = 0u; t < ti; t++) {
+              let row = lane_row(plane, t, i * ti + t < cin_g, iy);
+              var v: array<f32, TW>;
+              for (var c = 0u; c < TW; c++) { v[c] = input_at(row, ix0 + i32(c * p.stride + kx), i * ti + t < cin_g && yok); }
+              let at = (ky * K + kx) * ti + t;
+              acc[at] = add_run(acc[at], v, d);
+            }
           }
         }
       }

@@ -12,11 +12,15 @@
  */
 import type { Engine } from '../tensor.js';
 import { platform } from '../platform/index.js';
+import type { Padding } from './window.js';
 
 export type ConvRole = 'forward' | 'inputGrad' | 'weightGrad';
 
 export interface Conv2dOptions {
-  padding?: number;
+  /** Zero padding, the same on every side or [top, bottom, left, right], each in [0, K-1] (default 0: 'valid'). */
+  padding?: Padding;
+  /** A positive integer (default 1): output (y, x) reads the input from (y * stride - top, x * stride - left). */
+  stride?: number;
   groups?: number;
   /** A kernel variant by name (convVariants lists them per role); default: the one tuned for this adapter and shape. */
   variant?: string;
@@ -196,16 +200,30 @@ function defineVariant(
   return variantFile;
 }
 
-/** The shapes of a convolution, as a tuning key: `b10 c64x256 g4 k3 p1 32x32`. */
+/** The window of a launch: stride, the input's dilation (input gradients of strided convs) and padding per side. */
+export interface LaunchWindow {
+  stride: number;
+  /** Default 1. */
+  dilation?: number;
+  /** [top, bottom, left, right]. */
+  padding: readonly [number, number, number, number];
+}
+
+/**
+ * The shapes of a convolution, as a tuning key: `b10 c64x256 g4 k3 p1 32x32`, with the padding per
+ * side, stride and dilation spelled out (`p0,1,0,1 s2 d1`) where they are not 1 and symmetric.
+ */
 export function shapeKey(
   batch: number,
   cin: number,
   cout: number,
   groups: number,
   k: number,
-  pad: number,
+  { stride, dilation = 1, padding }: LaunchWindow,
   h: number,
   w: number,
 ): string {
-  return `b${batch} c${cin}x${cout} g${groups} k${k} p${pad} ${h}x${w}`;
+  const plain = stride === 1 && dilation === 1 && padding.every((p) => p === padding[0]);
+  const geometry = plain ? `p${padding[0]}` : `p${padding.join(',')} s${stride} d${dilation}`;
+  return `b${batch} c${cin}x${cout} g${groups} k${k} ${geometry} ${h}x${w}`;
 }

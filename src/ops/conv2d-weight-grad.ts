@@ -11,6 +11,7 @@ import {
   type Conv2dOptions,
   type WeightGradVariant,
 } from './conv2d-variants.js';
+import { checkOutputGrad, convShape } from './conv2d-shape.js';
 
 /** How a variant launches on a shape: two variants with equal launches are one candidate. */
 interface WeightGradLaunch {
@@ -55,8 +56,8 @@ function plan(
 }
 
 /**
- * The weight gradient for input x and output gradient g (not recorded); with `into` (a
- * parameter's gradient), added into it in the same pass and `into` returned.
+ * The weight gradient for input x and output gradient g (not recorded; g must have the forward's
+ * output shape); with `into` (a parameter's gradient), added into it in the same pass and `into` returned.
  */
 export function conv2dWeightGrad(
   x: Tensor,
@@ -66,11 +67,10 @@ export function conv2dWeightGrad(
   into: Tensor | null = null,
 ): Tensor {
   const gpu = x.gpu;
-  const pad = options.padding ?? 0;
-  const groups = options.groups ?? 1;
-  const [batch, cin, h, wd] = x.shape as number[];
-  const [cout, cinG, k] = weightShape;
-  const [, , hout, wout] = g.shape as number[];
+  const shape = convShape(gpu, 'conv2dWeightGrad', x.shape, weightShape, options);
+  checkOutputGrad('conv2dWeightGrad', g.shape, shape);
+  const { batch, cin, h, w: wd, cout, cinG, groups, window } = shape;
+  const { kernel: k, hout, wout } = window;
   const launch = (v: WeightGradVariant) => plan(gpu, v, batch, hout, cinG, cout, groups, k);
   let chosen: WeightGradLaunch;
   if (options.variant !== undefined) {
@@ -90,7 +90,7 @@ export function conv2dWeightGrad(
     chosen = candidates.get(
       gpu.kernels.variant(
         'conv2d_weight.weight_grad',
-        shapeKey(batch, cin, cout, groups, k, pad, h, wd),
+        shapeKey(batch, cin, cout, groups, k, window, h, wd),
         [...candidates.keys()],
         trial,
       ),
@@ -114,7 +114,9 @@ export function conv2dWeightGrad(
         hout,
         wout,
         groups,
-        pad,
+        pad_y: window.padding[0],
+        pad_x: window.padding[2],
+        stride: window.stride,
         lanes_per_block: lanesPerBlock,
         rows_per_chunk: rowsPerChunk,
         size,

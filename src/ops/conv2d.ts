@@ -1,11 +1,10 @@
 /**
- * conv2d: NCHW, stride 1, zero padding, groups, optional bias. Forward and backward
+ * conv2d: NCHW, any stride, zero padding per side, groups (depthwise included), optional bias. Forward and backward
  * (shaders/conv2d.wgsl; the weight gradient in conv2d-weight-grad.ts), each in the kernel variant
  * the tuner picks for the adapter and shapes (conv2d-variants.ts) or `options.variant`.
  */
 import { Tensor, formatShape, type Engine } from '../tensor.js';
 import { channelReduce, ReduceMode, type MomentPartials } from './reduce.js';
-import { dims4 } from '../shape.js';
 import {
   convVariants,
   findVariant,
@@ -13,8 +12,10 @@ import {
   shapeKey,
   type Conv2dOptions,
   type ForwardVariant,
+  type LaunchWindow,
 } from './conv2d-variants.js';
 import { conv2dWeightGrad } from './conv2d-weight-grad.js';
+import { checkOutputGrad, convShape, smallestInput, type ConvShape } from './conv2d-shape.js';
 
 export { conv2dWeightGrad };
 
@@ -67,7 +68,7 @@ export interface ConvEpilogue {
 interface ForwardLaunch {
   cout: number;
   k: number;
-  pad: number;
+  window: LaunchWindow;
   groups: number;
   bias?: Tensor | null;
   /**
@@ -90,21 +91,24 @@ interface ForwardResult {
 }
 
 function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): ForwardResult {
-  const { cout, k, pad, groups, bias = null, role, tag = '', epilogue = {}, into = null } = launch;
+  const { cout, k, window, groups, bias = null, role, tag = '', epilogue = {}, into = null } = launch;
   const gpu = x.gpu;
   const [batch, cin, h, wd] = x.shape as number[];
   const name =
     launch.variant ??
     gpu.kernels.variant(
       'conv2d.forward',
-      shapeKey(batch, cin, cout, groups, k, pad, h, wd),
+      shapeKey(batch, cin, cout, groups, k, window, h, wd),
       convVariants(gpu, role).map((v) => v.name),
       (variant) => launchForward(x, packed, { ...launch, variant, into: null, moments: false }).out.dispose(),
     );
   const v = findVariant<ForwardVariant>(gpu, role, name);
   const kernel = forwardKernel(gpu, v);
-  const hout = h + 2 * pad - k + 1;
-  const wout = wd + 2 * pad - k + 1;
+  // The output size on the input dilated by `dilation` (its size (n - 1) * dilation + 1).
+  const { stride, dilation = 1, padding } = window;
+  const [top, bottom, left, right] = padding;
+  const hout = Math.floor(((h - 1) * dilation + 1 + top + bottom - k) / stride) + 1;
+  const wout = Math.floor(((wd - 1) * dilation + 1 + left + right - k) / stride) + 1;
   if (into && (into.shape.length !== 4 || [batch, cout, hout, wout].some((d, i) => d !== into.shape[i])))
     throw new Error(
       `conv2d: cannot add a [${batch}, ${cout}, ${hout}, ${wout}] result into ${formatShape(into.shape)}`,
@@ -132,7 +136,10 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Forwar
         hout,
         wout,
         groups,
-        pad,
+        pad_y: top,
+        pad_x: left,
+        stride,
+        dilation,
         oc_blocks: ocBlocks,
         x_blocks: xBlocks,
         out_pad: outPad,
@@ -162,32 +169,61 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Forwar
   return { out, moments };
 }
 
-/**
- * The input gradient: a forward convolution of g with the flipped, transposed weights (not
- * recorded); with `into`, added into it (the input's partial gradient) and `into` returned.
- */
-export function conv2dInputGrad(g: Tensor, w: Tensor, options: Conv2dOptions = {}, into: Tensor | null = null): Tensor {
-  return inputGrad(g, w, null, options, into);
+/** conv2dInputGrad's options: the forward's, and the forward's input size where a stride leaves it open. */
+export interface Conv2dInputGradOptions extends Conv2dOptions {
+  /** [H, W] of the forward's input (default: `into`'s, else the smallest input that gives g's size). */
+  inputSize?: readonly [number, number];
 }
 
-/** conv2dInputGrad, with w's transposed packing when the forward already made it. */
+/**
+ * The input gradient: a forward convolution of g (dilated by the stride) with the flipped,
+ * transposed weights (not recorded); with `into`, added into it (the input's partial gradient)
+ * and `into` returned. g must have the forward's output shape.
+ */
+export function conv2dInputGrad(
+  g: Tensor,
+  w: Tensor,
+  options: Conv2dInputGradOptions = {},
+  into: Tensor | null = null,
+): Tensor {
+  if (g.shape.length !== 4)
+    throw new Error(`conv2dInputGrad: expected an NCHW output gradient, got ${formatShape(g.shape)}`);
+  const [batch, , hout, wout] = g.shape;
+  const [h, wd] =
+    options.inputSize ??
+    (into?.shape.length === 4 ? [into.shape[2], into.shape[3]] : smallestInput(hout, wout, w.shape[2], options));
+  const cin = (w.shape[1] ?? 0) * (options.groups ?? 1);
+  const shape = convShape(g.gpu, 'conv2dInputGrad', [batch, cin, h, wd], w.shape, options);
+  checkOutputGrad('conv2dInputGrad', g.shape, shape);
+  return inputGrad(g, w, null, shape, options.variant, into);
+}
+
+/**
+ * The input gradient of a validated shape, with w's transposed packing when the forward already
+ * made it: the forward kernel at stride 1 on g dilated by the stride, padded by K-1 minus the
+ * forward's (its last rows and columns by what makes the output the forward's input size).
+ */
 function inputGrad(
   g: Tensor,
   w: Tensor,
   packedTransposed: Tensor | null,
-  options: Conv2dOptions,
+  shape: ConvShape,
+  variant: string | undefined,
   into: Tensor | null,
 ): Tensor {
-  const pad = options.padding ?? 0;
-  const groups = options.groups ?? 1;
-  const [, cinG, k] = w.shape as number[];
+  const { groups, window, h, w: wd } = shape;
+  const { kernel: k, stride, padding, hout, wout } = window;
+  const [top, , left] = padding;
+  // Padding after the dilated g ((hout - 1) * stride + 1 rows) so that the output has h rows.
+  const bottom = h - 1 - (hout - 1) * stride + top;
+  const right = wd - 1 - (wout - 1) * stride + left;
   const launch: ForwardLaunch = {
-    cout: cinG * groups,
+    cout: shape.cin,
     k,
-    pad: k - 1 - pad,
+    window: { stride: 1, dilation: stride, padding: [k - 1 - top, bottom, k - 1 - left, right] },
     groups,
     role: 'inputGrad',
-    variant: options.variant,
+    variant,
     tag: 'input grad',
     into,
   };
@@ -235,31 +271,14 @@ function convolve(
   options: Conv2dOptions,
   withMoments: boolean,
 ): ForwardResult {
-  const pad = options.padding ?? 0;
-  const groups = options.groups ?? 1;
-  const [, cin, h, wd] = dims4('conv2d', x);
-  if (w.shape.length !== 4 || w.shape[2] !== w.shape[3])
-    throw new Error(`conv2d: weight must be [Cout, Cin/G, K, K], got ${formatShape(w.shape)}`);
-  const [cout, cinG, k] = w.shape as number[];
-  const kmax = x.gpu.kernels.constant('conv2d.forward', 'KMAX');
-  if (k > kmax) throw new Error(`conv2d: kernels up to ${kmax}x${kmax} are supported, got ${k}x${k}`);
-  if (!Number.isInteger(groups) || groups < 1 || cin % groups || cout % groups)
-    throw new Error(`conv2d: ${cin} -> ${cout} channels cannot be split into ${groups} groups`);
-  if (cinG * groups !== cin)
-    throw new Error(
-      `conv2d: weight ${formatShape(w.shape)} expects ${cinG * groups} input channels, input ` +
-        `${formatShape(x.shape)} has ${cin}`,
-    );
+  const shape = convShape(x.gpu, 'conv2d', x.shape, w.shape, options);
+  const { cout, groups, window } = shape;
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== cout))
     throw new Error(`conv2d: bias ${formatShape(bias.shape)} must be [${cout}]`);
-  if (!Number.isInteger(pad) || pad < 0 || pad > k - 1)
-    throw new Error(`conv2d: padding ${pad} must be in [0, ${k - 1}]`);
-  if (h + 2 * pad < k || wd + 2 * pad < k)
-    throw new Error(`conv2d: input ${formatShape(x.shape)} is smaller than the ${k}x${k} kernel`);
   const launch: ForwardLaunch = {
     cout,
-    k,
-    pad,
+    k: window.kernel,
+    window,
     groups,
     bias,
     role: 'forward',
@@ -275,7 +294,7 @@ function convolve(
   const { out, moments } = launchForward(x, packs.forward!, launch);
   packs.forward!.dispose();
   // The backward picks its own variants (options.variant names a forward one).
-  const backward = { padding: pad, groups };
+  const backward = { padding: window.padding, stride: window.stride, groups };
   const inputs = bias ? [x, w, bias] : [x, w];
   const result = x.gpu.tape.record(
     'conv2d',
@@ -283,7 +302,7 @@ function convolve(
     out,
     (g, needs, into) => {
       const [batch, , hout, wout] = g.shape as number[];
-      const dx = needs[0] ? inputGrad(g, w, packs.transposed, backward, into[0]) : null;
+      const dx = needs[0] ? inputGrad(g, w, packs.transposed, shape, undefined, into[0]) : null;
       const dw = needs[1] ? conv2dWeightGrad(x, g, w.shape, backward, into[1]) : null;
       const db =
         bias && needs[2]
@@ -312,13 +331,11 @@ export function conv2dFused(
   if (x.gpu.tape.gradEnabled && [x, w, shift, options.scale, options.residual].some((t) => t?.requiresGrad)) {
     throw new Error('conv2dFused records no gradient: call it under noGrad');
   }
-  const pad = options.padding ?? 0;
-  const groups = options.groups ?? 1;
-  const [cout, , k] = w.shape as number[];
+  const { cout, groups, window } = convShape(x.gpu, 'conv2dFused', x.shape, w.shape, options);
   return launchForward(x, inferencePacking(w, groups), {
     cout,
-    k,
-    pad,
+    k: window.kernel,
+    window,
     groups,
     bias: shift,
     role: 'forward',

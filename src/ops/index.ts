@@ -6,7 +6,9 @@ export {
   conv2dInputGrad,
   conv2dWeightGrad,
   type ConvEpilogue,
+  type Conv2dInputGradOptions,
 } from './conv2d.js';
+export { samePadding, type Padding } from './window.js';
 export {
   convVariants,
   defineConvVariants,

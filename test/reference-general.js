@@ -1,0 +1,160 @@
+// CPU references (float64) of the general ops that recognition networks need: strided and padded
+// convolution, pooling, channel padding and concatenation, dense, leaky ReLU, L2 normalisation.
+// Written from the TensorFlow / PyTorch definitions. Arrays are flat, row-major; images [B, C, H, W].
+
+/** [top, bottom, left, right] from a number or a list. */
+export function sides(padding = 0) {
+  return typeof padding === 'number' ? [padding, padding, padding, padding] : padding;
+}
+
+/** Output size of a window: floor((n + before + after - k) / stride) + 1. */
+export function windowOut(n, k, stride, before, after) {
+  return Math.floor((n + before + after - k) / stride) + 1;
+}
+
+/** conv2d with stride, padding per side and groups: out[b,o,y,x] = bias + sum w * x[y*s+ky-top, x*s+kx-left]. */
+export function conv2d(x, [B, C, H, W], w, [O, Cg, K], bias, { stride = 1, padding = 0, groups = 1 } = {}) {
+  const [top, bottom, left, right] = sides(padding);
+  const Ho = windowOut(H, K, stride, top, bottom);
+  const Wo = windowOut(W, K, stride, left, right);
+  const Og = O / groups;
+  const out = new Float64Array(B * O * Ho * Wo);
+  for (let b = 0; b < B; b++)
+    for (let o = 0; o < O; o++) {
+      const g = Math.floor(o / Og);
+      for (let y = 0; y < Ho; y++)
+        for (let xo = 0; xo < Wo; xo++) {
+          let acc = bias ? bias[o] : 0;
+          for (let i = 0; i < Cg; i++)
+            for (let ky = 0; ky < K; ky++) {
+              const iy = y * stride + ky - top;
+              if (iy < 0 || iy >= H) continue;
+              for (let kx = 0; kx < K; kx++) {
+                const ix = xo * stride + kx - left;
+                if (ix < 0 || ix >= W) continue;
+                acc += w[((o * Cg + i) * K + ky) * K + kx] * x[((b * C + g * Cg + i) * H + iy) * W + ix];
+              }
+            }
+          out[((b * O + o) * Ho + y) * Wo + xo] = acc;
+        }
+    }
+  return out;
+}
+
+/**
+ * Max or average pooling, per channel; padded cells never win a max and are not counted by the
+ * average (TensorFlow's padded average pooling).
+ */
+export function pool2d(x, [B, C, H, W], mode, { kernel: K, stride = 1, padding = 0 }) {
+  const [top, bottom, left, right] = sides(padding);
+  const Ho = windowOut(H, K, stride, top, bottom);
+  const Wo = windowOut(W, K, stride, left, right);
+  const out = new Float64Array(B * C * Ho * Wo);
+  for (let p = 0; p < B * C; p++)
+    for (let y = 0; y < Ho; y++)
+      for (let xo = 0; xo < Wo; xo++) {
+        let best = -Infinity;
+        let sum = 0;
+        let count = 0;
+        for (let ky = 0; ky < K; ky++)
+          for (let kx = 0; kx < K; kx++) {
+            const iy = y * stride + ky - top;
+            const ix = xo * stride + kx - left;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+            const v = x[(p * H + iy) * W + ix];
+            best = Math.max(best, v);
+            sum += v;
+            count++;
+          }
+        out[(p * Ho + y) * Wo + xo] = mode === 'max' ? best : sum / count;
+      }
+  return out;
+}
+
+/** Zero channels on axis 1: [B, C, ...] -> [B, before + C + after, ...]. */
+export function padChannels(x, [B, C, ...rest], before, after) {
+  const inner = rest.reduce((a, b) => a * b, 1);
+  const Cout = before + C + after;
+  const out = new Float64Array(B * Cout * inner);
+  for (let b = 0; b < B; b++)
+    for (let c = 0; c < C; c++)
+      for (let s = 0; s < inner; s++) out[(b * Cout + before + c) * inner + s] = x[(b * C + c) * inner + s];
+  return out;
+}
+
+/** Concatenation on axis 1 of [B, C_i, ...] tensors (same B and trailing dims). */
+export function concat(xs, shapes) {
+  const [B, , ...rest] = shapes[0];
+  const inner = rest.reduce((a, b) => a * b, 1);
+  const Cout = shapes.reduce((a, s) => a + s[1], 0);
+  const out = new Float64Array(B * Cout * inner);
+  let offset = 0;
+  xs.forEach((x, k) => {
+    const C = shapes[k][1];
+    for (let b = 0; b < B; b++)
+      for (let c = 0; c < C; c++)
+        for (let s = 0; s < inner; s++) out[(b * Cout + offset + c) * inner + s] = x[(b * C + c) * inner + s];
+    offset += C;
+  });
+  return out;
+}
+
+/** x [N, In] times w [In, Out] plus bias [Out]. */
+export function dense(x, w, bias, [N, In, Out]) {
+  const out = new Float64Array(N * Out);
+  for (let n = 0; n < N; n++)
+    for (let o = 0; o < Out; o++) {
+      let acc = bias ? bias[o] : 0;
+      for (let i = 0; i < In; i++) acc += x[n * In + i] * w[i * Out + o];
+      out[n * Out + o] = acc;
+    }
+  return out;
+}
+
+export function leakyRelu(x, slope) {
+  return x.map((v) => (v > 0 ? v : slope * v));
+}
+
+/** Each row of x [N, D] divided by sqrt(max(sum of squares, eps)). */
+export function l2Normalize(x, [N, D], eps = 1e-12) {
+  const out = new Float64Array(N * D);
+  for (let n = 0; n < N; n++) {
+    let s = 0;
+    for (let d = 0; d < D; d++) s += x[n * D + d] ** 2;
+    const r = 1 / Math.sqrt(Math.max(s, eps));
+    for (let d = 0; d < D; d++) out[n * D + d] = x[n * D + d] * r;
+  }
+  return out;
+}
+
+/** conv2d's input and weight gradients for the output gradient g (the forward's adjoint, scattered). */
+export function conv2dGrads(x, [B, C, H, W], w, [O, Cg, K], g, { stride = 1, padding = 0, groups = 1 } = {}) {
+  const [top, bottom, left, right] = sides(padding);
+  const Ho = windowOut(H, K, stride, top, bottom);
+  const Wo = windowOut(W, K, stride, left, right);
+  const Og = O / groups;
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(w.length);
+  for (let b = 0; b < B; b++)
+    for (let o = 0; o < O; o++) {
+      const grp = Math.floor(o / Og);
+      for (let y = 0; y < Ho; y++)
+        for (let xo = 0; xo < Wo; xo++) {
+          const gv = g[((b * O + o) * Ho + y) * Wo + xo];
+          for (let i = 0; i < Cg; i++)
+            for (let ky = 0; ky < K; ky++) {
+              const iy = y * stride + ky - top;
+              if (iy < 0 || iy >= H) continue;
+              for (let kx = 0; kx < K; kx++) {
+                const ix = xo * stride + kx - left;
+                if (ix < 0 || ix >= W) continue;
+                const xi = ((b * C + grp * Cg + i) * H + iy) * W + ix;
+                const wi = ((o * Cg + i) * K + ky) * K + kx;
+                dx[xi] += gv * w[wi];
+                dw[wi] += gv * x[xi];
+              }
+            }
+        }
+    }
+  return { dx, dw };
+}
