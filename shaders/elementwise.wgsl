@@ -3,7 +3,8 @@
 // Math:     fill: out = value;  affine: out = alpha * x + beta;  relu: out = max(x, 0);
 //           binary (override OP, one of the OP_ codes below): OP_ADD a + b, OP_SUB a - b, OP_MUL a * b,
 //           OP_RELU_BACKWARD a * (b > 0) (ReLU's gradient a at input b);
-//           accumulate: out += x.
+//           accumulate: out += x;  leaky_relu: out = x > 0 ? x : slope * x;
+//           leaky_relu_backward: out = b > 0 ? a : slope * a (a = g, b = the input).
 // Tiling:   RUN vec4s per invocation (vec4 loads: a CPU adapter's cost is per load, not per
 //           float; and per workgroup, so one vec4 per invocation costs a workgroup per 64 of them),
 //           64 invocations per workgroup: workgroup w covers vec4s
@@ -15,6 +16,7 @@
 struct Fill { n: u32, value: f32 }
 struct Affine { n: u32, alpha: f32, beta: f32 }
 struct Size { n: u32 }
+struct Leaky { n: u32, slope: f32 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<vec4f>;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;
@@ -23,6 +25,7 @@ struct Size { n: u32 }
 @group(0) @binding(3) var<uniform> fill_p: Fill;
 @group(0) @binding(3) var<uniform> affine_p: Affine;
 @group(0) @binding(3) var<uniform> size_p: Size;
+@group(0) @binding(3) var<uniform> leaky_p: Leaky;
 
 override OP: u32 = 0u;
 // binary's operations; the host passes OP by these names (src/ops/elementwise.ts).
@@ -85,5 +88,21 @@ fn accumulate(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   for (var k = 0u; k < RUN; k++) {
     let i = vec4_index(wid, nwg, lid, k);
     if (4u * i < size_p.n) { store4(&out, i, size_p.n, out[i] + x[i]); }
+  }
+}
+
+@compute @workgroup_size(64)
+fn leaky_relu(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  for (var k = 0u; k < RUN; k++) {
+    let i = vec4_index(wid, nwg, lid, k);
+    if (4u * i < leaky_p.n) { store4(&out, i, leaky_p.n, select(leaky_p.slope * x[i], x[i], x[i] > vec4f(0.0))); }
+  }
+}
+
+@compute @workgroup_size(64)
+fn leaky_relu_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  for (var k = 0u; k < RUN; k++) {
+    let i = vec4_index(wid, nwg, lid, k);
+    if (4u * i < leaky_p.n) { store4(&out, i, leaky_p.n, select(leaky_p.slope * a[i], a[i], b[i] > vec4f(0.0))); }
   }
 }

@@ -1,4 +1,4 @@
-/** Elementwise ops: add, sub, mul, affine (scale), relu, in-place fill and accumulate. Forward and backward. */
+/** Elementwise ops: add, sub, mul, affine (scale), relu, leaky ReLU, in-place fill and accumulate. Forward and backward. */
 import { Tensor, formatShape, sameShape } from '../tensor.js';
 
 /** Invocations of an elementwise kernel over t: each handles RUN vec4s (elementwise.wgsl). */
@@ -80,6 +80,32 @@ export function relu(x: Tensor): Tensor {
   });
   // PyTorch's relu passes no gradient at 0; the output is saved (it is > 0 exactly where x is).
   return x.gpu.tape.record('relu', [x], out, (g) => [reluBackward(g, out)], [out]);
+}
+
+/**
+ * Leaky ReLU: `x > 0 ? x : slope * x` (any finite slope). The gradient, `g` where x > 0 and
+ * `slope * g` elsewhere (at 0 too, as TensorFlow), is taken from the saved input: the output's
+ * sign says nothing of x's where slope <= 0.
+ */
+export function leakyRelu(x: Tensor, slope: number): Tensor {
+  if (!Number.isFinite(slope)) throw new Error(`leakyRelu: slope ${slope} must be a finite number`);
+  const launch = (kernel: string, buffers: Record<string, Tensor>) => {
+    const out = Tensor.empty(x.gpu, x.shape);
+    x.gpu.kernels.dispatch(kernel, {
+      uniforms: { n: x.size, slope },
+      buffers: { out, ...buffers },
+      invocations: invocations(x),
+    });
+    return out;
+  };
+  const out = launch('elementwise.leaky_relu', { x });
+  return x.gpu.tape.record(
+    'leakyRelu',
+    [x],
+    out,
+    (g) => [launch('elementwise.leaky_relu_backward', { a: g, b: x })],
+    [x],
+  );
 }
 
 /** In place: `dst += src` (not recorded on the tape). */

@@ -44,3 +44,8 @@ export {
 } from './layers.js';
 export { splitAttention, type SplitAttentionLayer } from './split-attention.js';
 export { preparePipelines, type PipelineUse } from './prepare.js';
+export { leakyRelu } from './elementwise.js';
+export { maxPool2d, avgPool2d, type Pool2dOptions } from './pool.js';
+export { padChannels, concat } from './channels.js';
+export { dense } from './dense.js';
+export { l2Normalize } from './l2norm.js';
