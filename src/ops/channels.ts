@@ -44,12 +44,9 @@ export function concat(tensors: readonly Tensor[], axis = 1): Tensor {
   if (!tensors.length) throw new Error('concat: no tensors');
   const [first] = tensors;
   for (const t of tensors) {
-    const agree =
-      t.shape.length === first.shape.length && t.shape.every((d, i) => i === 1 || d === first.shape[i]);
+    const agree = t.shape.length === first.shape.length && t.shape.every((d, i) => i === 1 || d === first.shape[i]);
     if (t.shape.length < 2 || !agree)
-      throw new Error(
-        `concat: shapes ${tensors.map((u) => formatShape(u.shape)).join(', ')} differ outside axis 1`,
-      );
+      throw new Error(`concat: shapes ${tensors.map((u) => formatShape(u.shape)).join(', ')} differ outside axis 1`);
     if (t.gpu !== first.gpu) throw new Error('concat: tensors live on different devices');
   }
   const starts: number[] = [];

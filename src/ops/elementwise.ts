@@ -99,13 +99,9 @@ export function leakyRelu(x: Tensor, slope: number): Tensor {
     return out;
   };
   const out = launch('elementwise.leaky_relu', { x });
-  return x.gpu.tape.record(
-    'leakyRelu',
-    [x],
-    out,
-    (g) => [launch('elementwise.leaky_relu_backward', { a: g, b: x })],
-    [x],
-  );
+  return x.gpu.tape.record('leakyRelu', [x], out, (g) => [launch('elementwise.leaky_relu_backward', { a: g, b: x })], [
+    x,
+  ]);
 }
 
 /** In place: `dst += src` (not recorded on the tape). */
