@@ -19,11 +19,11 @@ var<workgroup> partial: array<vec2f, 64>;
 // The workgroup's sum of every lane's v (a tree in workgroup memory; every lane gets it).
 fn workgroup_sum(v: vec2f, lid: u32) -> vec2f {
   partial[lid] = v;
-  for (var half = 32u; half > 0u; half /= 2u) {
-    workgroupBarrier();
-    if (lid < half) { partial[lid] += partial[lid + half]; }
-  }
   workgroupBarrier();
+  for (var width = 32u; width > 0u; width = width / 2u) {
+    if (lid < width) { partial[lid] = partial[lid] + partial[lid + width]; }
+    workgroupBarrier();
+  }
   return partial[0];
 }
 

@@ -89,7 +89,9 @@ test('conv2d weight gradient where a subgroup spans several blocks of output cha
         hout: H,
         wout: W,
         groups: 1,
-        pad: 1,
+        pad_y: 1,
+        pad_x: 1,
+        stride: 1,
         lanes_per_block: lanes,
         rows_per_chunk: B * H,
         size: O * C * K * K,
@@ -584,6 +586,8 @@ test('every shader that uses workgroup barriers passes race detection', () => {
   new Float32Array(reduceUniform.buffer).set([1e-5, 0.1, 80 / 79], 6);
   // attention.wgsl: 3 pairs (B 1, C 3) of radix 2, planes of 40.
   const splitUniform = new Uint32Array([3, 3, 40, 2, 0, 0, 0, 0]);
+  const l2Uniform = new Uint32Array([2, 130, 0, 0]);
+  new Float32Array(l2Uniform.buffer)[2] = 1e-12;
   new Float32Array(splitUniform.buffer)[4] = 1 / 40;
   /**
    * A race-detection run per shader: its source edits, workgroup count, entries with their override
@@ -633,10 +637,33 @@ test('every shader that uses workgroup barriers passes race detection', () => {
         1: random(90, 2),
         2: random(720, 3),
         3: new Float32Array(4),
-        4: new Uint32Array([1, 5, 3, 6, 4, 3, 6, 1, 1, 0, 1, 1, 16, 0, 0, 0, 0, 0, 0, 0]),
+        // batch, cin, h, w, cout, hout, wout, groups, pad_y, pad_x, stride, dilation, has_bias,
+        // oc_blocks, x_blocks, out_pad, then the epilogue's flags.
+        4: new Uint32Array([1, 5, 3, 6, 4, 3, 6, 1, 1, 1, 1, 1, 0, 1, 1, 16, 0, 0, 0, 0, 0, 0, 0, 0]),
         5: new Float32Array(4),
         6: new Float32Array(72),
       },
+    },
+    // dense.wgsl: 3 x 20 times 20 x 5 with bias, two chunks of K (16 and 4), one workgroup.
+    'dense.wgsl': {
+      groups: [1, 1, 1],
+      runs: [['matmul', {}]],
+      buffers: {
+        0: new Float32Array(15),
+        1: random(60, 4),
+        2: random(100, 5),
+        3: random(5, 6),
+        4: new Uint32Array([3, 5, 20, 20, 1, 5, 1, 1, 0, 0, 0, 0]),
+      },
+    },
+    // l2norm.wgsl: 2 rows of 130 (lanes take 2 or 3 values each).
+    'l2norm.wgsl': {
+      groups: [2, 1, 1],
+      runs: [
+        ['forward', {}],
+        ['backward', {}],
+      ],
+      buffers: { 0: new Float32Array(260), 1: random(260, 7), 2: random(260, 8), 3: l2Uniform },
     },
   };
   for (const file of readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl'))) {
