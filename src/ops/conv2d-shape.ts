@@ -33,7 +33,8 @@ export function convShape(gpu: Engine, op: string, x: Shape, weight: Shape, opti
     throw new Error(`${op}: ${cin} -> ${cout} channels cannot be split into ${groups} groups`);
   if (cinG * groups !== cin)
     throw new Error(
-      `${op}: weight ${formatShape(weight)} expects ${cinG * groups} input channels, input ${formatShape(x)} has ${cin}`,
+      `${op}: weight ${formatShape(weight)} expects ${cinG * groups} input channels, ` +
+        `input ${formatShape(x)} has ${cin}`,
     );
   const window = slidingWindow(op, [h, w], k, options.stride, options.padding);
   return { batch, cin, h, w, cout, cinG, groups, window };

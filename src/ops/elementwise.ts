@@ -1,4 +1,7 @@
-/** Elementwise ops: add, sub, mul, affine (scale), relu, leaky ReLU, in-place fill and accumulate. Forward and backward. */
+/**
+ * Elementwise ops: add, sub, mul, affine (scale), relu, leaky ReLU, in-place fill and accumulate.
+ * Forward and backward.
+ */
 import { Tensor, formatShape, sameShape } from '../tensor.js';
 
 /** Invocations of an elementwise kernel over t: each handles RUN vec4s (elementwise.wgsl). */

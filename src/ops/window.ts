@@ -40,7 +40,7 @@ export function paddingSides(
   kernel: number,
 ): [number, number, number, number] {
   const sides: number[] =
-    typeof padding === 'number' || padding === undefined ? Array(4).fill(padding ?? 0) : [...padding];
+    typeof padding === 'number' || padding === undefined ? new Array<number>(4).fill(padding ?? 0) : [...padding];
   if (sides.length !== 4)
     throw new Error(`${op}: padding must be a number or [top, bottom, left, right], got [${sides.join(', ')}]`);
   for (const p of sides) {
