@@ -21,7 +21,7 @@ struct Dense {
 
 const TILE: u32 = 32u;
 const TK: u32 = 16u;
-const PER: u32 = 4u; // rows and columns per invocation: TILE / 8
+const ACC_SIDE: u32 = 4u; // rows and columns per invocation: TILE / 8
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> a_mat: array<f32>;
@@ -38,7 +38,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li
   let col0 = wid.x * TILE;
   let lr = lid / 8u;
   let lc = lid % 8u;
-  var acc: array<array<f32, PER>, PER>;
+  var acc: array<array<f32, ACC_SIDE>, ACC_SIDE>;
   for (var k0 = 0u; k0 < p.k; k0 += TK) {
     // 512 values of each tile, 8 per invocation; 0 past the matrices' edges.
     for (var s = lid; s < TILE * TK; s += 64u) {
@@ -51,19 +51,19 @@ fn matmul(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li
     }
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk++) {
-      var bv: array<f32, PER>;
-      for (var j = 0u; j < PER; j++) { bv[j] = b_tile[kk * TILE + lc + 8u * j]; }
-      for (var i = 0u; i < PER; i++) {
+      var bv: array<f32, ACC_SIDE>;
+      for (var j = 0u; j < ACC_SIDE; j++) { bv[j] = b_tile[kk * TILE + lc + 8u * j]; }
+      for (var i = 0u; i < ACC_SIDE; i++) {
         let av = a_tile[(lr + 8u * i) * TK + kk];
-        for (var j = 0u; j < PER; j++) { acc[i][j] += av * bv[j]; }
+        for (var j = 0u; j < ACC_SIDE; j++) { acc[i][j] += av * bv[j]; }
       }
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < PER; i++) {
+  for (var i = 0u; i < ACC_SIDE; i++) {
     let r = row0 + lr + 8u * i;
     if (r >= p.m) { break; }
-    for (var j = 0u; j < PER; j++) {
+    for (var j = 0u; j < ACC_SIDE; j++) {
       let c = col0 + lc + 8u * j;
       if (c >= p.n) { continue; }
       var v = acc[i][j];

@@ -20,7 +20,9 @@ struct Pool {
   pad_x: u32, mode: u32, save_argmax: u32,
 }
 
-const MAX: u32 = 0u;
+// `mode`'s codes.
+const MODE_MAX: u32 = 0u;
+const MODE_AVG: u32 = 1u;
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> inp: array<f32>;
@@ -58,7 +60,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
       }
     }
   }
-  if (p.mode == MAX) {
+  if (p.mode == MODE_MAX) {
     out[i] = best;
     if (p.save_argmax != 0u) { argmax[i] = f32(at); }
   } else {
@@ -88,7 +90,7 @@ fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   for (var oy = ys.x; oy <= ys.y; oy++) {
     for (var ox = xs.x; ox <= xs.y; ox++) {
       let o = plane + u32(oy) * p.wout + u32(ox);
-      if (p.mode == MAX) {
+      if (p.mode == MODE_MAX) {
         if (argmax_in[o] == me) { s += inp[o]; }
       } else {
         let ry = span(u32(oy), p.h, p.pad_y);

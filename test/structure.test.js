@@ -159,6 +159,7 @@ const HOST_CONSTANTS = {
   'ops/batchnorm.ts': ['DEFAULT_EPS'], // PyTorch's BatchNorm2d default
   'ops/reduce.ts': ['SERIAL_SUM_MAX'], // where the host picks channel_sum_serial
   'kernels/tuner.ts': ['ROUNDS'], // timing rounds of a tuning trial
+  'ops/pool.ts': ['MAX_PLANE'], // the cells an argmax stored as f32 indexes exactly
 };
 
 test('no TypeScript constant restates a WGSL one', () => {

@@ -2,9 +2,6 @@
 import { Tensor, formatShape } from '../tensor.js';
 import { channelReduce, ReduceMode } from './reduce.js';
 
-/** The product's block per workgroup (the kernel's TILE). */
-const TILE = 32;
-
 interface Operand {
   t: Tensor;
   /** Strides of its (row, column) in the product. */
@@ -20,8 +17,11 @@ function matmul(
   bias: Tensor | null,
   into: Tensor | null,
 ): Tensor {
-  const out = into ?? Tensor.empty(a.t.gpu, [m, n]);
-  a.t.gpu.kernels.dispatch('dense.matmul', {
+  const gpu = a.t.gpu;
+  const out = into ?? Tensor.empty(gpu, [m, n]);
+  // The product's block per workgroup.
+  const tile = gpu.kernels.constant('dense.matmul', 'TILE');
+  gpu.kernels.dispatch('dense.matmul', {
     uniforms: {
       m,
       n,
@@ -34,7 +34,7 @@ function matmul(
       accumulate: into ? 1 : 0,
     },
     buffers: { out, a_mat: a.t, b_mat: b.t, bias },
-    groups: [Math.ceil(n / TILE), Math.ceil(m / TILE), 1],
+    groups: [Math.ceil(n / tile), Math.ceil(m / tile), 1],
   });
   return out;
 }
@@ -49,7 +49,8 @@ export function dense(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor 
   const outputs = w.shape[1];
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== outputs))
     throw new Error(`dense: bias ${formatShape(bias.shape)} must be [${outputs}]`);
-  if (batch > 65535 * TILE || outputs > 65535 * TILE)
+  const tile = x.gpu.kernels.constant('dense.matmul', 'TILE');
+  if (batch > 65535 * tile || outputs > 65535 * tile)
     throw new Error(
       `dense: ${formatShape(x.shape)} x ${formatShape(w.shape)} needs more than 65,535 workgroups a dimension`,
     );

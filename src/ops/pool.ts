@@ -15,10 +15,8 @@ export interface Pool2dOptions {
   padding?: Padding;
 }
 
-const enum PoolMode {
-  Max = 0,
-  Avg = 1,
-}
+/** pool.wgsl's `mode` codes, by name. */
+type PoolMode = 'MODE_MAX' | 'MODE_AVG';
 
 /** Where argmax stores a cell's index as f32: exact only up to 2^24. */
 const MAX_PLANE = 2 ** 24;
@@ -43,7 +41,7 @@ function launch(
       stride: win.stride,
       pad_y: win.padding[0],
       pad_x: win.padding[2],
-      mode,
+      mode: src.gpu.kernels.constant(`pool.${entry}`, mode),
       save_argmax: argmax ? 1 : 0,
     },
     buffers: { out: dst, inp: src, [entry === 'forward' ? 'argmax' : 'argmax_in']: argmax },
@@ -57,9 +55,9 @@ function pool2d(op: string, mode: PoolMode, x: Tensor, options: Pool2dOptions): 
   const win = slidingWindow(op, [h, w], options.kernel, options.stride ?? options.kernel, options.padding);
   const out = Tensor.empty(x.gpu, [b, c, win.hout, win.wout]);
   const wantsGrad = x.gpu.tape.gradEnabled && x.requiresGrad;
-  if (mode === PoolMode.Max && wantsGrad && h * w > MAX_PLANE)
+  if (mode === 'MODE_MAX' && wantsGrad && h * w > MAX_PLANE)
     throw new Error(`${op}: a ${h}x${w} map has more than 2^24 cells, past what its gradient can index`);
-  const argmax = mode === PoolMode.Max && wantsGrad ? Tensor.empty(x.gpu, out.shape) : null;
+  const argmax = mode === 'MODE_MAX' && wantsGrad ? Tensor.empty(x.gpu, out.shape) : null;
   launch(mode, x, out, [h, w], win, 'forward', argmax);
   const result = x.gpu.tape.record(
     op,
@@ -81,7 +79,7 @@ function pool2d(op: string, mode: PoolMode, x: Tensor, options: Pool2dOptions): 
  * win). The gradient goes to that value's cell; on ties, to the first in row-major window order.
  */
 export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
-  return pool2d('maxPool2d', PoolMode.Max, x, options);
+  return pool2d('maxPool2d', 'MODE_MAX', x, options);
 }
 
 /**
@@ -89,5 +87,5 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
  * counted (TensorFlow's padded average pooling, PyTorch's count_include_pad = false).
  */
 export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
-  return pool2d('avgPool2d', PoolMode.Avg, x, options);
+  return pool2d('avgPool2d', 'MODE_AVG', x, options);
 }
