@@ -12,9 +12,11 @@ import { checkOp } from './gradcheck.js';
 const test = suite('ops-strided');
 const ctx = withGpu(test);
 
-// [B, C, H, W, O, K, groups, stride, padding, every variant]
+// [B, C, H, W, O, K, groups, stride, padding, every variant]. Every variant only on 1x1 and 3x3
+// kernels, whose pipelines ops-conv compiles too: each kernel size is a pipeline per variant, and
+// compiling them (not running them) is what these checks would spend most of their time on.
 const CASES = [
-  [1, 3, 13, 11, 8, 7, 1, 2, 3, true], // a 7x7 stride-2 stem
+  [1, 3, 13, 11, 8, 7, 1, 2, 3, false], // a 7x7 stride-2 stem
   [2, 4, 9, 8, 6, 3, 2, 2, [0, 1, 0, 1], true], // 'same' at stride 2 on even sizes: the extra cell after
   [1, 4, 9, 10, 8, 1, 1, 2, 0, true], // 1x1 stride 2 (the weight gradient's 4-channel lanes)
   [1, 6, 10, 9, 6, 3, 6, 2, 1, false], // depthwise, stride 2
