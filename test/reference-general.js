@@ -12,19 +12,20 @@ export function windowOut(n, k, stride, before, after) {
   return Math.floor((n + before + after - k) / stride) + 1;
 }
 
-/** conv2d with stride, padding per side and groups: out[b,o,y,x] = bias + sum w * x[y*s+ky-top, x*s+kx-left]. */
-export function conv2d(x, [B, C, H, W], w, [O, Cg, K], bias, { stride = 1, padding = 0, groups = 1 } = {}) {
+/**
+ * Calls visit(xi, wi, oi) for every product of a convolution with stride, padding per side and
+ * groups (input, weight and output flat indices): out[b,o,y,x] += w * x[y*s+ky-top, x*s+kx-left].
+ */
+function convTaps([B, C, H, W], [O, Cg, K], { stride = 1, padding = 0, groups = 1 }, visit) {
   const [top, bottom, left, right] = sides(padding);
   const Ho = windowOut(H, K, stride, top, bottom);
   const Wo = windowOut(W, K, stride, left, right);
   const Og = O / groups;
-  const out = new Float64Array(B * O * Ho * Wo);
   for (let b = 0; b < B; b++)
     for (let o = 0; o < O; o++) {
       const g = Math.floor(o / Og);
       for (let y = 0; y < Ho; y++)
-        for (let xo = 0; xo < Wo; xo++) {
-          let acc = bias ? bias[o] : 0;
+        for (let xo = 0; xo < Wo; xo++)
           for (let i = 0; i < Cg; i++)
             for (let ky = 0; ky < K; ky++) {
               const iy = y * stride + ky - top;
@@ -32,12 +33,22 @@ export function conv2d(x, [B, C, H, W], w, [O, Cg, K], bias, { stride = 1, paddi
               for (let kx = 0; kx < K; kx++) {
                 const ix = xo * stride + kx - left;
                 if (ix < 0 || ix >= W) continue;
-                acc += w[((o * Cg + i) * K + ky) * K + kx] * x[((b * C + g * Cg + i) * H + iy) * W + ix];
+                const xi = ((b * C + g * Cg + i) * H + iy) * W + ix;
+                visit(xi, ((o * Cg + i) * K + ky) * K + kx, ((b * O + o) * Ho + y) * Wo + xo);
               }
             }
-          out[((b * O + o) * Ho + y) * Wo + xo] = acc;
-        }
     }
+}
+
+/** conv2d with stride, padding per side and groups: out[b,o,y,x] = bias + sum w * x[y*s+ky-top, x*s+kx-left]. */
+export function conv2d(x, xShape, w, wShape, bias, options = {}) {
+  const [O, , K] = wShape;
+  const [, , H, W] = xShape;
+  const [top, bottom, left, right] = sides(options.padding);
+  const plane = windowOut(H, K, options.stride ?? 1, top, bottom) * windowOut(W, K, options.stride ?? 1, left, right);
+  const out = new Float64Array(xShape[0] * O * plane);
+  if (bias) out.forEach((_, i) => (out[i] = bias[Math.floor(i / plane) % O]));
+  convTaps(xShape, wShape, options, (xi, wi, oi) => (out[oi] += w[wi] * x[xi]));
   return out;
 }
 
@@ -128,33 +139,12 @@ export function l2Normalize(x, [N, D], eps = 1e-12) {
 }
 
 /** conv2d's input and weight gradients for the output gradient g (the forward's adjoint, scattered). */
-export function conv2dGrads(x, [B, C, H, W], w, [O, Cg, K], g, { stride = 1, padding = 0, groups = 1 } = {}) {
-  const [top, bottom, left, right] = sides(padding);
-  const Ho = windowOut(H, K, stride, top, bottom);
-  const Wo = windowOut(W, K, stride, left, right);
-  const Og = O / groups;
+export function conv2dGrads(x, xShape, w, wShape, g, options = {}) {
   const dx = new Float64Array(x.length);
   const dw = new Float64Array(w.length);
-  for (let b = 0; b < B; b++)
-    for (let o = 0; o < O; o++) {
-      const grp = Math.floor(o / Og);
-      for (let y = 0; y < Ho; y++)
-        for (let xo = 0; xo < Wo; xo++) {
-          const gv = g[((b * O + o) * Ho + y) * Wo + xo];
-          for (let i = 0; i < Cg; i++)
-            for (let ky = 0; ky < K; ky++) {
-              const iy = y * stride + ky - top;
-              if (iy < 0 || iy >= H) continue;
-              for (let kx = 0; kx < K; kx++) {
-                const ix = xo * stride + kx - left;
-                if (ix < 0 || ix >= W) continue;
-                const xi = ((b * C + grp * Cg + i) * H + iy) * W + ix;
-                const wi = ((o * Cg + i) * K + ky) * K + kx;
-                dx[xi] += gv * w[wi];
-                dw[wi] += gv * x[xi];
-              }
-            }
-        }
-    }
+  convTaps(xShape, wShape, options, (xi, wi, oi) => {
+    dx[xi] += g[oi] * w[wi];
+    dw[wi] += g[oi] * x[xi];
+  });
   return { dx, dw };
 }
