@@ -4,7 +4,7 @@
 // shapes and options (a wrong output gradient included).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Tensor, conv2d, conv2dInputGrad, conv2dWeightGrad, convVariants, samePadding } from '../dist/index.js';
+import { Tensor, add, conv2d, conv2dInputGrad, conv2dWeightGrad, convVariants, samePadding } from '../dist/index.js';
 import * as ref from './reference-general.js';
 import { withGpu, random, assertClose } from './helpers.js';
 import { checkOp } from './gradcheck.js';
@@ -76,6 +76,32 @@ for (const [B, C, H, W, O, K, G, stride, padding, everyVariant] of CASES) {
     [x, w, g].forEach((t) => t.dispose());
   });
 }
+
+test('a strided conv whose input feeds a second one: the input gradients add (conv2dInputGrad into a partial one)', async () => {
+  const xShape = [2, 3, 9, 8];
+  const [w1Shape, w2Shape] = [
+    [4, 3, 3, 3],
+    [4, 3, 1, 1],
+  ];
+  const [o1, o2] = [
+    { stride: 2, padding: [1, 1, 0, 1] },
+    { stride: 2, padding: 0 },
+  ];
+  await checkOp(ctx.gpu, {
+    name: 'two strided convs of one input',
+    inputs: [
+      { shape: xShape, grad: true },
+      { shape: w1Shape, grad: true },
+      { shape: w2Shape, grad: true },
+    ],
+    gpuFn: ([x, w1, w2]) => add(conv2d(x, w1, null, o1), conv2d(x, w2, null, o2)),
+    cpuFn: ([x, w1, w2]) => {
+      const a = ref.conv2d(x, xShape, w1, w1Shape, null, o1);
+      const b = ref.conv2d(x, xShape, w2, w2Shape, null, o2);
+      return a.map((v, i) => v + b[i]);
+    },
+  });
+});
 
 test("samePadding is TensorFlow's SAME: ceil(size / stride) outputs, the odd cell after", () => {
   assert.equal(samePadding(150, 7, 2), [2, 3]);
