@@ -12,7 +12,7 @@
 // Tiling:   each invocation computes a tile of TO output channels x TX adjacent output columns. Per
 //           input channel and kernel row it loads TX+K-1 input values once and TO/4 vec4 weights per
 //           tap (the loads, not the arithmetic, bound a CPU adapter); strided or dilated, each
-//           column's K inputs instead (a uniform branch: stride 1 keeps its loads). An epilogue can fold an
+//           column's K inputs instead (the STRIDED pipeline: stride 1 keeps its loads). An epilogue can fold an
 //           eval-mode BatchNorm, a residual add and a ReLU into the store. K is an override
 //           constant, so the tap loops unroll.
 //           The weights of a tap are the same for every invocation of a workgroup (the workgroup
@@ -55,6 +55,11 @@ struct Conv {
 struct Pack { in_g: u32, out_g: u32, out_pad: u32, rows: u32, t_out_pad: u32, t_rows: u32 }
 
 override K: u32 = 3u;
+// Set where stride or dilation is not 1: a pipeline of its own (per K, like K), so that stride 1
+// runs the code it ran before strides existed; with a uniform branch instead, lavapipe's stride-1
+// weight gradient ran several times slower (the strided code beside it cost the tile's
+// accumulators their registers).
+override STRIDED: bool = false;
 // @include conv_limits
 const TX: u32 = 8u;
 const TO: u32 = 16u;
@@ -135,7 +140,6 @@ fn forward(
   let g = ob / tiles_per_group;
   let ol0 = (ob % tiles_per_group) * TO;
   let x0 = i32(xb * TX * p.stride) - i32(p.pad_x);
-  let unit = p.stride == 1u && p.dilation == 1u;
   let wv = p.out_pad / 4u;
   let kk = K * K;
 // @if subgroups
@@ -172,7 +176,7 @@ fn forward(
           let w = tap_weights((wchunk + tap) * wv + ol0 / 4u, half + tap * TQ, lane);
           for (var q = 0u; q < TQ; q++) { taps[kx][q] = w[q]; }
         }
-        if (unit) {
+        if (!STRIDED) {
           // Stride 1, no dilation: the tile's TX + K - 1 inputs, each loaded once for all its taps.
           for (var j = 0u; j < TX + K - 1u; j++) {
             let ix = x0 + i32(j);

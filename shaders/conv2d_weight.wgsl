@@ -8,7 +8,7 @@
 //           input channels for 1x1 kernels: each broadcast output-gradient value then feeds 4
 //           products instead of 1) over its chunk,
 //           walking each row in runs of TW columns (dout 8 x TW, input K rows of TW+K-1; strided,
-//           each tap's TW inputs stride apart instead: a uniform branch, so stride 1 keeps its loads).
+//           each tap's TW inputs stride apart instead, in the STRIDED pipeline).
 //           Lanes are input channels (1x1: groups of 4), `lanes_per_block` of them (their count
 //           rounded up to the adapter's largest subgroup size, or WG and more) per block of 8
 //           output channels. With lanes_per_block >= WG a workgroup is one block (x ids walk the
@@ -36,6 +36,8 @@ struct WeightGrad {
 struct Partials { size: u32, chunks: u32, accumulate: u32 }
 
 override K: u32 = 3u;
+// Set where the stride is not 1 (see conv2d.wgsl's STRIDED: stride 1 keeps its own pipeline).
+override STRIDED: bool = false;
 // @include conv_limits
 // Output channels per lane (a block): two vec4 accumulators per tap, as the code below is written
 // (the subgroup path loads them as lo and hi).
@@ -67,27 +69,6 @@ fn dout_run(b: u32, g: u32, cout_g: u32, ol0: u32, y: u32, x0: u32) -> array<arr
     }
   }
   return d;
-}
-
-// The start of input row iy (clamped) of this lane's channel t (channel 0 where it is past the group's).
-fn lane_row(plane: u32, t: u32, live: bool, iy: i32) -> u32 {
-  return (plane + select(0u, t * p.h, live) + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w;
-}
-
-// inp[row + ix], 0 outside the row or where `ok` is false.
-fn input_at(row: u32, ix: i32, ok: bool) -> f32 {
-  return select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], ok && ix >= 0 && ix < i32(p.w));
-}
-
-// One tap's accumulators (8 output channels) after a run: acc += sum_c v[c] * d[c].
-fn add_run(acc: array<vec4f, 2>, v: array<f32, TW>, d: array<array<vec4f, 2>, TW>) -> array<vec4f, 2> {
-  var s0 = acc[0];
-  var s1 = acc[1];
-  for (var c = 0u; c < TW; c++) {
-    s0 += v[c] * d[c][0];
-    s1 += v[c] * d[c][1];
-  }
-  return array(s0, s1);
 }
 
 // out is dw [Cout, Cin/G, K, K], or the partial sums [chunks][Cout, Cin/G, K, K] (size = #dw).
@@ -152,32 +133,42 @@ fn weight_grad(
       for (var ky = 0u; ky < K; ky++) {
         let iy = i32(y * p.stride + ky) - i32(p.pad_y);
         let yok = iy >= 0 && iy < i32(p.h);
-        // The run's input columns start at x0 * stride - pad_x.
-        let ix0 = i32(x0 * p.stride) - i32(p.pad_x);
-        if (p.stride == 1u) {
-          // The run's TW + K - 1 inputs, each loaded once for all its taps.
+        if (STRIDED) {
+          // Strided: each input loaded where it is used (a run's taps share no inputs to reuse).
           for (var t = 0u; t < ti; t++) {
-            let row = lane_row(plane, t, i * ti + t < cin_g, iy);
-            for (var jx = 0u; jx < TW + K - 1u; jx++) { seg[t][jx] = input_at(row, ix0 + i32(jx), i * ti + t < cin_g && yok); }
-          }
-          for (var kx = 0u; kx < K; kx++) {
-            for (var t = 0u; t < ti; t++) {
-              var v: array<f32, TW>;
-              for (var c = 0u; c < TW; c++) { v[c] = seg[t][c + kx]; }
+            let live = i * ti + t < cin_g;
+            let row = (plane + select(0u, t * p.h, live) + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w;
+            for (var kx = 0u; kx < K; kx++) {
               let at = (ky * K + kx) * ti + t;
-              acc[at] = add_run(acc[at], v, d);
+              for (var c = 0u; c < TW; c++) {
+                let ix = i32((x0 + c) * p.stride + kx) - i32(p.pad_x);
+                let v = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], live && yok && ix >= 0 && ix < i32(p.w));
+                acc[at][0] += v * d[c][0];
+                acc[at][1] += v * d[c][1];
+              }
             }
           }
-        } else {
-          // Strided: each tap's TW inputs, stride apart.
-          for (var kx = 0u; kx < K; kx++) {
-            for (var t = 0u; t < ti; t++) {
-              let row = lane_row(plane, t, i * ti + t < cin_g, iy);
-              var v: array<f32, TW>;
-              for (var c = 0u; c < TW; c++) { v[c] = input_at(row, ix0 + i32(c * p.stride + kx), i * ti + t < cin_g && yok); }
-              let at = (ky * K + kx) * ti + t;
-              acc[at] = add_run(acc[at], v, d);
+          continue;
+        }
+        for (var t = 0u; t < ti; t++) {
+          let live = i * ti + t < cin_g;
+          let row = (plane + select(0u, t * p.h, live) + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w;
+          for (var jx = 0u; jx < TW + K - 1u; jx++) {
+            let ix = i32(x0 + jx) - i32(p.pad_x);
+            seg[t][jx] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], live && yok && ix >= 0 && ix < i32(p.w));
+          }
+        }
+        for (var kx = 0u; kx < K; kx++) {
+          for (var t = 0u; t < ti; t++) {
+            let at = (ky * K + kx) * ti + t;
+            var s0 = acc[at][0];
+            var s1 = acc[at][1];
+            for (var c = 0u; c < TW; c++) {
+              s0 += seg[t][c + kx] * d[c][0];
+              s1 += seg[t][c + kx] * d[c][1];
             }
+            acc[at][0] = s0;
+            acc[at][1] = s1;
           }
         }
       }

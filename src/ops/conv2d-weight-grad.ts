@@ -124,7 +124,7 @@ export function conv2dWeightGrad(
       },
       buffers: { out: partials, inp: x, dout: g },
       invocations: [...grid, chunks],
-      constants: { K: k },
+      constants: window.stride !== 1 ? { K: k, STRIDED: 1 } : { K: k },
     });
     if (chunks > 1) {
       gpu.kernels.dispatch('conv2d_weight.sum_partials', {

@@ -164,7 +164,8 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Forwar
     },
     unwritten: moments ? [] : ['moments_out'],
     invocations: [hout * xBlocks, ocBlocks, batch],
-    constants: { K: k },
+    // Strided or dilated launches have a pipeline of their own (the shader's STRIDED).
+    constants: stride !== 1 || dilation !== 1 ? { K: k, STRIDED: 1 } : { K: k },
   });
   return { out, moments };
 }
