@@ -6,16 +6,16 @@ import * as assert from 'uvu/assert';
 import * as ops from '../dist/index.js';
 import { Tensor } from '../dist/index.js';
 import * as ref from './reference-general.js';
-import { withGpu, random, assertClose } from './helpers.js';
+import { withGpu, random, assertClose, cases, gradOf } from './helpers.js';
 import { checkOp } from './gradcheck.js';
 
 const test = suite('ops-layers');
 const ctx = withGpu(test);
 
-for (const [shape, before, after] of [
+for (const [shape, before, after] of cases([
   [[2, 3, 4, 5], 2, 1],
   [[3, 4], 0, 3], // rank 2
-]) {
+])) {
   test(`padChannels ${JSON.stringify(shape)} +${before}/+${after}`, async () => {
     await checkOp(ctx.gpu, {
       name: 'padChannels',
@@ -55,11 +55,11 @@ test('padChannels and concat check their inputs', () => {
 });
 
 // [N, In, Out, bias]: sizes across the 32 x 32 tiles and the 16-deep chunks; dlib's 256 -> 128 head.
-for (const [N, In, Out, withBias] of [
+for (const [N, In, Out, withBias] of cases([
   [5, 37, 70, true],
   [1, 256, 128, true],
   [33, 3, 1, false],
-]) {
+])) {
   test(`dense [${N}, ${In}] x [${In}, ${Out}]${withBias ? ' + bias' : ''}`, async () => {
     await checkOp(ctx.gpu, {
       name: 'dense',
@@ -91,11 +91,11 @@ test("dense: a weight used twice gets the sum of both products' gradients", asyn
   for (let i = 0; i < 3; i++)
     for (let o = 0; o < 4; o++)
       for (let n = 0; n < 2; n++) want[i * 4 + o] += (2 * xs[n * 3 + i] + ys[n * 3 + i]) * gs[n * 4 + o];
-  assertClose(await w.grad.read(), want, { rtol: 1e-5, atol: 1e-5, what: 'w.grad' });
+  assertClose(await gradOf(w).read(), want, { rtol: 1e-5, atol: 1e-5, what: 'w.grad' });
   const wantX = new Float64Array(6);
   for (let n = 0; n < 2; n++)
     for (let i = 0; i < 3; i++) for (let o = 0; o < 4; o++) wantX[n * 3 + i] += 2 * gs[n * 4 + o] * ws[i * 4 + o];
-  assertClose(await x.grad.read(), wantX, { rtol: 1e-5, atol: 1e-5, what: 'x.grad' });
+  assertClose(await gradOf(x).read(), wantX, { rtol: 1e-5, atol: 1e-5, what: 'x.grad' });
   [x, y, w, out].forEach((t) => t.dispose());
 });
 
@@ -108,7 +108,11 @@ test('dense checks its shapes', () => {
   [x, w, w2].forEach((t) => t.dispose());
 });
 
-/** Values in [-1, 1] at least 0.05 from 0: finite differences never straddle the kink. */
+/**
+ * Values in [-1, 1] at least 0.05 from 0: finite differences never straddle the kink.
+ * @param {number} n
+ * @param {number} seed
+ */
 function awayFromZero(n, seed) {
   return random(n, seed).map((v) => (v < 0 ? v - 0.05 : v + 0.05));
 }
@@ -148,7 +152,7 @@ test('l2Normalize: below the floor the norm is sqrt(eps), a constant; a zero row
   assertClose(await y.read(), [0.3, -0.4, 0, 0, 0.6, 0.8], { what: 'forward' });
   gpu.tape.backward(y, Tensor.fromArray(gpu, new Float32Array([1, 2, 3, 4, 1, 0]), [3, 2]));
   // Row 3: (g - y (y . g)) / 5 with y . g = 0.6.
-  assertClose(await x.grad.read(), [1, 2, 3, 4, (1 - 0.36) / 5, -0.48 / 5], { what: 'gradient' });
+  assertClose(await gradOf(x).read(), [1, 2, 3, 4, (1 - 0.36) / 5, -0.48 / 5], { what: 'gradient' });
   assert.throws(() => ops.l2Normalize(Tensor.zeros(gpu, [2, 3, 4])), /l2Normalize: expected \[N, D\], got \[2, 3, 4\]/);
   assert.throws(() => ops.l2Normalize(x, 0), /l2Normalize: eps 0 must be a positive number/);
   assert.throws(() => ops.leakyRelu(x, NaN), /leakyRelu: slope NaN must be a finite number/);

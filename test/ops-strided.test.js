@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Tensor, add, conv2d, conv2dInputGrad, conv2dWeightGrad, convVariants, samePadding } from '../dist/index.js';
 import * as ref from './reference-general.js';
-import { withGpu, random, assertClose } from './helpers.js';
+import { withGpu, random, assertClose, cases } from './helpers.js';
 import { checkOp } from './gradcheck.js';
 
 const test = suite('ops-strided');
@@ -15,7 +15,7 @@ const ctx = withGpu(test);
 // [B, C, H, W, O, K, groups, stride, padding, every variant]. Every variant only on 1x1 and 3x3
 // kernels, whose pipelines ops-conv compiles too: each kernel size is a pipeline per variant, and
 // compiling them (not running them) is what these checks would spend most of their time on.
-const CASES = [
+const CASES = cases([
   [1, 3, 13, 11, 8, 7, 1, 2, 3, false], // a 7x7 stride-2 stem
   [2, 4, 9, 8, 6, 3, 2, 2, [0, 1, 0, 1], true], // 'same' at stride 2 on even sizes: the extra cell after
   [1, 4, 9, 10, 8, 1, 1, 2, 0, true], // 1x1 stride 2 (the weight gradient's 4-channel lanes)
@@ -25,10 +25,10 @@ const CASES = [
   [1, 3, 8, 8, 4, 3, 1, 2, 0, false], // valid: the last row and column reach no window
   [1, 3, 6, 7, 4, 2, 1, 2, 0, false], // an even kernel
   [1, 3, 9, 9, 4, 5, 1, 3, [2, 1, 2, 1], false], // 5x5 stride 3
-];
+]);
 
 for (const [B, C, H, W, O, K, G, stride, padding, everyVariant] of CASES) {
-  const options = { stride, padding, groups: G };
+  const options = { stride, padding: /** @type {import('../dist/index.js').Padding} */ (padding), groups: G };
   const xShape = [B, C, H, W];
   const wShape = [O, C / G, K, K];
   const name = `${C}->${O} ${H}x${W} k${K} s${stride} p${JSON.stringify(padding)} g${G}`;
@@ -77,12 +77,13 @@ for (const [B, C, H, W, O, K, G, stride, padding, everyVariant] of CASES) {
   });
 }
 
-test('a strided conv whose input feeds a second one: the input gradients add (conv2dInputGrad into a partial one)', async () => {
+test('a strided conv whose input feeds a second one: the input gradients add (into a partial one)', async () => {
   const xShape = [2, 3, 9, 8];
   const [w1Shape, w2Shape] = [
     [4, 3, 3, 3],
     [4, 3, 1, 1],
   ];
+  /** @type {import('../dist/index.js').Conv2dOptions[]} */
   const [o1, o2] = [
     { stride: 2, padding: [1, 1, 0, 1] },
     { stride: 2, padding: 0 },
@@ -120,7 +121,13 @@ test('conv2d checks stride, padding and output size; the gradients check the out
   assert.throws(() => conv2d(x, w, null, { stride: 1.5 }), /conv2d: stride 1.5/);
   assert.throws(() => conv2d(x, w, null, { padding: 3 }), /conv2d: padding 3 must be an integer in \[0, 2\]/);
   assert.throws(() => conv2d(x, w, null, { padding: [1, 1, -1, 0] }), /conv2d: padding -1/);
-  assert.throws(() => conv2d(x, w, null, { padding: [1, 1] }), /conv2d: padding must be a number or \[top/);
+  assert.throws(
+    () =>
+      conv2d(x, w, null, {
+        padding: /** @type {[number, number, number, number]} */ (/** @type {unknown} */ ([1, 1])),
+      }),
+    /conv2d: padding must be a number or \[top/,
+  );
   const tiny = Tensor.zeros(gpu, [1, 2, 2, 5]);
   assert.throws(() => conv2d(tiny, w, null), /conv2d: a 2x5 map padded by \[0, 0, 0, 0\] is smaller than the 3x3/);
   const g = Tensor.zeros(gpu, [1, 4, 3, 3]); // the output of stride 1, valid; not of stride 2

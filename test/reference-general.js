@@ -2,12 +2,28 @@
 // convolution, pooling, channel padding and concatenation, dense, leaky ReLU, L2 normalisation.
 // Written from the TensorFlow / PyTorch definitions. Arrays are flat, row-major; images [B, C, H, W].
 
-/** [top, bottom, left, right] from a number or a list. */
+/** @typedef {ArrayLike<number>} Numbers a flat array of values (typed or plain) */
+/** @typedef {number | readonly number[]} Padding one number for every side, or [top, bottom, left, right] */
+/** @typedef {{ stride?: number, padding?: Padding, groups?: number }} ConvOptions */
+/** @typedef {{ kernel: number, stride?: number, padding?: Padding }} PoolOptions */
+
+/**
+ * [top, bottom, left, right] from a number or a list.
+ * @param {Padding} [padding]
+ * @returns {number[]}
+ */
 export function sides(padding = 0) {
-  return typeof padding === 'number' ? [padding, padding, padding, padding] : padding;
+  return typeof padding === 'number' ? [padding, padding, padding, padding] : [...padding];
 }
 
-/** Output size of a window: floor((n + before + after - k) / stride) + 1. */
+/**
+ * Output size of a window: floor((n + before + after - k) / stride) + 1.
+ * @param {number} n
+ * @param {number} k
+ * @param {number} stride
+ * @param {number} before
+ * @param {number} after
+ */
 export function windowOut(n, k, stride, before, after) {
   return Math.floor((n + before + after - k) / stride) + 1;
 }
@@ -15,6 +31,10 @@ export function windowOut(n, k, stride, before, after) {
 /**
  * Calls visit(xi, wi, oi) for every product of a convolution with stride, padding per side and
  * groups (input, weight and output flat indices): out[b,o,y,x] += w * x[y*s+ky-top, x*s+kx-left].
+ * @param {number[]} xShape [B, C, H, W]
+ * @param {number[]} wShape [O, C/groups, K, K]
+ * @param {ConvOptions} options
+ * @param {(xi: number, wi: number, oi: number) => void} visit
  */
 function convTaps([B, C, H, W], [O, Cg, K], { stride = 1, padding = 0, groups = 1 }, visit) {
   const [top, bottom, left, right] = sides(padding);
@@ -40,7 +60,15 @@ function convTaps([B, C, H, W], [O, Cg, K], { stride = 1, padding = 0, groups = 
     }
 }
 
-/** conv2d with stride, padding per side and groups: out[b,o,y,x] = bias + sum w * x[y*s+ky-top, x*s+kx-left]. */
+/**
+ * conv2d with stride, padding per side and groups: out[b,o,y,x] = bias + sum w * x[y*s+ky-top, x*s+kx-left].
+ * @param {Numbers} x
+ * @param {number[]} xShape
+ * @param {Numbers} w
+ * @param {number[]} wShape
+ * @param {Numbers | null | undefined} bias
+ * @param {ConvOptions} [options]
+ */
 export function conv2d(x, xShape, w, wShape, bias, options = {}) {
   const [O, , K] = wShape;
   const [, , H, W] = xShape;
@@ -55,6 +83,10 @@ export function conv2d(x, xShape, w, wShape, bias, options = {}) {
 /**
  * Max or average pooling, per channel; padded cells never win a max and are not counted by the
  * average (TensorFlow's padded average pooling).
+ * @param {Numbers} x
+ * @param {number[]} shape [B, C, H, W]
+ * @param {'max' | 'avg'} mode
+ * @param {PoolOptions} options
  */
 export function pool2d(x, [B, C, H, W], mode, { kernel: K, stride = 1, padding = 0 }) {
   const [top, bottom, left, right] = sides(padding);
@@ -82,7 +114,13 @@ export function pool2d(x, [B, C, H, W], mode, { kernel: K, stride = 1, padding =
   return out;
 }
 
-/** Zero channels on axis 1: [B, C, ...] -> [B, before + C + after, ...]. */
+/**
+ * Zero channels on axis 1: [B, C, ...] -> [B, before + C + after, ...].
+ * @param {Numbers} x
+ * @param {number[]} shape
+ * @param {number} before
+ * @param {number} after
+ */
 export function padChannels(x, [B, C, ...rest], before, after) {
   const inner = rest.reduce((a, b) => a * b, 1);
   const Cout = before + C + after;
@@ -93,7 +131,11 @@ export function padChannels(x, [B, C, ...rest], before, after) {
   return out;
 }
 
-/** Concatenation on axis 1 of [B, C_i, ...] tensors (same B and trailing dims). */
+/**
+ * Concatenation on axis 1 of [B, C_i, ...] tensors (same B and trailing dims).
+ * @param {Numbers[]} xs
+ * @param {number[][]} shapes
+ */
 export function concat(xs, shapes) {
   const [B, , ...rest] = shapes[0];
   const inner = rest.reduce((a, b) => a * b, 1);
@@ -110,7 +152,13 @@ export function concat(xs, shapes) {
   return out;
 }
 
-/** x [N, In] times w [In, Out] plus bias [Out]. */
+/**
+ * x [N, In] times w [In, Out] plus bias [Out].
+ * @param {Numbers} x
+ * @param {Numbers} w
+ * @param {Numbers | null | undefined} bias
+ * @param {number[]} dims [N, In, Out]
+ */
 export function dense(x, w, bias, [N, In, Out]) {
   const out = new Float64Array(N * Out);
   for (let n = 0; n < N; n++)
@@ -122,11 +170,20 @@ export function dense(x, w, bias, [N, In, Out]) {
   return out;
 }
 
+/**
+ * @param {Numbers} x
+ * @param {number} slope
+ */
 export function leakyRelu(x, slope) {
-  return x.map((v) => (v > 0 ? v : slope * v));
+  return Float64Array.from(x, (v) => (v > 0 ? v : slope * v));
 }
 
-/** Each row of x [N, D] divided by sqrt(max(sum of squares, eps)). */
+/**
+ * Each row of x [N, D] divided by sqrt(max(sum of squares, eps)).
+ * @param {Numbers} x
+ * @param {number[]} shape [N, D]
+ * @param {number} [eps]
+ */
 export function l2Normalize(x, [N, D], eps = 1e-12) {
   const out = new Float64Array(N * D);
   for (let n = 0; n < N; n++) {
@@ -138,7 +195,15 @@ export function l2Normalize(x, [N, D], eps = 1e-12) {
   return out;
 }
 
-/** conv2d's input and weight gradients for the output gradient g (the forward's adjoint, scattered). */
+/**
+ * conv2d's input and weight gradients for the output gradient g (the forward's adjoint, scattered).
+ * @param {Numbers} x
+ * @param {number[]} xShape
+ * @param {Numbers} w
+ * @param {number[]} wShape
+ * @param {Numbers} g
+ * @param {ConvOptions} [options]
+ */
 export function conv2dGrads(x, xShape, w, wShape, g, options = {}) {
   const dx = new Float64Array(x.length);
   const dw = new Float64Array(w.length);
