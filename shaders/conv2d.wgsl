@@ -106,17 +106,6 @@ fn tap_weights(wi: u32, si: u32, lane: u32) -> array<vec4f, TQ> {
   return w;
 }
 
-// One output column's accumulators after the K taps of a row: acc[q] += sum_kx v[kx] * taps[kx][q].
-fn add_taps(acc: array<vec4f, TQ>, v: array<f32, KMAX>, taps: array<array<vec4f, TQ>, KMAX>) -> array<vec4f, TQ> {
-  var a = acc;
-  for (var q = 0u; q < TQ; q++) {
-    var s = a[q];
-    for (var kx = 0u; kx < K; kx++) { s += v[kx] * taps[kx][q]; }
-    a[q] = s;
-  }
-  return a;
-}
-
 @compute @workgroup_size(WG)
 fn forward(
   @builtin(workgroup_id) wid: vec3u,
@@ -162,11 +151,22 @@ fn forward(
     for (var ii = 0u; ii < n; ii++) {
       let plane = (b * p.cin + g * cin_g + i0 + ii) * p.h;
       for (var ky = 0u; ky < K; ky++) {
-        // The tap row on the (dilated) input: row vy / dilation where that divides, else a zero row.
-        let vy = i32(y * p.stride + ky) - i32(p.pad_y);
-        let iy = vy / i32(p.dilation);
-        let yok = vy >= 0 && iy * i32(p.dilation) == vy && iy < i32(p.h);
+        var iy = i32(y + ky) - i32(p.pad_y);
+        var yok = iy >= 0 && iy < i32(p.h);
+        if (STRIDED) {
+          // The tap row on the dilated input: row vy / dilation where that divides, else a zero row.
+          let vy = i32(y * p.stride + ky) - i32(p.pad_y);
+          iy = vy / i32(p.dilation);
+          yok = vy >= 0 && iy * i32(p.dilation) == vy && iy < i32(p.h);
+        }
         let row = (plane + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w;
+        if (!STRIDED) {
+          for (var j = 0u; j < TX + K - 1u; j++) {
+            let ix = x0 + i32(j);
+            let inside = yok && ix >= 0 && ix < i32(p.w);
+            seg[j] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], inside);
+          }
+        }
         // The row's K taps' weights first, then each accumulator takes all K taps in turn: a CPU
         // adapter keeps it in a register across them (tap-outermost, each of 128 accumulators is
         // reloaded and stored per tap). The same additions in the same order either way.
@@ -176,28 +176,20 @@ fn forward(
           let w = tap_weights((wchunk + tap) * wv + ol0 / 4u, half + tap * TQ, lane);
           for (var q = 0u; q < TQ; q++) { taps[kx][q] = w[q]; }
         }
-        if (!STRIDED) {
-          // Stride 1, no dilation: the tile's TX + K - 1 inputs, each loaded once for all its taps.
-          for (var j = 0u; j < TX + K - 1u; j++) {
-            let ix = x0 + i32(j);
-            seg[j] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], yok && ix >= 0 && ix < i32(p.w));
-          }
-          for (var c = 0u; c < TX; c++) {
-            var v: array<f32, KMAX>;
-            for (var kx = 0u; kx < K; kx++) { v[kx] = seg[c + kx]; }
-            acc[c] = add_taps(acc[c], v, taps);
-          }
-        } else {
-          // Strided or dilated: each column's K inputs (column vx / dilation where that divides).
-          for (var c = 0u; c < TX; c++) {
-            var v: array<f32, KMAX>;
+        for (var c = 0u; c < TX; c++) {
+          if (STRIDED) {
+            // Column c's K inputs (column vx / dilation where that divides), where its taps read them.
             for (var kx = 0u; kx < K; kx++) {
               let vx = x0 + i32(c * p.stride + kx);
               let ix = vx / i32(p.dilation);
               let inside = yok && vx >= 0 && ix * i32(p.dilation) == vx && ix < i32(p.w);
-              v[kx] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], inside);
+              seg[c + kx] = select(0.0, inp[row + u32(clamp(ix, 0, i32(p.w) - 1))], inside);
             }
-            acc[c] = add_taps(acc[c], v, taps);
+          }
+          for (var q = 0u; q < TQ; q++) {
+            var a = acc[c][q];
+            for (var kx = 0u; kx < K; kx++) { a += seg[c + kx] * taps[kx][q]; }
+            acc[c][q] = a;
           }
         }
       }
