@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Benchmarks (tinybench, medians): every kernel family at SISN's real shapes, beside a reference
 // GEMM measured in the same run, then end-to-end forward passes and a training step of the paper
-// config. Prints a table and writes JSON (default bench/results.json, then shown in
-// docs/performance.md by scripts/performance-doc.mjs).
+// config, and face descriptors and detections per second (face-api's networks on the engine). Prints
+// a table and writes JSON (default bench/results.json, then shown in docs/performance.md by
+// scripts/performance-doc.mjs).
 //
 //   npm run bench                      everything (several minutes on a 2-core CPU adapter)
 //   npm run bench -- --quick           kernels and the smallest forward only
@@ -27,6 +28,7 @@ import {
 } from '../dist/index.js';
 import { trainingStep, forwardPass, profile } from './step-profile.js';
 import { DOC, withResults } from '../scripts/performance-doc.mjs';
+import { faceThroughput } from './face.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -226,6 +228,11 @@ if (!quick) {
   step.dispose();
 }
 for (const e of results.endToEnd) e.vsGemm = e.gflops / results.peakGemm.gflops;
+results.face = await faceThroughput(gpu);
+console.error(
+  `  face: ${results.face.descriptors.perSecond.toFixed(1)} descriptors/s, ` +
+    `${results.face.detections.perSecond.toFixed(1)} detections/s`,
+);
 
 // PyTorch CPU as the external reference, where it is installed (never a dependency).
 const python = ['python3', '/usr/bin/python3'].find(
@@ -280,6 +287,18 @@ const rows = [
       .filter(Boolean)
       .join(', '),
   ]),
+  [
+    `face descriptors (${results.face.descriptors.case})`,
+    results.face.descriptors.msPerFace.toFixed(1),
+    `${results.face.descriptors.perSecond.toFixed(1)} descriptors/s`,
+    'ms per face',
+  ],
+  [
+    `face detections (${results.face.detections.case})`,
+    results.face.detections.msPerImage.toFixed(1),
+    `${results.face.detections.perSecond.toFixed(1)} detections/s`,
+    'ms per image',
+  ],
 ];
 const width = rows.reduce((w, r) => r.map((c, i) => Math.max(w[i] ?? 0, c.length)), []);
 console.log(`${results.adapter}\n${results.cpu} x${results.cores}, Node ${results.node}\n`);

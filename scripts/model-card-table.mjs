@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Prints the metrics table of weights/README.md from the `sisn eval --json` files in weights/eval/,
-// so the model card is regenerated from measurements rather than typed by hand.
+// Prints the metrics tables of weights/README.md from the `sisn eval --json` files in weights/eval/
+// (PSNR/SSIM) and weights/eval/identity/ (`sisn eval --identity`: detection, identity distance,
+// share matched, rank-1), so the model card is regenerated from measurements rather than typed by hand.
 //   node scripts/model-card-table.mjs [eval-dir]
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const dir = process.argv[2] ?? 'weights/eval';
@@ -37,3 +38,33 @@ for (const r of results) {
   rows.push(`${head} **gain** | ${gain(r, 'psnr', 2)} | ${gain(r, 'ssim', 4)} |`);
 }
 console.log(rows.join('\n'));
+
+const identityDir = join(dir, 'identity');
+if (existsSync(identityDir)) {
+  const runs = readdirSync(identityDir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => JSON.parse(readFileSync(join(identityDir, f), 'utf8')))
+    .sort((a, b) => a.scale - b.scale || (a.range ? 0 : 1) - (b.range ? 0 : 1));
+  const pct = (v) => `${(100 * v).toFixed(1)}%`;
+  const table = [
+    '| scale | test set | method | detected | mean distance to HR | matched (< 0.6) | rank-1 |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const r of runs) {
+    const { identity: id } = r;
+    const head = `| x${r.scale} | ${setName(r)}, face found on HR in ${id.found} |`;
+    table.push(`${head} HR (the reference) | ${pct(id.hr.detectionRate)} | - | - | - |`);
+    for (const [m, name] of [
+      ['nearest', 'LR (nearest)'],
+      ['bicubic', 'bicubic'],
+      ['sisn', 'SISN'],
+    ]) {
+      const x = id.methods[m];
+      table.push(
+        `${head} ${name} | ${pct(x.detectionRate)} | ${x.meanDistance.toFixed(3)} | ` +
+          `${pct(x.matched)} | ${pct(x.rank1)} |`,
+      );
+    }
+  }
+  console.log(`\n${table.join('\n')}`);
+}

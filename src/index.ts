@@ -17,6 +17,7 @@ export { parseSafetensors, serializeSafetensors, type SafeTensor, type SafeFile 
 export { loadSisn, saveSisn, loadStateDict, stateDict, inferConfig } from './nn/sisn-weights.js';
 export { stripModulePrefix, readStateDict } from './io/weights.js';
 export type { StateDict } from './io/safetensors.js';
+export { parseTfjsWeights, readTfjsWeights, type TfjsTensor, type TfjsWeights } from './io/tfjs.js';
 export { checkConformance, type ConformanceReport, type ConformanceOptions, type Check } from './conformance/check.js';
 export { readTorchCheckpoint, parseTorchCheckpoint } from './io/torch.js';
 export { parseStateDict, detectWeightsFormat, type WeightsFormat } from './io/state-dict.js';
@@ -30,4 +31,22 @@ export { PatchSampler, type Batch } from './data/sampler.js';
 export { train, DEFAULTS as TRAIN_DEFAULTS, type TrainOptions, type TrainResult } from './train/trainer.js';
 export { evaluate, predict, bicubicUp, type Scores, type EvalResult } from './train/evaluate.js';
 export { saveCheckpoint, loadCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from './train/checkpoint.js';
+export {
+  FaceRecognizer,
+  FaceDetector,
+  loadFaceNets,
+  readFaceWeights,
+  type FaceWeights,
+  describeFaces,
+  detectFaces,
+  descriptorDistance,
+  decodeDetections,
+  networkInput,
+  cropBox,
+  MATCH_DISTANCE,
+  type Box,
+  type Detection,
+  type DetectOptions,
+} from './nn/face/index.js';
+export { evaluateIdentity, nearestUp, type IdentityResult } from './train/identity.js';
 export { writePlot, writeSheet, type Point } from './train/report.js';

@@ -1,15 +1,17 @@
 // The loader fuzz cases, run in a child process by fuzz-loaders.test.js (so a hang can be timed out
 // and a crash cannot take the test runner down). Usage: node test/fuzz-cases.js SEED FIRST COUNT
-// Each case mutates a valid .pt or .safetensors file (chosen, like the mutation, by a generator seeded
-// with SEED and the case number, so one case reproduces alone) and parses it. One JSON line per case:
+// Each case mutates a valid .pt or .safetensors file or tfjs manifest and its shards (chosen, like
+// the mutation, by a generator seeded with SEED and the case number, so one case reproduces alone)
+// and parses it. One JSON line per case:
 // {case, what, loaded} or {case, what, error: {name, message}}, after a {start} line; at the end,
 // {maxRssKiB}.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseStateDict, serializeSafetensors } from '../dist/index.js';
+import { parseStateDict, parseTfjsWeights, serializeSafetensors } from '../dist/index.js';
 import { makeZip, torchSave } from './torch-files.js';
 import { mulberry32 } from './mulberry32.js';
 import { parseJson } from './helpers.js';
+import { makeTfjs, SMALL_TFJS } from './tfjs-files.js';
 
 const [seed, first, count] = process.argv.slice(2).map(Number);
 const fixture = readFileSync(fileURLToPath(new URL('fixtures/sisn-small/weights_dataparallel.pt', import.meta.url)));
@@ -62,6 +64,7 @@ const bases = {
   'small.pt': { bytes: smallPt, layout: zipLayout(smallPt) },
   'small.safetensors': { bytes: serializeSafetensors(small, { format: 'pt', note: 'fuzz' }) },
 };
+bases['small-weights_manifest.json'] = makeTfjs(SMALL_TFJS);
 
 const INTERESTING = [
   0, 1, 2, 3, 4, 7, 8, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff,
@@ -214,20 +217,88 @@ function mutateSafetensors(rng, { bytes }) {
   }
 }
 
+/** Mutations of a tfjs manifest (its JSON fields and text) and of its shards (bytes and sizes). */
+function mutateTfjs(rng, { manifest, shards }) {
+  const groups = structuredClone(manifest);
+  const files = new Map(shards);
+  const shard = rng.pick([...files.keys()]);
+  let text = null;
+  let what;
+  switch (rng.int(6)) {
+    case 0:
+      what = `flip in ${shard}`;
+      files.set(shard, flip(rng, files.get(shard)));
+      break;
+    case 1: {
+      const bytes = files.get(shard);
+      const cut = rng.int(bytes.byteLength + 8);
+      what = `${shard} resized to ${cut} bytes`;
+      files.set(
+        shard,
+        cut <= bytes.byteLength
+          ? bytes.subarray(0, cut)
+          : Uint8Array.from([...bytes, ...new Uint8Array(cut - bytes.byteLength)]),
+      );
+      break;
+    }
+    case 2:
+      what = `${shard} missing`;
+      files.delete(shard);
+      break;
+    case 3:
+      what = 'flip in the manifest text';
+      text = flip(rng, new TextEncoder().encode(JSON.stringify(groups)));
+      break;
+    case 4: {
+      const group = rng.pick(groups);
+      const value = rng.pick([...BAD_VALUES, '../secret.bin', '/etc/passwd', 'other.bin']);
+      if (rng.int(2)) group.paths[rng.int(group.paths.length + 1)] = value;
+      else group.paths = value;
+      what = `paths = ${JSON.stringify(group.paths)}`;
+      break;
+    }
+    default: {
+      const weight = rng.pick(rng.pick(groups).weights);
+      const field = rng.pick([
+        'name',
+        'shape',
+        'dtype',
+        'quantization',
+        'quantization.dtype',
+        'quantization.min',
+        'quantization.scale',
+      ]);
+      const value = rng.pick([...BAD_VALUES, 'uint8', 'float16', 'int32', 'conv/filters', 1e308, -1e308]);
+      const [key, sub] = field.split('.');
+      if (sub && weight[key]) weight[key][sub] = value;
+      else if (Array.isArray(weight[key]) && rng.int(2)) weight[key][rng.int(weight[key].length + 1)] = value;
+      else weight[key] = value;
+      what = `${weight.name}.${field} = ${JSON.stringify(value)}`;
+    }
+  }
+  const bytes = text ?? new TextEncoder().encode(JSON.stringify(groups));
+  const readShard = (path) => {
+    if (!files.has(path)) throw new Error(`cannot read the weights shard ${path}: no such file or folder`);
+    return files.get(path);
+  };
+  return [what, () => parseTfjsWeights(bytes, readShard, source)];
+}
+
+let source;
 /** @param {object} line */
 const say = (line) => process.stdout.write(`${JSON.stringify(line)}\n`);
 for (let n = first; n < first + count; n++) {
   const rng = generator(Math.imul(seed, 0x9e3779b1) ^ n);
   const baseName = rng.pick(Object.keys(bases));
-  const [mutation, bytes] = baseName.endsWith('.pt')
-    ? mutateTorch(rng, bases[baseName])
-    : mutateSafetensors(rng, bases[baseName]);
+  const mutate = { pt: mutateTorch, safetensors: mutateSafetensors, json: mutateTfjs }[baseName.split('.').at(-1)];
+  const [mutation, bytesOrParse] = mutate(rng, bases[baseName]);
   // A random extension: the format must be told from the bytes.
-  const source = `case-${n}-of-${baseName}${rng.pick(['.pt', '.safetensors', '.bin'])}`;
+  source = `case-${n}-of-${baseName}${rng.pick(['.pt', '.safetensors', '.bin'])}`;
   const what = `${baseName}: ${mutation}`;
   say({ start: n });
   try {
-    parseStateDict(bytes, source);
+    if (typeof bytesOrParse === 'function') bytesOrParse();
+    else parseStateDict(bytesOrParse, source);
     say({ case: n, what, loaded: true });
   } catch (caught) {
     const e = /** @type {Error | undefined} */ (caught);

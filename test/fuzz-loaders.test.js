@@ -1,7 +1,8 @@
-// Fuzzing the weight loaders: thousands of seeded mutations of a valid .pt and .safetensors (byte
-// flips, truncations, zip header fields, length fields, pickle opcodes and operands, header JSON
-// fields). Each must load or throw a plain Error that names the file, within a per-case time bound,
-// without crashing the (child) process and in bounded memory. A failure prints the seed and case;
+// Fuzzing the weight loaders: thousands of seeded mutations of a valid .pt, .safetensors and tfjs
+// manifest with its shards (byte flips, truncations, zip header fields, length fields, pickle opcodes
+// and operands, header and manifest JSON fields, shard sizes and paths). Each must load or throw a
+// plain Error that names the file, within a per-case time bound, without crashing the (child)
+// process and in bounded memory. A failure prints the seed and case;
 // `node test/fuzz-cases.js SEED CASE 1` replays one. FUZZ_SEED and FUZZ_CASES override the defaults.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { parseJson } from './helpers.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 13);
-const CASES = Number(process.env.FUZZ_CASES ?? 3000);
+const CASES = Number(process.env.FUZZ_CASES ?? 4000);
 /** Per case: far above the few milliseconds a case takes; a busy 2-core machine once stalled the child 10 s. */
 const CASE_BOUND_MS = 30_000;
 /** Peak resident memory of the child: its baseline is about 150 MiB. */
@@ -68,7 +69,7 @@ function runCases(seed, first, count) {
 /** @param {number} n */
 const replay = (n) => `(replay: node test/fuzz-cases.js ${SEED} ${n} 1)`;
 
-test(`${CASES} mutated .pt and .safetensors files load or fail with a clear Error (seed ${SEED})`, async () => {
+test(`${CASES} mutated .pt, .safetensors and tfjs files load or fail with a clear Error (seed ${SEED})`, async () => {
   const run = await runCases(SEED, 0, CASES);
   if (run.hung !== undefined)
     assert.unreachable(`seed ${SEED} case ${run.hung} ran past ${CASE_BOUND_MS} ms ${replay(run.hung)}`);

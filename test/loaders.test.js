@@ -12,10 +12,13 @@ import {
   serializeSafetensors,
   readStateDict,
   detectWeightsFormat,
+  parseTfjsWeights,
+  readTfjsWeights,
 } from '../dist/index.js';
 import { makeZip, op, statePickle, torchSave } from './torch-files.js';
 import { entryOf } from './helpers.js';
 /** @import { PickledTensor, SavedTensor } from './torch-files.js' */
+import { makeTfjs, SMALL_TFJS } from './tfjs-files.js';
 
 const test = suite('loaders');
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -214,6 +217,58 @@ test('safetensors: malformed headers and layouts are refused, naming the file an
     ).tensors.get('a')?.shape,
     [0, 3],
   );
+});
+
+/** A tfjs manifest and shards written to the temporary folder; returns the manifest's path. */
+function writeTfjs(name, { manifest, shards }) {
+  const dir = mkdtempSync(join(tmp, 'tfjs-'));
+  for (const [p, bytes] of shards) writeFileSync(join(dir, p), bytes);
+  writeFileSync(join(dir, name), JSON.stringify(manifest));
+  return join(dir, name);
+}
+
+test('tfjs manifests: float32, int32 and uint8/uint16-quantized tensors, shards in order', () => {
+  const weights = readTfjsWeights(writeTfjs('small-weights_manifest.json', makeTfjs(SMALL_TFJS)));
+  assert.equal([...weights.keys()], ['conv/filters', 'conv/bias', 'scale/weights', 'steps']);
+  for (const { tensors } of SMALL_TFJS) {
+    for (const t of tensors) {
+      const got = weights.get(t.name);
+      assert.equal(got.shape, t.shape, t.name);
+      assert.is(got.dtype, t.dtype, t.name);
+      t.values.forEach((v, i) =>
+        assert.ok(Math.abs(got.data[i] - v) < 1e-6, `${t.name}[${i}]: ${got.data[i]} vs ${v}`),
+      );
+    }
+  }
+});
+
+test('tfjs manifests: a missing shard, a short shard and a missing manifest name their files', () => {
+  const files = makeTfjs(SMALL_TFJS);
+  const path = writeTfjs('m-weights_manifest.json', files);
+  rmSync(join(path, '../small-2.bin'));
+  assert.throws(
+    () => readTfjsWeights(path),
+    (e) =>
+      e.message.startsWith(`${path}: cannot read the weights shard `) && /small-2\.bin: no such file/.test(e.message),
+  );
+  const short = new Map(files.shards).set('other.bin', files.shards.get('other.bin').subarray(0, 5));
+  assert.throws(
+    () => parseTfjsWeights(new TextEncoder().encode(JSON.stringify(files.manifest)), (p) => short.get(p), 'm.json'),
+    /^m\.json: group 1 \(other\.bin\): its 2 tensors need 8 bytes, the shards hold 5 \(truncated\?\)$/,
+  );
+  assert.throws(
+    () => readTfjsWeights(join(tmp, 'none.json')),
+    /cannot read the tfjs weights manifest .*none\.json: no such file/,
+  );
+});
+
+test("tfjs manifests: face-api's two networks load, every tensor finite", () => {
+  const models = join(root, 'node_modules/@vladmandic/face-api/model');
+  const recognizer = readTfjsWeights(join(models, 'face_recognition_model-weights_manifest.json'));
+  assert.is(recognizer.size, 117);
+  assert.equal(recognizer.get('fc').shape, [256, 128]);
+  const detector = readTfjsWeights(join(models, 'tiny_face_detector_model-weights_manifest.json'));
+  assert.equal(detector.get('conv8/filters').shape, [1, 1, 512, 25]);
 });
 
 test.run();

@@ -1,10 +1,16 @@
-/** `sisn eval`: PSNR/SSIM of SISN and of bicubic upsampling on a test folder or index range. */
+/**
+ * `sisn eval`: PSNR/SSIM of SISN and of bicubic upsampling on a test folder or index range; with
+ * `--identity`, the face identity test of SISN, bicubic and LR-nearest against HR (train/identity.ts).
+ */
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { Gpu } from '../engine.js';
 import { loadSisn } from '../nn/sisn-weights.js';
 import { listImages, loadPairs, selectRange, parseSize } from '../data/dataset.js';
-import { evaluate, type Scores } from '../train/evaluate.js';
+import { evaluate, bicubicUp, type Scores } from '../train/evaluate.js';
+import { evaluateIdentity, nearestUp, IDENTITY_METHODS, type IdentityResult } from '../train/identity.js';
+import { loadFaceNets, readFaceWeights } from '../nn/face/index.js';
+import { faceModelDir, detectOptions } from './face.js';
 import { checkFolderPath, makeFolder } from '../io/folders.js';
 import { dirname, resolve } from 'node:path';
 
@@ -20,14 +26,22 @@ export async function evalCommand(argv: string[]): Promise<number> {
       hr_size: { type: 'string' },
       border: { type: 'string' },
       json: { type: 'string' },
+      identity: { type: 'boolean' },
+      models: { type: 'string' },
+      input_size: { type: 'string' },
+      min_score: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
     console.log(`usage: sisn eval --weights W --dataset_root DIR [--dataset_root DIR2 ...] [--range 9501-10000]
                  [--lr_root DIR] [--hr_crop WxH] [--hr_size WxH] [--border B] [--json OUT]
+                 [--identity [--input_size N] [--min_score S] [--models DIR]]
   --range      1-based index range of the sorted files (one dataset root only)
-  --hr_crop    centre-crop HR images first; --hr_size then resizes them (MATLAB bicubic)`);
+  --hr_crop    centre-crop HR images first; --hr_size then resizes them (MATLAB bicubic)
+  --identity   also the face identity test (docs/identity.md): the face detected on HR, the same box
+               cut from SISN, bicubic and LR-nearest; descriptor distance to HR, share matched
+               below 0.6, rank-1 identification, detection rate of each (face-api's networks)`);
     return 0;
   }
   if (!values.weights) throw new Error('--weights is required');
@@ -35,6 +49,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if (!roots.length) throw new Error('--dataset_root is required');
   if (values.range && roots.length > 1) throw new Error('--range needs exactly one --dataset_root');
   if (values.json) checkFolderPath(dirname(resolve(values.json)), '--json folder');
+  const detect = detectOptions(values);
+  const faceWeights = values.identity ? readFaceWeights(faceModelDir(values.models)) : null;
   const gpu = await Gpu.open();
   try {
     const model = loadSisn(gpu, values.weights);
@@ -73,6 +89,22 @@ export async function evalCommand(argv: string[]): Promise<number> {
       `SISN - bicubic: ${(result.sisn.psnr - result.bicubic.psnr).toFixed(3)} dB PSNR, ` +
         `${(result.sisn.ssim - result.bicubic.ssim).toFixed(4)} SSIM (${seconds.toFixed(1)} s)`,
     );
+    let identity: IdentityResult | null = null;
+    if (faceWeights) {
+      const nets = loadFaceNets(gpu, faceWeights);
+      try {
+        const outputs = {
+          sisn: result.outputs,
+          bicubic: pairs.map((p) => bicubicUp(p, s)),
+          nearest: pairs.map((p) => nearestUp(p, s)),
+        };
+        identity = await evaluateIdentity(nets, pairs, outputs, detect, (m) => console.error(m));
+      } finally {
+        nets.recognizer.dispose();
+        nets.detector.dispose();
+      }
+      printIdentity(identity);
+    }
     if (values.json) {
       makeFolder(dirname(resolve(values.json)), '--json folder');
       writeFileSync(
@@ -91,6 +123,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
             sisn: result.sisn,
             bicubic: result.bicubic,
             images: result.images,
+            ...(identity ? { identity: { ...identity, input_size: detect.inputSize ?? null } } : {}),
           },
           null,
           1,
@@ -102,4 +135,23 @@ export async function evalCommand(argv: string[]): Promise<number> {
     gpu.dispose();
   }
   return 0;
+}
+
+function printIdentity(r: IdentityResult): void {
+  const more = r.missedOnHr.length > 5 ? ', ...' : '';
+  const missed = r.missedOnHr.length ? ` (missed: ${r.missedOnHr.slice(0, 5).join(', ')}${more})` : '';
+  const pct = (v: number) => `${(100 * v).toFixed(1)}%`.padStart(9);
+  console.log(`identity: the face found on HR in ${r.found} of ${r.count} images${missed}`);
+  console.log(
+    `${'method'.padEnd(10)} ${['detected', 'distance', 'matched', 'rank-1'].map((h) => h.padStart(9)).join(' ')}`,
+  );
+  console.log(`${'HR'.padEnd(10)} ${pct(r.hr.detectionRate)}`);
+  for (const m of IDENTITY_METHODS) {
+    const x = r.methods[m];
+    const name = { sisn: 'SISN', bicubic: 'bicubic', nearest: 'LR' }[m];
+    console.log(
+      `${name.padEnd(10)} ${pct(x.detectionRate)} ${x.meanDistance.toFixed(4).padStart(9)} ` +
+        `${pct(x.matched)} ${pct(x.rank1)}`,
+    );
+  }
 }

@@ -1,4 +1,4 @@
-/** The `sisn` command line: upscale, train, eval, tune, adapters. */
+/** The `sisn` command line: upscale, train, eval, identity, detect, tune, adapters. */
 import { parseArgs } from 'node:util';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
@@ -10,6 +10,7 @@ import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { adaptersCommand } from './adapters.js';
 import { tuneCommand } from './tune.js';
+import { identityCommand, detectCommand } from './face.js';
 import { checkFolderPath, makeFolder } from '../io/folders.js';
 import { tileProgress } from './tile-progress.js';
 
@@ -24,6 +25,9 @@ const USAGE = `usage:
       --scale s    expected scale (2, 3, 4, 8): an error if the weights are for another
       --tile T     largest low-resolution tile side (default: from the adapter's limits)
       --quiet      no progress on stderr (tiles done and time left, for tiled images)
+  sisn identity IMAGE... [--detect] [--json FILE]   128-D face descriptors (see sisn identity --help);
+               with two images, their distance and whether they are the same person
+  sisn detect IMAGE... [--json FILE]          faces found: boxes and scores (see sisn detect --help)
   sisn tune [--scale s] [--lr N ...] [--batch B] [--train] [--infer]   (see sisn tune --help)
                times the kernel variants for these shapes on this adapter and keeps the fastest in
                the user's cache folder, where upscale, eval and train find them
@@ -129,6 +133,8 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'train') return await trainCommand(rest);
     if (command === 'eval') return await evalCommand(rest);
     if (command === 'tune') return await tuneCommand(rest);
+    if (command === 'identity') return await identityCommand(rest);
+    if (command === 'detect') return await detectCommand(rest);
     if (!command || command === '--help' || command === '-h' || command === 'help') {
       console.log(USAGE);
       return command ? 0 : 2;
