@@ -47,6 +47,15 @@ export {
   type Box,
   type Detection,
   type DetectOptions,
+  type RecognizerBlock,
+  FrozenConv,
+  type ConvSpec,
 } from './nn/face/index.js';
-export { evaluateIdentity, nearestUp, type IdentityResult } from './train/identity.js';
+export {
+  evaluateIdentity,
+  nearestUp,
+  type IdentityResult,
+  type IdentitySummary,
+  type IdentityImage,
+} from './train/identity.js';
 export { writePlot, writeSheet, type Point } from './train/report.js';

@@ -10,19 +10,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readImage, loadFaceNets, describeFaces, detectFaces, cropBox } from '../dist/index.js';
-import { withGpu } from './helpers.js';
+import { readJson, withGpu } from './helpers.js';
+
+/** @import { Box, IdentityResult } from '../dist/index.js' */
+/**
+ * @typedef {{ box: Box, score: number }} RefDetection
+ * @typedef {{ descriptor: number[], crop?: { box: Box, descriptor: number[] }, detections: RefDetection[] }} RefImage
+ * @typedef {{ inputSize: number, images: Record<string, RefImage> }} Reference
+ */
 
 const test = suite('face');
 const ctx = withGpu(test);
 const root = fileURLToPath(new URL('..', import.meta.url));
 const models = join(root, 'node_modules/@vladmandic/face-api/model');
 const faces = join(root, 'test/fixtures/faces');
-const reference = JSON.parse(readFileSync(join(root, 'test/fixtures/face-api/reference.json'), 'utf8'));
+const reference = /** @type {Reference} */ (readJson(join(root, 'test/fixtures/face-api/reference.json')));
 const tmp = mkdtempSync(join(tmpdir(), 'sisn-face-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
+/** @param {...string} args */
 const sisn = (...args) =>
   spawnSync(process.execPath, [join(root, 'dist/cli/bin.js'), ...args], { encoding: 'utf8', timeout: 120000 });
 
+/** @type {ReturnType<typeof loadFaceNets>} */
 let nets;
 test.before.each(() => {
   nets ??= loadFaceNets(ctx.gpu, models);
@@ -33,18 +42,21 @@ test.after(() => {
 });
 
 /** Largest absolute difference of two descriptors. */
-const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+/**
+ * @param {ArrayLike<number>} a
+ * @param {ArrayLike<number>} b
+ */
+const maxDiff = (a, b) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 const names = Object.keys(reference.images);
 
 test("descriptors match face-api's to 1e-3 in every element, whole images and detected crops", async () => {
   const images = names.map((n) => readImage(join(faces, n)));
   const withCrop = names.filter((n) => reference.images[n].crop);
-  const crops = withCrop.map((n) => cropBox(images[names.indexOf(n)], reference.images[n].crop.box));
+  /** @param {string} n  one of withCrop's */
+  const cropOf = (n) => /** @type {NonNullable<RefImage['crop']>} */ (reference.images[n].crop);
+  const crops = withCrop.map((n) => cropBox(images[names.indexOf(n)], cropOf(n).box));
   const got = await describeFaces(nets.recognizer, [...images, ...crops]);
-  const want = [
-    ...names.map((n) => reference.images[n].descriptor),
-    ...withCrop.map((n) => reference.images[n].crop.descriptor),
-  ];
+  const want = [...names.map((n) => reference.images[n].descriptor), ...withCrop.map((n) => cropOf(n).descriptor)];
   const labels = [...names, ...withCrop.map((n) => `${n} crop`)];
   let worst = 0;
   got.forEach((d, i) => {
@@ -64,7 +76,7 @@ test("detections match face-api's: the same faces, boxes within a pixel, scores 
     const got = await detectFaces(nets.detector, readImage(join(faces, n)), { inputSize: reference.inputSize });
     assert.is(got.length, want.length, `${n}: ${got.length} faces, face-api finds ${want.length}`);
     got.forEach((g, i) => {
-      for (const k of ['x', 'y', 'width', 'height']) {
+      for (const k of /** @type {const} */ (['x', 'y', 'width', 'height'])) {
         const d = Math.abs(g.box[k] - want[i].box[k]);
         assert.ok(d < 1, `${n} face ${i} ${k}: ${g.box[k]} vs ${want[i].box[k]}`);
         worst = Math.max(worst, d);
@@ -81,7 +93,7 @@ test('sisn identity: descriptors in JSON keyed by file, the distance of two; sis
   const r = sisn('identity', a, b, '--detect', '--json', json);
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stdout, /distance .*: \d\.\d{4}: (the same person|different people) \(threshold 0\.6\)/);
-  const written = JSON.parse(readFileSync(json, 'utf8'));
+  const written = /** @type {Record<string, { descriptor: number[] }>} */ (readJson(json));
   assert.equal(Object.keys(written), [a, b]);
   assert.is(written[a].descriptor.length, 128);
   const d = sisn('detect', a, '--json', join(tmp, 'detect.json'));
@@ -124,16 +136,18 @@ test('sisn eval --identity: detection, distance, matched and rank-1 per method; 
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stdout, /identity: the face found on HR in \d of 2 images/);
   assert.match(r.stdout, /\nSISN +\d+\.\d% +\d\.\d{4} +\d+\.\d% +\d+\.\d%\n/);
-  const { identity } = JSON.parse(readFileSync(json, 'utf8'));
+  const { identity } = /** @type {{ identity: IdentityResult }} */ (readJson(json));
   assert.is(identity.count, 2);
   assert.is(identity.images.length, 2);
   assert.is(identity.found + identity.missedOnHr.length, 2);
-  for (const m of ['sisn', 'bicubic', 'nearest']) {
+  for (const m of /** @type {const} */ (['sisn', 'bicubic', 'nearest'])) {
     const s = identity.methods[m];
-    for (const k of ['detectionRate', 'matched', 'rank1']) assert.ok(s[k] >= 0 && s[k] <= 1, `${m}.${k} = ${s[k]}`);
+    for (const k of /** @type {const} */ (['detectionRate', 'matched', 'rank1']))
+      assert.ok(s[k] >= 0 && s[k] <= 1, `${m}.${k} = ${s[k]}`);
   }
   const found = identity.images.find((x) => x.box);
-  assert.ok(found && found.distance.sisn >= 0 && typeof found.rank1.bicubic === 'boolean');
+  assert.ok(found?.distance && found.rank1);
+  assert.ok(found.distance.sisn >= 0 && typeof found.rank1.bicubic === 'boolean');
 });
 
 test.run();

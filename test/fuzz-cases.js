@@ -10,8 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { parseStateDict, parseTfjsWeights, serializeSafetensors } from '../dist/index.js';
 import { makeZip, torchSave } from './torch-files.js';
 import { mulberry32 } from './mulberry32.js';
-import { parseJson } from './helpers.js';
+import { entryOf, parseJson } from './helpers.js';
 import { makeTfjs, SMALL_TFJS } from './tfjs-files.js';
+/** @import { TfjsFiles } from './tfjs-files.js' */
 
 const [seed, first, count] = process.argv.slice(2).map(Number);
 const fixture = readFileSync(fileURLToPath(new URL('fixtures/sisn-small/weights_dataparallel.pt', import.meta.url)));
@@ -58,7 +59,7 @@ const small = new Map([
   ['bn.num_batches_tracked', { dtype: 'I64', shape: [], data: [12] }],
 ]);
 const smallPt = torchSave(small);
-/** @type {Record<string, { bytes: Uint8Array, layout?: ZipLayout }>} */
+/** @type {Record<string, { bytes: Uint8Array, layout?: ZipLayout } | TfjsFiles>} */
 const bases = {
   'fixture.pt': { bytes: fixture, layout: zipLayout(fixture) },
   'small.pt': { bytes: smallPt, layout: zipLayout(smallPt) },
@@ -217,20 +218,26 @@ function mutateSafetensors(rng, { bytes }) {
   }
 }
 
-/** Mutations of a tfjs manifest (its JSON fields and text) and of its shards (bytes and sizes). */
+/**
+ * Mutations of a tfjs manifest (its JSON fields and text) and of its shards (bytes and sizes).
+ * @param {CaseRng} rng
+ * @param {TfjsFiles} base
+ * @returns {[string, () => unknown]}
+ */
 function mutateTfjs(rng, { manifest, shards }) {
-  const groups = structuredClone(manifest);
+  const groups = /** @type {{ paths: unknown, weights: Record<string, unknown>[] }[]} */ (structuredClone(manifest));
   const files = new Map(shards);
   const shard = rng.pick([...files.keys()]);
+  /** @type {Uint8Array | null} */
   let text = null;
   let what;
   switch (rng.int(6)) {
     case 0:
       what = `flip in ${shard}`;
-      files.set(shard, flip(rng, files.get(shard)));
+      files.set(shard, flip(rng, entryOf(files, shard)));
       break;
     case 1: {
-      const bytes = files.get(shard);
+      const bytes = entryOf(files, shard);
       const cut = rng.int(bytes.byteLength + 8);
       what = `${shard} resized to ${cut} bytes`;
       files.set(
@@ -252,7 +259,7 @@ function mutateTfjs(rng, { manifest, shards }) {
     case 4: {
       const group = rng.pick(groups);
       const value = rng.pick([...BAD_VALUES, '../secret.bin', '/etc/passwd', 'other.bin']);
-      if (rng.int(2)) group.paths[rng.int(group.paths.length + 1)] = value;
+      if (Array.isArray(group.paths) && rng.int(2)) group.paths[rng.int(group.paths.length + 1)] = value;
       else group.paths = value;
       what = `paths = ${JSON.stringify(group.paths)}`;
       break;
@@ -270,28 +277,38 @@ function mutateTfjs(rng, { manifest, shards }) {
       ]);
       const value = rng.pick([...BAD_VALUES, 'uint8', 'float16', 'int32', 'conv/filters', 1e308, -1e308]);
       const [key, sub] = field.split('.');
-      if (sub && weight[key]) weight[key][sub] = value;
-      else if (Array.isArray(weight[key]) && rng.int(2)) weight[key][rng.int(weight[key].length + 1)] = value;
+      const current = weight[key];
+      if (sub && current) /** @type {Record<string, unknown>} */ (current)[sub] = value;
+      else if (Array.isArray(current) && rng.int(2)) current[rng.int(current.length + 1)] = value;
       else weight[key] = value;
-      what = `${weight.name}.${field} = ${JSON.stringify(value)}`;
+      what = `${String(weight.name)}.${field} = ${JSON.stringify(value)}`;
     }
   }
   const bytes = text ?? new TextEncoder().encode(JSON.stringify(groups));
+  /** @param {string} path */
   const readShard = (path) => {
-    if (!files.has(path)) throw new Error(`cannot read the weights shard ${path}: no such file or folder`);
-    return files.get(path);
+    const shardBytes = files.get(path);
+    if (!shardBytes) throw new Error(`cannot read the weights shard ${path}: no such file or folder`);
+    return shardBytes;
   };
   return [what, () => parseTfjsWeights(bytes, readShard, source)];
 }
 
-let source;
+/** @type {string} the case's file name, for the loaders' messages */
+let source = '';
 /** @param {object} line */
 const say = (line) => process.stdout.write(`${JSON.stringify(line)}\n`);
 for (let n = first; n < first + count; n++) {
   const rng = generator(Math.imul(seed, 0x9e3779b1) ^ n);
   const baseName = rng.pick(Object.keys(bases));
-  const mutate = { pt: mutateTorch, safetensors: mutateSafetensors, json: mutateTfjs }[baseName.split('.').at(-1)];
-  const [mutation, bytesOrParse] = mutate(rng, bases[baseName]);
+  const base = bases[baseName];
+  /** @type {[string, Uint8Array | (() => unknown)]} */
+  const [mutation, bytesOrParse] =
+    'manifest' in base
+      ? mutateTfjs(rng, base)
+      : baseName.endsWith('.pt')
+        ? mutateTorch(rng, base)
+        : mutateSafetensors(rng, base);
   // A random extension: the format must be told from the bytes.
   source = `case-${n}-of-${baseName}${rng.pick(['.pt', '.safetensors', '.bin'])}`;
   const what = `${baseName}: ${mutation}`;

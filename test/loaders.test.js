@@ -19,6 +19,7 @@ import { makeZip, op, statePickle, torchSave } from './torch-files.js';
 import { entryOf } from './helpers.js';
 /** @import { PickledTensor, SavedTensor } from './torch-files.js' */
 import { makeTfjs, SMALL_TFJS } from './tfjs-files.js';
+/** @import { TfjsFiles } from './tfjs-files.js' */
 
 const test = suite('loaders');
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -219,7 +220,11 @@ test('safetensors: malformed headers and layouts are refused, naming the file an
   );
 });
 
-/** A tfjs manifest and shards written to the temporary folder; returns the manifest's path. */
+/**
+ * A tfjs manifest and shards written to the temporary folder; returns the manifest's path.
+ * @param {string} name
+ * @param {TfjsFiles} files
+ */
 function writeTfjs(name, { manifest, shards }) {
   const dir = mkdtempSync(join(tmp, 'tfjs-'));
   for (const [p, bytes] of shards) writeFileSync(join(dir, p), bytes);
@@ -232,7 +237,7 @@ test('tfjs manifests: float32, int32 and uint8/uint16-quantized tensors, shards 
   assert.equal([...weights.keys()], ['conv/filters', 'conv/bias', 'scale/weights', 'steps']);
   for (const { tensors } of SMALL_TFJS) {
     for (const t of tensors) {
-      const got = weights.get(t.name);
+      const got = entryOf(weights, t.name);
       assert.equal(got.shape, t.shape, t.name);
       assert.is(got.dtype, t.dtype, t.name);
       t.values.forEach((v, i) =>
@@ -248,12 +253,13 @@ test('tfjs manifests: a missing shard, a short shard and a missing manifest name
   rmSync(join(path, '../small-2.bin'));
   assert.throws(
     () => readTfjsWeights(path),
-    (e) =>
+    /** @param {Error} e */ (e) =>
       e.message.startsWith(`${path}: cannot read the weights shard `) && /small-2\.bin: no such file/.test(e.message),
   );
-  const short = new Map(files.shards).set('other.bin', files.shards.get('other.bin').subarray(0, 5));
+  const short = new Map(files.shards).set('other.bin', entryOf(files.shards, 'other.bin').subarray(0, 5));
   assert.throws(
-    () => parseTfjsWeights(new TextEncoder().encode(JSON.stringify(files.manifest)), (p) => short.get(p), 'm.json'),
+    () =>
+      parseTfjsWeights(new TextEncoder().encode(JSON.stringify(files.manifest)), (p) => entryOf(short, p), 'm.json'),
     /^m\.json: group 1 \(other\.bin\): its 2 tensors need 8 bytes, the shards hold 5 \(truncated\?\)$/,
   );
   assert.throws(
@@ -266,9 +272,9 @@ test("tfjs manifests: face-api's two networks load, every tensor finite", () => 
   const models = join(root, 'node_modules/@vladmandic/face-api/model');
   const recognizer = readTfjsWeights(join(models, 'face_recognition_model-weights_manifest.json'));
   assert.is(recognizer.size, 117);
-  assert.equal(recognizer.get('fc').shape, [256, 128]);
+  assert.equal(entryOf(recognizer, 'fc').shape, [256, 128]);
   const detector = readTfjsWeights(join(models, 'tiny_face_detector_model-weights_manifest.json'));
-  assert.equal(detector.get('conv8/filters').shape, [1, 1, 512, 25]);
+  assert.equal(entryOf(detector, 'conv8/filters').shape, [1, 1, 512, 25]);
 });
 
 test.run();

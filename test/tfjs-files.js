@@ -1,7 +1,19 @@
 // Writes small tfjs weight manifests for the loader tests: a manifest object and its shards, every
 // tensor stored as float32, int32 or uint8/uint16-quantized exactly as tfjs's converter stores them.
 
-/** The stored bytes of `values` for a manifest entry (quantized entries store round((v - min) / scale)). */
+/**
+ * @typedef {{ dtype: string, min: number, scale: number }} TfjsQuantization
+ * @typedef {{ name: string, shape: number[], dtype: string, quantization?: TfjsQuantization }} TfjsEntry
+ * @typedef {TfjsEntry & { values: number[] }} TfjsTensorSpec
+ * @typedef {{ paths: string[], tensors: TfjsTensorSpec[] }} TfjsGroupSpec
+ * @typedef {{ manifest: { paths: string[], weights: TfjsEntry[] }[], shards: Map<string, Uint8Array> }} TfjsFiles
+ */
+
+/**
+ * The stored bytes of `values` for a manifest entry (quantized entries store round((v - min) / scale)).
+ * @param {TfjsEntry} entry
+ * @param {number[]} values
+ */
 function store({ dtype, quantization }, values) {
   if (quantization) {
     const q = values.map((v) => Math.round((v - quantization.min) / quantization.scale));
@@ -13,9 +25,13 @@ function store({ dtype, quantization }, values) {
 /**
  * A manifest of groups [{paths, tensors: [{name, shape, dtype, quantization?, values}]}]: the JSON
  * object and a Map from shard path to bytes; a group's bytes are cut into its shards evenly.
+ * @param {TfjsGroupSpec[]} groups
+ * @returns {TfjsFiles}
  */
 export function makeTfjs(groups) {
+  /** @type {TfjsFiles['manifest']} */
   const manifest = [];
+  /** @type {Map<string, Uint8Array>} */
   const shards = new Map();
   for (const { paths, tensors } of groups) {
     const parts = tensors.map((t) => store(t, t.values));
@@ -28,7 +44,10 @@ export function makeTfjs(groups) {
   return { manifest, shards };
 }
 
-/** Two groups, the first in two shards: float32, uint8- and uint16-quantized and int32 tensors. */
+/**
+ * Two groups, the first in two shards: float32, uint8- and uint16-quantized and int32 tensors.
+ * @type {TfjsGroupSpec[]}
+ */
 export const SMALL_TFJS = [
   {
     paths: ['small.bin', 'small-2.bin'],

@@ -11,6 +11,8 @@ import { decodeDetections, type Detection } from './boxes.js';
 import { networkInput } from './input.js';
 
 export { FaceRecognizer, FaceDetector, decodeDetections, networkInput, type Detection };
+export type { RecognizerBlock } from './recognizer.js';
+export { FrozenConv, type ConvSpec } from './layers.js';
 export { MATCH_DISTANCE, DESCRIPTOR_LENGTH, RECOGNIZER_SIZE } from './recognizer.js';
 export { DEFAULT_INPUT_SIZE, DEFAULT_SCORE_THRESHOLD } from './detector.js';
 export { cropBox, type Box } from './input.js';

@@ -51,7 +51,8 @@ const BLOCKS: readonly (readonly [string, number, boolean])[] = [
   ['conv256_down_out', 256, true],
 ];
 
-interface Block {
+/** One residual block of the recognizer: its two convolutions (and, in down blocks, the padding tap). */
+export interface RecognizerBlock {
   conv1: FrozenConv;
   conv2: FrozenConv;
   /** Down blocks: the bottom-right tap [width, 1, 2, 2] of padBottomRight. */
@@ -76,7 +77,7 @@ export class FaceRecognizer {
   private constructor(
     readonly gpu: Engine,
     private readonly stem: FrozenConv,
-    private readonly blocks: readonly Block[],
+    private readonly blocks: readonly RecognizerBlock[],
     private readonly fc: Tensor,
   ) {}
 
