@@ -325,4 +325,24 @@ test('ops validate their operands against each other, naming the op and the shap
   [x, y, c3, c4].forEach((t) => t.dispose());
 });
 
+test('conv2dFused validates its epilogue: shift and scale one per output channel, the residual the output', () => {
+  const { gpu } = ctx;
+  const x = Tensor.zeros(gpu, [1, 2, 5, 5]);
+  const w = Tensor.zeros(gpu, [4, 2, 3, 3]);
+  const [c1, c4, c7] = [Tensor.zeros(gpu, [1]), Tensor.zeros(gpu, [4]), Tensor.zeros(gpu, [7])];
+  const residual = Tensor.zeros(gpu, [1, 4, 3, 3]);
+  gpu.noGrad(() => {
+    assert.throws(() => conv2dFused(x, w, c7, { padding: 1 }), /^conv2dFused: shift \[7\] must be \[4\]/);
+    assert.throws(() => conv2dFused(x, w, c4, { padding: 1, scale: c1 }), /^conv2dFused: scale \[1\] must be \[4\]/);
+    assert.throws(
+      () => conv2dFused(x, w, c4, { padding: 1, residual }),
+      /^conv2dFused: residual \[1, 4, 3, 3\] must have the output's shape \[1, 4, 5, 5\]$/,
+    );
+    assert.throws(() => conv2dFused(x, w, null, { groups: 3 }), /^conv2dFused: 2 -> 4 channels cannot be split/);
+    assert.throws(() => conv2dFused(x, w, null, { padding: 5 }), /^conv2dFused: /);
+    conv2dFused(x, w, c4, { residual, scale: c4 }).dispose();
+  });
+  [x, w, c1, c4, c7, residual].forEach((t) => t.dispose());
+});
+
 test.run();

@@ -64,12 +64,9 @@ export function adapterIdentity(
       .filter(([, on]) => on)
       .map(([k]) => k)
       .join(',') || 'none';
-  const workgroup =
-    `${limits.maxComputeInvocationsPerWorkgroup} invocations, ` + `${limits.maxComputeWorkgroupStorageSize} B shared`;
-  return (
-    `${name} | subgroups ${info.subgroupMinSize ?? 0}-${info.subgroupMaxSize ?? 0} | features ${used} | ` +
-    `${workgroup}`
-  );
+  const { maxComputeInvocationsPerWorkgroup: invocations, maxComputeWorkgroupStorageSize: shared } = limits;
+  const subgroups = `${info.subgroupMinSize ?? 0}-${info.subgroupMaxSize ?? 0}`;
+  return `${name} | subgroups ${subgroups} | features ${used} | ${invocations} invocations, ${shared} B shared`;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

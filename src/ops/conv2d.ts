@@ -3,7 +3,7 @@
  * (shaders/conv2d.wgsl; the weight gradient in conv2d-weight-grad.ts), each in the kernel variant
  * the tuner picks for the adapter and shapes (conv2d-variants.ts) or `options.variant`.
  */
-import { Tensor, formatShape, type Engine } from '../tensor.js';
+import { Tensor, formatShape, sameShape, type Engine } from '../tensor.js';
 import { channelReduce, ReduceMode, type MomentPartials } from './reduce.js';
 import {
   convVariants,
@@ -15,7 +15,7 @@ import {
   type LaunchWindow,
 } from './conv2d-variants.js';
 import { conv2dWeightGrad } from './conv2d-weight-grad.js';
-import { checkOutputGrad, convShape, smallestInput, type ConvShape } from './conv2d-shape.js';
+import { checkOutputGrad, convShape, outputShape, smallestInput, type ConvShape } from './conv2d-shape.js';
 
 export { conv2dWeightGrad };
 
@@ -332,7 +332,20 @@ export function conv2dFused(
   if (x.gpu.tape.gradEnabled && [x, w, shift, options.scale, options.residual].some((t) => t?.requiresGrad)) {
     throw new Error('conv2dFused records no gradient: call it under noGrad');
   }
-  const { cout, groups, window } = convShape(x.gpu, 'conv2dFused', x.shape, w.shape, options);
+  const shape = convShape(x.gpu, 'conv2dFused', x.shape, w.shape, options);
+  const { cout, groups, window } = shape;
+  for (const [what, t] of [
+    ['shift', shift],
+    ['scale', options.scale],
+  ] as const) {
+    if (t && (t.shape.length !== 1 || t.shape[0] !== cout))
+      throw new Error(`conv2dFused: ${what} ${formatShape(t.shape)} must be [${cout}], one per output channel`);
+  }
+  const out = outputShape(shape);
+  if (options.residual && !sameShape(options.residual.shape, out))
+    throw new Error(
+      `conv2dFused: residual ${formatShape(options.residual.shape)} must have the output's shape ${formatShape(out)}`,
+    );
   return launchForward(x, inferencePacking(w, groups), {
     cout,
     k: window.kernel,
