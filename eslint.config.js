@@ -1,6 +1,6 @@
 // ESLint: typescript-eslint's type-checked rules over src/ (the compiler's own project) and over
-// test/*.js (typed with JSDoc, checked by tsconfig.test.json), the recommended rules over the rest
-// of the JavaScript (scripts/, bench/, web/). Formatting is Prettier's (`npm run format`);
+// test/*.js and scripts/*.mjs (typed with JSDoc, checked by tsconfig.test.json), the recommended
+// rules over the rest of the JavaScript (bench/, web/). Formatting is Prettier's (`npm run format`);
 // `npm run lint` checks both.
 import js from '@eslint/js';
 import globals from 'globals';
@@ -20,7 +20,7 @@ export default tseslint.config(
     rules: { 'no-unused-vars': ['error', { ignoreRestSiblings: true }] },
   },
   {
-    files: ['test/*.js'],
+    files: ['test/*.js', 'scripts/*.mjs'],
     extends: [...tseslint.configs.recommendedTypeChecked],
     languageOptions: { parserOptions: { project: './tsconfig.test.json', tsconfigRootDir: import.meta.dirname } },
     rules: { '@typescript-eslint/no-unused-vars': ['error', { ignoreRestSiblings: true }] },

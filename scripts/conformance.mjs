@@ -11,9 +11,15 @@ if (!dirs.length) {
   process.exit(2);
 }
 
+/** @param {import('../dist/index.js').Check[]} checks */
 const worstFirst = (checks) => [...checks].sort((a, b) => b.ratio - a.ratio);
+/** @param {import('../dist/index.js').Check} c */
 const line = (c) => `  ${c.ratio.toFixed(3).padStart(8)}  ${c.name}: ${c.detail}`;
 
+/**
+ * @param {import('../dist/index.js').ConformanceReport} report
+ * @param {number} seconds
+ */
 function print(report, seconds) {
   console.log(`${report.dir}: SISN ${report.config}`);
   for (const section of report.sections) {
@@ -53,7 +59,7 @@ try {
     if (report.failures.length) code = 1;
   }
 } catch (e) {
-  console.error(`conformance: ${e.message}`);
+  console.error(`conformance: ${/** @type {Error} */ (e).message}`);
   code = 2;
 } finally {
   gpu?.dispose();

@@ -14,7 +14,8 @@ import { withoutDawnWarnings } from '../dist/cli/quiet-dawn.js';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const out = join(root, 'demo-output');
 /** PSNR / SSIM in a column of the table. */
-const metrics = (m) => `${m.psnr.toFixed(2)} / ${m.ssim.toFixed(3)}`.padStart(16);
+const metrics = (/** @type {import('../dist/index.js').Scores} */ m) =>
+  `${m.psnr.toFixed(2)} / ${m.ssim.toFixed(3)}`.padStart(16);
 
 async function demo() {
   mkdirSync(out, { recursive: true });

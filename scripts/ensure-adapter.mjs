@@ -22,6 +22,10 @@ const INSTALL_LOG = join(tmpdir(), 'sisn-webgpu-ensure-adapter.log');
 
 // Probing runs in a child process: a Vulkan loader that was missing when Dawn first looked is
 // not looked for again in the same process. The probe's output, or null if it failed.
+/**
+ * @param {string} script
+ * @param {NodeJS.ProcessEnv} [env]
+ */
 function probeDawn(script, env = process.env) {
   try {
     return execFileSync(
@@ -65,8 +69,10 @@ function seesSwiftShader() {
   return /swiftshader/i.test(listing ?? '');
 }
 
+/** @returns {Partial<Record<string, string>>} */
 function osRelease() {
   if (!existsSync('/etc/os-release')) return {};
+  /** @type {Record<string, string>} */
   const fields = {};
   for (const line of readFileSync('/etc/os-release', 'utf8').split('\n')) {
     const m = /^([A-Z_]+)=("?)(.*)\2$/.exec(line);
@@ -76,6 +82,10 @@ function osRelease() {
 }
 
 // Runs a package manager command with its output appended to INSTALL_LOG.
+/**
+ * @param {string} cmd
+ * @param {string[]} args
+ */
 function run(cmd, args) {
   appendFileSync(INSTALL_LOG, `\n$ ${cmd} ${args.join(' ')}\n`);
   const log = openSync(INSTALL_LOG, 'a');
@@ -89,6 +99,7 @@ function run(cmd, args) {
   }
 }
 
+/** @param {Partial<Record<string, string>>} os */
 function installLavapipe(os) {
   const packages = ['libvulkan1', 'mesa-vulkan-drivers'];
   if (os.ID === 'debian' && os.VERSION_CODENAME === 'bookworm') {
@@ -134,7 +145,9 @@ function ensureAdapter() {
   try {
     installed = installLavapipe(os);
   } catch (e) {
-    console.error(`ensure-adapter: installing Mesa lavapipe failed (${e.message}; log: ${INSTALL_LOG}). ${advice}`);
+    console.error(
+      `ensure-adapter: installing Mesa lavapipe failed (${/** @type {Error} */ (e).message}; log: ${INSTALL_LOG}). ${advice}`,
+    );
     process.exit(1);
   }
   const after = adapterDescription();
@@ -161,7 +174,9 @@ function ensureSwiftShader() {
     run('apt-get', ['update', '-qq']);
     run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium']);
   } catch (e) {
-    console.error(`ensure-adapter: installing chromium failed (${e.message}; log: ${INSTALL_LOG}); ${advice}`);
+    console.error(
+      `ensure-adapter: installing chromium failed (${/** @type {Error} */ (e).message}; log: ${INSTALL_LOG}); ${advice}`,
+    );
     return;
   }
   console.error(

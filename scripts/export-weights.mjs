@@ -19,7 +19,7 @@ try {
     best_validation_psnr: meta.bestPsnr.toFixed(3),
     dataset: String(options.dataset_root).split('/').slice(-2).join('/'),
     train_val_range: String(options.train_val_range),
-    hr_crop: String(options.hr_crop ?? ''),
+    hr_crop: String(/** @type {string | undefined} */ (options.hr_crop) ?? ''),
     producer: 'sisn-webgpu train.js',
   });
   const written = readFileSync(dst);

@@ -7,6 +7,9 @@
 // re-exports @tensorflow/tfjs. The script installs that folder with npm on its first run.
 //   node scripts/face-api-reference.mjs [--scratch DIR] [--input_size N] [--out FILE] IMAGE...
 // Images are decoded by the engine's own decoder (dist/, so build first), the same bytes both see.
+/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access,
+   @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument --
+   tfjs and face-api are loaded untyped from the scratch folder (neither is a dependency of this package) */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -15,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { readImage } from '../dist/io/image.js';
 
 const TFJS = '4.22.0';
-const FACE_API = JSON.parse(readFileSync(new URL('../package.json', import.meta.url))).dependencies[
+const FACE_API = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).dependencies[
   '@vladmandic/face-api'
 ];
 
@@ -33,6 +36,7 @@ if (!positionals.length) {
 }
 
 /** The scratch folder: face-api and tfjs at fixed versions, tfjs-node a stub re-exporting tfjs. */
+/** @param {string} dir */
 function install(dir) {
   const stub = join(dir, 'tfjs-node-stub');
   mkdirSync(stub, { recursive: true });
@@ -55,14 +59,19 @@ function install(dir) {
 
 const scratch = resolve(values.scratch);
 install(scratch);
-const require = createRequire(join(scratch, 'package.json'));
-const tf = require('@tensorflow/tfjs');
-const faceapi = require('@vladmandic/face-api');
+// Loaded from the scratch folder, untyped: neither package is a dependency of this one.
+const requireFromScratch = createRequire(join(scratch, 'package.json'));
+/** @type {any} */
+const tf = requireFromScratch('@tensorflow/tfjs');
+/** @type {any} */
+const faceapi = requireFromScratch('@vladmandic/face-api');
 await tf.setBackend('cpu');
 await tf.ready();
 
 const models = join(scratch, 'node_modules/@vladmandic/face-api/model');
+/** @param {string} name */
 function weightMap(name) {
+  /** @type {{ weights: unknown[], paths: string[] }[]} */
   const manifest = JSON.parse(readFileSync(join(models, `${name}-weights_manifest.json`), 'utf8'));
   const specs = manifest.flatMap((g) => g.weights);
   const shards = manifest.flatMap((g) => g.paths).map((p) => readFileSync(join(models, p)));
@@ -74,17 +83,21 @@ await faceapi.nets.tinyFaceDetector.loadFromWeightMap(weightMap('tiny_face_detec
 
 const inputSize = Number(values.input_size);
 const options = new faceapi.TinyFaceDetectorOptions({ inputSize, scoreThreshold: 0.5 });
-const descriptor = async (t) => Array.from(await faceapi.nets.faceRecognitionNet.computeFaceDescriptor(t));
+const descriptor = async (/** @type {unknown} */ t) =>
+  Array.from(await faceapi.nets.faceRecognitionNet.computeFaceDescriptor(t));
+/** @type {Record<string, object>} */
 const images = {};
 for (const file of positionals) {
   const started = Date.now();
   const img = readImage(file);
   const x = tf.tensor3d(img.data, [img.height, img.width, 3], 'int32');
+  /** @type {{ score: number, box: any }[]} */
   const found = await faceapi.nets.tinyFaceDetector.locateFaces(x, options);
   const detections = found.map((d) => ({
     score: d.score,
     box: { x: d.box.x, y: d.box.y, width: d.box.width, height: d.box.height },
   }));
+  /** @type {{ width: number, height: number, detections: object[], descriptor: number[], crop?: object }} */
   const entry = { width: img.width, height: img.height, detections, descriptor: await descriptor(x) };
   if (found.length) {
     const best = found.reduce((a, b) => (b.score > a.score ? b : a));

@@ -6,6 +6,24 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** @typedef {Record<string, number>} Scores */
+/**
+ * An eval JSON file, as much of it as the tables read.
+ * @typedef {{ scale: number, count: number, range?: string, hr_crop?: string, hr_size?: number,
+ *   dataset_root: string[], sisn: Scores, bicubic: Scores,
+ *   identity: import('../dist/index.js').IdentityResult }} EvalFile
+ */
+
+/**
+ * @param {string} path
+ * @returns {EvalFile}
+ */
+function readEval(path) {
+  /** @type {unknown} */
+  const parsed = JSON.parse(readFileSync(path, 'utf8'));
+  return /** @type {EvalFile} */ (parsed);
+}
+
 const dir = process.argv[2] ?? 'weights/eval';
 const files = readdirSync(dir)
   .filter((f) => f.endsWith('.json'))
@@ -16,20 +34,31 @@ if (files.length === 0) {
 }
 
 /** A human name for the evaluated set, from the options recorded in the JSON. */
+/** @param {EvalFile} r */
 function setName(r) {
   if (r.range) return `CelebA test ${r.range} (${r.count} faces, ${r.hr_crop})`;
   return `HQ faces resized to ${r.hr_size} (${r.count} faces, ${r.dataset_root.length} sets)`;
 }
 
+/**
+ * @param {Scores} m
+ * @param {string} key
+ * @param {number} digits
+ */
 const pair = (m, key, digits) => `${m[key].toFixed(digits)} / ${m[`${key}Y`].toFixed(digits)}`;
+/**
+ * @param {EvalFile} r
+ * @param {string} key
+ * @param {number} digits
+ */
 const gain = (r, key, digits) => {
-  const d = (k) => r.sisn[k] - r.bicubic[k];
-  const sign = (x) => (x >= 0 ? '+' : '') + x.toFixed(digits);
+  const d = (/** @type {string} */ k) => r.sisn[k] - r.bicubic[k];
+  const sign = (/** @type {number} */ x) => (x >= 0 ? '+' : '') + x.toFixed(digits);
   return `**${sign(d(key))}** / ${sign(d(`${key}Y`))}`;
 };
 
 const rows = ['| scale | test set | method | PSNR RGB / Y | SSIM RGB / Y |', '|---|---|---|---|---|'];
-const results = files.map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')));
+const results = files.map((f) => readEval(join(dir, f)));
 results.sort((a, b) => a.scale - b.scale || (a.range ? 0 : 1) - (b.range ? 0 : 1));
 for (const r of results) {
   const head = `| x${r.scale} | ${setName(r)} |`;
@@ -43,9 +72,9 @@ const identityDir = join(dir, 'identity');
 if (existsSync(identityDir)) {
   const runs = readdirSync(identityDir)
     .filter((f) => f.endsWith('.json'))
-    .map((f) => JSON.parse(readFileSync(join(identityDir, f), 'utf8')))
+    .map((f) => readEval(join(identityDir, f)))
     .sort((a, b) => a.scale - b.scale || (a.range ? 0 : 1) - (b.range ? 0 : 1));
-  const pct = (v) => `${(100 * v).toFixed(1)}%`;
+  const pct = (/** @type {number} */ v) => `${(100 * v).toFixed(1)}%`;
   const table = [
     '| scale | test set | method | detected | mean distance to HR | matched (< 0.6) | rank-1 |',
     '|---|---|---|---|---|---|---|',
@@ -54,11 +83,11 @@ if (existsSync(identityDir)) {
     const { identity: id } = r;
     const head = `| x${r.scale} | ${setName(r)}, face found on HR in ${id.found} |`;
     table.push(`${head} HR (the reference) | ${pct(id.hr.detectionRate)} | - | - | - |`);
-    for (const [m, name] of [
+    for (const [m, name] of /** @type {const} */ ([
       ['nearest', 'LR (nearest)'],
       ['bicubic', 'bicubic'],
       ['sisn', 'SISN'],
-    ]) {
+    ])) {
       const x = id.methods[m];
       table.push(
         `${head} ${name} | ${pct(x.detectionRate)} | ${x.meanDistance.toFixed(3)} | ` +

@@ -126,7 +126,11 @@ export function withResults(doc, results) {
 }
 
 /** @returns {BenchResults} */
-export const readResults = () => /** @type {BenchResults} */ (JSON.parse(readFileSync(RESULTS, 'utf8')));
+export function readResults() {
+  /** @type {unknown} */
+  const parsed = JSON.parse(readFileSync(RESULTS, 'utf8'));
+  return /** @type {BenchResults} */ (parsed);
+}
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const doc = readFileSync(DOC, 'utf8');

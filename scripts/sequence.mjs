@@ -28,7 +28,7 @@ for (let seed = first; seed < first + count; seed++) {
     checks += (await runProgram(gpu, seed)).checks;
   } catch (e) {
     failed.push(seed);
-    console.log(`\n${e.message}\nreplay: node scripts/sequence.mjs --seed ${seed} --count 1`);
+    console.log(`\n${/** @type {Error} */ (e).message}\nreplay: node scripts/sequence.mjs --seed ${seed} --count 1`);
     if (!values['keep-going']) break;
   }
   const done = seed - first + 1;

@@ -29,6 +29,7 @@ const CONFIGURATIONS = [
 ];
 
 // The adapter a configuration opens, as the engine describes it, or why it cannot.
+/** @param {NodeJS.ProcessEnv} env */
 function adapterOf(env) {
   const probe = `
     import { Gpu } from './dist/index.js';
@@ -41,6 +42,12 @@ function adapterOf(env) {
 // Runs uvu on the files matching `pattern` and counts from its summary. uvu passes a suite
 // whose `before` hook threw, with fewer tests passed than it has: those count as failed. A run
 // with no summary, or that exits non-zero with nothing failed, counts one failure.
+/**
+ * @param {string} pattern
+ * @param {NodeJS.ProcessEnv} env
+ * @param {boolean} live
+ * @returns {Promise<{ output: string, passed: number, failed: number }>}
+ */
 function runUvu(pattern, env, live) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [uvu, 'test', pattern], {
@@ -49,8 +56,8 @@ function runUvu(pattern, env, live) {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    const take = (chunk) => {
-      output += chunk;
+    const take = (/** @type {Buffer} */ chunk) => {
+      output += chunk.toString();
       if (live) process.stdout.write(chunk);
     };
     child.stdout.on('data', take);
@@ -58,7 +65,7 @@ function runUvu(pattern, env, live) {
     child.on('close', (code) => {
       // eslint-disable-next-line no-control-regex -- strips the ANSI colour codes uvu prints
       const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
-      const count = (label) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(plain)?.[1] ?? NaN);
+      const count = (/** @type {string} */ label) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(plain)?.[1] ?? NaN);
       const [total, passed, skipped] = [count('Total'), count('Passed'), count('Skipped')];
       if (!Number.isFinite(total + passed + skipped)) return resolve({ output, passed: 0, failed: 1 });
       const failed = total - passed - skipped;
@@ -67,6 +74,12 @@ function runUvu(pattern, env, live) {
   });
 }
 
+/** @typedef {{ name: string, env: Record<string, string>, pattern: string }} Run */
+
+/**
+ * @param {Run} run
+ * @param {string} adapter
+ */
 function header(run, adapter) {
   const scope = run.pattern === WHOLE_SUITE ? 'the whole suite' : 'the op checks and fixture conformance';
   const settings = Object.entries(run.env)
@@ -76,6 +89,10 @@ function header(run, adapter) {
 }
 
 // The first run is shown as it goes; the others are kept until their turn to be printed.
+/**
+ * @param {Run} run
+ * @param {boolean} live
+ */
 async function execute(run, live) {
   const env = { ...process.env, ...run.env };
   const started = Date.now();
@@ -96,7 +113,13 @@ if (!chosenByUser) for (const c of CONFIGURATIONS) runs.push({ ...c, pattern: AD
 // At most `parallel` runs at once, started in order.
 const parallel = Math.min(2, availableParallelism());
 let free = parallel;
+/** @type {((value?: unknown) => void)[]} */
 const waiting = [];
+/**
+ * @template T
+ * @param {() => Promise<T>} fn
+ * @returns {Promise<T>}
+ */
 async function inTurn(fn) {
   if (free > 0) free--;
   else await new Promise((resolve) => waiting.push(resolve));
