@@ -145,9 +145,8 @@ function ensureAdapter() {
   try {
     installed = installLavapipe(os);
   } catch (e) {
-    console.error(
-      `ensure-adapter: installing Mesa lavapipe failed (${/** @type {Error} */ (e).message}; log: ${INSTALL_LOG}). ${advice}`,
-    );
+    const { message } = /** @type {Error} */ (e);
+    console.error(`ensure-adapter: installing Mesa lavapipe failed (${message}; log: ${INSTALL_LOG}). ${advice}`);
     process.exit(1);
   }
   const after = adapterDescription();
@@ -174,9 +173,8 @@ function ensureSwiftShader() {
     run('apt-get', ['update', '-qq']);
     run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium']);
   } catch (e) {
-    console.error(
-      `ensure-adapter: installing chromium failed (${/** @type {Error} */ (e).message}; log: ${INSTALL_LOG}); ${advice}`,
-    );
+    const { message } = /** @type {Error} */ (e);
+    console.error(`ensure-adapter: installing chromium failed (${message}; log: ${INSTALL_LOG}); ${advice}`);
     return;
   }
   console.error(
