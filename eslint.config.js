@@ -1,6 +1,7 @@
 // ESLint: typescript-eslint's type-checked rules over src/ (the compiler's own project) and over
-// test/*.js and scripts/*.mjs (typed with JSDoc, checked by tsconfig.test.json), the recommended
-// rules over the rest of the JavaScript (bench/, web/). Formatting is Prettier's (`npm run format`);
+// test/*.js and scripts/*.mjs (typed with JSDoc, checked by tsconfig.test.json) and over web/*.js
+// (checked by tsconfig.web.json, for the browser), the recommended rules over the rest of the
+// JavaScript (bench/). Formatting is Prettier's (`npm run format`);
 // `npm run lint` checks both.
 import js from '@eslint/js';
 import globals from 'globals';
@@ -23,6 +24,12 @@ export default tseslint.config(
     files: ['test/*.js', 'scripts/*.mjs'],
     extends: [...tseslint.configs.recommendedTypeChecked],
     languageOptions: { parserOptions: { project: './tsconfig.test.json', tsconfigRootDir: import.meta.dirname } },
+    rules: { '@typescript-eslint/no-unused-vars': ['error', { ignoreRestSiblings: true }] },
+  },
+  {
+    files: ['web/*.js'],
+    extends: [...tseslint.configs.recommendedTypeChecked],
+    languageOptions: { parserOptions: { project: './tsconfig.web.json', tsconfigRootDir: import.meta.dirname } },
     rules: { '@typescript-eslint/no-unused-vars': ['error', { ignoreRestSiblings: true }] },
   },
   {

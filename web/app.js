@@ -10,25 +10,40 @@
 import { Gpu, loadSisn, upscale, decodeImage, encodePng, imresize } from './sisn-webgpu.js';
 import { CompareView, imageCanvas } from './compare.js';
 
-const $ = (id) => document.getElementById(id);
+/**
+ * The page's element `id` (index.html has every one this file asks for).
+ * @param {string} id
+ */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const WEIGHTS_CACHE = 'sisn-weights';
 const query = new URLSearchParams(location.search);
 const maxTile = Number(query.get('tile')) || undefined;
-const featureLevel = query.get('featureLevel') || undefined;
+const featureLevel = /** @type {import('./sisn-webgpu.js').FeatureLevel | undefined} */ (
+  query.get('featureLevel') || undefined
+);
+/** @type {Promise<import('./sisn-webgpu.js').Gpu> | null} */
 let gpuReady = null;
+/** @type {Map<number, Promise<import('./sisn-webgpu.js').SISN>>} */
 const models = new Map();
 let latestRun = 0;
 
+/** @param {string} text */
 function setStatus(text) {
   $('status').textContent = text;
 }
 
+/** @param {string} message */
 function showError(message) {
   $('error').textContent = message;
   $('error').hidden = !message;
 }
 
-/** The shipped weights for `entry` (from manifest.json), from the Cache API when fetched before. */
+/** @typedef {{ file: string, bytes: number, sha256: string }} WeightsEntry one of manifest.json's (build-web.mjs) */
+
+/**
+ * The shipped weights for `entry` (from manifest.json), from the Cache API when fetched before.
+ * @param {WeightsEntry} entry
+ */
 async function fetchWeights(entry) {
   const url = new URL(`weights/${entry.file}?sha256=${entry.sha256}`, location.href).href;
   // The Cache API exists only in secure contexts (https, localhost); elsewhere every visit fetches.
@@ -54,6 +69,7 @@ async function openGpu() {
   return gpu;
 }
 
+/** @param {number} scale */
 async function modelFor(scale) {
   if (!models.has(scale)) {
     models.set(
@@ -61,7 +77,9 @@ async function modelFor(scale) {
       (async () => {
         gpuReady ??= openGpu();
         const gpu = await gpuReady;
-        const manifest = await (await fetch('weights/manifest.json', { cache: 'no-cache' })).json();
+        /** @type {unknown} */
+        const parsed = await (await fetch('weights/manifest.json', { cache: 'no-cache' })).json();
+        const manifest = /** @type {Partial<Record<number, WeightsEntry>>} */ (parsed);
         const entry = manifest[scale];
         if (!entry) throw new Error(`no shipped weights for x${scale}`);
         return loadSisn(gpu, await fetchWeights(entry), entry.file);
@@ -69,21 +87,22 @@ async function modelFor(scale) {
     );
   }
   try {
-    return await models.get(scale);
+    return await /** @type {Promise<import('./sisn-webgpu.js').SISN>} */ (models.get(scale));
   } catch (e) {
     models.delete(scale);
     throw e;
   }
 }
 
+/** @type {CompareView | null} */
 let compare = null;
 
 function compareView() {
   compare ??= new CompareView({
     viewport: $('viewport'),
-    canvas: $('compare'),
-    lrCanvas: $('lr'),
-    slider: $('split'),
+    canvas: /** @type {HTMLCanvasElement} */ ($('compare')),
+    lrCanvas: /** @type {HTMLCanvasElement} */ ($('lr')),
+    slider: /** @type {HTMLInputElement} */ ($('split')),
     zoomText: $('zoom'),
     lrZoomText: $('lr-zoom'),
     zoomIn: $('zoom-in'),
@@ -94,16 +113,20 @@ function compareView() {
   return compare;
 }
 
+/**
+ * @param {import('./sisn-webgpu.js').RgbImage} image
+ * @param {number} scale
+ */
 function bicubic(image, scale) {
   const up = imresize(image.data, image.height, image.width, image.channels, scale, 1, 'matlab');
   return { width: up.width, height: up.height, channels: image.channels, data: Uint8Array.from(up.data) };
 }
 
 async function run() {
-  const file = $('file').files[0];
+  const file = /** @type {FileList} */ (/** @type {HTMLInputElement} */ ($('file')).files)[0];
   if (!file) return;
   const run = ++latestRun;
-  const scale = Number($('scale').value);
+  const scale = Number(/** @type {HTMLSelectElement} */ ($('scale')).value);
   showError('');
   $('download-row').replaceChildren();
   try {
@@ -112,7 +135,7 @@ async function run() {
     const model = await modelFor(scale);
     if (run !== latestRun) return;
     setStatus(`Upscaling ${image.width}x${image.height} by ${scale}...`);
-    const progress = $('progress');
+    const progress = /** @type {HTMLProgressElement} */ ($('progress'));
     progress.value = 0;
     progress.hidden = false;
     const start = performance.now();
@@ -128,14 +151,16 @@ async function run() {
     $('status').dataset.ms = ms.toFixed(0);
     const link = document.createElement('a');
     link.download = `${file.name.replace(/\.[^.]*$/, '')}_x${scale}.png`;
-    link.href = URL.createObjectURL(new Blob([encodePng(sr)], { type: 'image/png' }));
+    link.href = URL.createObjectURL(
+      new Blob([/** @type {Uint8Array<ArrayBuffer>} */ (encodePng(sr))], { type: 'image/png' }),
+    );
     link.textContent = `Download the SISN result (${link.download})`;
     $('download-row').replaceChildren(link);
   } catch (e) {
     $('progress').hidden = true;
     if (run === latestRun) {
       setStatus('');
-      showError(e.message);
+      showError(/** @type {Error} */ (e).message);
     }
   }
 }
@@ -151,8 +176,9 @@ function start() {
     $('controls').hidden = true;
     return;
   }
-  $('file').addEventListener('change', run);
-  $('scale').addEventListener('change', run);
+  // run() shows its own errors on the page: its promise is not waited for.
+  $('file').addEventListener('change', () => void run());
+  $('scale').addEventListener('change', () => void run());
   const drop = $('drop');
   document.addEventListener('dragover', (e) => {
     e.preventDefault();
@@ -163,8 +189,8 @@ function start() {
     e.preventDefault();
     drop.classList.remove('over');
     if (!e.dataTransfer?.files.length) return;
-    $('file').files = e.dataTransfer.files;
-    run();
+    /** @type {HTMLInputElement} */ ($('file')).files = e.dataTransfer.files;
+    void run();
   });
 }
 

@@ -13,7 +13,19 @@ const KEY_PAN = 48;
 /** The LR panel's width in CSS pixels, which its whole-pixel zoom fills as far as it can. */
 const LR_PANEL = 320;
 
-/** An RGB(A) image as a canvas of its own size, to draw from. */
+/**
+ * @typedef {{ viewport: HTMLElement, canvas: HTMLCanvasElement, lrCanvas: HTMLCanvasElement,
+ *   slider: HTMLInputElement, zoomText: HTMLElement, lrZoomText: HTMLElement, zoomIn: HTMLElement,
+ *   zoomOut: HTMLElement, zoomReal: HTMLElement, zoomFit: HTMLElement }} CompareElements
+ * @typedef {{ lr: HTMLCanvasElement, bicubic: HTMLCanvasElement, sisn: HTMLCanvasElement, scale: number }} Shown
+ * @typedef {{ x: number, y: number }} Point
+ * @typedef {{ kind: 'line' } | { kind: 'pan' } | { kind: 'pinch', zoom: number, distance: number, mid: Point }} Gesture
+ */
+
+/**
+ * An RGB(A) image as a canvas of its own size, to draw from.
+ * @param {{ width: number, height: number, channels: number, data: ArrayLike<number> }} image
+ */
 export function imageCanvas(image, canvas = document.createElement('canvas')) {
   const { width, height, channels, data } = image;
   const rgba = new Uint8ClampedArray(width * height * 4);
@@ -23,7 +35,11 @@ export function imageCanvas(image, canvas = document.createElement('canvas')) {
   }
   canvas.width = width;
   canvas.height = height;
-  canvas.getContext('2d').putImageData(new ImageData(rgba, width, height), 0, 0);
+  /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d')).putImageData(
+    new ImageData(rgba, width, height),
+    0,
+    0,
+  );
   return canvas;
 }
 
@@ -31,21 +47,32 @@ export class CompareView {
   /**
    * `elements`: the viewport (a focusable box holding the canvas), its canvas, the LR canvas, the
    * slider, the zoom readouts and the zoom buttons.
+   * @param {CompareElements} elements
    */
   constructor(elements) {
     this.el = elements;
     this.zoom = 1;
     this.center = { x: 0, y: 0 };
     this.split = 0.5;
+    /** @type {Map<number, Point>} */
     this.pointers = new Map();
+    /** @type {Gesture | null} */
     this.gesture = null;
+    /** @type {number | null} */
     this.lrPointer = null;
+    /** @type {Shown | null} */
     this.images = null;
     new ResizeObserver(() => this.render()).observe(elements.viewport);
     this.listen();
   }
 
-  /** Shows a new result: the LR input, its bicubic and SISN upscalings (canvases), at the fitting zoom. */
+  /**
+   * Shows a new result: the LR input, its bicubic and SISN upscalings (canvases), at the fitting zoom.
+   * @param {HTMLCanvasElement} lr
+   * @param {HTMLCanvasElement} bicubic
+   * @param {HTMLCanvasElement} sisn
+   * @param {number} scale
+   */
   show(lr, bicubic, sisn, scale) {
     this.images = { lr, bicubic, sisn, scale };
     this.center = { x: sisn.width / 2, y: sisn.height / 2 };
@@ -60,12 +87,17 @@ export class CompareView {
   /** The largest whole zoom at which the whole result fits the viewport (at least 1: real pixels). */
   fitZoom() {
     const { viewport } = this.el;
-    const { width, height } = this.images.sisn;
+    const { width, height } = /** @type {Shown} */ (this.images).sisn;
     const fit = Math.min((viewport.clientWidth * this.dpr) / width, (viewport.clientHeight * this.dpr) / height);
     return ZOOMS.filter((z) => z <= fit).pop() ?? 1;
   }
 
-  /** Sets the zoom, keeping the image point under the canvas point (px, py) where it is (default: the centre). */
+  /**
+   * Sets the zoom, keeping the image point under the canvas point (px, py) where it is (default: the centre).
+   * @param {number} zoom
+   * @param {number} [px]
+   * @param {number} [py]
+   */
   zoomTo(zoom, px, py) {
     if (!this.images) return;
     const next = Math.min(ZOOMS[ZOOMS.length - 1], Math.max(1, Math.round(zoom)));
@@ -77,7 +109,10 @@ export class CompareView {
     this.render();
   }
 
-  /** The next zoom step in `direction` (+1 in, -1 out). */
+  /**
+   * The next zoom step in `direction` (+1 in, -1 out).
+   * @param {number} direction
+   */
   step(direction) {
     const i = ZOOMS.indexOf(this.zoom);
     const steps = i >= 0 ? ZOOMS : [...ZOOMS, this.zoom].sort((a, b) => a - b);
@@ -85,23 +120,33 @@ export class CompareView {
     return steps[Math.min(steps.length - 1, Math.max(0, k))];
   }
 
-  /** Moves the view by (dx, dy) device pixels. */
+  /**
+   * Moves the view by (dx, dy) device pixels.
+   * @param {number} dx
+   * @param {number} dy
+   */
   pan(dx, dy) {
     this.center = { x: this.center.x - dx / this.zoom, y: this.center.y - dy / this.zoom };
     this.render();
   }
 
+  /** @param {number} fraction */
   setSplit(fraction) {
     this.split = Math.min(1, Math.max(0, fraction));
     this.el.slider.value = String(Math.round(this.split * Number(this.el.slider.max)));
     this.render();
   }
 
-  /** Keeps the result on screen: centred along an axis where it fits, else no edge past the viewport's. */
+  /**
+   * Keeps the result on screen: centred along an axis where it fits, else no edge past the viewport's.
+   * @param {number} width
+   * @param {number} height
+   */
   clampCenter(width, height) {
-    const { sisn } = this.images;
+    const { sisn } = /** @type {Shown} */ (this.images);
     const half = { x: width / 2 / this.zoom, y: height / 2 / this.zoom };
-    const clamp = (v, size, h) => (size <= 2 * h ? size / 2 : Math.min(size - h, Math.max(h, v)));
+    const clamp = (/** @type {number} */ v, /** @type {number} */ size, /** @type {number} */ h) =>
+      size <= 2 * h ? size / 2 : Math.min(size - h, Math.max(h, v));
     this.center = { x: clamp(this.center.x, sisn.width, half.x), y: clamp(this.center.y, sisn.height, half.y) };
   }
 
@@ -119,7 +164,7 @@ export class CompareView {
     const left = Math.round(width / 2 - this.center.x * z);
     const top = Math.round(height / 2 - this.center.y * z);
     const line = Math.round(this.split * width);
-    const ctx = canvas.getContext('2d');
+    const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d'));
     ctx.imageSmoothingEnabled = false;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = '#e8e8ec';
@@ -151,9 +196,15 @@ export class CompareView {
     this.renderLr(left, top, width, height);
   }
 
-  /** The LR input at the whole zoom that fills the LR panel best, with the region the viewport shows. */
+  /**
+   * The LR input at the whole zoom that fills the LR panel best, with the region the viewport shows.
+   * @param {number} left
+   * @param {number} top
+   * @param {number} width
+   * @param {number} height
+   */
   renderLr(left, top, width, height) {
-    const { lr, scale } = this.images;
+    const { lr, scale } = /** @type {Shown} */ (this.images);
     const canvas = this.el.lrCanvas;
     const k = Math.max(1, Math.floor((LR_PANEL * this.dpr) / lr.width));
     this.lrZoom = k;
@@ -161,13 +212,14 @@ export class CompareView {
       [canvas.width, canvas.height] = [lr.width * k, lr.height * k];
     canvas.style.width = `${canvas.width / this.dpr}px`;
     canvas.style.height = `${canvas.height / this.dpr}px`;
-    const ctx = canvas.getContext('2d');
+    const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d'));
     ctx.imageSmoothingEnabled = false;
     ctx.setTransform(k, 0, 0, k, 0, 0);
     ctx.drawImage(lr, 0, 0);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     // The viewport's region in LR pixels, then in the panel's.
     const f = k / (scale * this.zoom);
+    /** @type {[number, number, number, number]} */
     const box = [-left * f, -top * f, width * f, height * f];
     ctx.lineWidth = 2 * this.dpr;
     ctx.strokeStyle = 'rgba(0, 0, 0, 0.6)';
@@ -179,7 +231,12 @@ export class CompareView {
     this.el.lrZoomText.textContent = `${k}x`;
   }
 
-  /** Canvas (device pixel) coordinates of a pointer or mouse event. */
+  /**
+   * Canvas (device pixel) coordinates of a pointer or mouse event.
+   * @param {MouseEvent} event
+   * @param {HTMLCanvasElement} [canvas]
+   * @returns {Point}
+   */
   at(event, canvas = this.el.canvas) {
     const r = canvas.getBoundingClientRect();
     return {
@@ -201,7 +258,7 @@ export class CompareView {
     });
     canvas.addEventListener('pointermove', (e) => {
       if (!this.pointers.has(e.pointerId) || !this.gesture) return;
-      const before = this.pointers.get(e.pointerId);
+      const before = /** @type {Point} */ (this.pointers.get(e.pointerId));
       const now = this.at(e);
       this.pointers.set(e.pointerId, now);
       const g = this.gesture;
@@ -215,7 +272,7 @@ export class CompareView {
         g.mid = mid;
       }
     });
-    const lift = (e) => {
+    const lift = (/** @type {PointerEvent} */ e) => {
       this.pointers.delete(e.pointerId);
       this.startGesture();
     };
@@ -240,10 +297,10 @@ export class CompareView {
     this.el.zoomReal.addEventListener('click', () => this.zoomTo(1));
     this.el.zoomFit.addEventListener('click', () => this.images && this.zoomTo(this.fitZoom()));
     // On the LR panel a click or a drag centres the view there.
-    const centreOn = (e) => {
+    const centreOn = (/** @type {PointerEvent} */ e) => {
       if (!this.images) return;
       const p = this.at(e, lrCanvas);
-      const perLr = this.images.scale / this.lrZoom;
+      const perLr = this.images.scale / /** @type {number} */ (this.lrZoom);
       this.center = { x: p.x * perLr, y: p.y * perLr };
       this.render();
     };
@@ -253,7 +310,7 @@ export class CompareView {
       centreOn(e);
     });
     lrCanvas.addEventListener('pointermove', (e) => e.pointerId === this.lrPointer && centreOn(e));
-    const release = (e) => e.pointerId === this.lrPointer && (this.lrPointer = null);
+    const release = (/** @type {PointerEvent} */ e) => e.pointerId === this.lrPointer && (this.lrPointer = null);
     lrCanvas.addEventListener('pointerup', release);
     lrCanvas.addEventListener('pointercancel', release);
   }
@@ -272,15 +329,20 @@ export class CompareView {
     }
   }
 
-  /** Handles a key; false for keys the view does not use. */
+  /**
+   * Handles a key; false for keys the view does not use.
+   * @param {string} key
+   */
   key(key) {
+    /** @type {Partial<Record<string, [number, number]>>} */
     const pans = {
       ArrowLeft: [KEY_PAN, 0],
       ArrowRight: [-KEY_PAN, 0],
       ArrowUp: [0, KEY_PAN],
       ArrowDown: [0, -KEY_PAN],
     };
-    if (pans[key]) this.pan(...pans[key].map((d) => d * this.dpr));
+    const pan = pans[key];
+    if (pan) this.pan(pan[0] * this.dpr, pan[1] * this.dpr);
     else if (key === '+' || key === '=') this.zoomTo(this.step(1));
     else if (key === '-' || key === '_') this.zoomTo(this.step(-1));
     else if (key === '1') this.zoomTo(1);
