@@ -1,7 +1,7 @@
-// ESLint: typescript-eslint's type-checked rules over src/ (the compiler's own project) and over
-// test/*.js and scripts/*.mjs (typed with JSDoc, checked by tsconfig.test.json) and over web/*.js
-// (checked by tsconfig.web.json, for the browser), the recommended rules over the rest of the
-// JavaScript (bench/). Formatting is Prettier's (`npm run format`);
+// ESLint: typescript-eslint's type-checked rules over src/ (the compiler's own project), over
+// test/*.js, scripts/*.mjs and bench/*.js (typed with JSDoc, checked by tsconfig.test.json) and over
+// web/*.js (checked by tsconfig.web.json, for the browser); the recommended rules over any other
+// JavaScript (eslint.config.js, train.js). Formatting is Prettier's (`npm run format`);
 // `npm run lint` checks both.
 import js from '@eslint/js';
 import globals from 'globals';
@@ -21,7 +21,7 @@ export default tseslint.config(
     rules: { 'no-unused-vars': ['error', { ignoreRestSiblings: true }] },
   },
   {
-    files: ['test/*.js', 'scripts/*.mjs'],
+    files: ['test/*.js', 'scripts/*.mjs', 'bench/*.js'],
     extends: [...tseslint.configs.recommendedTypeChecked],
     languageOptions: { parserOptions: { project: './tsconfig.test.json', tsconfigRootDir: import.meta.dirname } },
     rules: { '@typescript-eslint/no-unused-vars': ['error', { ignoreRestSiblings: true }] },

@@ -8,9 +8,14 @@ import { readImage, loadFaceNets, describeFaces, detectFaces } from '../dist/ind
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-/** Median of `runs` timings (ms) of `fn`, after one warm-up call. */
+/**
+ * Median of `runs` timings (ms) of `fn`, after one warm-up call.
+ * @param {() => Promise<unknown>} fn
+ * @param {number} runs
+ */
 async function medianMs(fn, runs) {
   await fn();
+  /** @type {number[]} */
   const times = [];
   for (let i = 0; i < runs; i++) {
     const t = performance.now();
@@ -20,6 +25,10 @@ async function medianMs(fn, runs) {
   return times.sort((a, b) => a - b)[Math.floor(runs / 2)];
 }
 
+/**
+ * @param {import('../dist/index.js').Gpu} gpu
+ * @param {{ runs?: number }} [options]
+ */
 export async function faceThroughput(gpu, { runs = 5 } = {}) {
   const dir = join(root, 'test/fixtures/faces');
   const images = readdirSync(dir)

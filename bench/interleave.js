@@ -34,21 +34,35 @@ if (!(rounds >= 1) || (forward && (forward.length !== 2 || forward.some((v) => !
   process.exit(2);
 }
 
+/**
+ * The engine of the checkout `repo` opened, with the case's step (typed as this checkout's: both
+ * builds are assumed to keep the same API).
+ * @param {string} repo
+ * @param {string | undefined} cache
+ */
 async function open(repo, cache) {
   // The choices file is read when the engine opens: point it at this build's folder first.
   if (cache) process.env.SISN_CACHE_DIR = resolve(cache);
   else delete process.env.SISN_CACHE_DIR;
-  const at = (file) => pathToFileURL(resolve(repo, file)).href;
-  const { Gpu, SISN } = await import(at('dist/index.js'));
-  const { forwardPass, trainingStep } = await import(at('bench/step-profile.js'));
+  const at = (/** @type {string} */ file) => pathToFileURL(resolve(repo, file)).href;
+  /** @type {unknown} */
+  const engine = await import(at('dist/index.js'));
+  /** @type {unknown} */
+  const steps = await import(at('bench/step-profile.js'));
+  const { Gpu, SISN } = /** @type {typeof import('../dist/index.js')} */ (engine);
+  const { forwardPass, trainingStep } = /** @type {typeof import('./step-profile.js')} */ (steps);
   const gpu = await Gpu.open();
   await SISN.prepare(gpu);
   const run = forward
-    ? forwardPass(gpu, { scale: forward[0], lrSize: forward[1] })
+    ? forwardPass(gpu, {
+        scale: /** @type {import('../dist/index.js').SisnConfig['scale']} */ (forward[0]),
+        lrSize: forward[1],
+      })
     : trainingStep(gpu, { scale: 4, batch: 10, lrSize: 32 });
-  return { gpu, run, times: [] };
+  return { gpu, run, times: /** @type {number[]} */ ([]) };
 }
 
+/** @param {Awaited<ReturnType<typeof open>>} build */
 async function once(build) {
   const start = performance.now();
   build.run();
@@ -59,6 +73,7 @@ async function once(build) {
 const a = await open(positionals[0], values['cache-a']);
 const b = await open(positionals[1], values['cache-b']);
 for (const build of [a, b]) for (let i = 0; i < 2; i++) await once(build);
+/** @type {number[]} */
 const ratios = [];
 for (let r = 0; r < rounds; r++) {
   // Alternate which goes first.
@@ -70,7 +85,7 @@ for (let r = 0; r < rounds; r++) {
   ratios.push(tb / ta);
   console.log(`round ${r + 1}: A ${ta.toFixed(0)} ms, B ${tb.toFixed(0)} ms, B/A ${(tb / ta).toFixed(3)}`);
 }
-const median = (v) => [...v].sort((x, y) => x - y)[v.length >> 1];
+const median = (/** @type {number[]} */ v) => [...v].sort((x, y) => x - y)[v.length >> 1];
 console.log(
   `median: A ${median(a.times).toFixed(0)} ms, B ${median(b.times).toFixed(0)} ms, B/A ${median(ratios).toFixed(3)}`,
 );

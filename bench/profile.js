@@ -19,7 +19,7 @@ const { values } = parseArgs({
   },
 });
 const shape = {
-  scale: +values.scale,
+  scale: /** @type {import('../dist/index.js').SisnConfig['scale']} */ (+values.scale),
   lrSize: +values.lr,
   groups: +values.groups,
   blocks: +values.blocks,
@@ -41,7 +41,7 @@ console.log(
     `outside convolutions ${(100 * (1 - p.convShare)).toFixed(1)}%, peak ` +
     `${(gpu.pool.peakInUseBytes / 2 ** 20).toFixed(0)} MiB`,
 );
-const row = (name, ms, count) =>
+const row = (/** @type {string} */ name, /** @type {number} */ ms, /** @type {number} */ count) =>
   console.log(
     `${ms.toFixed(1).padStart(10)} ${((100 * ms) / p.gpuMs).toFixed(1).padStart(5)}% ${String(count).padStart(6)}  ` +
       `${name}`,

@@ -30,6 +30,17 @@ import { trainingStep, forwardPass, profile } from './step-profile.js';
 import { DOC, withResults } from '../scripts/performance-doc.mjs';
 import { faceThroughput } from './face.js';
 
+/**
+ * What this run writes: docs/performance.md's fields, and more (peakGemm and face are set before
+ * anything reads them).
+ * @typedef {import('../scripts/performance-doc.mjs').BenchResults} BenchResults
+ * @typedef {import('../scripts/performance-doc.mjs').EndToEndResult} EndToEndResult
+ * @typedef {BenchResults & { peakGemm: NonNullable<BenchResults['peakGemm']>,
+ *   face: Awaited<ReturnType<typeof faceThroughput>>, pytorch?: { cases: Record<string, number> },
+ *   trainingStepProfile?: { kernels: unknown[] } }} Results
+ * @typedef {[name: string, amount: number, unit: 'flop' | 'byte', fn: (() => void) | null]} KernelCase
+ */
+
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const jsonPath =
@@ -44,27 +55,32 @@ const compileStarted = performance.now();
 const pipelines = await SISN.prepare(gpu);
 const compileMs = performance.now() - compileStarted;
 const rng = new Rng(7);
-const rand = (shape, lo = -1, hi = 1) =>
+const rand = (/** @type {number[]} */ shape, lo = -1, hi = 1) =>
   Tensor.fromArray(
     gpu,
     Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(lo, hi)),
     shape,
   );
-const results = {
-  adapter: gpu.describe(),
-  cpu: os.cpus()[0]?.model,
-  cores: os.cpus().length,
-  node: process.version,
-  date: new Date().toISOString(),
-  compile: { pipelines, ms: compileMs },
-  kernels: [],
-  endToEnd: [],
-};
+const results = /** @type {Results} */ (
+  /** @type {unknown} */ ({
+    adapter: gpu.describe(),
+    cpu: os.cpus()[0]?.model,
+    cores: os.cpus().length,
+    node: process.version,
+    date: new Date().toISOString(),
+    compile: { pipelines, ms: compileMs },
+    kernels: [],
+    endToEnd: [],
+  })
+);
 
 /**
  * Median wall time (ms) of one launch of `fn`. Each sample records `reps` launches and waits for
  * them once; by default `reps` is chosen so a sample takes about 50 ms, which buries the cost of
  * the wait itself.
+ * @param {string} name
+ * @param {() => unknown} fn
+ * @param {{ reps?: number, iterations?: number, warmups?: number }} [options]
  */
 async function median(name, fn, { reps, iterations = 8, warmups = 1 } = {}) {
   if (reps === undefined) {
@@ -82,7 +98,8 @@ async function median(name, fn, { reps, iterations = 8, warmups = 1 } = {}) {
   });
   await bench.run();
   const task = bench.tasks[0];
-  if (task.result.state !== 'completed') throw task.result.error ?? new Error(`${name}: ${task.result.state}`);
+  if (task.result.state !== 'completed')
+    throw /** @type {{ error?: Error }} */ (task.result).error ?? new Error(`${name}: ${task.result.state}`);
   return task.result.latency.p50 / reps;
 }
 
@@ -109,7 +126,14 @@ gpu.kernels.define('bench_gemm', readFileSync(new URL('./gemm.wgsl', import.meta
 
 const C = 64;
 const LR = 32;
+/** @type {KernelCase[]} */
 const kernelCases = [];
+/**
+ * @param {string} name
+ * @param {number[]} xs
+ * @param {number[]} ws
+ * @param {number} groups
+ */
 const convCase = (name, xs, ws, groups) => {
   const pad = (ws[2] - 1) / 2;
   const flops = 2 * ws.reduce((a, b) => a * b, 1) * xs[0] * xs[2] * xs[3];
@@ -129,7 +153,7 @@ gpu.noGrad(() => {
 });
 {
   const z = rand([1, 4 * C, LR, LR]);
-  const p = (n) => rand([n], 0.5, 1.5);
+  const p = (/** @type {number} */ n) => rand([n], 0.5, 1.5);
   const [gm, bt, rm, rv] = [p(4 * C), p(4 * C), p(4 * C), p(4 * C)];
   const bytes = z.size * 4;
   kernelCases.push([
@@ -164,13 +188,14 @@ gpu.noGrad(() => {
 }
 for (const [name, amount, unit, fn] of kernelCases) {
   // noGrad around each launch: wrapped around the async median it would end at the first await.
-  const ms = await median(name, () => gpu.noGrad(fn));
+  const ms = await median(name, () => gpu.noGrad(/** @type {() => void} */ (fn)));
   const rate = amount / ms / 1e6;
   results.kernels.push({ name, ms, ...(unit === 'flop' ? { gflops: rate } : { gbps: rate }) });
   console.error(`  ${name}: ${ms.toFixed(2)} ms`);
 }
 
 // End to end, paper config (G10 I10 C64): eval forwards at batch 1, and a training step.
+/** @type {[import('../dist/index.js').SisnConfig['scale'], number, number][]} */
 const forwardCases = quick
   ? [[4, 128, 12.6]]
   : [
@@ -187,13 +212,15 @@ for (const [scale, hr, gflop] of forwardCases) {
   // The second and third calls still run slower (buffers the pool has not held before, the quiet
   // wait still learning): two warm-ups and a median of 5, as the PyTorch reference does.
   const ms = await median(`forward x${scale} HR ${hr}`, run, { reps: 1, iterations: 5, warmups: 2 });
-  results.endToEnd.push({
-    name: `forward x${scale} HR ${hr}`,
-    case: 'G10 I10 C64, batch 1, eval',
-    ms,
-    gflops: gflop / (ms / 1000),
-    firstCallMs: firstMs,
-  });
+  results.endToEnd.push(
+    /** @type {EndToEndResult} */ ({
+      name: `forward x${scale} HR ${hr}`,
+      case: 'G10 I10 C64, batch 1, eval',
+      ms,
+      gflops: gflop / (ms / 1000),
+      firstCallMs: firstMs,
+    }),
+  );
   console.error(`  forward x${scale} HR ${hr}: ${ms.toFixed(0)} ms (first call ${firstMs.toFixed(0)} ms)`);
   run.dispose();
 }
@@ -206,14 +233,16 @@ if (!quick) {
   gpu.pool.resetPeak();
   const ms = await median('train step', step, { reps: 1, iterations: 3 });
   const peakMiB = gpu.pool.peakInUseBytes / 2 ** 20;
-  results.endToEnd.push({
-    name: 'training step x4',
-    case: 'G10 I10 C64, batch 10, LR patch 32, L1 + backward + Adam',
-    ms,
-    gflops: 378 / (ms / 1000),
-    firstCallMs: firstMs,
-    peakMiB,
-  });
+  results.endToEnd.push(
+    /** @type {EndToEndResult} */ ({
+      name: 'training step x4',
+      case: 'G10 I10 C64, batch 10, LR patch 32, L1 + backward + Adam',
+      ms,
+      gflops: 378 / (ms / 1000),
+      firstCallMs: firstMs,
+      peakMiB,
+    }),
+  );
   console.error(`  training step: ${ms.toFixed(0)} ms (first call ${firstMs.toFixed(0)} ms)`);
   if (profiling) {
     const p = await profile(gpu, step);
@@ -227,7 +256,7 @@ if (!quick) {
   }
   step.dispose();
 }
-for (const e of results.endToEnd) e.vsGemm = e.gflops / results.peakGemm.gflops;
+for (const e of results.endToEnd) e.vsGemm = /** @type {number} */ (e.gflops) / results.peakGemm.gflops;
 results.face = await faceThroughput(gpu);
 console.error(
   `  face: ${results.face.descriptors.perSecond.toFixed(1)} descriptors/s, ` +
@@ -258,9 +287,13 @@ if (python && !args.includes('--no-pytorch')) {
       console.error(`  PyTorch reference failed:\n${ref.stderr}`);
       break;
     }
-    const { cases, ...about } = JSON.parse(ref.stdout);
+    /** @type {unknown} */
+    const report = JSON.parse(ref.stdout);
+    const { cases, ...about } = /** @type {{ torch: string, threads: number, cases: Record<string, number> }} */ (
+      report
+    );
     results.pytorch ??= { ...about, cases: {} };
-    Object.assign(results.pytorch.cases, cases);
+    Object.assign(/** @type {NonNullable<Results['pytorch']>} */ (results.pytorch).cases, cases);
     Object.assign(e, { pytorchMs: cases[e.name], vsPytorch: e.ms / cases[e.name] });
   }
 }
@@ -271,16 +304,16 @@ const rows = [
   ...results.kernels.map((k) => [
     k.name,
     k.ms.toFixed(2),
-    k.gflops !== undefined ? `${k.gflops.toFixed(1)} GFLOP/s` : `${k.gbps.toFixed(1)} GB/s`,
+    k.gflops !== undefined ? `${k.gflops.toFixed(1)} GFLOP/s` : `${/** @type {number} */ (k.gbps).toFixed(1)} GB/s`,
     k.gflops !== undefined ? `${((100 * k.gflops) / results.peakGemm.gflops).toFixed(0)}% of GEMM` : '',
   ]),
   ...results.endToEnd.map((e) => [
     `${e.name} (${e.case})`,
     e.ms.toFixed(0),
-    `${e.gflops.toFixed(1)} GFLOP/s`,
+    `${/** @type {number} */ (e.gflops).toFixed(1)} GFLOP/s`,
     [
       `${(100 * e.vsGemm).toFixed(0)}% of GEMM`,
-      e.pytorchMs && `PyTorch CPU ${e.pytorchMs.toFixed(0)} ms (${e.vsPytorch.toFixed(1)}x)`,
+      e.pytorchMs && `PyTorch CPU ${e.pytorchMs.toFixed(0)} ms (${/** @type {number} */ (e.vsPytorch).toFixed(1)}x)`,
       `first call ${e.firstCallMs.toFixed(0)} ms`,
       e.peakMiB && `peak ${e.peakMiB.toFixed(0)} MiB`,
     ]
@@ -300,7 +333,7 @@ const rows = [
     'ms per image',
   ],
 ];
-const width = rows.reduce((w, r) => r.map((c, i) => Math.max(w[i] ?? 0, c.length)), []);
+const width = rows.reduce((w, r) => r.map((c, i) => Math.max(w[i] ?? 0, c.length)), /** @type {number[]} */ ([]));
 console.log(`${results.adapter}\n${results.cpu} x${results.cores}, Node ${results.node}\n`);
 console.log(['case', 'ms (median)', 'rate', ''].map((c, i) => c.padEnd(width[i])).join('  '));
 for (const r of rows) console.log(r.map((c, i) => (i === 1 ? c.padStart(width[i]) : c.padEnd(width[i]))).join('  '));
