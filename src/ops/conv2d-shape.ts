@@ -5,7 +5,7 @@
 import { formatShape, type Shape } from '../shape.js';
 import type { Engine } from '../tensor.js';
 import { slidingWindow, type Window } from './window.js';
-import type { Conv2dOptions } from './conv2d-variants.js';
+import type { Conv2dOptions, LaunchWindow } from './conv2d-variants.js';
 
 export interface ConvShape {
   batch: number;
@@ -65,4 +65,22 @@ export function smallestInput(hout: number, wout: number, k: number, options: Co
   const p = options.padding ?? 0;
   const [top, bottom, left, right] = typeof p === 'number' ? [p, p, p, p] : p;
   return [(hout - 1) * stride + k - top - bottom, (wout - 1) * stride + k - left - right];
+}
+
+/**
+ * What both convolution kernels (forward and weight gradient) take of a launch's geometry: the
+ * input [batch, cin, h, w], the output's channels and size, groups, the top and left padding and
+ * the stride as uniforms, and the kernel size K as an override; a strided (or dilated) launch gets a pipeline of
+ * its own (STRIDED), so stride 1 runs the plain code.
+ */
+export function convGeometry(
+  [batch, cin, h, w]: readonly number[],
+  [cout, hout, wout]: readonly number[],
+  groups: number,
+  k: number,
+  window: LaunchWindow,
+): { uniforms: Record<string, number>; constants: Record<string, number> } {
+  const { stride, dilation = 1, padding } = window;
+  const uniforms = { batch, cin, h, w, cout, hout, wout, groups, pad_y: padding[0], pad_x: padding[2], stride };
+  return { uniforms, constants: stride !== 1 || dilation !== 1 ? { K: k, STRIDED: 1 } : { K: k } };
 }

@@ -11,7 +11,7 @@ import {
   type Conv2dOptions,
   type WeightGradVariant,
 } from './conv2d-variants.js';
-import { checkOutputGrad, convShape } from './conv2d-shape.js';
+import { checkOutputGrad, convGeometry, convShape } from './conv2d-shape.js';
 
 /** How a variant launches on a shape: two variants with equal launches are one candidate. */
 interface WeightGradLaunch {
@@ -101,22 +101,13 @@ export function conv2dWeightGrad(
   if (into && into.size !== size) throw new Error(`conv2dWeightGrad: into has ${into.size} values, the weight ${size}`);
   const out = into ?? Tensor.empty(gpu, weightShape);
   const accumulate = into ? 1 : 0;
+  const geometry = convGeometry(x.shape, [cout, hout, wout], groups, k, window);
   gpu.scope(() => {
     const partials = chunks > 1 ? Tensor.empty(gpu, [chunks * size]) : out;
     gpu.kernels.dispatch(kernel, {
       tag: 'weight grad',
       uniforms: {
-        batch,
-        cin,
-        h,
-        w: wd,
-        cout,
-        hout,
-        wout,
-        groups,
-        pad_y: window.padding[0],
-        pad_x: window.padding[2],
-        stride: window.stride,
+        ...geometry.uniforms,
         lanes_per_block: lanesPerBlock,
         rows_per_chunk: rowsPerChunk,
         size,
@@ -124,7 +115,7 @@ export function conv2dWeightGrad(
       },
       buffers: { out: partials, inp: x, dout: g },
       invocations: [...grid, chunks],
-      constants: window.stride !== 1 ? { K: k, STRIDED: 1 } : { K: k },
+      constants: geometry.constants,
     });
     if (chunks > 1) {
       gpu.kernels.dispatch('conv2d_weight.sum_partials', {

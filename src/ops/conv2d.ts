@@ -15,7 +15,14 @@ import {
   type LaunchWindow,
 } from './conv2d-variants.js';
 import { conv2dWeightGrad } from './conv2d-weight-grad.js';
-import { checkOutputGrad, convShape, outputShape, smallestInput, type ConvShape } from './conv2d-shape.js';
+import {
+  checkOutputGrad,
+  convGeometry,
+  convShape,
+  outputShape,
+  smallestInput,
+  type ConvShape,
+} from './conv2d-shape.js';
 
 export { conv2dWeightGrad };
 
@@ -114,6 +121,7 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Forwar
       `conv2d: cannot add a [${batch}, ${cout}, ${hout}, ${wout}] result into ${formatShape(into.shape)}`,
     );
   const out = into ?? Tensor.empty(gpu, [batch, cout, hout, wout]);
+  const geometry = convGeometry(x.shape, [cout, hout, wout], groups, k, window);
   const outPad = padChannels(gpu, cout / groups);
   const ocBlocks = groups * Math.ceil(cout / groups / v.channels);
   const xBlocks = Math.ceil(wout / v.columns);
@@ -128,17 +136,7 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Forwar
     tag,
     uniforms: {
       ...{
-        batch,
-        cin,
-        h,
-        w: wd,
-        cout,
-        hout,
-        wout,
-        groups,
-        pad_y: top,
-        pad_x: left,
-        stride,
+        ...geometry.uniforms,
         dilation,
         oc_blocks: ocBlocks,
         x_blocks: xBlocks,
@@ -164,8 +162,7 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Forwar
     },
     unwritten: moments ? [] : ['moments_out'],
     invocations: [hout * xBlocks, ocBlocks, batch],
-    // Strided or dilated launches have a pipeline of their own (the shader's STRIDED).
-    constants: stride !== 1 || dilation !== 1 ? { K: k, STRIDED: 1 } : { K: k },
+    constants: geometry.constants,
   });
   return { out, moments };
 }
