@@ -318,4 +318,35 @@ test('a process that uses the engine exits by itself', () => {
   assert.is(r.stdout.trim(), '2,4,6');
 });
 
+test("the quiet wait learns a submit's latency per size, and drops an estimate the GPU beat", async () => {
+  const { gpu } = ctx;
+  const { recorder } = gpu;
+  const quiet = recorder.quietWait;
+  recorder.quietWait = true;
+  const small = Tensor.fromArray(gpu, new Float32Array(64));
+  const large = Tensor.fromArray(gpu, new Float32Array(64 * 1024));
+  const slowly = () => new Promise((r) => setTimeout(r, 400));
+  /** @param {Tensor} t @param {() => Promise<unknown>} done */
+  const waited = async (t, done) => {
+    gpu.noGrad(() => add(t, t)).dispose();
+    recorder.submit();
+    const started = performance.now();
+    await recorder.waitFor(done);
+    return performance.now() - started;
+  };
+  try {
+    await gpu.sync();
+    // The same kernel and dispatch count on more data: learned as its own case.
+    await waited(large, slowly);
+    assert.ok((await waited(small, () => Promise.resolve())) < 200, 'slept for the larger submit');
+    // Done long before the 340 ms sleep: the next one sleeps at most half of that.
+    assert.ok((await waited(large, () => Promise.resolve())) >= 300, 'the learned latency was not slept');
+    assert.ok((await waited(large, () => Promise.resolve())) < 200, 'the estimate kept the overslept time');
+  } finally {
+    recorder.quietWait = quiet;
+    small.dispose();
+    large.dispose();
+  }
+});
+
 test.run();

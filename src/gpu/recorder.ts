@@ -51,10 +51,14 @@ export class CommandRecorder {
    * timer first avoids that. A browser waits without polling, and the sleep would only add latency.
    */
   quietWait = platform.pollsWhileWaiting;
-  /** Milliseconds from submit to completion, by a submit's signature (its kernels and dispatch count). */
+  /**
+   * Milliseconds from submit to completion, by a submit's signature: its kernels, dispatch count and
+   * workgroup count (the same network on a 4x larger image has the same kernels and dispatches).
+   */
   private readonly latency = new Map<string, number>();
   private lastSubmit = { at: 0, signature: '' };
   private dispatchesInEncoder = 0;
+  private workgroupsInEncoder = 0;
 
   constructor(
     private readonly device: GPUDevice,
@@ -160,6 +164,7 @@ export class CommandRecorder {
     this.labels.add(label);
     this.dispatchCount++;
     this.dispatchesInEncoder++;
+    this.workgroupsInEncoder += groups[0] * groups[1] * groups[2];
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
@@ -201,8 +206,10 @@ export class CommandRecorder {
     afterSubmit?.();
     this.submitCount++;
     const labels = [...this.labels].join(', ');
-    this.lastSubmit = { at: performance.now(), signature: `${this.dispatchesInEncoder}|${labels}` };
+    const signature = `${this.dispatchesInEncoder}|${this.workgroupsInEncoder}|${labels}`;
+    this.lastSubmit = { at: performance.now(), signature };
     this.dispatchesInEncoder = 0;
+    this.workgroupsInEncoder = 0;
     const validation = this.device.popErrorScope();
     const oom = this.device.popErrorScope();
     this.pendingErrors.push(
@@ -247,13 +254,14 @@ export class CommandRecorder {
     const now = performance.now();
     const took = now - at;
     // The estimate follows a faster submit at once and a slower one gradually. Work already done
-    // when the sleep ended (no wait after it) may have finished well before, so the estimate drops
-    // below the sleep: else one slow submit (the first, with its allocations) kept the steps after
-    // it sleeping for its time, the estimate shrinking by under 5% a step.
+    // when the sleep ended (no wait after it) may have finished well before, so the estimate halves:
+    // else one slow submit (the first, with its allocations) kept the steps after it sleeping for
+    // its time, the estimate shrinking by under 5% a step (by 0.8 a step, the second to fifth
+    // forwards of a small image still slept for the first one's time, docs/performance.md).
     const overslept = slept && now - woke < 1;
     this.latency.set(
       signature,
-      expected === undefined ? took : overslept ? 0.8 * took : Math.min(took, 0.7 * expected + 0.3 * took),
+      expected === undefined ? took : overslept ? 0.5 * took : Math.min(took, 0.7 * expected + 0.3 * took),
     );
     return result;
   }
