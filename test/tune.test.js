@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Gpu, SISN, Rng, Tensor, l1Loss, upsampleNearest, conv2dWeightGrad } from '../dist/index.js';
+import { decideVariant } from '../dist/internals.js';
 import { random, assertClose, gradOf, readJson } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -148,7 +149,7 @@ test('a tuning run times every candidate of a key once, picks one of them and wr
   const gpu = await open();
   const { tuned, trials, skipped } = await run(gpu);
   assert.is(skipped, undefined);
-  assert.is(trials.length, 3 * VARIANTS.length, 'three rounds of each candidate');
+  assert.is(trials.length, 6 * VARIANTS.length, 'three rounds to pick the fastest and three to re-time it, each');
   assert.equal(new Set(trials), new Set(VARIANTS));
   assert.is(tuned.length, 1);
   assert.ok(VARIANTS.includes(tuned[0].choice), tuned[0].choice);
@@ -170,6 +171,34 @@ test('a tuning run times every candidate of a key once, picks one of them and wr
   gpu.dispose();
 });
 
+test('the fastest is chosen only where it beats the default again on the rounds that did not pick it', () => {
+  const names = ['default', 'lucky', 'steady'];
+  // Selection rounds, then confirmation rounds.
+  const lucky = decideVariant(names, [
+    [10, 10, 10, 10, 10, 10],
+    [8, 11, 11, 10, 10.2, 9.9],
+    [9.5, 9.5, 9.5, 9.8, 9.7, 9.9],
+  ]);
+  assert.is(lucky.fastest, 'lucky');
+  assert.is(lucky.choice, 'default', 'a lucky first round is not enough');
+  assert.ok(Math.abs(lucky.versusDefault - 1) < 1e-9, String(lucky.versusDefault));
+  assert.equal(lucky.ms, { default: 10, lucky: 8, steady: 9.5 }, 'the least of the selection rounds');
+  const faster = decideVariant(names, [
+    [10, 10, 10, 10, 12, 10],
+    [6, 6, 6, 6, 6, 9],
+    [9, 9, 9, 9, 9, 9],
+  ]);
+  assert.is(faster.choice, 'lucky');
+  assert.ok(Math.abs(faster.versusDefault - 0.6) < 1e-9, String(faster.versusDefault));
+  const missing = decideVariant(names, [
+    [10, 10, 10, 0, 0, 0],
+    [6, 6, 6, 6, 6, 6],
+    [9, 9, 9, 9, 9, 9],
+  ]);
+  assert.is(missing.choice, 'default', 'no time for the default: it stays');
+  assert.throws(() => decideVariant(names, [[1, 2, 3]]), /want 6 times for each of 3/);
+});
+
 test('a cached choice is used by a later engine without timing it again; retime times it', async () => {
   const cache = readCache();
   const [, entry] = adapterEntry(cache);
@@ -188,7 +217,7 @@ test('a cached choice is used by a later engine without timing it again; retime 
     'prepareAll compiles the chosen pipelines',
   );
   const retimed = await run(gpu, { retime: true });
-  assert.is(retimed.trials.length, 3 * VARIANTS.length);
+  assert.is(retimed.trials.length, 6 * VARIANTS.length);
   gpu.dispose();
 });
 
@@ -200,7 +229,7 @@ test('a changed shader source is tuned again; another candidate list too', async
     'the old choice no longer holds',
   );
   const { trials } = await run(gpu);
-  assert.is(trials.length, 3 * VARIANTS.length);
+  assert.is(trials.length, 6 * VARIANTS.length);
   assert.is(
     gpu.kernels.variant('tunetest.double', 'n1000', ['four', 'one'], () => {}),
     'four',

@@ -32,12 +32,17 @@ function positiveInteger(text: string, option: string): number {
   return n;
 }
 
-/** One line per key: the choice and its time beside the default's. */
+/** One line per key: the choice and its time beside the default's, and how the fastest did when re-timed. */
 function describe(t: TunedKey): string {
   const [fallback] = t.candidates;
+  const ms = (name: string) => `${t.ms[name].toFixed(3)} ms`;
+  const retimed = `${t.versusDefault.toFixed(2)}x the default's time when re-timed`;
   const times =
-    `${t.choice} ${t.ms[t.choice].toFixed(3)} ms` +
-    (t.choice === fallback ? ' (the default)' : ` (default ${fallback} ${t.ms[fallback].toFixed(3)} ms)`);
+    t.choice !== fallback
+      ? `${t.choice} ${ms(t.choice)} (default ${fallback} ${ms(fallback)}; ${retimed})`
+      : t.fastest !== fallback
+        ? `${fallback} ${ms(fallback)}, the default kept (${t.fastest} ${ms(t.fastest)}, but ${retimed})`
+        : `${fallback} ${ms(fallback)} (the default)`;
   return `  ${t.kernel} [${t.key}]: ${times}`;
 }
 

@@ -5,10 +5,13 @@
  * the same result) asks `variant(kernel, key, names, trial)` which to launch for a shape `key`: the
  * tuned choice where the choices file (choice-cache.ts) has one for this adapter, else `names[0]`.
  * Inside a tuning run (`tune(run)`), the first `variant` call for an untuned key also records every
- * candidate's `trial` ROUNDS times, interleaved, each dispatch timed with timestamp queries under
- * its own label; the run goes on with `names[0]`. After the run and a sync, the fastest candidate
- * (least GPU time over its rounds: the first round may include the pipeline's compilation) becomes
- * the key's choice, and the choices file is written. Nothing is read back inside the run.
+ * candidate's `trial` SELECT_ROUNDS + CONFIRM_ROUNDS times, interleaved, each dispatch timed with
+ * timestamp queries under its own label; the run goes on with `names[0]`. After the run and a sync,
+ * the fastest candidate over the selection rounds (least GPU time: the first round may include the
+ * pipeline's compilation) is re-timed against the default on the confirmation rounds, which took no
+ * part in picking it (a least of many noisy times favours a lucky candidate): it becomes the key's
+ * choice only where it beats the default there by CONFIRM_MARGIN, else the default stays. Then the
+ * choices file is written. Nothing is read back inside the run.
  * Without the `timestamp-query` feature (some browsers) the run happens untimed and says so.
  */
 import type { DeviceContext } from '../gpu/device.js';
@@ -26,8 +29,12 @@ import type { Constants } from './reflect.js';
 /** Records one launch of the op with the named variant, on the inputs of the call that asked. */
 export type Trial = (variant: string) => void;
 
-/** Trials of each candidate per key: the least is kept. */
-const ROUNDS = 3;
+/** Trials of each candidate per key that pick the fastest (the least of each is kept). */
+const SELECT_ROUNDS = 3;
+/** Further trials of each candidate per key, in alternating order, that re-time the fastest against the default. */
+const CONFIRM_ROUNDS = 3;
+/** How much faster than the default (median ratio over the confirmation rounds) the fastest must be to be chosen. */
+const CONFIRM_MARGIN = 0.05;
 
 /** What a tuning run measured for one kernel and key. */
 export interface TunedKey {
@@ -35,8 +42,15 @@ export interface TunedKey {
   key: string;
   candidates: string[];
   choice: string;
-  /** GPU milliseconds of each candidate (least over the rounds). */
+  /** GPU milliseconds of each candidate (least over the selection rounds). */
   ms: Record<string, number>;
+  /** The fastest over the selection rounds (the choice, unless the default kept its place). */
+  fastest: string;
+  /**
+   * The fastest's time over the default's in the confirmation rounds (median of the rounds' ratios;
+   * 1 when the fastest is the default): it was chosen where this is at most 1 - CONFIRM_MARGIN.
+   */
+  versusDefault: number;
 }
 
 export interface TuningRun<T> {
@@ -127,8 +141,11 @@ export class KernelTuner {
       labels: names.map(() => []),
       pipelines: names.map(() => new Map<string, PipelineId>()),
     };
-    for (let round = 0; round < ROUNDS; round++) {
-      names.forEach((name, i) => {
+    for (let round = 0; round < SELECT_ROUNDS + CONFIRM_ROUNDS; round++) {
+      // Alternating order, so that neither of two candidates always runs right after the other.
+      const order = names.map((_, i) => (round % 2 ? names.length - 1 - i : i));
+      order.forEach((i) => {
+        const name = names[i];
         const label = `tune ${kernel} [${key}] ${name} #${round}`;
         m.labels[i].push(label);
         this.observed = m.pipelines[i];
@@ -173,17 +190,16 @@ export class KernelTuner {
     const tuned: TunedKey[] = [];
     for (const m of session.measured.values()) {
       const times = await this.context.recorder.takeTimes(m.labels.flat());
-      const ms: Record<string, number> = {};
-      m.candidates.forEach((name, i) => (ms[name] = Math.min(...m.labels[i].map((l) => times.get(l)?.ms ?? 0))));
-      const best = m.candidates.reduce((a, b) => (ms[b] < ms[a] ? b : a));
+      const rounds = m.labels.map((labels) => labels.map((l) => times.get(l)?.ms ?? 0));
+      const decision = decideVariant(m.candidates, rounds);
       const choice: Choice = {
         candidates: m.candidates,
-        choice: best,
-        ms,
-        pipelines: [...m.pipelines[m.candidates.indexOf(best)].values()],
+        choice: decision.choice,
+        ms: decision.ms,
+        pipelines: [...m.pipelines[m.candidates.indexOf(decision.choice)].values()],
       };
       this.cache.set(m.kernel, m.source, m.key, choice);
-      tuned.push({ kernel: m.kernel, key: m.key, candidates: m.candidates, choice: best, ms });
+      tuned.push({ kernel: m.kernel, key: m.key, candidates: m.candidates, ...decision });
     }
     this.cache.save();
     return { result, tuned };
@@ -193,4 +209,34 @@ export class KernelTuner {
   chosenPipelines(): PipelineId[] {
     return this.cache.choices((kernel) => this.hashOf(kernel)).flatMap((c) => c.pipelines);
   }
+}
+
+/**
+ * The choice among `candidates` (the default first) from each one's GPU times per round
+ * (SELECT_ROUNDS + CONFIRM_ROUNDS each): the fastest over the selection rounds, where it beats the
+ * default by CONFIRM_MARGIN over the confirmation rounds; else the default.
+ */
+export function decideVariant(
+  candidates: readonly string[],
+  rounds: readonly (readonly number[])[],
+): Pick<TunedKey, 'choice' | 'ms' | 'fastest' | 'versusDefault'> {
+  if (rounds.length !== candidates.length || rounds.some((r) => r.length !== SELECT_ROUNDS + CONFIRM_ROUNDS))
+    throw new Error(`decideVariant: want ${SELECT_ROUNDS + CONFIRM_ROUNDS} times for each of ${candidates.length}`);
+  const ms: Record<string, number> = {};
+  candidates.forEach((name, i) => (ms[name] = Math.min(...rounds[i].slice(0, SELECT_ROUNDS))));
+  const fastest = candidates.reduce((a, b) => (ms[b] < ms[a] ? b : a));
+  const fastestRounds = rounds[candidates.indexOf(fastest)];
+  const versusDefault = median(
+    rounds[0].slice(SELECT_ROUNDS).map((defaultMs, r) => fastestRounds[SELECT_ROUNDS + r] / defaultMs),
+  );
+  // A missing time (0) makes the ratio NaN or infinite, and the default stays.
+  const choice = versusDefault <= 1 - CONFIRM_MARGIN ? fastest : candidates[0];
+  return { choice, ms, fastest, versusDefault };
+}
+
+/** The median of a non-empty list (the mean of the middle two for an even count). */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
