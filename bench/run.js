@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Benchmarks (tinybench, medians): every kernel family at SISN's real shapes, beside a reference
-// GEMM measured in the same run, then end-to-end forward passes and a training step of the paper
+// GEMM measured in the same run, then end-to-end forward passes (three rounds each, every round
+// followed by PyTorch CPU's time for the case where it is installed) and a training step of the paper
 // config, and face descriptors and detections per second (face-api's networks on the engine). Prints
 // a table and writes JSON (default bench/results.json, then shown in docs/performance.md by
 // scripts/performance-doc.mjs).
@@ -27,7 +28,7 @@ import {
   pixelShuffle,
 } from '../dist/index.js';
 import { trainingStep, forwardPass, profile } from './step-profile.js';
-import { DOC, withResults } from '../scripts/performance-doc.mjs';
+import { DOC, pytorchRounds, withResults } from '../scripts/performance-doc.mjs';
 import { faceThroughput } from './face.js';
 
 /**
@@ -194,6 +195,56 @@ for (const [name, amount, unit, fn] of kernelCases) {
   console.error(`  ${name}: ${ms.toFixed(2)} ms`);
 }
 
+// PyTorch CPU as the external reference, where it is installed (never a dependency).
+/** @type {string | undefined} */
+let python = args.includes('--no-pytorch')
+  ? undefined
+  : ['python3', '/usr/bin/python3'].find(
+      (py) => spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
+    );
+
+/**
+ * PyTorch's median (ms) of one end-to-end case, in a process of its own: PyTorch's training step
+ * runs much slower after the forwards in one process (docs/performance.md); alone, each case gets
+ * PyTorch at its best. Undefined without PyTorch, and after a failure (reported once).
+ * @param {string} name
+ */
+function pytorchMs(name) {
+  if (!python) return undefined;
+  console.error(`  PyTorch CPU reference (${python}): ${name} ...`);
+  const ref = spawnSync(
+    python,
+    [
+      new URL('./pytorch_reference.py', import.meta.url).pathname,
+      '--threads',
+      String(os.cpus().length),
+      '--case',
+      name,
+    ],
+    { encoding: 'utf8' },
+  );
+  if (ref.status !== 0) {
+    console.error(`  PyTorch reference failed:\n${ref.stderr}`);
+    python = undefined;
+    return undefined;
+  }
+  /** @type {unknown} */
+  const report = JSON.parse(ref.stdout);
+  const { cases, ...about } = /** @type {{ torch: string, threads: number, cases: Record<string, number> }} */ (report);
+  results.pytorch ??= { ...about, cases: {} };
+  return cases[name];
+}
+
+/**
+ * The median of a few numbers.
+ * @param {number[]} xs
+ */
+function middle(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 // End to end, paper config (G10 I10 C64): eval forwards at batch 1, and a training step.
 /** @type {[import('../dist/index.js').SisnConfig['scale'], number, number][]} */
 const forwardCases = quick
@@ -203,26 +254,49 @@ const forwardCases = quick
       [4, 256, 50.4],
       [8, 256, 17.8],
     ];
+// This machine moves by ±20% between runs of one build, PyTorch by more: each forward runs three
+// rounds of the engine and then PyTorch, and the doc gives the median ratio and the range.
+const ROUNDS = 3;
 for (const [scale, hr, gflop] of forwardCases) {
+  const name = `forward x${scale} HR ${hr}`;
   const run = forwardPass(gpu, { scale, lrSize: hr / scale });
   const t = performance.now();
   run();
   await gpu.sync();
   const firstMs = performance.now() - t;
-  // The second and third calls still run slower (buffers the pool has not held before, the quiet
-  // wait still learning): two warm-ups and a median of 5, as the PyTorch reference does.
-  const ms = await median(`forward x${scale} HR ${hr}`, run, { reps: 1, iterations: 5, warmups: 2 });
-  results.endToEnd.push(
-    /** @type {EndToEndResult} */ ({
-      name: `forward x${scale} HR ${hr}`,
-      case: 'G10 I10 C64, batch 1, eval',
-      ms,
-      gflops: gflop / (ms / 1000),
-      firstCallMs: firstMs,
-    }),
-  );
-  console.error(`  forward x${scale} HR ${hr}: ${ms.toFixed(0)} ms (first call ${firstMs.toFixed(0)} ms)`);
+  /** @type {import('../scripts/performance-doc.mjs').EndToEndRun[]} */
+  const runs = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    // The second and third calls still run slower (buffers the pool has not held before, the quiet
+    // wait still learning), and later rounds follow PyTorch's process: each round has two warm-ups
+    // and a median of 5, as the PyTorch reference does.
+    const ms = await median(name, run, { reps: 1, iterations: 5, warmups: 2 });
+    const torchMs = pytorchMs(name);
+    runs.push(torchMs === undefined ? { ms } : { ms, pytorchMs: torchMs, ratio: ms / torchMs });
+    console.error(
+      `  ${name} round ${round}/${ROUNDS}: ${ms.toFixed(0)} ms` +
+        (round === 1 ? ` (first call ${firstMs.toFixed(0)} ms)` : '') +
+        (torchMs === undefined ? '' : `, PyTorch CPU ${torchMs.toFixed(0)} ms, ${(ms / torchMs).toFixed(2)}x`),
+    );
+  }
   run.dispose();
+  const ms = middle(runs.map((r) => r.ms));
+  const e = /** @type {EndToEndResult} */ ({
+    name,
+    case: 'G10 I10 C64, batch 1, eval',
+    ms,
+    gflops: gflop / (ms / 1000),
+    firstCallMs: firstMs,
+    runs,
+  });
+  const ratios = runs.flatMap((r) => (r.ratio === undefined ? [] : [r.ratio]));
+  if (ratios.length > 0) {
+    e.pytorchMs = middle(runs.flatMap((r) => (r.pytorchMs === undefined ? [] : [r.pytorchMs])));
+    e.vsPytorch = middle(ratios);
+    e.vsPytorchRange = [Math.min(...ratios), Math.max(...ratios)];
+    /** @type {NonNullable<Results['pytorch']>} */ (results.pytorch).cases[name] = e.pytorchMs;
+  }
+  results.endToEnd.push(e);
 }
 if (!quick) {
   const step = trainingStep(gpu, { scale: 4, batch: 10, lrSize: 32 });
@@ -263,41 +337,20 @@ console.error(
     `${results.face.detections.perSecond.toFixed(1)} detections/s`,
 );
 
-// PyTorch CPU as the external reference, where it is installed (never a dependency).
-const python = ['python3', '/usr/bin/python3'].find(
-  (py) => spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
-);
-if (python && !args.includes('--no-pytorch')) {
-  // One process per case: PyTorch's training step runs much slower after the forwards in one
-  // process (docs/performance.md); alone, each case gets PyTorch at its best.
-  for (const e of results.endToEnd) {
-    console.error(`  PyTorch CPU reference (${python}): ${e.name} ...`);
-    const ref = spawnSync(
-      python,
-      [
-        new URL('./pytorch_reference.py', import.meta.url).pathname,
-        '--threads',
-        String(os.cpus().length),
-        '--case',
-        e.name,
-      ],
-      { encoding: 'utf8' },
-    );
-    if (ref.status !== 0) {
-      console.error(`  PyTorch reference failed:\n${ref.stderr}`);
-      break;
-    }
-    /** @type {unknown} */
-    const report = JSON.parse(ref.stdout);
-    const { cases, ...about } = /** @type {{ torch: string, threads: number, cases: Record<string, number> }} */ (
-      report
-    );
-    results.pytorch ??= { ...about, cases: {} };
-    Object.assign(/** @type {NonNullable<Results['pytorch']>} */ (results.pytorch).cases, cases);
-    Object.assign(e, { pytorchMs: cases[e.name], vsPytorch: e.ms / cases[e.name] });
-  }
+// The training step's reference: one run, like the engine's (it takes minutes).
+const train = results.endToEnd.find((e) => e.name === 'training step x4');
+const trainTorchMs = train && pytorchMs(train.name);
+if (train && trainTorchMs !== undefined) {
+  Object.assign(train, { pytorchMs: trainTorchMs, vsPytorch: train.ms / trainTorchMs });
+  /** @type {NonNullable<Results['pytorch']>} */ (results.pytorch).cases[train.name] = trainTorchMs;
 }
 
+/**
+ * 'min-max' of some numbers.
+ * @param {number[]} xs
+ * @param {number} digits
+ */
+const range = (xs, digits) => `${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}`;
 const rows = [
   [`compile all ${pipelines} pipelines (SISN.prepare)`, compileMs.toFixed(0), '', 'before any timing below'],
   ['reference GEMM 1024^3', results.peakGemm.ms.toFixed(2), `${results.peakGemm.gflops.toFixed(1)} GFLOP/s`, ''],
@@ -309,11 +362,18 @@ const rows = [
   ]),
   ...results.endToEnd.map((e) => [
     `${e.name} (${e.case})`,
-    e.ms.toFixed(0),
+    e.runs
+      ? `${e.ms.toFixed(0)} (${range(
+          e.runs.map((r) => r.ms),
+          0,
+        )})`
+      : e.ms.toFixed(0),
     `${/** @type {number} */ (e.gflops).toFixed(1)} GFLOP/s`,
     [
       `${(100 * e.vsGemm).toFixed(0)}% of GEMM`,
-      e.pytorchMs && `PyTorch CPU ${e.pytorchMs.toFixed(0)} ms (${/** @type {number} */ (e.vsPytorch).toFixed(1)}x)`,
+      e.pytorchMs &&
+        `PyTorch CPU ${e.pytorchMs.toFixed(0)} ms (${/** @type {number} */ (e.vsPytorch).toFixed(1)}x` +
+          (e.vsPytorchRange ? `, ${range(e.vsPytorchRange, 1)}x over ${pytorchRounds(e)} runs)` : ')'),
       `first call ${e.firstCallMs.toFixed(0)} ms`,
       e.peakMiB && `peak ${e.peakMiB.toFixed(0)} MiB`,
     ]

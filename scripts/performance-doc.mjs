@@ -15,8 +15,12 @@ export const END = '<!-- end of results -->';
 /**
  * What bench/run.js writes, the fields the doc shows.
  * @typedef {{ name: string, ms: number, gflops?: number, gbps?: number }} KernelResult
+ * @typedef {{ ms: number, pytorchMs?: number, ratio?: number }} EndToEndRun
+ *   A round of a forward: the engine's median, then PyTorch's where it ran, and their ratio.
  * @typedef {KernelResult & { case: string, firstCallMs: number, vsGemm: number, pytorchMs?: number,
- *   vsPytorch?: number, peakMiB?: number }} EndToEndResult
+ *   vsPytorch?: number, vsPytorchRange?: [number, number], runs?: EndToEndRun[], peakMiB?: number }} EndToEndResult
+ *   For the forwards `ms`, `pytorchMs` and `vsPytorch` are the medians of `runs`; the training step, and
+ *   results.json files from before the rounds, have one run and no `runs`.
  * @typedef {{ family: string, ms: number, count: number, share: number }} FamilyTime
  * @typedef {object} BenchResults
  * @property {string} adapter
@@ -37,6 +41,33 @@ export const END = '<!-- end of results -->';
 const formatMs = (ms) => (ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : Math.round(ms).toLocaleString('en-US'));
 /** @param {number} share */
 const percent = (share) => `${(100 * share).toFixed(0)}%`;
+/**
+ * How many rounds of a case have a PyTorch time.
+ * @param {EndToEndResult} e
+ */
+export const pytorchRounds = (e) => (e.runs ?? []).filter((r) => r.ratio !== undefined).length;
+/**
+ * A case's median ms, with the range of its rounds where it had several.
+ * @param {EndToEndResult} e
+ */
+function msCell(e) {
+  const ms = (e.runs ?? []).map((r) => r.ms);
+  return ms.length > 1
+    ? `${formatMs(e.ms)} (${formatMs(Math.min(...ms))}-${formatMs(Math.max(...ms))})`
+    : formatMs(e.ms);
+}
+/**
+ * Engine / PyTorch: the median ratio, with the range of the rounds where it had several.
+ * @param {EndToEndResult} e
+ */
+function vsPytorchCell(e) {
+  if (e.vsPytorch === undefined) return '';
+  const n = pytorchRounds(e);
+  const [lo, hi] = e.vsPytorchRange ?? [];
+  return n > 1 && lo !== undefined && hi !== undefined
+    ? `${e.vsPytorch.toFixed(1)}x (${lo.toFixed(1)}-${hi.toFixed(1)}x, ${n} runs)`
+    : `${e.vsPytorch.toFixed(1)}x`;
+}
 /** @param {KernelResult} r */
 const rate = (r) =>
   r.gflops !== undefined ? `${r.gflops.toFixed(1)} GFLOP/s` : r.gbps !== undefined ? `${r.gbps.toFixed(2)} GB/s` : '';
@@ -67,6 +98,12 @@ export function renderResults(r) {
     );
   if (r.pytorch)
     out.push(`PyTorch CPU: torch ${r.pytorch.torch}, ${r.pytorch.threads} threads, each case in a process of its own.`);
+  const rounds = Math.max(0, ...r.endToEnd.map((e) => e.runs?.length ?? 0));
+  if (rounds > 1)
+    out.push(
+      `The forwards ran ${rounds} rounds each (the engine${r.pytorch ? ', then PyTorch' : ''}): the table gives ` +
+        'the median of the rounds and, in brackets, the least and the most.',
+    );
   out.push(
     '',
     '### End to end',
@@ -75,12 +112,12 @@ export function renderResults(r) {
       ['case', 'median ms', 'first call ms', 'rate', 'vs GEMM', 'PyTorch CPU ms', 'engine / PyTorch'],
       r.endToEnd.map((e) => [
         `${e.name} (${e.case})`,
-        formatMs(e.ms),
+        msCell(e),
         formatMs(e.firstCallMs),
         rate(e),
         `${e.vsGemm.toFixed(2)}x`,
         e.pytorchMs === undefined ? '' : formatMs(e.pytorchMs),
-        e.vsPytorch === undefined ? '' : `${e.vsPytorch.toFixed(1)}x`,
+        vsPytorchCell(e),
       ]),
     ),
   );

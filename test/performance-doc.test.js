@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { BEGIN, DOC, END, readResults, withResults } from '../scripts/performance-doc.mjs';
+import { BEGIN, DOC, END, readResults, renderResults, withResults } from '../scripts/performance-doc.mjs';
 
 test('docs/performance.md: the results section is generated from bench/results.json', () => {
   const doc = readFileSync(DOC, 'utf8');
@@ -19,6 +19,27 @@ test('the generated section shows every end-to-end case and kernel of the JSON',
   const doc = readFileSync(DOC, 'utf8');
   const section = doc.slice(doc.indexOf(BEGIN), doc.indexOf(END));
   for (const { name } of [...results.endToEnd, ...results.kernels]) assert.ok(section.includes(name), name);
+});
+
+test('a forward with rounds shows the median and the range of its ms and of its ratio to PyTorch', () => {
+  const results = readResults();
+  const [e] = results.endToEnd;
+  const ratios = [571 / 190, 603 / 200, 640 / 160];
+  Object.assign(e, {
+    ms: 603,
+    runs: [571, 603, 640].map((ms, i) => ({ ms, pytorchMs: ms / ratios[i], ratio: ratios[i] })),
+    pytorchMs: 190,
+    vsPytorch: ratios[1],
+    vsPytorchRange: [ratios[0], ratios[2]],
+  });
+  const row = renderResults(results)
+    .split('\n')
+    .find((line) => line.startsWith(`| ${e.name} `));
+  assert.ok(row?.includes('| 603 (571-640) |'), row);
+  assert.ok(row?.endsWith('| 3.0x (3.0-4.0x, 3 runs) |'), row);
+  const { pytorchMs, vsPytorch, vsPytorchRange, ...engineOnly } = e;
+  const noTorch = renderResults({ ...results, endToEnd: [{ ...engineOnly, runs: e.runs?.map(({ ms }) => ({ ms })) }] });
+  assert.ok(noTorch.includes('| 603 (571-640) |'), 'without PyTorch, the ms range alone');
 });
 
 test.run();
