@@ -158,7 +158,8 @@ test('src/nn/ holds parameters and calls ops: no kernel, tape or device use, no 
 const HOST_CONSTANTS = {
   'ops/batchnorm.ts': ['DEFAULT_EPS'], // PyTorch's BatchNorm2d default
   'ops/reduce.ts': ['SERIAL_SUM_MAX'], // where the host picks channel_sum_serial
-  'kernels/tuner.ts': ['ROUNDS'], // timing rounds of a tuning trial
+  // rounds that pick, and re-time, a tuning trial's fastest; the margin it must win by
+  'kernels/tuner.ts': ['SELECT_ROUNDS', 'CONFIRM_ROUNDS', 'CONFIRM_MARGIN'],
   'ops/pool.ts': ['MAX_PLANE'], // the cells an argmax stored as f32 indexes exactly
 };
 
