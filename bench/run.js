@@ -27,6 +27,7 @@ import {
   splitAttend,
   pixelShuffle,
 } from '../dist/index.js';
+import { median as medianOf } from '../dist/internals.js';
 import { trainingStep, forwardPass, profile } from './step-profile.js';
 import { DOC, pytorchRounds, withResults } from '../scripts/performance-doc.mjs';
 import { faceThroughput } from './face.js';
@@ -235,16 +236,6 @@ function pytorchMs(name) {
   return cases[name];
 }
 
-/**
- * The median of a few numbers.
- * @param {number[]} xs
- */
-function middle(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 // End to end, paper config (G10 I10 C64): eval forwards at batch 1, and a training step.
 /** @type {[import('../dist/index.js').SisnConfig['scale'], number, number][]} */
 const forwardCases = quick
@@ -280,7 +271,7 @@ for (const [scale, hr, gflop] of forwardCases) {
     );
   }
   run.dispose();
-  const ms = middle(runs.map((r) => r.ms));
+  const ms = medianOf(runs.map((r) => r.ms));
   const e = /** @type {EndToEndResult} */ ({
     name,
     case: 'G10 I10 C64, batch 1, eval',
@@ -291,8 +282,8 @@ for (const [scale, hr, gflop] of forwardCases) {
   });
   const ratios = runs.flatMap((r) => (r.ratio === undefined ? [] : [r.ratio]));
   if (ratios.length > 0) {
-    e.pytorchMs = middle(runs.flatMap((r) => (r.pytorchMs === undefined ? [] : [r.pytorchMs])));
-    e.vsPytorch = middle(ratios);
+    e.pytorchMs = medianOf(runs.flatMap((r) => (r.pytorchMs === undefined ? [] : [r.pytorchMs])));
+    e.vsPytorch = medianOf(ratios);
     e.vsPytorchRange = [Math.min(...ratios), Math.max(...ratios)];
     /** @type {NonNullable<Results['pytorch']>} */ (results.pytorch).cases[name] = e.pytorchMs;
   }

@@ -8,7 +8,7 @@ export { subgroupSizesFit, DeviceContext } from './gpu/device.js';
 export { CommandRecorder } from './gpu/recorder.js';
 export { BufferPool, bucketSize } from './gpu/pool.js';
 export { KernelRegistry } from './kernels/registry.js';
-export { KernelTuner, decideVariant, type Trial } from './kernels/tuner.js';
+export { KernelTuner, decideVariant, median, type Trial } from './kernels/tuner.js';
 export {
   reflectShader,
   packUniforms,
