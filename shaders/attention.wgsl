@@ -13,6 +13,9 @@
 //           gate (inference): l[b, o] = b2[o] + sum_j w2[o, j] * h[j], h[j] = max(scale[j] * sum_c
 //                            w1[j, c] * gap[b, c] + shift[j], 0): fc1, its eval-mode BatchNorm (and
 //                            fc1's bias) folded into scale and shift, the ReLU, and fc2 in one pass.
+//                            With `parts`, it pools too: gap[b, c] = scale * sum_k sum_q s[k*C + c,
+//                            b * parts + q], s the partial sums the splits' convolution wrote in its
+//                            epilogue (conv2d.wgsl's `sums`, [R*C, B * parts]).
 //           With `normalized`, the splits are never stored: pool_splits, attend and attend_backward
 //           read the BatchNorm input x in z's place and apply the BatchNorm and ReLU that make z
 //           (z = max((x - mean[ch]) * scale[ch] + beta[ch], 0), bn_stats = [mean, var, scale,
@@ -28,10 +31,12 @@
 //           invocation). splits_backward: when inner % 4 == 0 an invocation takes one vec4 of g and
 //           writes the R vec4s of dz it feeds (g read once instead of R times).
 //           Otherwise both write one output vec4 per invocation, lane by lane (it may span planes).
-//           gate: one 64-lane workgroup per sample; each lane computes hidden units j = lane,
-//           lane + 64, .. into workgroup memory (up to GATE_HIDDEN_MAX), then, after a barrier, logits
-//           o = lane, lane + 64, ... Its matrices are tiny (SISN: 64x64 and 256x64): as two
-//           convolutions on 1x1 maps the gate would pay two dispatches' fixed cost for little work.
+//           gate: one 64-lane workgroup per sample; each lane pools channels c = lane, lane + 64, ..
+//           (with `parts`) and computes hidden units j = lane, lane + 64, .. into workgroup memory (up
+//           to GATE_HIDDEN_MAX each), then, after a barrier, logits o = lane, lane + 64, ... Its
+//           matrices are tiny (SISN: 64x64 and 256x64): as two convolutions on 1x1 maps the gate would
+//           pay two dispatches' fixed cost for little work; pooling from the partial sums saves a pass
+//           over the splits and a dispatch.
 // Dispatch: one invocation per unit above, 64 per workgroup; folded past 65,535. gate: B workgroups.
 
 struct Split { n: u32, channels: u32, inner: u32, radix: u32, scale: f32, normalized: u32 }
@@ -47,9 +52,9 @@ struct Split { n: u32, channels: u32, inner: u32, radix: u32, scale: f32, normal
 @group(0) @binding(5) var<storage, read> dgap: array<f32>;
 @group(0) @binding(6) var<storage, read> bn_stats: array<f32>;
 
-// The gate's own: gap [B, C], fc1's weight [hidden, C], fc2's [R*C, hidden] and bias, the folded
-// BatchNorm; `out` is the logits [B, R*C].
-struct Gate { batch: u32, channels: u32, hidden: u32, outputs: u32 }
+// The gate's own: gap [B, C] (or with `parts` the partial sums), fc1's weight [hidden, C], fc2's
+// [R*C, hidden] and bias, the folded BatchNorm; `out` is the logits [B, R*C].
+struct Gate { batch: u32, channels: u32, hidden: u32, outputs: u32, parts: u32, radix: u32, scale: f32 }
 @group(0) @binding(1) var<storage, read> gap: array<f32>;
 @group(0) @binding(2) var<storage, read> w1: array<f32>;
 @group(0) @binding(3) var<storage, read> w2: array<f32>;
@@ -282,14 +287,29 @@ fn splits_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
 // out = logits [B, R*C]; one workgroup per sample b (folded past 65,535 like `flat`).
 const GATE_HIDDEN_MAX: u32 = 1024u;
 var<workgroup> hidden: array<f32, GATE_HIDDEN_MAX>;
+// The pooled input [C].
+var<workgroup> pooled: array<f32, GATE_HIDDEN_MAX>;
 @compute @workgroup_size(64)
 fn gate(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let q = gate_p;
   let b = wid.x + wid.y * nwg.x;
   if (b >= q.batch) { return; }
+  for (var c = lid; c < q.channels; c += 64u) {
+    if (q.parts == 0u) {
+      pooled[c] = gap[b * q.channels + c];
+      continue;
+    }
+    var acc = 0.0;
+    for (var k = 0u; k < q.radix; k++) {
+      let start = (k * q.channels + c) * q.batch * q.parts + b * q.parts;
+      for (var i = 0u; i < q.parts; i++) { acc += gap[start + i]; }
+    }
+    pooled[c] = q.scale * acc;
+  }
+  workgroupBarrier();
   for (var j = lid; j < q.hidden; j += 64u) {
     var acc = 0.0;
-    for (var c = 0u; c < q.channels; c++) { acc += w1[j * q.channels + c] * gap[b * q.channels + c]; }
+    for (var c = 0u; c < q.channels; c++) { acc += w1[j * q.channels + c] * pooled[c]; }
     hidden[j] = max(acc * hidden_scale[j] + hidden_shift[j], 0.0);
   }
   workgroupBarrier();

@@ -42,13 +42,15 @@
 // stored: moments_out[(o * parts + (b * hout + y) * x_blocks + xb) * 2 + {0, 1}] (parts = batch *
 // hout * x_blocks), from sums shifted by its first value; reduce.wgsl's moments_merge combines
 // them (2 stores per TX outputs here, instead of reading every output again).
+// With `sums` (inference, split attention's pooling next), each invocation writes instead the sum
+// of the values it stored per output channel: moments_out[o * parts + (b * hout + y) * x_blocks + xb].
 struct Conv {
   batch: u32, cin: u32, h: u32, w: u32,
   cout: u32, hout: u32, wout: u32, groups: u32,
   pad_y: u32, pad_x: u32, stride: u32, dilation: u32,
   has_bias: u32, oc_blocks: u32, x_blocks: u32, out_pad: u32,
   has_scale: u32, has_res: u32, relu: u32, accumulate: u32,
-  moments: u32,
+  moments: u32, sums: u32,
 }
 
 // The forward's dims; rows / t_rows: the rows to write of packed / packed_t (0: not wanted).
@@ -215,14 +217,16 @@ fn forward(
       if (p.accumulate != 0u) { v += out[base + xo + c]; }
       if (p.relu != 0u) { v = max(v, 0.0); }
       out[base + xo + c] = v;
-      if (p.moments != 0u) {
-        if (c == 0u) { shift = v; }
+      if (p.moments != 0u || p.sums != 0u) {
+        if (c == 0u && p.moments != 0u) { shift = v; }
         sums += vec2f(v - shift, (v - shift) * (v - shift));
       }
     }
+    let part = o * p.batch * p.hout * p.x_blocks + (b * p.hout + y) * p.x_blocks + xb;
+    if (p.sums != 0u) { moments_out[part] = sums.x; }
     if (p.moments != 0u) {
       let n = f32(min(TX, p.wout - xo));
-      let at = (o * p.batch * p.hout * p.x_blocks + (b * p.hout + y) * p.x_blocks + xb) * 2u;
+      let at = part * 2u;
       moments_out[at] = shift + sums.x / n;
       moments_out[at + 1u] = max(sums.y - sums.x * sums.x / n, 0.0);
     }

@@ -8,6 +8,7 @@ import {
   conv2d,
   conv2dWithMoments,
   conv2dFused,
+  conv2dFusedWithSums,
   conv2dInputGrad,
   conv2dWeightGrad,
   convVariants,
@@ -174,6 +175,35 @@ test(
     }
   },
 );
+
+test('every forward variant sums its output per channel in pieces (runs cut by the width, batch 2)', async () => {
+  const { gpu } = ctx;
+  for (const [B, C, H, W, O, K, G] of cases([
+    [2, 8, 5, 11, 36, 3, 4],
+    [1, 6, 3, 2, 5, 1, 1],
+  ])) {
+    const x = Tensor.fromArray(gpu, random(B * C * H * W, 51), [B, C, H, W]);
+    const w = Tensor.fromArray(gpu, random(O * (C / G) * K * K, 52), [O, C / G, K, K]);
+    const shift = Tensor.fromArray(gpu, random(O, 53), [O]);
+    for (const { name } of convVariants(gpu, 'forward')) {
+      const options = { padding: (K - 1) / 2, groups: G, relu: true, variant: name };
+      const { out, sums } = gpu.noGrad(() => conv2dFusedWithSums(x, w, shift, options));
+      assert.equal(sums.shape, [B, O, H, W]);
+      const [ys, pieces] = [await out.read(), await sums.partials.read()];
+      assert.is(pieces.length, O * B * sums.parts, `${name}: pieces`);
+      const got = new Float64Array(B * O);
+      const want = new Float64Array(B * O);
+      for (let o = 0; o < O; o++)
+        for (let b = 0; b < B; b++) {
+          for (let q = 0; q < sums.parts; q++) got[b * O + o] += pieces[(o * B + b) * sums.parts + q];
+          for (let i = 0; i < H * W; i++) want[b * O + o] += ys[(b * O + o) * H * W + i];
+        }
+      assertClose(got, want, { ...tolerance, what: `${name} [${B},${O},${H},${W}] sums` });
+      [out, sums.partials].forEach((t) => t.dispose());
+    }
+    [x, w, shift].forEach((t) => t.dispose());
+  }
+});
 
 test('conv variants: the default first, unique names, unknown names rejected with the valid ones', () => {
   const { gpu } = ctx;

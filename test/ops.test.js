@@ -389,6 +389,84 @@ for (const [B, C, hidden, outputs] of [
   });
 }
 
+// The inference gate pooling its input from partial sums (pieces per sample, as a convolution's
+// epilogue writes them), then attendSplits on its logits, against the CPU.
+for (const [B, R, C, hidden, parts, H, W] of [
+  [2, 4, 5, 70, 3, 2, 3],
+  [1, 4, 64, 64, 7, 4, 4], // SISN's widths
+  [3, 2, 3, 32, 1, 1, 5],
+]) {
+  test(`inferencePooledGate B${B} R${R} C${C} hidden ${hidden}, ${parts} pieces; attendSplits`, async () => {
+    const { gpu } = ctx;
+    const outputs = R * C;
+    const host = {
+      partials: random(outputs * B * parts, 21, 0, 2),
+      w1: random(hidden * C, 22),
+      gamma: random(hidden, 23, 0.5, 1.5),
+      beta: random(hidden, 24),
+      mean: random(hidden, 25),
+      variance: random(hidden, 26, 0.5, 1.5),
+      w2: random(outputs * hidden, 27),
+      b2: random(outputs, 28),
+    };
+    /** @type {Record<string, number[]>} */
+    const shapes = { w1: [hidden, C, 1, 1], w2: [outputs, hidden, 1, 1] };
+    const t = Object.fromEntries(
+      Object.entries(host).map(([k, v]) => [k, Tensor.fromArray(gpu, v, shapes[k] ?? [v.length])]),
+    );
+    const { scale, shift } = ops.foldBatchNorm(t.gamma, t.beta, t.mean, t.variance, null);
+    const sums = { partials: t.partials, shape: /** @type {const} */ ([B, outputs, H, W]), parts };
+    const gate = { w1: t.w1, scale, shift, w2: t.w2, b2: t.b2 };
+    const logits = gpu.noGrad(() => ops.inferencePooledGate(sums, R, gate));
+    assert.equal(logits.shape, [B, outputs, 1, 1]);
+    const gap = new Float64Array(B * C);
+    for (let b = 0; b < B; b++)
+      for (let c = 0; c < C; c++)
+        for (let k = 0; k < R; k++)
+          for (let q = 0; q < parts; q++) gap[b * C + c] += host.partials[((k * C + c) * B + b) * parts + q] / (H * W);
+    const pre = ref.conv2d(gap, [B, C, 1, 1], host.w1, [hidden, C, 1], null, 0, 1);
+    const bn = ref.batchNorm(pre, [B, hidden, 1, 1], host.gamma, host.beta, {
+      training: false,
+      runningMean: host.mean,
+      runningVar: host.variance,
+    });
+    const want = ref.conv2d(ref.relu(bn.out), [B, hidden, 1, 1], host.w2, [outputs, hidden, 1], host.b2, 0, 1);
+    assertClose(await logits.read(), want, { rtol: 1e-4, atol: 1e-4, what: 'logits' });
+    const zs = [B, outputs, H, W];
+    const zv = Float64Array.from(random(B * outputs * H * W, 29, 0, 2));
+    const z = Tensor.fromArray(gpu, zv, zs);
+    const y = gpu.noGrad(() => ops.attendSplits(z, R, logits));
+    const attended = ref.chunkSum(ref.scaleChannels(ref.radixSoftmax(want, [B, outputs], R), zv, zs), zs, R);
+    assertClose(await y.read(), attended, { rtol: 1e-4, atol: 1e-4, what: 'attended splits' });
+    [...Object.values(t), scale, shift, logits, z, y].forEach((x) => x.dispose());
+  });
+}
+
+test('inferencePooledGate and attendSplits reject pieces, logits and radixes that do not fit the splits', () => {
+  const { gpu } = ctx;
+  /** @param {number[]} shape */
+  const z = (shape) => Tensor.zeros(gpu, shape);
+  const gate = { w1: z([8, 4, 1, 1]), scale: z([8]), shift: z([8]), w2: z([16, 8, 1, 1]), b2: z([16]) };
+  const partials = z([16 * 2 * 3]);
+  const sums = { partials, shape: /** @type {const} */ ([2, 16, 3, 3]), parts: 3 };
+  const run = (/** @type {typeof sums} */ s, radix = 4) => gpu.noGrad(() => ops.inferencePooledGate(s, radix, gate));
+  assert.throws(() => run({ ...sums, parts: 4 }), /^inferencePooledGate: 96 partial sums are not 4 per sample/);
+  assert.throws(() => run(sums, 3), /^inferencePooledGate: 16 channels do not split into radix 3/);
+  assert.throws(() => run(sums, 2), /^inferencePooledGate: fc1, fc2, .* do not chain from a \[B, 8, 1, 1\] input/);
+  const logits = run(sums);
+  const splits = z([2, 16, 3, 3]);
+  const attend = (/** @type {Tensor} */ l, radix = 4) => gpu.noGrad(() => ops.attendSplits(splits, radix, l));
+  assert.throws(() => attend(logits, 3), /^attendSplits: 16 channels do not split into radix 3/);
+  const fewer = z([1, 16, 1, 1]);
+  assert.throws(() => attend(fewer), /^attendSplits: logits \[1, 16, 1, 1\] must be \[2, 16, 1, 1\] for splits/);
+  attend(logits).dispose();
+  gate.w1.requiresGrad = true;
+  assert.throws(() => ops.inferencePooledGate(sums, 4, gate), /records no gradient/);
+  logits.requiresGrad = true;
+  assert.throws(() => ops.attendSplits(splits, 4, logits), /records no gradient/);
+  [...Object.values(gate), partials, logits, splits, fewer].forEach((t) => t.dispose());
+});
+
 test('inferenceGate rejects gradients, mismatched weights and too many hidden units', () => {
   const { gpu } = ctx;
   /** @param {number[]} shape */

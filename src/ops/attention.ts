@@ -4,9 +4,10 @@
  * and the attention-weighted sum forward; the attention's gradient (one reduction) and the splits'
  * gradient (written once) backward. And `inferenceGate`, the gate in one dispatch for inference.
  */
-import { Tensor, formatShape } from '../tensor.js';
+import { Tensor, formatShape, sameShape } from '../tensor.js';
 import { dims4 } from '../shape.js';
 import { batchNormBackward, type BatchNormForward } from './batchnorm.js';
+import type { ChannelSums } from './conv2d.js';
 
 /**
  * The most hidden units attention.gate holds in workgroup memory (its GATE_HIDDEN_MAX), read from
@@ -87,15 +88,7 @@ export function splitAttend(
     throw new Error(`splitAttend: the gate gave ${formatShape(logits.shape)} for splits ${formatShape(z.shape)}`);
   if (gap.requiresGrad && !logits.requiresGrad)
     throw new Error("splitAttend: the gate's logits do not depend on its input");
-  const out = Tensor.empty(gpu, [b, channels, h, w]);
-  // Where planes hold whole vec4s, an invocation writes up to QUADS vec4s of one plane, else one.
-  const quads = gpu.kernels.constant('attention.attend', 'QUADS');
-  const attendInvocations = inner % 4 ? Math.ceil(out.size / 4) : pairs * Math.ceil(inner / (4 * quads));
-  gpu.kernels.dispatch('attention.attend', {
-    uniforms: uniforms(out.size),
-    buffers: { dst: out, z, logits, bn_stats: bnStats },
-    invocations: attendInvocations,
-  });
+  const out = launchAttend(z, radix, logits, bnStats);
   return gpu.tape.record(
     'attend',
     [logits, ...splitInputs],
@@ -121,40 +114,128 @@ export function splitAttend(
 }
 
 /**
+ * out[b, c] = sum_k a[b, k*C + c] * z[b, k*C + c] ([B, C, H, W]), a = softmax over k of the
+ * logits (one attention.attend dispatch); with bnStats, z made from the BatchNorm input (splitAttend).
+ */
+function launchAttend(z: Tensor, radix: number, logits: Tensor, bnStats: Tensor | null): Tensor {
+  const { gpu } = z;
+  const [b, rc, h, w] = z.shape;
+  const [channels, inner] = [rc / radix, h * w];
+  const out = Tensor.empty(gpu, [b, channels, h, w]);
+  // Where planes hold whole vec4s, an invocation writes up to QUADS vec4s of one plane, else one.
+  const quads = gpu.kernels.constant('attention.attend', 'QUADS');
+  const invocations = inner % 4 ? Math.ceil(out.size / 4) : b * channels * Math.ceil(inner / (4 * quads));
+  gpu.kernels.dispatch('attention.attend', {
+    uniforms: { n: out.size, channels, inner, radix, scale: 1 / inner, normalized: bnStats ? 1 : 0 },
+    buffers: { dst: out, z, logits, bn_stats: bnStats },
+    invocations,
+  });
+  return out;
+}
+
+/**
+ * splitAttend's weighted sum in inference, the gate's logits given (inferencePooledGate's): z [B,
+ * R*C, H, W], logits [B, R*C, 1, 1] -> [B, C, H, W]. Not recorded: call it under noGrad.
+ */
+export function attendSplits(z: Tensor, radix: number, logits: Tensor): Tensor {
+  const [b, rc] = dims4('attendSplits', z);
+  if (z.gpu.tape.gradEnabled && [z, logits].some((t) => t.requiresGrad))
+    throw new Error('attendSplits records no gradient: call it under noGrad');
+  if (!Number.isInteger(radix) || radix < 1 || rc % radix)
+    throw new Error(`attendSplits: ${rc} channels do not split into radix ${radix}`);
+  if (!sameShape(logits.shape, [b, rc, 1, 1]))
+    throw new Error(
+      `attendSplits: logits ${formatShape(logits.shape)} must be [${b}, ${rc}, 1, 1] ` +
+        `for splits ${formatShape(z.shape)}`,
+    );
+  return launchAttend(z, radix, logits, null);
+}
+
+/** The folded gate's parameters: fc1's weight, its folded BatchNorm, fc2's weight and bias. */
+export interface InferenceGateParams {
+  w1: Tensor;
+  scale: Tensor;
+  shift: Tensor;
+  w2: Tensor;
+  b2: Tensor;
+}
+
+/**
  * The split-attention gate in inference, in one dispatch: logits = fc2(relu(fc1(gap) * scale +
  * shift)), gap [B, C, 1, 1], fc1's weight w1 [hidden, C, 1, 1], fc2's w2 [R*C, hidden, 1, 1] and
  * bias b2, with fc1's bias and its eval-mode BatchNorm folded into scale and shift (foldBatchNorm).
  * Not recorded: call it under noGrad.
  */
 export function inferenceGate(gap: Tensor, w1: Tensor, scale: Tensor, shift: Tensor, w2: Tensor, b2: Tensor): Tensor {
-  const { gpu } = gap;
-  if (gpu.tape.gradEnabled && [gap, w1, scale, shift, w2, b2].some((t) => t.requiresGrad))
-    throw new Error('inferenceGate records no gradient: call it under noGrad');
   const [batch, channels, h, w] = dims4('inferenceGate', gap);
+  if (h !== 1 || w !== 1)
+    throw new Error(`inferenceGate: the pooled input must be [B, C, 1, 1], got ${formatShape(gap.shape)}`);
+  return launchGate('inferenceGate', { w1, scale, shift, w2, b2 }, gap, batch, channels, {
+    parts: 0,
+    radix: 0,
+    scale: 0,
+  });
+}
+
+/**
+ * inferenceGate on the pooled splits, pooled in the same dispatch from their sums in pieces (as
+ * conv2dFusedWithSums wrote them for its output, the splits z [B, R*C, H, W]): splitAttend's
+ * pooling and gate, the logits [B, R*C, 1, 1] (what attendSplits takes), without a pass over the
+ * splits. Not recorded: call it under noGrad.
+ */
+export function inferencePooledGate(sums: ChannelSums, radix: number, gate: InferenceGateParams): Tensor {
+  const [batch, rc, h, w] = sums.shape;
+  if (!Number.isInteger(radix) || radix < 1 || rc % radix)
+    throw new Error(`inferencePooledGate: ${rc} channels do not split into radix ${radix}`);
+  const { parts } = sums;
+  if (!Number.isInteger(parts) || parts < 1 || sums.partials.size !== rc * batch * parts)
+    throw new Error(
+      `inferencePooledGate: ${sums.partials.size} partial sums are not ${parts} per sample and channel of ` +
+        formatShape(sums.shape),
+    );
+  return launchGate('inferencePooledGate', gate, sums.partials, batch, rc / radix, {
+    parts,
+    radix,
+    scale: 1 / (h * w),
+  });
+}
+
+function launchGate(
+  op: string,
+  { w1, scale, shift, w2, b2 }: InferenceGateParams,
+  input: Tensor,
+  batch: number,
+  channels: number,
+  pooling: { parts: number; radix: number; scale: number },
+): Tensor {
+  const { gpu } = input;
+  if (gpu.tape.gradEnabled && [input, w1, scale, shift, w2, b2].some((t) => t.requiresGrad))
+    throw new Error(`${op} records no gradient: call it under noGrad`);
   const [hidden, outputs] = [w1.shape[0], w2.shape[0]];
   const fits = (t: Tensor, shape: number[]) =>
     t.shape.length === shape.length && shape.every((d, i) => t.shape[i] === d);
-  if (h !== 1 || w !== 1)
-    throw new Error(`inferenceGate: the pooled input must be [B, C, 1, 1], got ${formatShape(gap.shape)}`);
   if (
     !fits(w1, [hidden, channels, 1, 1]) ||
     !fits(w2, [outputs, hidden, 1, 1]) ||
     !fits(scale, [hidden]) ||
     !fits(shift, [hidden]) ||
-    !fits(b2, [outputs])
+    !fits(b2, [outputs]) ||
+    (pooling.radix && outputs !== channels * pooling.radix)
   ) {
     const shapes = [w1, w2, scale, shift, b2].map((t) => formatShape(t.shape)).join(', ');
+    const pooled = pooling.radix ? ` (pooled from ${pooling.radix} splits)` : '';
     throw new Error(
-      `inferenceGate: fc1, fc2, scale, shift and bias ${shapes} do not chain from a [B, ${channels}, 1, 1] input`,
+      `${op}: fc1, fc2, scale, shift and bias ${shapes} do not chain from a [B, ${channels}, 1, 1] input${pooled}`,
     );
   }
   const hiddenMax = gateHiddenMax(gpu);
-  if (hidden > hiddenMax) throw new Error(`inferenceGate: ${hidden} hidden units, at most ${hiddenMax}`);
-  const logits = Tensor.empty(gpu, [batch, outputs, 1, 1]);
+  if (hidden > hiddenMax) throw new Error(`${op}: ${hidden} hidden units, at most ${hiddenMax}`);
+  if (channels > hiddenMax) throw new Error(`${op}: ${channels} input channels, at most ${hiddenMax}`);
+  const out = Tensor.empty(gpu, [batch, outputs, 1, 1]);
   gpu.kernels.dispatch('attention.gate', {
-    uniforms: { batch, channels, hidden, outputs },
-    buffers: { out: logits, gap, w1, w2, hidden_scale: scale, hidden_shift: shift, b2 },
+    uniforms: { batch, channels, hidden, outputs, ...pooling },
+    buffers: { out, gap: input, w1, w2, hidden_scale: scale, hidden_shift: shift, b2 },
     groups: batch,
   });
-  return logits;
+  return out;
 }

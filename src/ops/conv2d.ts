@@ -71,6 +71,18 @@ export interface ConvEpilogue {
   relu?: boolean;
 }
 
+/**
+ * Per output channel, the sums of the output in pieces the forward kernel wrote as it stored them:
+ * partials[o * batch * parts + b * parts + q] for q < parts, the pieces of sample b.
+ */
+export interface ChannelSums {
+  partials: Tensor;
+  shape: readonly [number, number, number, number];
+  parts: number;
+}
+
+type FusedOptions = Conv2dOptions & ConvEpilogue;
+
 /** What the forward kernel computes, beyond its input and packed weights. */
 interface ForwardLaunch {
   cout: number;
@@ -90,11 +102,14 @@ interface ForwardLaunch {
   into?: Tensor | null;
   /** Also write the output's per-channel moments in pieces (for the BatchNorm that follows). */
   moments?: boolean;
+  /** Also write the output's per-channel sums in pieces (for the split attention that follows). */
+  sums?: boolean;
 }
 
 interface ForwardResult {
   out: Tensor;
   moments: MomentPartials | null;
+  sums: ChannelSums | null;
 }
 
 function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): ForwardResult {
@@ -107,7 +122,8 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Forwar
       'conv2d.forward',
       shapeKey(batch, cin, cout, groups, k, window, h, wd),
       convVariants(gpu, role).map((v) => v.name),
-      (variant) => launchForward(x, packed, { ...launch, variant, into: null, moments: false }).out.dispose(),
+      (variant) =>
+        launchForward(x, packed, { ...launch, variant, into: null, moments: false, sums: false }).out.dispose(),
     );
   const v = findVariant<ForwardVariant>(gpu, role, name);
   const kernel = forwardKernel(gpu, v);
@@ -132,6 +148,13 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Forwar
         columns: v.columns,
       }
     : null;
+  const sums = launch.sums
+    ? {
+        partials: Tensor.empty(gpu, [cout * batch * hout * xBlocks]),
+        shape: [batch, cout, hout, wout] as const,
+        parts: hout * xBlocks,
+      }
+    : null;
   gpu.kernels.dispatch(kernel, {
     tag,
     uniforms: {
@@ -149,6 +172,7 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Forwar
         relu: epilogue.relu ? 1 : 0,
         accumulate: into ? 1 : 0,
         moments: moments ? 1 : 0,
+        sums: sums ? 1 : 0,
       },
     },
     buffers: {
@@ -158,13 +182,13 @@ function launchForward(x: Tensor, packed: Tensor, launch: ForwardLaunch): Forwar
       bias,
       scale: epilogue.scale,
       res: epilogue.residual,
-      moments_out: moments?.partials,
+      moments_out: moments?.partials ?? sums?.partials,
     },
-    unwritten: moments ? [] : ['moments_out'],
+    unwritten: moments || sums ? [] : ['moments_out'],
     invocations: [hout * xBlocks, ocBlocks, batch],
     constants: geometry.constants,
   });
-  return { out, moments };
+  return { out, moments, sums };
 }
 
 /** conv2dInputGrad's options: the forward's, and the forward's input size where a stride leaves it open. */
@@ -312,7 +336,7 @@ function convolve(
   );
   // The tape holds its own reference to the transposed packing (none if nothing is recorded).
   packs.transposed?.dispose();
-  return { out: result, moments };
+  return { out: result, moments, sums: null };
 }
 
 /**
@@ -320,28 +344,43 @@ function convolve(
  * e.g. an eval-mode BatchNorm (see foldBatchNorm) and the ReLU and residual add after it, in one
  * pass. Not recorded: use it where no gradient is wanted.
  */
-export function conv2dFused(
+export function conv2dFused(x: Tensor, w: Tensor, shift: Tensor | null, options: FusedOptions = {}): Tensor {
+  return fusedForward('conv2dFused', x, w, shift, options, false).out;
+}
+
+/**
+ * conv2dFused, and its output's per-channel sums in pieces from the same kernel, for the split
+ * attention that pools it next (the pooling then need not read the output).
+ */
+export function conv2dFusedWithSums(x: Tensor, w: Tensor, shift: Tensor | null, options: FusedOptions = {}) {
+  const { out, sums } = fusedForward('conv2dFusedWithSums', x, w, shift, options, true);
+  return { out, sums: sums as ChannelSums };
+}
+
+function fusedForward(
+  op: string,
   x: Tensor,
   w: Tensor,
   shift: Tensor | null,
-  options: Conv2dOptions & ConvEpilogue = {},
-): Tensor {
+  options: FusedOptions,
+  withSums: boolean,
+): ForwardResult {
   if (x.gpu.tape.gradEnabled && [x, w, shift, options.scale, options.residual].some((t) => t?.requiresGrad)) {
-    throw new Error('conv2dFused records no gradient: call it under noGrad');
+    throw new Error(`${op} records no gradient: call it under noGrad`);
   }
-  const shape = convShape(x.gpu, 'conv2dFused', x.shape, w.shape, options);
+  const shape = convShape(x.gpu, op, x.shape, w.shape, options);
   const { cout, groups, window } = shape;
   for (const [what, t] of [
     ['shift', shift],
     ['scale', options.scale],
   ] as const) {
     if (t && (t.shape.length !== 1 || t.shape[0] !== cout))
-      throw new Error(`conv2dFused: ${what} ${formatShape(t.shape)} must be [${cout}], one per output channel`);
+      throw new Error(`${op}: ${what} ${formatShape(t.shape)} must be [${cout}], one per output channel`);
   }
   const out = outputShape(shape);
   if (options.residual && !sameShape(options.residual.shape, out))
     throw new Error(
-      `conv2dFused: residual ${formatShape(options.residual.shape)} must have the output's shape ${formatShape(out)}`,
+      `${op}: residual ${formatShape(options.residual.shape)} must have the output's shape ${formatShape(out)}`,
     );
   return launchForward(x, inferencePacking(w, groups), {
     cout,
@@ -353,5 +392,6 @@ export function conv2dFused(
     variant: options.variant,
     tag: 'fused',
     epilogue: options,
-  }).out;
+    sums: withSums,
+  });
 }

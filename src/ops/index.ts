@@ -3,9 +3,11 @@ export {
   conv2d,
   conv2dWithMoments,
   conv2dFused,
+  conv2dFusedWithSums,
   conv2dInputGrad,
   conv2dWeightGrad,
   type ConvEpilogue,
+  type ChannelSums,
   type Conv2dInputGradOptions,
 } from './conv2d.js';
 export { samePadding, type Padding } from './window.js';
@@ -28,7 +30,14 @@ export {
 export { channelReduce, globalAvgPool, ReduceMode, type MomentPartials, type ReduceArgs } from './reduce.js';
 export { pixelShuffle, spaceToDepth, upsampleNearest, reshape } from './layout.js';
 export { l1Loss } from './loss.js';
-export { splitAttend, inferenceGate, gateHiddenMax } from './attention.js';
+export {
+  splitAttend,
+  inferenceGate,
+  inferencePooledGate,
+  attendSplits,
+  gateHiddenMax,
+  type InferenceGateParams,
+} from './attention.js';
 export {
   layerRun,
   convLayer,

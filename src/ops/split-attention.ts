@@ -2,13 +2,19 @@
  * The split-attention layer (ResNeSt's, radix R, cardinality 1; the official
  * `Internal_feature_Split_Attention`): a grouped convolution and bn0 + ReLU make the splits, a gate
  * (fc1 -> bn1 -> ReLU -> fc2) weighs them (splitAttend). One entry point picks the path per layer
- * mode (layers.ts): the splits made where they are read in training, the gate in one kernel when
- * folded.
+ * mode (layers.ts): the splits made where they are read in training; folded, three kernels (the
+ * splits' convolution also summing them, the pooling and gate in one, the weighted sum).
  */
 import type { Tensor } from '../tensor.js';
-import { conv2dWithMoments } from './conv2d.js';
+import { conv2dWithMoments, conv2dFusedWithSums } from './conv2d.js';
 import { batchNormStatistics, type BatchNormForward } from './batchnorm.js';
-import { splitAttend, inferenceGate, gateHiddenMax } from './attention.js';
+import {
+  splitAttend,
+  attendSplits,
+  inferencePooledGate,
+  gateHiddenMax,
+  type InferenceGateParams,
+} from './attention.js';
 import { convBn, convLayer, foldedBatchNorm, type ConvLayer, type BatchNormLayer, type LayerRun } from './layers.js';
 
 export interface SplitAttentionLayer {
@@ -25,8 +31,18 @@ export interface SplitAttentionLayer {
 
 /** Split attention of x [B, C, H, W] -> [B, C, H, W]. */
 export function splitAttention(run: LayerRun, layer: SplitAttentionLayer, x: Tensor): Tensor {
-  const gate = attentionGate(run, layer);
   const { conv, bn0, radix } = layer;
+  const folded = run.mode === 'folded' ? foldedGate(layer) : null;
+  if (folded) {
+    // The pooling reads the sums the splits' convolution wrote as it stored them, not the splits.
+    const bn = foldedBatchNorm(conv, bn0);
+    const splits = conv2dFusedWithSums(x, conv.weight, bn.shift, { ...conv.options, scale: bn.scale, relu: true });
+    const logits = inferencePooledGate(splits.sums, radix, folded);
+    const y = attendSplits(splits.out, radix, logits);
+    [splits.out, splits.sums.partials, logits].forEach((t) => t.dispose());
+    return y;
+  }
+  const gate = layerGate(run, layer);
   let y: Tensor;
   if (run.mode !== 'train' || run.capture) {
     y = splitAttend(convBn(run, conv, bn0, x, { relu: true }), radix, gate);
@@ -51,14 +67,17 @@ export function splitAttention(run: LayerRun, layer: SplitAttentionLayer, x: Ten
   return y;
 }
 
-/** fc1 -> bn1 -> ReLU -> fc2 on the pooled splits: folded, one kernel (when its hidden units fit), else the layers. */
-function attentionGate(run: LayerRun, { fc1, bn1, fc2 }: SplitAttentionLayer): (gap: Tensor) => Tensor {
-  if (run.mode === 'folded' && fc1.weight.shape[0] <= gateHiddenMax(fc1.weight.gpu)) {
-    const { scale, shift } = foldedBatchNorm(fc1, bn1);
-    if (!fc2.bias) throw new Error(`splitAttention: ${fc2.name} has no bias`);
-    const b2 = fc2.bias;
-    return (gap) => inferenceGate(gap, fc1.weight, scale, shift, fc2.weight, b2);
-  }
+/** The gate's folded parameters, where it runs folded in one kernel (its widths fit), else null. */
+function foldedGate({ fc1, bn1, fc2 }: SplitAttentionLayer): InferenceGateParams | null {
+  const max = gateHiddenMax(fc1.weight.gpu);
+  if (fc1.weight.shape[0] > max || fc1.weight.shape[1] > max) return null;
+  if (!fc2.bias) throw new Error(`splitAttention: ${fc2.name} has no bias`);
+  const { scale, shift } = foldedBatchNorm(fc1, bn1);
+  return { w1: fc1.weight, scale, shift, w2: fc2.weight, b2: fc2.bias };
+}
+
+/** fc1 -> bn1 -> ReLU -> fc2 on the pooled splits, as layers (train and eval; their outputs captured). */
+function layerGate(run: LayerRun, { fc1, bn1, fc2 }: SplitAttentionLayer): (gap: Tensor) => Tensor {
   return (gap) => {
     run.capture?.(`${fc1.name}in`, gap);
     return convLayer(run, fc2, convBn(run, fc1, bn1, gap, { relu: true }));
