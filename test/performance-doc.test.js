@@ -3,7 +3,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { BEGIN, DOC, END, readResults, renderResults, withResults } from '../scripts/performance-doc.mjs';
+import {
+  BEGIN,
+  DOC,
+  END,
+  README,
+  readResults,
+  renderResults,
+  renderSpeed,
+  withResults,
+  withSpeed,
+} from '../scripts/performance-doc.mjs';
 
 test('docs/performance.md: the results section is generated from bench/results.json', () => {
   const doc = readFileSync(DOC, 'utf8');
@@ -12,6 +22,23 @@ test('docs/performance.md: the results section is generated from bench/results.j
     withResults(doc, readResults()) === doc,
     'docs/performance.md does not show bench/results.json: run node scripts/performance-doc.mjs',
   );
+});
+
+test("README.md: the line on speed is generated from bench/results.json and gives each forward's spread", () => {
+  const readme = readFileSync(README, 'utf8');
+  assert.ok(
+    withSpeed(readme, readResults()) === readme,
+    'README.md does not show bench/results.json: run node scripts/performance-doc.mjs',
+  );
+  const results = readResults();
+  const [e] = results.endToEnd;
+  Object.assign(e, {
+    runs: [571, 603, 640].map((ms) => ({ ms, pytorchMs: 190, ratio: ms / 190 })),
+    vsPytorch: 603 / 190,
+    vsPytorchRange: [571 / 190, 640 / 190],
+  });
+  const line = renderSpeed({ ...results, endToEnd: [e] });
+  assert.ok(line.includes(`3.2x (3.0-3.4x over 3 runs) PyTorch CPU's time at ${e.name.replace('forward ', '')}`), line);
 });
 
 test('the generated section shows every end-to-end case and kernel of the JSON', () => {
