@@ -318,14 +318,16 @@ test('a process that uses the engine exits by itself', () => {
   assert.is(r.stdout.trim(), '2,4,6');
 });
 
-test("the quiet wait learns a submit's latency per size, and drops an estimate the GPU beat", async () => {
+test("the quiet wait learns a submit's latency per size, follows a slower one, cuts one the GPU beat", async () => {
   const { gpu } = ctx;
   const { recorder } = gpu;
   const quiet = recorder.quietWait;
   recorder.quietWait = true;
   const small = Tensor.fromArray(gpu, new Float32Array(64));
   const large = Tensor.fromArray(gpu, new Float32Array(64 * 1024));
-  const slowly = () => new Promise((r) => setTimeout(r, 400));
+  const medium = Tensor.fromArray(gpu, new Float32Array(4 * 1024));
+  const after = (/** @type {number} */ ms) => () => new Promise((r) => setTimeout(r, ms));
+  const done = () => Promise.resolve();
   /** @param {Tensor} t @param {() => Promise<unknown>} done */
   const waited = async (t, done) => {
     gpu.noGrad(() => add(t, t)).dispose();
@@ -337,15 +339,20 @@ test("the quiet wait learns a submit's latency per size, and drops an estimate t
   try {
     await gpu.sync();
     // The same kernel and dispatch count on more data: learned as its own case.
-    await waited(large, slowly);
-    assert.ok((await waited(small, () => Promise.resolve())) < 200, 'slept for the larger submit');
-    // Done long before the 340 ms sleep: the next one sleeps at most half of that.
-    assert.ok((await waited(large, () => Promise.resolve())) >= 300, 'the learned latency was not slept');
-    assert.ok((await waited(large, () => Promise.resolve())) < 200, 'the estimate kept the overslept time');
+    await waited(large, after(400));
+    assert.ok((await waited(small, done)) < 200, 'slept for the larger submit');
+    // Done long before the 340 ms sleep: each next sleep is 0.85 x 0.8 of the last (231, then 157 ms).
+    const overslept = await waited(large, done);
+    assert.ok(overslept >= 300, 'the learned latency was not slept');
+    assert.ok((await waited(large, done)) < overslept - 50, 'the estimate kept the overslept time');
+    assert.ok((await waited(large, done)) < 200, 'the estimate kept the overslept time');
+    // Slower than learned, and waited for after the sleep: the next one sleeps for the slower time.
+    await waited(medium, after(100));
+    await waited(medium, after(300));
+    assert.ok((await waited(medium, done)) >= 240, 'the estimate lagged a slower submit');
   } finally {
     recorder.quietWait = quiet;
-    small.dispose();
-    large.dispose();
+    [small, large, medium].forEach((t) => t.dispose());
   }
 });
 

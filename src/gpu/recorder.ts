@@ -253,16 +253,14 @@ export class CommandRecorder {
     const result = await done();
     const now = performance.now();
     const took = now - at;
-    // The estimate follows a faster submit at once and a slower one gradually. Work already done
-    // when the sleep ended (no wait after it) may have finished well before, so the estimate halves:
-    // else one slow submit (the first, with its allocations) kept the steps after it sleeping for
-    // its time, the estimate shrinking by under 5% a step (by 0.8 a step, the second to fifth
-    // forwards of a small image still slept for the first one's time, docs/performance.md).
+    // A submit still running when the sleep ended took what it took: the estimate becomes that,
+    // slower or faster. Work already done when the sleep ended finished somewhere during it, so the
+    // estimate drops to 0.8 of it, and the next sleep ends before the work and measures it again.
+    // Halving it instead, and following a slower submit gradually, kept the steps after an
+    // oversleep polling busily for a quarter of their time, which slows a software adapter
+    // (docs/performance.md).
     const overslept = slept && now - woke < 1;
-    this.latency.set(
-      signature,
-      expected === undefined ? took : overslept ? 0.5 * took : Math.min(took, 0.7 * expected + 0.3 * took),
-    );
+    this.latency.set(signature, overslept ? 0.8 * took : took);
     return result;
   }
 
