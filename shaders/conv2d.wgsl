@@ -222,13 +222,15 @@ fn forward(
         sums += vec2f(v - shift, (v - shift) * (v - shift));
       }
     }
-    let part = o * p.batch * p.hout * p.x_blocks + (b * p.hout + y) * p.x_blocks + xb;
-    if (p.sums != 0u) { moments_out[part] = sums.x; }
-    if (p.moments != 0u) {
-      let n = f32(min(TX, p.wout - xo));
-      let at = part * 2u;
-      moments_out[at] = shift + sums.x / n;
-      moments_out[at + 1u] = max(sums.y - sums.x * sums.x / n, 0.0);
+    if (p.moments != 0u || p.sums != 0u) {
+      let part = o * p.batch * p.hout * p.x_blocks + (b * p.hout + y) * p.x_blocks + xb;
+      if (p.sums != 0u) {
+        moments_out[part] = sums.x;
+      } else {
+        let n = f32(min(TX, p.wout - xo));
+        moments_out[part * 2u] = shift + sums.x / n;
+        moments_out[part * 2u + 1u] = max(sums.y - sums.x * sums.x / n, 0.0);
+      }
     }
   }
 }

@@ -483,6 +483,8 @@ test('inferenceGate rejects gradients, mismatched weights and too many hidden un
     () => ops.inferenceGate(gap, z([wide, 4, 1, 1]), z([wide]), z([wide]), z([16, wide, 1, 1]), b2),
     /hidden units, at most/,
   );
+  const [wideGap, wideW1] = [z([2, wide, 1, 1]), z([8, wide, 1, 1])];
+  assert.throws(() => ops.inferenceGate(wideGap, wideW1, s, s, w2, b2), /input channels, at most/);
   w1.requiresGrad = true;
   assert.throws(() => ops.inferenceGate(gap, w1, s, s, w2, b2), /records no gradient/);
 });

@@ -212,14 +212,12 @@ function launchGate(
   if (gpu.tape.gradEnabled && [input, w1, scale, shift, w2, b2].some((t) => t.requiresGrad))
     throw new Error(`${op} records no gradient: call it under noGrad`);
   const [hidden, outputs] = [w1.shape[0], w2.shape[0]];
-  const fits = (t: Tensor, shape: number[]) =>
-    t.shape.length === shape.length && shape.every((d, i) => t.shape[i] === d);
   if (
-    !fits(w1, [hidden, channels, 1, 1]) ||
-    !fits(w2, [outputs, hidden, 1, 1]) ||
-    !fits(scale, [hidden]) ||
-    !fits(shift, [hidden]) ||
-    !fits(b2, [outputs]) ||
+    !sameShape(w1.shape, [hidden, channels, 1, 1]) ||
+    !sameShape(w2.shape, [outputs, hidden, 1, 1]) ||
+    !sameShape(scale.shape, [hidden]) ||
+    !sameShape(shift.shape, [hidden]) ||
+    !sameShape(b2.shape, [outputs]) ||
     (pooling.radix && outputs !== channels * pooling.radix)
   ) {
     const shapes = [w1, w2, scale, shift, b2].map((t) => formatShape(t.shape)).join(', ');
